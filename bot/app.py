@@ -1,0 +1,124 @@
+"""The app factory: wires settings, config, store, Slack (Bolt + gateway), handlers and jobs.
+
+`create_app(settings, config)` returns an aiohttp Application; nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, SystemClock
+from bot.config import PulseOpsConfig, Settings
+from bot.deps import Deps
+from bot.metrics import Metrics
+from bot.render import Names, Renderer
+from bot.services.incidents import IncidentService
+from bot.services.outbox import OutboxWorker
+from bot.slack.gateway import SlackGateway
+from handlers import actions, api, commands, views, webhooks
+from handlers.middleware import http_middleware
+from store import migrate
+from store.session import Database
+
+log = logging.getLogger(__name__)
+
+DEPS = web.AppKey("deps", Deps)
+BOLT = web.AppKey("bolt", AsyncApp)
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def create_app(
+    settings: Settings,
+    config: PulseOpsConfig,
+    *,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    run_jobs: bool = True,
+    outbox_interval: float = 1.0,
+) -> web.Application:
+    """Build the service. `run_jobs=False` leaves the periodic sweeps off (tests drive them)."""
+    environ = os.environ if environ is None else environ
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    db = Database(settings.database_url)
+    token = _secret(settings.slack_bot_token) or "xoxb-not-configured"
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+    gateway = SlackGateway(client, metrics=metrics, monotonic=lambda: clock.now().timestamp())
+    renderer = Renderer(
+        Names(
+            services={s.id: s.name for s in config.services},
+            teams={t.id: t.name for t in config.teams},
+        )
+    )
+    outbox = OutboxWorker(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
+    )
+    incidents = IncidentService(
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=outbox.kick
+    )
+    deps = Deps(
+        settings=settings, config=config, db=db, clock=clock, metrics=metrics, renderer=renderer,
+        gateway=gateway, incidents=incidents, outbox=outbox,
+        integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
+    )
+
+    bolt = AsyncApp(
+        token=token,
+        signing_secret=_secret(settings.slack_signing_secret) or "",
+        client=client,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    for module in (commands, actions, views):
+        module.register(bolt, deps)
+
+    app = web.Application(middlewares=[http_middleware(metrics)], client_max_size=4 * 1024**2)
+    app[DEPS] = deps
+    app[BOLT] = bolt
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        bolt_request = await to_bolt_request(request)
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    app.router.add_post("/slack/events", slack_events)
+    for http_module in (webhooks, api):
+        http_module.register(app, deps)
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def on_startup(_: web.Application) -> None:
+        await migrate.upgrade(db)
+        if run_jobs:
+            scheduler.add_job(
+                outbox.drain, "interval", seconds=outbox_interval, id="outbox",
+                max_instances=1, coalesce=True,
+            )
+            scheduler.add_job(
+                incidents.purge_idempotency_keys, "interval", minutes=10, id="idempotency-purge",
+                max_instances=1, coalesce=True,
+            )
+            scheduler.start()
+            outbox.kick()  # deliver whatever a previous run left undelivered
+
+    async def on_cleanup(_: web.Application) -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await outbox.wait_idle()
+        await client.session.close() if client.session else None
+        await db.dispose()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,131 @@
+"""The `pulseops` command line: serve, sandbox, config check, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _fail(problems: Sequence[str]) -> int:
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service against Slack (HTTP mode, or Socket Mode with SLACK_APP_TOKEN)."""
+    from bot.config import load_config, load_settings
+    from bot.logs import configure_logging
+    from bot.server import serve
+
+    try:
+        settings = load_settings()
+        settings.require_for_serve()
+        config = load_config(Path(args.config) if args.config else settings.config_path)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    asyncio.run(serve(settings, config, host=args.host or settings.host, port=args.port or settings.port))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Run the whole product offline against the built-in Slack emulator."""
+    from bot.sandbox import run_sandbox
+
+    try:
+        asyncio.run(
+            run_sandbox(
+                host=args.host, port=args.port, bot_port=args.bot_port, db=args.db,
+                config_path=Path(args.config) if args.config else None,
+                rate_limits=args.rate_limits, latency_ms=args.latency_ms,
+            )
+        )
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a configuration file; exit 0 when valid, 2 with every problem otherwise."""
+    from bot.config import config_check
+
+    return config_check(Path(args.file), os.environ)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the database migrations (the service also does this at start-up)."""
+    from bot.config import load_settings
+    from store import migrate
+    from store.session import Database
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(exc.problems)
+
+    async def run() -> str | None:
+        db = Database(args.database_url or settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            return await migrate.current_revision(db)
+        finally:
+            await db.dispose()
+
+    print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulseops", description="Slack-native incident response service."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service against Slack")
+    serve.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
+    serve.add_argument("--host", help="listen address (default: $PULSEOPS_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (default: $PULSEOPS_PORT or 3000)")
+    serve.set_defaults(func=cmd_serve)
+
+    sandbox = sub.add_parser("sandbox", help="run offline against the built-in Slack emulator")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=3001, help="emulator port (default 3001)")
+    sandbox.add_argument("--bot-port", type=int, default=3000, help="PulseOps port (default 3000)")
+    sandbox.add_argument("--db", default="pulseops-sandbox.db", help="SQLite file for the sandbox")
+    sandbox.add_argument("--config", help="YAML config (default: the bundled example)")
+    sandbox.add_argument("--rate-limits", action="store_true", help="enforce Slack's rate limits")
+    sandbox.add_argument("--latency-ms", type=int, default=0, help="latency added to each Slack call")
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("--database-url", help="default: $PULSEOPS_DATABASE_URL")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The dependencies handlers receive: built once by the app factory, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.clock import Clock
+from bot.config import PulseOpsConfig, Settings
+from bot.metrics import Metrics
+from bot.render import Renderer
+from bot.services.incidents import IncidentService
+from bot.services.outbox import OutboxWorker
+from bot.slack.gateway import SlackGateway
+from store.session import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    config: PulseOpsConfig
+    db: Database
+    clock: Clock
+    metrics: Metrics
+    renderer: Renderer
+    gateway: SlackGateway
+    incidents: IncidentService
+    outbox: OutboxWorker
+    integration_tokens: dict[str, str]

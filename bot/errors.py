@@ -1,0 +1,82 @@
+"""The one error tree of PulseOps; `handlers/errors.py` maps it to HTTP and Slack answers.
+
+PulseOpsError
+├── UserError          a person or a client did something wrong; carries the message to show
+│   ├── NotFound       the thing named does not exist (HTTP 404)
+│   └── Conflict       the request conflicts with the current state (HTTP 409)
+├── AuthError          missing or wrong credentials (HTTP 401)
+├── ConfigError        the configuration is invalid; carries one line per problem
+└── SlackError         a Slack Web API call failed
+    ├── SlackRetryable 429, 5xx, timeouts, transient Slack errors: try again later
+    └── SlackFatal     invalid_auth, channel_not_found, invalid_blocks…: retrying cannot help
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class PulseOpsError(Exception):
+    """Base of every error PulseOps raises on purpose."""
+
+
+class UserError(PulseOpsError):
+    """Bad input from a person or a client; `message` is what they should read.
+
+    `fields` maps a field name to what is wrong with it (shown in JSON error bodies).
+    """
+
+    status = 400
+
+    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class NotFound(UserError):
+    status = 404
+
+
+class Conflict(UserError):
+    status = 409
+
+
+class PayloadTooLarge(UserError):
+    status = 413
+
+
+class AuthError(PulseOpsError):
+    status = 401
+
+
+class ConfigError(PulseOpsError):
+    """Invalid configuration; `problems` holds one human-readable line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class SlackError(PulseOpsError):
+    """A Slack Web API call failed."""
+
+    def __init__(self, method: str, error: str, *, status: int | None = None) -> None:
+        self.method = method
+        self.error = error
+        self.status = status
+        super().__init__(f"{method}: {error}")
+
+
+class SlackRetryable(SlackError):
+    """Slack may accept the same call later; `retry_after` is seconds to wait, when known."""
+
+    def __init__(
+        self, method: str, error: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(method, error, status=status)
+        self.retry_after = retry_after
+
+
+class SlackFatal(SlackError):
+    """Retrying the same call cannot succeed."""

@@ -1,0 +1,317 @@
+"""The one renderer: Jinja templates -> mrkdwn text and Block Kit, within Slack's limits.
+
+Every `{{ value }}` is escaped for mrkdwn (`&`, `<`, `>`) unless a filter here produced it as
+`Markup` (mentions, channel links, dates): untrusted text is escaped exactly once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from bot.domain.incident import Severity, Status
+from bot.domain.records import Incident, TimelineEvent
+from bot.ids import Action, Block, Callback, Input
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_CONTEXT_TEXT = 2000
+MAX_TEXT = 3000
+
+_STATUS_EMOJI = {
+    Status.TRIGGERED: ":rotating_light:",
+    Status.ACKNOWLEDGED: ":eyes:",
+    Status.RESOLVED: ":white_check_mark:",
+}
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three characters Slack treats as control sequences in mrkdwn."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    note = f"… ({len(text) - limit} more characters)"
+    return text[: max(limit - len(note), 0)] + note
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, Markup):
+        return value
+    if value is None:
+        return ""
+    return escape_mrkdwn(str(value))
+
+
+def _actor(actor: str | None) -> Markup:
+    if not actor:
+        return Markup("someone")
+    if actor.startswith(("U", "W")) and actor.isalnum():
+        return Markup(f"<@{actor}>")
+    if actor.startswith("monitor:"):
+        return Markup(f"the monitor ({escape_mrkdwn(actor.removeprefix('monitor:'))})")
+    return Markup(escape_mrkdwn(actor))
+
+
+def _channel(channel_id: str) -> Markup:
+    return Markup(f"<#{escape_mrkdwn(channel_id)}>")
+
+
+def _slackdate(value: datetime | None) -> Markup:
+    if value is None:
+        return Markup("—")
+    fallback = value.strftime("%Y-%m-%d %H:%M UTC")
+    return Markup(f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>")
+
+
+def _link(url: str, text: str) -> Markup:
+    if not url.startswith(("http://", "https://")) or any(c in url for c in "<>| "):
+        return Markup(escape_mrkdwn(f"{text}: {url}"))
+    return Markup(f"<{url}|{escape_mrkdwn(text)}>")
+
+
+def _clip_filter(text: Any, limit: int) -> str:
+    return clip(str(text or ""), limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message ready for chat.postMessage / chat.update: notification text plus blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Display names for configured ids (services, teams)."""
+
+    services: Mapping[str, str]
+    teams: Mapping[str, str]
+
+    def service(self, service_id: str | None) -> str | None:
+        return self.services.get(service_id, service_id) if service_id else None
+
+    def team(self, team_id: str | None) -> str | None:
+        return self.teams.get(team_id, team_id) if team_id else None
+
+
+class Renderer:
+    """Renders every message and view PulseOps sends."""
+
+    def __init__(self, names: Names, *, template_dir: Path = TEMPLATES) -> None:
+        self.names = names
+        self.env = Environment(
+            loader=FileSystemLoader(str(template_dir)),
+            autoescape=False,
+            undefined=StrictUndefined,
+            finalize=_finalize,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(
+            actor=_actor, channel=_channel, slackdate=_slackdate, link=_link, clip=_clip_filter
+        )
+
+    def text(self, template: str, **context: Any) -> str:
+        """Render a template to mrkdwn text (escaped), clipped to Slack's text limit."""
+        return clip(self.env.get_template(template).render(**context).strip(), MAX_TEXT)
+
+    def _ctx(self, incident: Incident) -> dict[str, Any]:
+        return {
+            "incident": incident,
+            "service_name": self.names.service(incident.service_id),
+            "team_name": self.names.team(incident.team_id),
+            "status_emoji": Markup(_STATUS_EMOJI[incident.status]),
+        }
+
+    def incident_message(self, incident: Incident, *, announcement: bool = False) -> Message:
+        """The incident message: summary, fields, buttons for the next legal moves, context."""
+        ctx = self._ctx(incident)
+        fields = [
+            f for f in self.text("incident_fields.j2", **ctx).split("\n*") if f.strip()
+        ]
+        fields = [f if f.startswith("*") else "*" + f for f in fields]
+        blocks: list[dict[str, Any]] = [
+            section(self.text("incident.j2", **ctx), block_id=Block.SUMMARY),
+            {
+                "type": "section",
+                "block_id": Block.FIELDS,
+                "fields": [
+                    {"type": "mrkdwn", "text": clip(f, MAX_FIELD_TEXT)} for f in fields[:MAX_FIELDS]
+                ],
+            },
+        ]
+        buttons = self._buttons(incident)
+        if buttons:
+            blocks.append({"type": "actions", "block_id": Block.ACTIONS, "elements": buttons})
+        channel_id = incident.channel_id if announcement else None
+        blocks.append(
+            {
+                "type": "context",
+                "block_id": Block.CONTEXT,
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            self.text("incident_context.j2", channel_id=channel_id, **ctx),
+                            MAX_CONTEXT_TEXT,
+                        ),
+                    }
+                ],
+            }
+        )
+        return Message(text=self.text("incident_text.j2", **ctx), blocks=fit_blocks(blocks))
+
+    def _buttons(self, incident: Incident) -> list[dict[str, Any]]:
+        value = str(incident.id)
+        buttons = []
+        if incident.status is Status.TRIGGERED:
+            buttons.append(button("Acknowledge", Action.ACKNOWLEDGE, value, style="primary"))
+        if incident.status is not Status.RESOLVED:
+            buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
+        return buttons
+
+    def topic(self, incident: Incident) -> str:
+        return clip(self.text("topic.j2", **self._ctx(incident)), 250)
+
+    def status(self, incident: Incident) -> str:
+        return self.text("status.j2", **self._ctx(incident))
+
+    def incident_list(self, incidents: list[Incident], *, total: int) -> str:
+        return self.text("incident_list.j2", incidents=incidents, total=total)
+
+    def timeline(self, incident: Incident, events: list[TimelineEvent], *, limit: int = 40) -> str:
+        shown = events[-limit:]
+        text = self.text("timeline.j2", incident=incident, events=shown)
+        if len(events) > len(shown):
+            text += f"\n… and {len(events) - len(shown)} earlier events (see the HTTP API)"
+        return text
+
+    def help(self, problem: str | None = None) -> str:
+        return self.text("help.j2", problem=problem)
+
+    def declare_modal(
+        self, *, services: Iterable[tuple[str, str]], channel_id: str | None = None
+    ) -> dict[str, Any]:
+        """The `/incident declare` modal."""
+        severity_options = [option(s.value, s.value) for s in Severity]
+        service_options = [option(name, sid) for sid, name in services][:100]
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "input",
+                "block_id": Block.TITLE,
+                "label": plain("Title"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": Input.TITLE,
+                    "max_length": 200,
+                    "placeholder": plain("What is broken?"),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": Block.SEVERITY,
+                "label": plain("Severity"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": Input.SEVERITY,
+                    "options": severity_options,
+                    "initial_option": option(Severity.SEV3.value, Severity.SEV3.value),
+                },
+            },
+        ]
+        if service_options:
+            blocks.append(
+                {
+                    "type": "input",
+                    "block_id": Block.SERVICE,
+                    "label": plain("Service"),
+                    "optional": True,
+                    "element": {
+                        "type": "static_select",
+                        "action_id": Input.SERVICE,
+                        "options": service_options,
+                    },
+                }
+            )
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": Block.DESCRIPTION,
+                "label": plain("Description"),
+                "optional": True,
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": Input.DESCRIPTION,
+                    "multiline": True,
+                    "max_length": 2900,
+                },
+            }
+        )
+        return {
+            "type": "modal",
+            "callback_id": Callback.DECLARE,
+            "title": plain("Declare incident"),
+            "submit": plain("Declare"),
+            "close": plain("Cancel"),
+            "private_metadata": channel_id or "",
+            "blocks": blocks,
+        }
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(clip(text, 75)), "value": value[:150]}
+
+
+def section(text: str, *, block_id: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "block_id": block_id,
+        "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_TEXT)},
+    }
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": plain(clip(text, MAX_BUTTON_TEXT)),
+        "value": value[:2000],
+    }
+    if style:
+        b["style"] = style
+    return b
+
+
+def fit_blocks(blocks: list[dict[str, Any]], *, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """Keep at most `limit` blocks, replacing the overflow with one "… and N more" context."""
+    if len(blocks) <= limit:
+        return blocks
+    kept = blocks[: limit - 1]
+    kept.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"… and {len(blocks) - len(kept)} more"}],
+        }
+    )
+    return kept

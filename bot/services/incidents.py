@@ -1,0 +1,426 @@
+"""Incident service: alerts in, state changes out, each with its timeline and outbox rows.
+
+Every public method runs one write transaction: the incident, its timeline and the Slack
+effects it needs (outbox rows) commit together, then the outbox worker is woken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import IntegrationConfig, PulseOpsConfig
+from bot.domain import Acknowledge, Alert, AlertStatus, Command, Resolve, Severity, apply
+from bot.domain.incident import Effect, InvalidTransition, Status, Transition
+from bot.domain.records import AlertRecord, Incident, TimelineEvent
+from bot.errors import Conflict
+from bot.metrics import Metrics
+from store.repositories import (
+    AlertRepository,
+    IdempotencyRepository,
+    IncidentFilter,
+    IncidentRepository,
+    OutboxRepository,
+    TimelineRepository,
+)
+from store.session import Database, is_transient, is_unique_violation
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ANNOUNCE = "announce"
+OPEN_CHANNEL = "open_channel"
+SYNC_MESSAGES = "sync_messages"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What happened to one alert: created, grouped, deduplicated, acknowledged, resolved, ignored."""
+
+    fingerprint: str
+    outcome: str
+    incident_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["incident"] = f"INC-{self.incident_id}" if self.incident_id else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The answer to one webhook delivery (stored for Idempotency-Key replays)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class IncidentService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        config: PulseOpsConfig,
+        clock: Clock,
+        metrics: Metrics,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.on_commit = on_commit
+
+    # ---- transactions -------------------------------------------------------------------
+
+    async def _in_write(self, work: Callable[[AsyncSession], Awaitable[T]], *, tries: int = 5) -> T:
+        """Run `work` in a write transaction, retrying races (unique violations, lock timeouts)."""
+        for attempt in range(1, tries + 1):
+            try:
+                async with self.db.write() as session:
+                    result = await work(session)
+                self.on_commit()
+                return result
+            except _Retry:
+                if attempt == tries:
+                    raise Conflict("the incident changed too often concurrently; try again") from None
+            except DBAPIError as exc:
+                if attempt == tries or not (is_unique_violation(exc) or is_transient(exc)):
+                    raise
+                log.info("retrying transaction after %s", type(exc.orig).__name__)
+        raise AssertionError("unreachable")
+
+    # ---- alerts -------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        *,
+        integration: IntegrationConfig,
+        alerts: Sequence[Alert],
+        idempotency_key: str | None = None,
+        body: bytes = b"",
+    ) -> Delivery:
+        """Apply a delivery's alerts; with an idempotency key, replay the first answer."""
+        body_sha = hashlib.sha256(body).hexdigest()
+        ttl = self.config.incidents.idempotency_ttl
+
+        async def work(session: AsyncSession) -> Delivery:
+            now = self.clock.now()
+            keys = IdempotencyRepository(session)
+            if idempotency_key:
+                seen = await keys.get(integration=integration.name, key=idempotency_key, now=now)
+                if seen is not None:
+                    if seen.body_sha256 != body_sha:
+                        raise Conflict(
+                            "Idempotency-Key was already used with a different body",
+                            fields={"Idempotency-Key": "reused with a different body"},
+                        )
+                    return Delivery(status=seen.status_code, body={**seen.response, "replayed": True})
+            outcomes = [await self._ingest_one(session, integration, a, now) for a in alerts]
+            delivery = Delivery(
+                status=202,
+                body={
+                    "status": "accepted",
+                    "alerts": len(outcomes),
+                    "results": [o.to_json() for o in outcomes],
+                },
+            )
+            if idempotency_key:
+                await keys.put(
+                    integration=integration.name, key=idempotency_key, body_sha256=body_sha,
+                    status_code=delivery.status, response=delivery.body, now=now,
+                    expires_at=now + ttl,
+                )
+            return delivery
+
+        delivery = await self._in_write(work)
+        for result in delivery.body.get("results", []):
+            if not delivery.body.get("replayed"):
+                self.metrics.alerts_received.labels(
+                    integration=integration.name, outcome=result["outcome"]
+                ).inc()
+        return delivery
+
+    async def _ingest_one(
+        self, session: AsyncSession, integration: IntegrationConfig, alert: Alert, now: datetime
+    ) -> IngestOutcome:
+        incidents = IncidentRepository(session)
+        dedup_key = f"{integration.name}:{alert.group_key}"[:600]
+        incident = await incidents.get_open_by_dedup_key(dedup_key=dedup_key)
+        if alert.status is AlertStatus.FIRING:
+            if incident is None:
+                incident = await self._open_from_alert(session, integration, alert, dedup_key, now)
+                return IngestOutcome(alert.fingerprint, "created", incident.id)
+            return await self._add_to_incident(session, integration, incident, alert, now)
+        if incident is None:
+            return IngestOutcome(alert.fingerprint, "ignored")
+        actor = f"monitor:{integration.name}"
+        if alert.status is AlertStatus.ACKNOWLEDGED:
+            if incident.status is not Status.TRIGGERED:
+                return IngestOutcome(alert.fingerprint, "ignored", incident.id)
+            await self._transition_in(session, incident, Acknowledge(by=actor), now)
+            return IngestOutcome(alert.fingerprint, "acknowledged", incident.id)
+        return await self._resolve_alert(session, integration, incident, alert, now)
+
+    async def _open_from_alert(
+        self,
+        session: AsyncSession,
+        integration: IntegrationConfig,
+        alert: Alert,
+        dedup_key: str,
+        now: datetime,
+    ) -> Incident:
+        service_id = alert.service if self.config.service(alert.service or "") else None
+        service_id = service_id or integration.service
+        incident = await self._create(
+            session,
+            now=now,
+            title=alert.title,
+            description=alert.description,
+            severity=alert.severity or Severity(self.config.incidents.default_severity),
+            service_id=service_id,
+            source=alert.source or integration.type,
+            integration=integration.name,
+            dedup_key=dedup_key,
+            created_by=None,
+            labels=dict(alert.labels),
+            links=[{"url": link.url, "text": link.text} for link in alert.links],
+            actor=f"monitor:{integration.name}",
+            text=f"Triggered by alert: {alert.title}",
+        )
+        await AlertRepository(session).add(
+            incident_id=incident.id, integration=integration.name, fingerprint=alert.fingerprint,
+            status=alert.status.value, title=alert.title, labels=dict(alert.labels),
+            occurrences=1, first_seen_at=now, last_seen_at=now, last_note_at=now,
+        )
+        return incident
+
+    async def _add_to_incident(
+        self,
+        session: AsyncSession,
+        integration: IntegrationConfig,
+        incident: Incident,
+        alert: Alert,
+        now: datetime,
+    ) -> IngestOutcome:
+        alerts = AlertRepository(session)
+        timeline = TimelineRepository(session)
+        incidents = IncidentRepository(session)
+        actor = f"monitor:{integration.name}"
+        row = await alerts.get(incident_id=incident.id, fingerprint=alert.fingerprint)
+        if row is None:
+            await alerts.add(
+                incident_id=incident.id, integration=integration.name,
+                fingerprint=alert.fingerprint, status=alert.status.value, title=alert.title,
+                labels=dict(alert.labels), occurrences=1, first_seen_at=now, last_seen_at=now,
+                last_note_at=now,
+            )
+            await timeline.add(
+                incident_id=incident.id, at=now, kind="alert_added", actor=actor,
+                text=f"Alert joined the incident: {alert.title}",
+                data={"fingerprint": alert.fingerprint},
+            )
+            await incidents.bump(incident_id=incident.id, now=now, alerts=1)
+            await self._enqueue_sync(session, incident.id, now)
+            return IngestOutcome(alert.fingerprint, "grouped", incident.id)
+        refired = row.status == AlertStatus.RESOLVED.value
+        row.status = alert.status.value
+        row.occurrences += 1
+        row.last_seen_at = now
+        row.resolved_at = None
+        interval = self.config.incidents.repeat_note_interval
+        if refired or row.last_note_at is None or now - row.last_note_at >= interval:
+            row.last_note_at = now
+            await timeline.add(
+                incident_id=incident.id, at=now, kind="alert_refired" if refired else "alert_repeated",
+                actor=actor,
+                text=(
+                    f"Alert fired again: {alert.title}"
+                    if refired
+                    else f"Alert repeated ({row.occurrences} notifications so far): {alert.title}"
+                ),
+                data={"fingerprint": alert.fingerprint, "occurrences": row.occurrences},
+            )
+        # a repeat is counted but does not re-render the Slack messages (no update storm)
+        await incidents.bump(incident_id=incident.id, now=now, alerts=1)
+        return IngestOutcome(alert.fingerprint, "deduplicated", incident.id)
+
+    async def _resolve_alert(
+        self,
+        session: AsyncSession,
+        integration: IntegrationConfig,
+        incident: Incident,
+        alert: Alert,
+        now: datetime,
+    ) -> IngestOutcome:
+        alerts = AlertRepository(session)
+        row = await alerts.get(incident_id=incident.id, fingerprint=alert.fingerprint)
+        if row is None:
+            return IngestOutcome(alert.fingerprint, "ignored", incident.id)
+        actor = f"monitor:{integration.name}"
+        if row.status != AlertStatus.RESOLVED.value:
+            row.status = AlertStatus.RESOLVED.value
+            row.resolved_at = now
+            row.last_seen_at = now
+            await TimelineRepository(session).add(
+                incident_id=incident.id, at=now, kind="alert_resolved", actor=actor,
+                text=f"Monitor reports resolved: {alert.title}",
+                data={"fingerprint": alert.fingerprint},
+            )
+            await session.flush()
+        if await alerts.count_firing(incident_id=incident.id) > 0:
+            return IngestOutcome(alert.fingerprint, "alert_resolved", incident.id)
+        if not incident.auto_resolve:
+            return IngestOutcome(alert.fingerprint, "alert_resolved", incident.id)
+        fresh = await IncidentRepository(session).get(incident_id=incident.id)
+        await self._transition_in(session, fresh, Resolve(by=actor), now)
+        return IngestOutcome(alert.fingerprint, "resolved", incident.id)
+
+    # ---- people -------------------------------------------------------------------------
+
+    async def declare(
+        self,
+        *,
+        title: str,
+        severity: Severity,
+        service_id: str | None,
+        description: str,
+        by: str,
+    ) -> Incident:
+        """Open an incident declared by a person (no alert behind it)."""
+
+        async def work(session: AsyncSession) -> Incident:
+            return await self._create(
+                session, now=self.clock.now(), title=title, description=description,
+                severity=severity, service_id=service_id, source="slack", integration=None,
+                dedup_key=None, created_by=by, labels={}, links=[], actor=by,
+                text=f"Declared: {title}", invite=[by],
+            )
+
+        return await self._in_write(work)
+
+    async def transition(self, *, incident_id: int, command: Command) -> Transition:
+        """Apply a person's command; exactly one of several concurrent equal commands wins.
+
+        Raises InvalidTransition (the move is illegal now) or IncidentNotFound.
+        """
+
+        async def work(session: AsyncSession) -> Transition:
+            incident = await IncidentRepository(session).get(incident_id=incident_id)
+            return await self._transition_in(session, incident, command, self.clock.now())
+
+        return await self._in_write(work)
+
+    async def _transition_in(
+        self, session: AsyncSession, incident: Incident, command: Command, now: datetime
+    ) -> Transition:
+        transition = apply(incident.state, command, now=now)
+        ok = await IncidentRepository(session).compare_and_set_state(
+            incident_id=incident.id, expected_version=incident.version,
+            state=transition.after, now=now,
+        )
+        if not ok:
+            raise _Retry()
+        if Effect.TIMELINE in transition.effects:
+            await TimelineRepository(session).add(
+                incident_id=incident.id, at=now, kind=transition.event_kind, actor=command.by,
+                text=transition.event_kind.capitalize(),
+                data={"from": transition.before.status.value, "to": transition.after.status.value},
+            )
+        if Effect.UPDATE_MESSAGES in transition.effects:
+            await self._enqueue_sync(session, incident.id, now)
+        self.metrics.transitions.labels(status=transition.after.status.value).inc()
+        return transition
+
+    # ---- shared -------------------------------------------------------------------------
+
+    async def _create(
+        self,
+        session: AsyncSession,
+        *,
+        now: datetime,
+        title: str,
+        description: str,
+        severity: Severity,
+        service_id: str | None,
+        source: str,
+        integration: str | None,
+        dedup_key: str | None,
+        created_by: str | None,
+        labels: dict[str, str],
+        links: list[dict[str, str]],
+        actor: str,
+        text: str,
+        invite: Sequence[str] = (),
+    ) -> Incident:
+        service = self.config.service(service_id) if service_id else None
+        team_id = service.team if service else None
+        incident = await IncidentRepository(session).add(
+            title=title[:1000], description=description, status=Status.TRIGGERED.value,
+            severity=severity.value, service_id=service_id, team_id=team_id, source=source,
+            integration=integration, dedup_key=dedup_key,
+            auto_resolve=service.auto_resolve if service else True, created_by=created_by,
+            alert_count=1 if integration else 0, labels=labels, links=links, triggered_at=now,
+            updated_at=now,
+        )
+        await TimelineRepository(session).add(
+            incident_id=incident.id, at=now, kind="triggered", actor=actor, text=text,
+            data={"severity": severity.value, "service": service_id},
+        )
+        outbox = OutboxRepository(session)
+        # the announcement first: it pages people even when channel creation is rate limited
+        await outbox.enqueue(kind=ANNOUNCE, incident_id=incident.id, now=now)
+        await outbox.enqueue(
+            kind=OPEN_CHANNEL, incident_id=incident.id, now=now, payload={"invite": list(invite)}
+        )
+        self.metrics.incidents_opened.labels(
+            service=service_id or "none", severity=severity.value
+        ).inc()
+        return incident
+
+    async def _enqueue_sync(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
+        await OutboxRepository(session).enqueue(kind=SYNC_MESSAGES, incident_id=incident_id, now=now)
+
+    # ---- queries ------------------------------------------------------------------------
+
+    async def get(self, *, incident_id: int) -> Incident:
+        async with self.db.read() as session:
+            return await IncidentRepository(session).get(incident_id=incident_id)
+
+    async def get_by_channel(self, *, channel_id: str) -> Incident | None:
+        async with self.db.read() as session:
+            return await IncidentRepository(session).get_by_channel(channel_id=channel_id)
+
+    async def list(
+        self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Incident], int]:
+        async with self.db.read() as session:
+            return await IncidentRepository(session).list(filters=filters, limit=limit, offset=offset)
+
+    async def details(
+        self, *, incident_id: int
+    ) -> tuple[Incident, list[TimelineEvent], list[AlertRecord]]:
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=incident_id)
+            events = await TimelineRepository(session).list(incident_id=incident_id)
+            alerts = await AlertRepository(session).list(incident_id=incident_id)
+        return incident, events, alerts
+
+    async def purge_idempotency_keys(self) -> int:
+        async with self.db.write() as session:
+            return await IdempotencyRepository(session).purge(now=self.clock.now())
+
+
+class _Retry(Exception):
+    """A compare-and-set lost a race; the transaction is retried from a fresh read."""
+
+
+__all__ = ["Delivery", "IncidentService", "IngestOutcome", "InvalidTransition"]

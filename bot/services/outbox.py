@@ -1,0 +1,312 @@
+"""The outbox worker: delivers Slack side effects recorded with each state change.
+
+Rows are claimed with a lease (several replicas can run workers), delivered through the
+gateway, and completed; a retryable Slack failure reschedules the row, a fatal one marks it
+dead. Multi-step effects save their progress after each step, so a retry or a restart
+resumes where it stopped and nothing already delivered is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import PulseOpsConfig
+from bot.domain.naming import channel_name_candidates
+from bot.domain.records import Incident
+from bot.errors import SlackFatal, SlackRetryable
+from bot.metrics import Metrics
+from bot.render import Renderer
+from bot.services.incidents import ANNOUNCE, OPEN_CHANNEL, SYNC_MESSAGES
+from bot.slack.gateway import SlackGateway, backoff_delay
+from store.repositories import IncidentRepository, OutboxItem, OutboxRepository
+from store.session import Database
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxItem], Awaitable[None]]
+
+
+class _LeaseBusy(Exception):
+    """Another worker is editing this incident's messages; try again shortly."""
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        renderer: Renderer,
+        config: PulseOpsConfig,
+        clock: Clock,
+        metrics: Metrics,
+        batch: int = 50,
+        concurrency: int = 16,
+        lease: timedelta = timedelta(seconds=120),
+        max_age: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.renderer = renderer
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.batch = batch
+        self.lease = lease
+        self.max_age = max_age
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._sem = asyncio.Semaphore(concurrency)
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._draining: asyncio.Task[int] | None = None
+        self._again = False
+        self.handlers: dict[str, Handler] = {
+            ANNOUNCE: self._announce,
+            OPEN_CHANNEL: self._open_channel,
+            SYNC_MESSAGES: self._sync_messages,
+        }
+
+    # ---- driving ------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Deliver soon: start a drain now, or run one more after the current one."""
+        if self._draining and not self._draining.done():
+            self._again = True
+            return
+        self._draining = asyncio.get_running_loop().create_task(self._drain_loop())
+
+    async def _drain_loop(self) -> int:
+        total = 0
+        while True:
+            self._again = False
+            total += await self.drain()
+            if not self._again:
+                return total
+
+    async def drain(self) -> int:
+        """Deliver every due row (batch by batch); return how many were attempted."""
+        attempted = 0
+        while True:
+            now = self.clock.now()
+            async with self.db.write() as session:
+                items = await OutboxRepository(session).claim(
+                    now=now, lease_until=now + self.lease, worker=self.worker_id, limit=self.batch
+                )
+            if not items:
+                break
+            attempted += len(items)
+            await asyncio.gather(*(self._deliver(item) for item in items))
+            if len(items) < self.batch:
+                break
+        await self.update_gauges()
+        return attempted
+
+    async def wait_idle(self) -> None:
+        """Wait for the drain in flight (tests and shutdown)."""
+        while self._draining and not self._draining.done():
+            await asyncio.shield(self._draining)
+
+    async def update_gauges(self) -> None:
+        async with self.db.read() as session:
+            depth, oldest = await OutboxRepository(session).depth()
+        self.metrics.outbox_depth.set(depth)
+        age = (self.clock.now() - oldest).total_seconds() if oldest else 0.0
+        self.metrics.outbox_oldest_age.set(max(age, 0.0))
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        lock = self._locks.get(item.incident_id or 0)
+        if lock is None:
+            lock = self._locks[item.incident_id or 0] = asyncio.Lock()
+        async with self._sem, lock:
+            try:
+                await self.handlers[item.kind](item)
+            except SlackRetryable as exc:
+                await self._reschedule(item, exc.retry_after, str(exc))
+            except _LeaseBusy:
+                await self._reschedule(item, 1.0, "incident messages busy in another worker")
+            except SlackFatal as exc:
+                log.error(
+                    "slack effect failed for good",
+                    extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
+                )
+                self.metrics.outbox_failed.labels(kind=item.kind).inc()
+                async with self.db.write() as session:
+                    await OutboxRepository(session).fail(
+                        item_id=item.id, now=self.clock.now(), error=str(exc)
+                    )
+            except Exception as exc:  # a bug or a database blip: keep the row, try later
+                log.exception("outbox delivery crashed", extra={"incident_id": item.incident_id})
+                await self._reschedule(item, None, f"{type(exc).__name__}: {exc}")
+            else:
+                self.metrics.outbox_delivered.labels(kind=item.kind).inc()
+                async with self.db.write() as session:
+                    await OutboxRepository(session).complete(item_id=item.id, now=self.clock.now())
+
+    async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
+        now = self.clock.now()
+        delay = max(after or 0.0, backoff_delay(item.attempts, cap=60.0))
+        async with self.db.write() as session:
+            repo = OutboxRepository(session)
+            if now - item.created_at > self.max_age:
+                self.metrics.outbox_failed.labels(kind=item.kind).inc()
+                await repo.fail(item_id=item.id, now=now, error=f"gave up after {self.max_age}: {error}")
+            else:
+                await repo.retry_later(
+                    item_id=item.id, at=now + timedelta(seconds=delay), error=error
+                )
+        log.warning(
+            "slack effect postponed",
+            extra={"incident_id": item.incident_id, "kind": item.kind, "error": error,
+                   "retry_in": round(delay, 2)},
+        )
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _incident(self, incident_id: int) -> Incident:
+        async with self.db.read() as session:
+            return await IncidentRepository(session).get(incident_id=incident_id)
+
+    async def _set(self, incident_id: int, **values: Any) -> None:
+        async with self.db.write() as session:
+            await IncidentRepository(session).set_slack(incident_id=incident_id, **values)
+
+    async def _save_progress(self, item: OutboxItem, progress: dict[str, Any]) -> None:
+        async with self.db.write() as session:
+            await OutboxRepository(session).save_progress(item_id=item.id, progress=progress)
+
+    # ---- effects ------------------------------------------------------------------------
+
+    async def _announce(self, item: OutboxItem) -> None:
+        """Post the incident's announcement in the incidents channel (once), then keep it current."""
+        assert item.incident_id is not None
+        incident = await self._incident(item.incident_id)
+        if incident.announcement_ts:
+            await self._sync(incident.id)
+            return
+        message = self.renderer.incident_message(incident, announcement=True)
+        channel, ts = await self.gateway.post_message(
+            self.config.slack.incidents_channel, text=message.text, blocks=message.blocks
+        )
+        await self._set(
+            incident.id, announcement_channel=channel, announcement_ts=ts,
+            announcement_version=incident.version,
+        )
+        await self._sync(incident.id)  # catch up if the incident changed meanwhile
+
+    async def _open_channel(self, item: OutboxItem) -> None:
+        """Create the incident channel, invite the team, set the topic, post and pin the message."""
+        assert item.incident_id is not None
+        progress = dict(item.progress)
+        incident = await self._incident(item.incident_id)
+        if not incident.channel_id:
+            channel = await self._create_channel(incident)
+            await self._set(incident.id, channel_id=channel["id"], channel_name=channel["name"])
+            incident = await self._incident(incident.id)
+        channel_id = incident.channel_id
+        assert channel_id is not None
+        if not progress.get("invited"):
+            users = self._invitees(incident, item.payload.get("invite", []))
+            errors = await self.gateway.invite(channel_id, users)
+            progress["invited"] = users
+            if errors:
+                progress["invite_errors"] = errors
+            await self._save_progress(item, progress)
+        if not progress.get("topic"):
+            await self.gateway.set_topic(channel_id, self.renderer.topic(incident))
+            progress["topic"] = True
+            await self._save_progress(item, progress)
+        if not incident.message_ts:
+            message = self.renderer.incident_message(incident)
+            _, ts = await self.gateway.post_message(
+                channel_id, text=message.text, blocks=message.blocks
+            )
+            await self._set(incident.id, message_ts=ts, message_version=incident.version)
+            incident = await self._incident(incident.id)
+        if not progress.get("pinned"):
+            assert incident.message_ts is not None
+            await self.gateway.pin(channel_id, incident.message_ts)
+            progress["pinned"] = True
+            await self._save_progress(item, progress)
+        # the announcement now links to the channel; both messages catch up with the state
+        await self._sync(incident.id, force_announcement=True)
+
+    async def _create_channel(self, incident: Incident) -> dict[str, Any]:
+        last: SlackFatal | None = None
+        for name in channel_name_candidates(
+            self.config.slack.channel_prefix, incident.id, incident.title
+        ):
+            try:
+                return await self.gateway.create_channel(
+                    name, private=self.config.slack.private_channels
+                )
+            except SlackFatal as exc:
+                if exc.error != "name_taken":
+                    raise
+                last = exc
+        raise SlackFatal("conversations.create", f"every candidate name is taken ({last})")
+
+    def _invitees(self, incident: Incident, extra: list[str]) -> list[str]:
+        team = self.config.team(incident.team_id) if incident.team_id else None
+        users = list(team.members) if team else []
+        for user in extra:
+            if user not in users and user.startswith(("U", "W")):
+                users.append(user)
+        return users
+
+    async def _sync_messages(self, item: OutboxItem) -> None:
+        assert item.incident_id is not None
+        await self._sync(item.incident_id)
+
+    async def _sync(self, incident_id: int, *, force_announcement: bool = False) -> None:
+        """Bring both incident messages up to the current state, newest state last.
+
+        A lease on the incident serialises editors across replicas; after each edit the
+        rendered version only moves forward, and the loop re-checks so a state that changed
+        while we were editing is rendered too.
+        """
+        now = self.clock.now()
+        async with self.db.write() as session:
+            if not await IncidentRepository(session).take_sync_lease(
+                incident_id=incident_id, now=now, until=now + timedelta(seconds=30)
+            ):
+                raise _LeaseBusy()
+        try:
+            for _ in range(5):
+                incident = await self._incident(incident_id)
+                pending = []
+                if incident.message_ts and incident.channel_id and (
+                    incident.message_version < incident.version
+                ):
+                    pending.append(("message_version", incident.channel_id, incident.message_ts, False))
+                if incident.announcement_ts and incident.announcement_channel and (
+                    incident.announcement_version < incident.version or force_announcement
+                ):
+                    pending.append(
+                        ("announcement_version", incident.announcement_channel,
+                         incident.announcement_ts, True)
+                    )
+                force_announcement = False
+                if not pending:
+                    return
+                for column, channel, ts, is_announcement in pending:
+                    message = self.renderer.incident_message(incident, announcement=is_announcement)
+                    await self.gateway.update_message(
+                        channel, ts, text=message.text, blocks=message.blocks
+                    )
+                    async with self.db.write() as session:
+                        await IncidentRepository(session).mark_rendered(
+                            incident_id=incident_id, column=column, version=incident.version
+                        )
+        finally:
+            async with self.db.write() as session:
+                await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
+
+

@@ -1,0 +1,5 @@
+"""Thin adapters, one module per surface; each exposes `register(app, deps)`.
+
+Slack surfaces (Bolt): `commands`, `actions`, `views`. HTTP (aiohttp): `webhooks`, `api`.
+`middleware` holds the aiohttp request-id/logging/error middleware and the Bolt error handler.
+"""

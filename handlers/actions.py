@@ -1,0 +1,36 @@
+"""Button clicks on incident messages (channel, announcement, DMs): Acknowledge and Resolve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.deps import Deps
+from bot.domain import Acknowledge, Resolve
+from bot.errors import UserError
+from bot.ids import Action
+from handlers.incident_ops import run_command
+from handlers.refs import parse_incident_ref
+
+_COMMANDS = {Action.ACKNOWLEDGE: Acknowledge, Action.RESOLVE: Resolve}
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register the incident message buttons."""
+
+    async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        action = body["actions"][0]
+        command = _COMMANDS[Action(action["action_id"])](by=body["user"]["id"])
+        try:
+            incident_id = parse_incident_ref(str(action.get("value", "")))
+            await run_command(deps, incident_id=incident_id, command=command)
+        except UserError as exc:
+            await respond(
+                text=f":warning: {exc.message}", response_type="ephemeral", replace_original=False
+            )
+        # on success the outbox updates every copy of the message in place
+
+    for action_id in _COMMANDS:
+        app.action(action_id)(on_click)

@@ -1,0 +1,106 @@
+"""Read-only HTTP API and probes: incidents as JSON, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.deps import Deps
+from bot.domain import Status
+from bot.errors import UserError
+from handlers.refs import parse_incident_ref
+from store import migrate
+from store.repositories import IncidentFilter
+
+MAX_PAGE = 200
+
+
+def _int(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"{name} must be a whole number", fields={name: "not an integer"}) from None
+    if not lo <= value <= hi:
+        raise UserError(f"{name} must be between {lo} and {hi}", fields={name: "out of range"})
+    return value
+
+
+def _filters(request: web.Request, deps: Deps) -> IncidentFilter:
+    statuses: list[Status] = []
+    for raw in request.query.getall("status", []):
+        for word in raw.split(","):
+            if word == "open":
+                statuses += [Status.TRIGGERED, Status.ACKNOWLEDGED]
+            elif word:
+                try:
+                    statuses.append(Status(word))
+                except ValueError:
+                    raise UserError(
+                        "status must be triggered, acknowledged, resolved or open",
+                        fields={"status": f"unknown status {word!r}"},
+                    ) from None
+    service = request.query.get("service") or None
+    if service and deps.config.service(service) is None:
+        raise UserError(f"unknown service {service!r}", fields={"service": "unknown"})
+    team = request.query.get("team") or None
+    if team and deps.config.team(team) is None:
+        raise UserError(f"unknown team {team!r}", fields={"team": "unknown"})
+    return IncidentFilter(status=tuple(dict.fromkeys(statuses)), service_id=service, team_id=team)
+
+
+def register(app: web.Application, deps: Deps) -> None:
+    """Add the API and probe routes."""
+
+    async def list_incidents(request: web.Request) -> web.Response:
+        filters = _filters(request, deps)
+        limit = _int(request, "limit", 50, lo=1, hi=MAX_PAGE)
+        offset = _int(request, "offset", 0, lo=0, hi=10**9)
+        incidents, total = await deps.incidents.list(filters=filters, limit=limit, offset=offset)
+        body = {
+            "incidents": [i.to_json() for i in incidents],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if offset + limit < total else None,
+        }
+        return web.json_response(body)
+
+    async def get_incident(request: web.Request) -> web.Response:
+        incident_id = parse_incident_ref(request.match_info["id"])
+        incident, events, alerts = await deps.incidents.details(incident_id=incident_id)
+        body = incident.to_json()
+        body["timeline"] = [e.to_json() for e in events]
+        body["alerts"] = [a.to_json() for a in alerts]
+        return web.json_response(body)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        try:
+            await deps.db.ping()
+            current = await migrate.current_revision(deps.db)
+        except Exception as exc:  # unreachable database: not ready, say why
+            return web.json_response(
+                {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
+                status=503,
+            )
+        head = migrate.head_revision()
+        if current != head:
+            return web.json_response(
+                {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
+                status=503,
+            )
+        return web.json_response({"status": "ok", "database": "ok", "migrations": {"current": current}})
+
+    async def metrics(_: web.Request) -> web.Response:
+        await deps.outbox.update_gauges()
+        return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", get_incident)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,407 @@
+"""Repositories: keyword-only queries over one session, returning domain records.
+
+The caller owns the transaction. A missing incident raises `IncidentNotFound`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.incident import IncidentState, Severity, Status
+from bot.domain.records import AlertRecord, Incident, TimelineEvent
+from bot.errors import NotFound
+from store.models import AlertRow, IdempotencyRow, IncidentRow, OutboxRow, TimelineRow
+
+
+class IncidentNotFound(NotFound):
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"no incident {ref}")
+
+
+def to_incident(row: IncidentRow) -> Incident:
+    return Incident(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        status=Status(row.status),
+        severity=Severity(row.severity),
+        service_id=row.service_id,
+        team_id=row.team_id,
+        source=row.source,
+        integration=row.integration,
+        dedup_key=row.dedup_key,
+        auto_resolve=row.auto_resolve,
+        created_by=row.created_by,
+        version=row.version,
+        alert_count=row.alert_count,
+        labels=dict(row.labels or {}),
+        links=list((row.links or {}).get("items", [])),
+        triggered_at=row.triggered_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        updated_at=row.updated_at,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        message_ts=row.message_ts,
+        message_version=row.message_version,
+        announcement_channel=row.announcement_channel,
+        announcement_ts=row.announcement_ts,
+        announcement_version=row.announcement_version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    status: Sequence[Status] = ()
+    service_id: str | None = None
+    team_id: str | None = None
+
+
+class IncidentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, incident_id: int) -> Incident:
+        row = await self.session.get(IncidentRow, incident_id, populate_existing=True)
+        if row is None:
+            raise IncidentNotFound(f"INC-{incident_id}")
+        return to_incident(row)
+
+    async def get_by_channel(self, *, channel_id: str) -> Incident | None:
+        row = await self.session.scalar(
+            select(IncidentRow).where(IncidentRow.channel_id == channel_id)
+        )
+        return to_incident(row) if row else None
+
+    async def get_open_by_dedup_key(self, *, dedup_key: str) -> Incident | None:
+        row = await self.session.scalar(
+            select(IncidentRow).where(
+                IncidentRow.dedup_key == dedup_key, IncidentRow.status != Status.RESOLVED.value
+            )
+        )
+        return to_incident(row) if row else None
+
+    async def add(self, **values: Any) -> Incident:
+        links = values.pop("links", [])
+        row = IncidentRow(links={"items": links}, version=1, **values)
+        self.session.add(row)
+        await self.session.flush()
+        return to_incident(row)
+
+    async def list(
+        self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Incident], int]:
+        """A page of incidents, newest first, and the total count matching the filters."""
+        conditions = []
+        if filters.status:
+            conditions.append(IncidentRow.status.in_([s.value for s in filters.status]))
+        if filters.service_id:
+            conditions.append(IncidentRow.service_id == filters.service_id)
+        if filters.team_id:
+            conditions.append(IncidentRow.team_id == filters.team_id)
+        where = and_(*conditions) if conditions else None
+        query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit).offset(offset)
+        count = select(func.count()).select_from(IncidentRow)
+        if where is not None:
+            query = query.where(where)
+            count = count.where(where)
+        rows = (await self.session.scalars(query)).all()
+        total = await self.session.scalar(count) or 0
+        return [to_incident(r) for r in rows], total
+
+    async def compare_and_set_state(
+        self, *, incident_id: int, expected_version: int, state: IncidentState, now: datetime
+    ) -> bool:
+        """Write `state` only if the stored version is still `expected_version`."""
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, IncidentRow.version == expected_version)
+            .values(
+                status=state.status.value,
+                version=state.version,
+                acknowledged_by=state.acknowledged_by,
+                acknowledged_at=state.acknowledged_at,
+                resolved_by=state.resolved_by,
+                resolved_at=state.resolved_at,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def bump(self, *, incident_id: int, now: datetime, alerts: int = 0) -> None:
+        """Count `alerts` more notifications and raise the version (messages re-render)."""
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(
+                alert_count=IncidentRow.alert_count + alerts,
+                version=IncidentRow.version + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def set_slack(self, *, incident_id: int, **values: Any) -> None:
+        """Record Slack identifiers (channel, message ts) delivered for the incident."""
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_rendered(
+        self, *, incident_id: int, column: str, version: int
+    ) -> bool:
+        """Advance a message's rendered version; False when a newer version is already shown."""
+        col = getattr(IncidentRow, column)
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, col <= version)
+            .values({column: version})
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def take_sync_lease(self, *, incident_id: int, now: datetime, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(
+                IncidentRow.id == incident_id,
+                or_(IncidentRow.sync_lease_until.is_(None), IncidentRow.sync_lease_until < now),
+            )
+            .values(sync_lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def release_sync_lease(self, *, incident_id: int) -> None:
+        await self.set_slack(incident_id=incident_id, sync_lease_until=None)
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, incident_id: int, fingerprint: str) -> AlertRow | None:
+        return await self.session.scalar(
+            select(AlertRow).where(
+                AlertRow.incident_id == incident_id, AlertRow.fingerprint == fingerprint
+            )
+        )
+
+    async def add(self, **values: Any) -> AlertRow:
+        row = AlertRow(**values)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def count_firing(self, *, incident_id: int) -> int:
+        return (
+            await self.session.scalar(
+                select(func.count()).where(
+                    AlertRow.incident_id == incident_id, AlertRow.status != "resolved"
+                )
+            )
+            or 0
+        )
+
+    async def list(self, *, incident_id: int) -> list[AlertRecord]:
+        rows = await self.session.scalars(
+            select(AlertRow).where(AlertRow.incident_id == incident_id).order_by(AlertRow.id)
+        )
+        return [
+            AlertRecord(
+                id=r.id,
+                incident_id=r.incident_id,
+                integration=r.integration,
+                fingerprint=r.fingerprint,
+                status=r.status,
+                title=r.title,
+                labels=dict(r.labels or {}),
+                occurrences=r.occurrences,
+                first_seen_at=r.first_seen_at,
+                last_seen_at=r.last_seen_at,
+                resolved_at=r.resolved_at,
+            )
+            for r in rows
+        ]
+
+
+class TimelineRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        incident_id: int,
+        at: datetime,
+        kind: str,
+        actor: str,
+        text: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            TimelineRow(incident_id=incident_id, at=at, kind=kind, actor=actor, text=text, data=data or {})
+        )
+
+    async def list(self, *, incident_id: int) -> list[TimelineEvent]:
+        rows = await self.session.scalars(
+            select(TimelineRow)
+            .where(TimelineRow.incident_id == incident_id)
+            .order_by(TimelineRow.at, TimelineRow.id)
+        )
+        return [
+            TimelineEvent(
+                id=r.id, incident_id=r.incident_id, at=r.at, kind=r.kind, actor=r.actor,
+                text=r.text, data=dict(r.data or {}),
+            )
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    incident_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    progress: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(
+        self, *, kind: str, now: datetime, incident_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            OutboxRow(
+                incident_id=incident_id, kind=kind, payload=payload or {}, progress={},
+                status="pending", attempts=0, created_at=now, next_attempt_at=now,
+            )
+        )
+
+    async def claim(
+        self, *, now: datetime, lease_until: datetime, worker: str, limit: int
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` due rows for `worker` (other workers skip them until the lease ends)."""
+        claimable = and_(
+            OutboxRow.status == "pending",
+            OutboxRow.next_attempt_at <= now,
+            or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < now),
+        )
+        due = (
+            select(OutboxRow.id)
+            .where(claimable)
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.scalars(due)).all())
+        if not ids:
+            return []
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids), claimable)
+            .values(claimed_until=lease_until, claimed_by=worker, attempts=OutboxRow.attempts + 1)
+            .returning(
+                OutboxRow.id, OutboxRow.incident_id, OutboxRow.kind, OutboxRow.payload,
+                OutboxRow.progress, OutboxRow.attempts, OutboxRow.created_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        items = [OutboxItem(*r) for r in result.all()]
+        return sorted(items, key=lambda i: i.id)
+
+    async def save_progress(self, *, item_id: int, progress: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id == item_id).values(progress=progress)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def complete(self, *, item_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id == item_id)
+            .values(status="done", done_at=now, claimed_until=None, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def retry_later(self, *, item_id: int, at: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id == item_id)
+            .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000])
+            .execution_options(synchronize_session=False)
+        )
+
+    async def fail(self, *, item_id: int, now: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxRow).where(OutboxRow.id == item_id)
+            .values(status="dead", done_at=now, claimed_until=None, last_error=error[:2000])
+            .execution_options(synchronize_session=False)
+        )
+
+    async def depth(self) -> tuple[int, datetime | None]:
+        """Number of undelivered rows and the creation time of the oldest."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.min(OutboxRow.created_at)).where(
+                    OutboxRow.status == "pending"
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, integration: str, key: str, now: datetime) -> IdempotencyRow | None:
+        return await self.session.scalar(
+            select(IdempotencyRow).where(
+                IdempotencyRow.integration == integration,
+                IdempotencyRow.key == key,
+                IdempotencyRow.expires_at > now,
+            )
+        )
+
+    async def put(
+        self, *, integration: str, key: str, body_sha256: str, status_code: int,
+        response: dict[str, Any], now: datetime, expires_at: datetime,
+    ) -> None:
+        # an expired row with the same key is replaced
+        await self.session.execute(
+            delete(IdempotencyRow).where(
+                IdempotencyRow.integration == integration,
+                IdempotencyRow.key == key,
+                IdempotencyRow.expires_at <= now,
+            )
+        )
+        self.session.add(
+            IdempotencyRow(
+                integration=integration, key=key, body_sha256=body_sha256,
+                status_code=status_code, response=response, created_at=now, expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def purge(self, *, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyRow).where(IdempotencyRow.expires_at <= now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,268 @@
+"""Shared fixtures: the Slack emulator, the running app (SQLite or PostgreSQL) and payload builders.
+
+Scenario tests talk to the app only over HTTP, as Slack and monitors do, and read the
+emulator's recorded Web API calls and the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import DEPS, create_app
+from bot.clock import ManualClock
+from bot.config import PulseOpsConfig, Settings, parse_config
+from bot.deps import Deps
+from bot.emulator import Emulator, EmulatorUser
+from bot.server import start
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret"
+PG_URL_ENV = "PULSEOPS_TEST_DATABASE_URL"
+
+CONFIG_YAML = """
+slack:
+  incidents_channel: "C0INCIDENT"
+teams:
+  - id: payments
+    name: Payments
+    channel: "C0PAYMENTS"
+    members: ["U0ALICE01", "U0BOB0001"]
+  - id: search
+    name: Search
+    channel: "C0SEARCH1"
+    members: ["U0CAROL01"]
+services:
+  - id: payment-api
+    name: Payment API
+    team: payments
+  - id: search-api
+    name: Search API
+    team: search
+  - id: batch-jobs
+    name: Batch Jobs
+    team: search
+    auto_resolve: false
+integrations:
+  - name: prometheus
+    type: alertmanager
+    token: "prom-token"
+    service: payment-api
+  - name: generic
+    type: generic
+    token: "generic-token"
+    service: search-api
+  - name: pagerduty
+    type: pagerduty
+    token: "pd-token"
+    service: payment-api
+incidents:
+  idempotency_ttl: 1h
+  repeat_note_interval: 1h
+  max_body_bytes: 65536
+"""
+
+TOKENS = {"prometheus": "prom-token", "generic": "generic-token", "pagerduty": "pd-token"}
+
+USERS = [
+    EmulatorUser(id="U0ALICE01", name="alice", real_name="Alice"),
+    EmulatorUser(id="U0BOB0001", name="bob", real_name="Bob"),
+    EmulatorUser(id="U0CAROL01", name="carol", real_name="Carol"),
+]
+CHANNELS = [("C0INCIDENT", "incidents"), ("C0PAYMENTS", "payments"), ("C0SEARCH1", "search")]
+
+
+def pg_url() -> str | None:
+    return os.environ.get(PG_URL_ENV) or None
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on; parametrise with ["sqlite", "postgres"] (indirect)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: Path) -> str:
+    if backend == "postgres":
+        url = pg_url()
+        if not url:
+            pytest.skip(f"{PG_URL_ENV} is not set: PostgreSQL leg skipped")
+        await reset_postgres(url)
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path / 'pulseops.db'}"
+
+
+def alertmanager_payload(
+    *,
+    alerts: list[dict[str, Any]] | None = None,
+    status: str = "firing",
+    group_key: str = '{}:{alertname="HighErrorRate"}',
+    alertname: str = "HighErrorRate",
+    summary: str = "Checkout error rate above 5%",
+    severity: str = "critical",
+    service: str | None = "payment-api",
+    fingerprint: str = "a1b2c3d4e5f60001",
+) -> dict[str, Any]:
+    """A real Alertmanager v4 webhook body (the shape Alertmanager 0.2x sends)."""
+    if alerts is None:
+        labels = {"alertname": alertname, "severity": severity, "instance": "web-1:9100"}
+        if service:
+            labels["service"] = service
+        alerts = [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": {"summary": summary, "description": "5xx ratio over 5 minutes",
+                                "runbook_url": "https://runbooks.example.com/high-error-rate"},
+                "startsAt": "2026-11-23T02:58:00.000Z",
+                "endsAt": "2026-11-23T03:10:00.000Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
+                "fingerprint": fingerprint,
+            }
+        ]
+    return {
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "pulseops",
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": alerts[0]["labels"] if alerts else {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }
+
+
+class Harness:
+    """The running service plus the emulator, driven over HTTP."""
+
+    def __init__(self, *, emulator: Emulator, database_url: str, config: PulseOpsConfig,
+                 clock: ManualClock) -> None:
+        self.emu = emulator
+        self.database_url = database_url
+        self.config = config
+        self.clock = clock
+        self.url = ""
+        self._runner: Any = None
+        self.app: Any = None
+        self.http: aiohttp.ClientSession | None = None
+
+    @property
+    def deps(self) -> Deps:
+        return self.app[DEPS]  # type: ignore[no-any-return]
+
+    def settings(self) -> Settings:
+        return Settings(
+            slack_bot_token=SecretStr(BOT_TOKEN),
+            slack_signing_secret=SecretStr(SIGNING_SECRET),
+            slack_api_url=self.emu.api_url,
+            database_url=self.database_url,
+        )
+
+    async def start(self) -> None:
+        self.app = create_app(self.settings(), self.config, clock=self.clock, environ={},
+                              run_jobs=False)
+        self._runner, port = await start(self.app, host="127.0.0.1", port=0)
+        self.url = f"http://127.0.0.1:{port}"
+        self.emu.request_url = f"{self.url}/slack/events"
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def close(self) -> None:
+        await self.stop()
+        if self.http is not None:
+            await self.http.close()
+
+    async def post_alert(
+        self,
+        body: Any,
+        *,
+        integration: str = "prometheus",
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any]:
+        assert self.http is not None
+        hdrs = {"Authorization": f"Bearer {token or TOKENS.get(integration, 'x')}",
+                "Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
+        async with self.http.post(f"{self.url}/webhooks/{integration}", headers=hdrs, **kwargs) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.get(f"{self.url}{path}") as r:
+            if r.content_type == "application/json":
+                return r.status, await r.json()
+            return r.status, await r.text()
+
+    async def settle(self) -> None:
+        """Deliver every due outbox row (the worker's kick plus explicit drains)."""
+        outbox = self.deps.outbox
+        await outbox.wait_idle()
+        while await outbox.drain():
+            pass
+        await outbox.wait_idle()
+
+    async def incident(self, incident_id: int) -> dict[str, Any]:
+        status, body = await self.get(f"/api/v1/incidents/{incident_id}")
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS,
+                   channels=CHANNELS)
+    await emu.start(host="127.0.0.1", port=0)
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def config() -> PulseOpsConfig:
+    return parse_config(CONFIG_YAML, source="test.yml", environ={})
+
+
+@pytest.fixture
+async def harness(
+    emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
+) -> AsyncIterator[Harness]:
+    h = Harness(emulator=emulator, database_url=database_url, config=config, clock=clock)
+    await h.start()
+    yield h
+    await h.close()
