@@ -136,6 +136,15 @@ class Driver:
             container: dict[str, Any] = {"type": "view", "view_id": view_id}
             extra = {"view": public_view(view)}
         else:
+            if channel is None and ts is None:
+                # "the newest message with this button", handy from a shell in the sandbox
+                found = self.ws.find_latest_with(
+                    user=user, action_id=action_id, value=value if isinstance(value, str) else None
+                )
+                if found is None:
+                    raise EmulatorError(f"no message {user} can see has a {action_id!r} button"
+                                        + (f" with value {value!r}" if value is not None else ""))
+                channel, ts = found
             chan = self._visible_channel(channel, user)
             message = self.ws.find_message(chan.id, ts)
             ephemeral = message is None

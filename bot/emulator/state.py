@@ -232,6 +232,25 @@ class Workspace:
                 return message
         return None
 
+    def find_latest_with(
+        self, *, user: str, action_id: str, value: str | None
+    ) -> tuple[str, str] | None:
+        """(channel id, ts) of the newest message `user` can see holding that button."""
+        best: tuple[str, str] | None = None
+        for channel_id, messages in self.history.items():
+            channel = self.channels.get(channel_id)
+            if channel is None or (
+                (channel.is_private or channel.is_im or channel.is_mpim)
+                and user not in channel.members
+            ):
+                continue
+            for message in messages:
+                if best is not None and float(message["ts"]) <= float(best[1]):
+                    continue
+                if _has_button(message.get("blocks") or [], action_id, value):
+                    best = (channel_id, message["ts"])
+        return best
+
     def find_ephemeral(self, channel_id: str | None, ts: str | None) -> dict[str, Any] | None:
         """The recorded ephemeral message with that ts (in that channel, when given)."""
         for message in self.ephemerals:
@@ -298,3 +317,17 @@ class Workspace:
             "usergroups": copy.deepcopy(list(self.usergroups.values())),
             "files": [{k: v for k, v in f.items() if k != "data"} for f in self.files.values()],
         }
+
+
+def _has_button(blocks: list[Any], action_id: str, value: str | None) -> bool:
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        for element in block.get("elements") or ([block["accessory"]] if "accessory" in block else []):
+            if (
+                isinstance(element, dict)
+                and element.get("action_id") == action_id
+                and (value is None or element.get("value") == value)
+            ):
+                return True
+    return False
