@@ -1,3 +1,3 @@
-"""PulseOps: a Slack-native incident response service (config, app factory, CLI, domain services)."""
+"""PulseOps: Slack-native incident response (config, app factory, CLI, domain services)."""
 
 __version__ = "0.1.0"

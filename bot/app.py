@@ -54,7 +54,9 @@ def create_app(
     metrics = Metrics()
     db = Database(settings.database_url)
     token = _secret(settings.slack_bot_token) or "xoxb-not-configured"
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
+    )
     gateway = SlackGateway(client, metrics=metrics, monotonic=lambda: clock.now().timestamp())
     renderer = Renderer(
         Names(
@@ -69,8 +71,15 @@ def create_app(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=outbox.kick
     )
     deps = Deps(
-        settings=settings, config=config, db=db, clock=clock, metrics=metrics, renderer=renderer,
-        gateway=gateway, incidents=incidents, outbox=outbox,
+        settings=settings,
+        config=config,
+        db=db,
+        clock=clock,
+        metrics=metrics,
+        renderer=renderer,
+        gateway=gateway,
+        incidents=incidents,
+        outbox=outbox,
         integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
     )
 
@@ -102,12 +111,20 @@ def create_app(
         await migrate.upgrade(db)
         if run_jobs:
             scheduler.add_job(
-                outbox.drain, "interval", seconds=outbox_interval, id="outbox",
-                max_instances=1, coalesce=True,
+                outbox.drain,
+                "interval",
+                seconds=outbox_interval,
+                id="outbox",
+                max_instances=1,
+                coalesce=True,
             )
             scheduler.add_job(
-                incidents.purge_idempotency_keys, "interval", minutes=10, id="idempotency-purge",
-                max_instances=1, coalesce=True,
+                incidents.purge_idempotency_keys,
+                "interval",
+                minutes=10,
+                id="idempotency-purge",
+                max_instances=1,
+                coalesce=True,
             )
             scheduler.start()
             outbox.kick()  # deliver whatever a previous run left undelivered

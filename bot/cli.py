@@ -33,7 +33,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    asyncio.run(serve(settings, config, host=args.host or settings.host, port=args.port or settings.port))
+    asyncio.run(
+        serve(settings, config, host=args.host or settings.host, port=args.port or settings.port)
+    )
     return 0
 
 
@@ -44,9 +46,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         asyncio.run(
             run_sandbox(
-                host=args.host, port=args.port, bot_port=args.bot_port, db=args.db,
+                host=args.host,
+                port=args.port,
+                bot_port=args.bot_port,
+                db=args.db,
                 config_path=Path(args.config) if args.config else None,
-                rate_limits=args.rate_limits, latency_ms=args.latency_ms,
+                rate_limits=args.rate_limits,
+                latency_ms=args.latency_ms,
             )
         )
     except ConfigError as exc:
@@ -105,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", default="pulseops-sandbox.db", help="SQLite file for the sandbox")
     sandbox.add_argument("--config", help="YAML config (default: the bundled example)")
     sandbox.add_argument("--rate-limits", action="store_true", help="enforce Slack's rate limits")
-    sandbox.add_argument("--latency-ms", type=int, default=0, help="latency added to each Slack call")
+    sandbox.add_argument(
+        "--latency-ms", type=int, default=0, help="latency added to each Slack call"
+    )
     sandbox.set_defaults(func=cmd_sandbox)
 
     config = sub.add_parser("config", help="configuration tools")

@@ -72,7 +72,12 @@ class SlackRetryable(SlackError):
     """Slack may accept the same call later; `retry_after` is seconds to wait, when known."""
 
     def __init__(
-        self, method: str, error: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(method, error, status=status)
         self.retry_after = retry_after

@@ -39,7 +39,8 @@ class TextFormatter(logging.Formatter):
             k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
         }
         request_id = request_id_var.get()
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        stamp = self.formatTime(record, "%H:%M:%S")
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if request_id:
             extras["request_id"] = request_id
         if extras:

@@ -48,7 +48,10 @@ class Metrics:
             registry=r,
         )
         self.outbox_delivered = Counter(
-            "pulseops_outbox_delivered_total", "Outbox effects delivered, by kind", ["kind"], registry=r
+            "pulseops_outbox_delivered_total",
+            "Outbox effects delivered, by kind",
+            ["kind"],
+            registry=r,
         )
         self.outbox_failed = Counter(
             "pulseops_outbox_failed_total",
@@ -56,9 +59,7 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.outbox_depth = Gauge(
-            "pulseops_outbox_depth", "Undelivered outbox effects", registry=r
-        )
+        self.outbox_depth = Gauge("pulseops_outbox_depth", "Undelivered outbox effects", registry=r)
         self.outbox_oldest_age = Gauge(
             "pulseops_outbox_oldest_age_seconds", "Age of the oldest undelivered effect", registry=r
         )

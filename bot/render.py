@@ -143,9 +143,7 @@ class Renderer:
     def incident_message(self, incident: Incident, *, announcement: bool = False) -> Message:
         """The incident message: summary, fields, buttons for the next legal moves, context."""
         ctx = self._ctx(incident)
-        fields = [
-            f for f in self.text("incident_fields.j2", **ctx).split("\n*") if f.strip()
-        ]
+        fields = [f for f in self.text("incident_fields.j2", **ctx).split("\n*") if f.strip()]
         fields = [f if f.startswith("*") else "*" + f for f in fields]
         blocks: list[dict[str, Any]] = [
             section(self.text("incident.j2", **ctx), block_id=Block.SUMMARY),

@@ -28,13 +28,20 @@ KNOWN_PEOPLE = {
 }
 
 
+def sqlite_url(path: str) -> str:
+    """An aiosqlite URL for a file path (relative paths resolved against the working directory)."""
+    return f"sqlite+aiosqlite:///{Path(path).resolve()}"
+
+
 def sandbox_workspace(config: PulseOpsConfig) -> tuple[list[EmulatorUser], list[tuple[str, str]]]:
     """The users and channels the emulator starts with, taken from the config."""
     people: dict[str, str] = {}
     for team in config.teams:
         for member in team.members:
             people.setdefault(member, KNOWN_PEOPLE.get(member, member.lower()))
-    users = [EmulatorUser(id=uid, name=name, real_name=name.capitalize()) for uid, name in people.items()]
+    users = [
+        EmulatorUser(id=uid, name=name, real_name=name.capitalize()) for uid, name in people.items()
+    ]
     channels: list[tuple[str, str]] = []
     incidents = config.slack.incidents_channel
     if not incidents.startswith("#"):
@@ -79,7 +86,7 @@ async def run_sandbox(
             "slack_signing_secret": SecretStr(SANDBOX_SIGNING_SECRET),
             "slack_app_token": None,
             "slack_api_url": emulator.api_url,
-            "database_url": f"sqlite+aiosqlite:///{Path(db).resolve()}",
+            "database_url": sqlite_url(db),
         }
     )
     app = create_app(settings, config)
@@ -125,8 +132,11 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
             "alerts": [
                 {
                     "status": "firing",
-                    "labels": {"alertname": "HighErrorRate", "severity": "critical",
-                               "service": integration.service or ""},
+                    "labels": {
+                        "alertname": "HighErrorRate",
+                        "severity": "critical",
+                        "service": integration.service or "",
+                    },
                     "annotations": {"summary": "Checkout error rate above 5%"},
                     "startsAt": "2026-11-23T09:00:00Z",
                     "endsAt": "0001-01-01T00:00:00Z",
@@ -151,7 +161,8 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
         '    -d \'{"user": "U0ALICE01", "action_id": "incident_acknowledge", "value": "1"}\'',
         "Run a slash command as bob:",
         f"  curl -s {emulator_url}/_emulator/command -H 'Content-Type: application/json' \\",
-        '    -d \'{"user": "U0BOB0001", "channel": "C0INCIDENT", "command": "/incident", "text": "list"}\'',
+        '    -d \'{"user": "U0BOB0001", "channel": "C0INCIDENT", '
+        '"command": "/incident", "text": "list"}\'',
         "",
     ]
     return "\n".join(lines)

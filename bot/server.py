@@ -20,8 +20,7 @@ async def start(app: web.Application, *, host: str, port: int) -> tuple[web.AppR
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    bound = runner.addresses[0][1] if runner.addresses else port
     return runner, int(bound)
 
 
@@ -34,8 +33,10 @@ async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: 
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         assert settings.slack_app_token is not None
-        socket_handler = AsyncSocketModeHandler(app[BOLT], settings.slack_app_token.get_secret_value())
-        await socket_handler.connect_async()
+        socket_handler = AsyncSocketModeHandler(
+            app[BOLT], settings.slack_app_token.get_secret_value()
+        )
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack over Socket Mode")
     log.info("PulseOps listening", extra={"host": host, "port": bound})
     stop = asyncio.Event()
@@ -44,5 +45,5 @@ async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if socket_handler is not None:
-        await socket_handler.close_async()
+        await socket_handler.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()

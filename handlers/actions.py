@@ -13,7 +13,10 @@ from bot.ids import Action
 from handlers.incident_ops import run_command
 from handlers.refs import parse_incident_ref
 
-_COMMANDS = {Action.ACKNOWLEDGE: Acknowledge, Action.RESOLVE: Resolve}
+_COMMANDS: dict[Action, type[Acknowledge] | type[Resolve]] = {
+    Action.ACKNOWLEDGE: Acknowledge,
+    Action.RESOLVE: Resolve,
+}
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -57,7 +57,9 @@ def register(app: web.Application, deps: Deps) -> None:
         filters = _filters(request, deps)
         limit = _int(request, "limit", 50, lo=1, hi=MAX_PAGE)
         offset = _int(request, "offset", 0, lo=0, hi=10**9)
-        incidents, total = await deps.incidents.list(filters=filters, limit=limit, offset=offset)
+        incidents, total = await deps.incidents.list_incidents(
+            filters=filters, limit=limit, offset=offset
+        )
         body = {
             "incidents": [i.to_json() for i in incidents],
             "total": total,
@@ -90,10 +92,16 @@ def register(app: web.Application, deps: Deps) -> None:
         head = migrate.head_revision()
         if current != head:
             return web.json_response(
-                {"status": "unavailable", "database": "ok", "migrations": {"current": current, "head": head}},
+                {
+                    "status": "unavailable",
+                    "database": "ok",
+                    "migrations": {"current": current, "head": head},
+                },
                 status=503,
             )
-        return web.json_response({"status": "ok", "database": "ok", "migrations": {"current": current}})
+        return web.json_response(
+            {"status": "ok", "database": "ok", "migrations": {"current": current}}
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         await deps.outbox.update_gauges()

@@ -48,19 +48,25 @@ async def _declare(
         )
 
 
-async def _list(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond) -> None:
-    incidents, total = await deps.incidents.list(
+async def _list(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    incidents, total = await deps.incidents.list_incidents(
         filters=IncidentFilter(status=(Status.TRIGGERED, Status.ACKNOWLEDGED)), limit=20
     )
     await ack(text=deps.renderer.incident_list(incidents, total=total))
 
 
-async def _status(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond) -> None:
+async def _status(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
     incident = await deps.incidents.get(incident_id=await _incident_id(deps, command, arg))
     await ack(text=deps.renderer.status(incident))
 
 
-async def _timeline(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond) -> None:
+async def _timeline(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
     incident, events, _alerts = await deps.incidents.details(
         incident_id=await _incident_id(deps, command, arg)
     )
@@ -68,7 +74,9 @@ async def _timeline(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck
 
 
 def _transition(verb: str) -> Sub:
-    async def sub(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, respond: AsyncRespond) -> None:
+    async def sub(
+        deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, respond: AsyncRespond
+    ) -> None:
         incident_id = await _incident_id(deps, command, arg)
         text = await run_command(
             deps, incident_id=incident_id, command=VERBS[verb](by=command["user_id"])
@@ -78,7 +86,9 @@ def _transition(verb: str) -> Sub:
     return sub
 
 
-async def _help(deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond) -> None:
+async def _help(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
     await ack(text=deps.renderer.help())
 
 
@@ -112,4 +122,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             await sub(deps, command, arg.strip(), ack, respond)
         except UserError as exc:
-            await ack(text=deps.renderer.help(exc.message) if name == "" else f":warning: {exc.message}")
+            await ack(
+                text=deps.renderer.help(exc.message) if name == "" else f":warning: {exc.message}"
+            )

@@ -22,7 +22,9 @@ log = logging.getLogger("pulseops.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_body(message: str, *, fields: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+def error_body(
+    message: str, *, fields: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message, "request_id": request_id_var.get()}
     if fields:
         body["fields"] = fields
@@ -54,8 +56,9 @@ def http_middleware(metrics: Metrics) -> Any:
                 error_id = uuid.uuid4().hex[:12]
                 log.exception("unhandled error", extra={"error_id": error_id})
                 response = web.json_response(
-                    error_body("internal error; quote the error_id when reporting it",
-                               error_id=error_id),
+                    error_body(
+                        "internal error; quote the error_id when reporting it", error_id=error_id
+                    ),
                     status=500,
                 )
             status = response.status
@@ -65,7 +68,9 @@ def http_middleware(metrics: Metrics) -> Any:
             duration = time.perf_counter() - started
             route = request.match_info.route.resource
             route_name = route.canonical if route is not None else "unmatched"
-            metrics.http_latency.labels(route=route_name, method=request.method, status=str(status)).observe(duration)
+            metrics.http_latency.labels(
+                route=route_name, method=request.method, status=str(status)
+            ).observe(duration)
             log.info(
                 "request",
                 extra={

@@ -14,5 +14,8 @@ def parse_incident_ref(text: str) -> int:
     """The incident id in `text`; UserError saying what to type otherwise."""
     match = _REF.match(text.strip())
     if not match:
-        raise UserError(f"`{escape_mrkdwn(text.strip()[:40])}` is not an incident number; type e.g. `42` or `INC-42`.")
+        raise UserError(
+            f"`{escape_mrkdwn(text.strip()[:40])}` is not an incident number; "
+            "type e.g. `42` or `INC-42`."
+        )
     return int(match.group(1))

@@ -43,6 +43,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         assert severity is not None
         await deps.incidents.declare(
-            title=title, severity=severity, service_id=service_id, description=description,
+            title=title,
+            severity=severity,
+            service_id=service_id,
+            description=description,
             by=body["user"]["id"],
         )

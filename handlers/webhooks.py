@@ -24,7 +24,9 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes", fields={"body": "too large"})
+            raise PayloadTooLarge(
+                f"body is larger than {limit} bytes", fields={"body": "too large"}
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -53,7 +55,9 @@ def register(app: web.Application, deps: Deps) -> None:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             deps.metrics.webhooks_rejected.labels(integration=name, reason="bad_json").inc()
-            raise UserError(f"body is not valid JSON: {exc}", fields={"body": "invalid JSON"}) from None
+            raise UserError(
+                f"body is not valid JSON: {exc}", fields={"body": "invalid JSON"}
+            ) from None
         try:
             alerts = PARSERS[integration.type](document, deps.clock.now())
         except ValidationError as exc:
@@ -64,8 +68,10 @@ def register(app: web.Application, deps: Deps) -> None:
             ) from None
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key is not None and len(key) > 255:
-            raise UserError("Idempotency-Key is longer than 255 characters",
-                            fields={"Idempotency-Key": "too long"})
+            raise UserError(
+                "Idempotency-Key is longer than 255 characters",
+                fields={"Idempotency-Key": "too long"},
+            )
         delivery = await deps.incidents.ingest(
             integration=integration, alerts=alerts, idempotency_key=key, body=body
         )

@@ -92,7 +92,9 @@ class AlertRow(Base):
 
     incident: Mapped[IncidentRow] = relationship(back_populates="alerts", lazy="raise")
 
-    __table_args__ = (Index("uq_alerts_incident_fingerprint", "incident_id", "fingerprint", unique=True),)
+    __table_args__ = (
+        Index("uq_alerts_incident_fingerprint", "incident_id", "fingerprint", unique=True),
+    )
 
 
 class TimelineRow(Base):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.incident import IncidentState, Severity, Status
 from bot.domain.records import AlertRecord, Incident, TimelineEvent
@@ -100,7 +101,7 @@ class IncidentRepository:
         self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
     ) -> tuple[list[Incident], int]:
         """A page of incidents, newest first, and the total count matching the filters."""
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         if filters.status:
             conditions.append(IncidentRow.status.in_([s.value for s in filters.status]))
         if filters.service_id:
@@ -159,9 +160,7 @@ class IncidentRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def mark_rendered(
-        self, *, incident_id: int, column: str, version: int
-    ) -> bool:
+    async def mark_rendered(self, *, incident_id: int, column: str, version: int) -> bool:
         """Advance a message's rendered version; False when a newer version is already shown."""
         col = getattr(IncidentRow, column)
         result = await self.session.execute(
@@ -252,7 +251,9 @@ class TimelineRepository:
         data: dict[str, Any] | None = None,
     ) -> None:
         self.session.add(
-            TimelineRow(incident_id=incident_id, at=at, kind=kind, actor=actor, text=text, data=data or {})
+            TimelineRow(
+                incident_id=incident_id, at=at, kind=kind, actor=actor, text=text, data=data or {}
+            )
         )
 
     async def list(self, *, incident_id: int) -> list[TimelineEvent]:
@@ -263,8 +264,13 @@ class TimelineRepository:
         )
         return [
             TimelineEvent(
-                id=r.id, incident_id=r.incident_id, at=r.at, kind=r.kind, actor=r.actor,
-                text=r.text, data=dict(r.data or {}),
+                id=r.id,
+                incident_id=r.incident_id,
+                at=r.at,
+                kind=r.kind,
+                actor=r.actor,
+                text=r.text,
+                data=dict(r.data or {}),
             )
             for r in rows
         ]
@@ -286,20 +292,30 @@ class OutboxRepository:
         self.session = session
 
     async def enqueue(
-        self, *, kind: str, now: datetime, incident_id: int | None = None,
+        self,
+        *,
+        kind: str,
+        now: datetime,
+        incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
         self.session.add(
             OutboxRow(
-                incident_id=incident_id, kind=kind, payload=payload or {}, progress={},
-                status="pending", attempts=0, created_at=now, next_attempt_at=now,
+                incident_id=incident_id,
+                kind=kind,
+                payload=payload or {},
+                progress={},
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
             )
         )
 
     async def claim(
         self, *, now: datetime, lease_until: datetime, worker: str, limit: int
     ) -> list[OutboxItem]:
-        """Claim up to `limit` due rows for `worker` (other workers skip them until the lease ends)."""
+        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends."""
         claimable = and_(
             OutboxRow.status == "pending",
             OutboxRow.next_attempt_at <= now,
@@ -320,8 +336,13 @@ class OutboxRepository:
             .where(OutboxRow.id.in_(ids), claimable)
             .values(claimed_until=lease_until, claimed_by=worker, attempts=OutboxRow.attempts + 1)
             .returning(
-                OutboxRow.id, OutboxRow.incident_id, OutboxRow.kind, OutboxRow.payload,
-                OutboxRow.progress, OutboxRow.attempts, OutboxRow.created_at,
+                OutboxRow.id,
+                OutboxRow.incident_id,
+                OutboxRow.kind,
+                OutboxRow.payload,
+                OutboxRow.progress,
+                OutboxRow.attempts,
+                OutboxRow.created_at,
             )
             .execution_options(synchronize_session=False)
         )
@@ -330,27 +351,32 @@ class OutboxRepository:
 
     async def save_progress(self, *, item_id: int, progress: dict[str, Any]) -> None:
         await self.session.execute(
-            update(OutboxRow).where(OutboxRow.id == item_id).values(progress=progress)
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(progress=progress)
             .execution_options(synchronize_session=False)
         )
 
     async def complete(self, *, item_id: int, now: datetime) -> None:
         await self.session.execute(
-            update(OutboxRow).where(OutboxRow.id == item_id)
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
             .values(status="done", done_at=now, claimed_until=None, last_error=None)
             .execution_options(synchronize_session=False)
         )
 
     async def retry_later(self, *, item_id: int, at: datetime, error: str) -> None:
         await self.session.execute(
-            update(OutboxRow).where(OutboxRow.id == item_id)
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
             .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000])
             .execution_options(synchronize_session=False)
         )
 
     async def fail(self, *, item_id: int, now: datetime, error: str) -> None:
         await self.session.execute(
-            update(OutboxRow).where(OutboxRow.id == item_id)
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
             .values(status="dead", done_at=now, claimed_until=None, last_error=error[:2000])
             .execution_options(synchronize_session=False)
         )
@@ -381,8 +407,15 @@ class IdempotencyRepository:
         )
 
     async def put(
-        self, *, integration: str, key: str, body_sha256: str, status_code: int,
-        response: dict[str, Any], now: datetime, expires_at: datetime,
+        self,
+        *,
+        integration: str,
+        key: str,
+        body_sha256: str,
+        status_code: int,
+        response: dict[str, Any],
+        now: datetime,
+        expires_at: datetime,
     ) -> None:
         # an expired row with the same key is replaced
         await self.session.execute(
@@ -394,8 +427,13 @@ class IdempotencyRepository:
         )
         self.session.add(
             IdempotencyRow(
-                integration=integration, key=key, body_sha256=body_sha256,
-                status_code=status_code, response=response, created_at=now, expires_at=expires_at,
+                integration=integration,
+                key=key,
+                body_sha256=body_sha256,
+                status_code=status_code,
+                response=response,
+                created_at=now,
+                expires_at=expires_at,
             )
         )
         await self.session.flush()

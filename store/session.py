@@ -13,13 +13,18 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 _BEGIN_OPTION = "pulseops_begin"
 
 
 class Database:
-    """Owns the async engine; hands out read and write sessions (the caller owns the transaction)."""
+    """Owns the async engine; hands out read and write sessions (callers own transactions)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)

@@ -130,10 +130,15 @@ def alertmanager_payload(
             {
                 "status": status,
                 "labels": labels,
-                "annotations": {"summary": summary, "description": "5xx ratio over 5 minutes",
-                                "runbook_url": "https://runbooks.example.com/high-error-rate"},
+                "annotations": {
+                    "summary": summary,
+                    "description": "5xx ratio over 5 minutes",
+                    "runbook_url": "https://runbooks.example.com/high-error-rate",
+                },
                 "startsAt": "2026-11-23T02:58:00.000Z",
-                "endsAt": "2026-11-23T03:10:00.000Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+                "endsAt": "2026-11-23T03:10:00.000Z"
+                if status == "resolved"
+                else "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
                 "fingerprint": fingerprint,
             }
@@ -155,8 +160,9 @@ def alertmanager_payload(
 class Harness:
     """The running service plus the emulator, driven over HTTP."""
 
-    def __init__(self, *, emulator: Emulator, database_url: str, config: PulseOpsConfig,
-                 clock: ManualClock) -> None:
+    def __init__(
+        self, *, emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
+    ) -> None:
         self.emu = emulator
         self.database_url = database_url
         self.config = config
@@ -179,8 +185,9 @@ class Harness:
         )
 
     async def start(self) -> None:
-        self.app = create_app(self.settings(), self.config, clock=self.clock, environ={},
-                              run_jobs=False)
+        self.app = create_app(
+            self.settings(), self.config, clock=self.clock, environ={}, run_jobs=False
+        )
         self._runner, port = await start(self.app, host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{port}"
         self.emu.request_url = f"{self.url}/slack/events"
@@ -211,11 +218,15 @@ class Harness:
         raw: bytes | None = None,
     ) -> tuple[int, Any]:
         assert self.http is not None
-        hdrs = {"Authorization": f"Bearer {token or TOKENS.get(integration, 'x')}",
-                "Content-Type": "application/json"}
+        hdrs = {
+            "Authorization": f"Bearer {token or TOKENS.get(integration, 'x')}",
+            "Content-Type": "application/json",
+        }
         hdrs.update(headers or {})
         kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
-        async with self.http.post(f"{self.url}/webhooks/{integration}", headers=hdrs, **kwargs) as r:
+        async with self.http.post(
+            f"{self.url}/webhooks/{integration}", headers=hdrs, **kwargs
+        ) as r:
             return r.status, await r.json(content_type=None)
 
     async def get(self, path: str) -> tuple[int, Any]:
@@ -241,8 +252,9 @@ class Harness:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    emu = Emulator(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS,
-                   channels=CHANNELS)
+    emu = Emulator(
+        bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
+    )
     await emu.start(host="127.0.0.1", port=0)
     yield emu
     await emu.stop()

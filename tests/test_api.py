@@ -12,13 +12,18 @@ pytestmark = pytest.mark.asyncio
 
 async def seed(harness: Harness) -> list[int]:
     ids = []
-    for i, service in enumerate(["payment-api", "payment-api", "search-api", "search-api", "payment-api"]):
+    for i, service in enumerate(
+        ["payment-api", "payment-api", "search-api", "search-api", "payment-api"]
+    ):
         _, body = await harness.post_alert(
-            alertmanager_payload(group_key=f"g{i}", fingerprint=f"f{i}", service=service,
-                                 summary=f"Alert number {i}")
+            alertmanager_payload(
+                group_key=f"g{i}", fingerprint=f"f{i}", service=service, summary=f"Alert number {i}"
+            )
         )
         ids.append(body["results"][0]["incident_id"])
-    await harness.post_alert(alertmanager_payload(group_key="g0", fingerprint="f0", status="resolved"))
+    await harness.post_alert(
+        alertmanager_payload(group_key="g0", fingerprint="f0", status="resolved")
+    )
     return ids
 
 
@@ -44,10 +49,18 @@ async def test_list_filters_and_paginates(harness: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("status=sleeping", "status"), ("service=nope", "service"), ("team=nope", "team"),
-     ("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset")],
+    [
+        ("status=sleeping", "status"),
+        ("service=nope", "service"),
+        ("team=nope", "team"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+    ],
 )
-async def test_bad_filters_are_400_naming_the_field(harness: Harness, query: str, field: str) -> None:
+async def test_bad_filters_are_400_naming_the_field(
+    harness: Harness, query: str, field: str
+) -> None:
     status, body = await harness.get(f"/api/v1/incidents?{query}")
     assert status == 400
     assert field in body["fields"]

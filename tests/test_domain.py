@@ -54,7 +54,9 @@ def test_illegal_moves_raise(status: Status, command: Acknowledge | Resolve | Re
         st.sampled_from([Acknowledge(by="U1"), Resolve(by="U2"), Reopen(by="U3")]), max_size=30
     )
 )
-def test_any_command_sequence_follows_the_table(commands: list[Acknowledge | Resolve | Reopen]) -> None:
+def test_any_command_sequence_follows_the_table(
+    commands: list[Acknowledge | Resolve | Reopen],
+) -> None:
     state = IncidentState(status=Status.TRIGGERED, version=1)
     for command in commands:
         legal = (type(command), state.status) in TRANSITIONS

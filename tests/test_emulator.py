@@ -16,8 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import Emulator, EmulatorError, EmulatorUser
-from bot.emulator import rules
+from bot.emulator import Emulator, EmulatorError, EmulatorUser, rules
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0001", "U0CAROL01"
 INCIDENTS, PAYMENTS = "C0INCIDENT", "C0PAYMENTS"
@@ -85,10 +84,19 @@ BUTTONS = [
         "type": "actions",
         "block_id": "incident_actions",
         "elements": [
-            {"type": "button", "action_id": "ack", "value": "inc-1", "style": "primary",
-             "text": {"type": "plain_text", "text": "Acknowledge"}},
-            {"type": "button", "action_id": "resolve", "value": "inc-1",
-             "text": {"type": "plain_text", "text": "Resolve"}},
+            {
+                "type": "button",
+                "action_id": "ack",
+                "value": "inc-1",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+            },
+            {
+                "type": "button",
+                "action_id": "resolve",
+                "value": "inc-1",
+                "text": {"type": "plain_text", "text": "Resolve"},
+            },
         ],
     },
 ]
@@ -100,17 +108,32 @@ MODAL = {
     "submit": {"type": "plain_text", "text": "Declare"},
     "private_metadata": "meta",
     "blocks": [
-        {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
-         "element": {"type": "plain_text_input", "action_id": "value"}},
-        {"type": "input", "block_id": "severity",
-         "label": {"type": "plain_text", "text": "Severity"},
-         "element": {"type": "static_select", "action_id": "value", "options": [
-             {"text": {"type": "plain_text", "text": "SEV1"}, "value": "sev1"},
-             {"text": {"type": "plain_text", "text": "SEV2"}, "value": "sev2"},
-         ]}},
-        {"type": "input", "block_id": "commander", "optional": True,
-         "label": {"type": "plain_text", "text": "Commander"},
-         "element": {"type": "users_select", "action_id": "value"}},
+        {
+            "type": "input",
+            "block_id": "title",
+            "label": {"type": "plain_text", "text": "Title"},
+            "element": {"type": "plain_text_input", "action_id": "value"},
+        },
+        {
+            "type": "input",
+            "block_id": "severity",
+            "label": {"type": "plain_text", "text": "Severity"},
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "options": [
+                    {"text": {"type": "plain_text", "text": "SEV1"}, "value": "sev1"},
+                    {"text": {"type": "plain_text", "text": "SEV2"}, "value": "sev2"},
+                ],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "commander",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Commander"},
+            "element": {"type": "users_select", "action_id": "value"},
+        },
     ],
 }
 
@@ -146,16 +169,22 @@ def _button(text: str = "Go", **extra: Any) -> dict[str, Any]:
         ([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}], "10 items"),
         ([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}], "2001"),
         ([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}], "10 items"),
-        ([{"type": "actions", "elements": [_button(action_id=f"a{i}") for i in range(26)]}],
-         "25 items"),
+        (
+            [{"type": "actions", "elements": [_button(action_id=f"a{i}") for i in range(26)]}],
+            "25 items",
+        ),
         ([{"type": "actions", "elements": [_button(action_id="a", value="v" * 2001)]}], "2001"),
         ([{"type": "actions", "elements": [_button(action_id="a" * 256)]}], "256"),
         ([{"type": "divider", "block_id": "b" * 256}], "256"),
-        ([{"type": "divider", "block_id": "x"}, {"type": "divider", "block_id": "x"}],
-         "not unique"),
+        (
+            [{"type": "divider", "block_id": "x"}, {"type": "divider", "block_id": "x"}],
+            "not unique",
+        ),
         ([{"type": "carousel_of_doom"}], "unknown block type"),
-        ([{"type": "actions", "elements": [_button(action_id="a", disabled=True)]}],
-         "additional property: disabled"),
+        (
+            [{"type": "actions", "elements": [_button(action_id="a", disabled=True)]}],
+            "additional property: disabled",
+        ),
     ],
 )
 def test_block_kit_limits(blocks: list[dict[str, Any]], fragment: str) -> None:
@@ -189,8 +218,12 @@ async def test_auth_unknown_method_and_scopes(emu: Emulator, client: AsyncWebCli
 async def test_channel_names_and_archived_names_stay_taken(
     emu: Emulator, client: AsyncWebClient
 ) -> None:
-    for bad, error in [("", "invalid_name_required"), ("Inc 1", "invalid_name_specials"),
-                       ("i" * 81, "invalid_name_maxlength"), ("-_-", "invalid_name_punctuation")]:
+    for bad, error in [
+        ("", "invalid_name_required"),
+        ("Inc 1", "invalid_name_specials"),
+        ("i" * 81, "invalid_name_maxlength"),
+        ("-_-", "invalid_name_punctuation"),
+    ]:
         assert (await slack_error(client.conversations_create(name=bad)))["error"] == error
     created = await client.conversations_create(name="inc-1-db-down")
     channel = created["channel"]
@@ -198,9 +231,11 @@ async def test_channel_names_and_archived_names_stay_taken(
     assert emu.channels[channel["id"]].members == {"U0PULSEBOT"}
     assert (await client.conversations_archive(channel=channel["id"]))["ok"]
     assert (await slack_error(client.conversations_archive(channel=channel["id"])))["error"] == (
-        "already_archived")
+        "already_archived"
+    )
     assert (await slack_error(client.conversations_create(name="inc-1-db-down")))["error"] == (
-        "name_taken")
+        "name_taken"
+    )
     taken = await slack_error(client.conversations_create(name="incidents"))
     assert taken["error"] == "name_taken"
     archived = emu.channel_by_name("inc-1-db-down")
@@ -211,8 +246,12 @@ async def test_channel_names_and_archived_names_stay_taken(
 
 async def test_posting_needs_membership_or_chat_write_public(clock: StepClock) -> None:
     seeds = [(INCIDENTS, "incidents"), {"id": PAYMENTS, "name": "payments", "is_private": True}]
-    emu = make_emulator(clock, channels=seeds, bot_channels_member=False,
-                        scopes=("chat:write", "channels:manage", "groups:write", "pins:write"))
+    emu = make_emulator(
+        clock,
+        channels=seeds,
+        bot_channels_member=False,
+        scopes=("chat:write", "channels:manage", "groups:write", "pins:write"),
+    )
     await emu.start()
     try:
         client = AsyncWebClient(token="xoxb-test", base_url=emu.api_url, retry_handlers=[])
@@ -221,14 +260,17 @@ async def test_posting_needs_membership_or_chat_write_public(clock: StepClock) -
         hidden = await slack_error(client.chat_postMessage(channel=PAYMENTS, text="x"))
         assert hidden["error"] == "channel_not_found"  # a private channel it is not in is hidden
         assert (await slack_error(client.chat_postMessage(channel="C0NOWHERE0", text="x")))[
-            "error"] == "channel_not_found"
+            "error"
+        ] == "channel_not_found"
         assert (await slack_error(client.conversations_setTopic(channel=INCIDENTS, topic="t")))[
-            "error"] == "not_in_channel"
+            "error"
+        ] == "not_in_channel"
         emu.scopes = emu.scopes | {"chat:write.public"}
         posted = await client.chat_postMessage(channel="#incidents", text="hello")
         assert posted["channel"] == INCIDENTS
         assert (await slack_error(client.pins_add(channel=INCIDENTS, timestamp=posted["ts"])))[
-            "error"] == "not_in_channel"
+            "error"
+        ] == "not_in_channel"
         assert emu.messages(PAYMENTS) == []
     finally:
         await emu.stop()
@@ -246,10 +288,12 @@ async def test_messages_update_pin_and_ephemeral(emu: Emulator, client: AsyncWeb
     assert stored[0]["blocks"] == BUTTONS[:1] and stored[0]["edited"]["user"] == "U0PULSEBOT"
     assert stored[1]["thread_ts"] == first["ts"] and stored[0]["bot_id"] == "B0PULSEBOT"
     assert (await slack_error(client.chat_update(channel=INCIDENTS, ts="1.000001", text="x")))[
-        "error"] == "message_not_found"
+        "error"
+    ] == "message_not_found"
     await client.pins_add(channel=INCIDENTS, timestamp=first["ts"])
     assert (await slack_error(client.pins_add(channel=INCIDENTS, timestamp=first["ts"])))[
-        "error"] == "already_pinned"
+        "error"
+    ] == "already_pinned"
     assert emu.messages(INCIDENTS)[0]["pinned"]
     error = await slack_error(client.chat_postEphemeral(channel=PAYMENTS, user=BOB, text="hi"))
     assert error["error"] == "user_not_in_channel"
@@ -289,13 +333,15 @@ async def test_invalid_blocks_are_refused_and_nothing_is_stored(
     ]
     for blocks, fragment in [(many, "50 items"), (long_label, "76"), (duplicate, "not unique")]:
         error = await slack_error(
-            client.chat_postMessage(channel=INCIDENTS, text="x", blocks=blocks))
+            client.chat_postMessage(channel=INCIDENTS, text="x", blocks=blocks)
+        )
         assert error["error"] == "invalid_blocks"
         assert any(fragment in e for e in error["errors"]), error["errors"]
     assert emu.messages(INCIDENTS) == []
     ok = await client.chat_postMessage(channel=INCIDENTS, text="fine", blocks=BUTTONS)
-    error = await slack_error(client.chat_update(channel=INCIDENTS, ts=ok["ts"], text="x",
-                                                 blocks=many))
+    error = await slack_error(
+        client.chat_update(channel=INCIDENTS, ts=ok["ts"], text="x", blocks=many)
+    )
     assert error["error"] == "invalid_blocks"
     assert emu.messages(INCIDENTS)[0]["text"] == "fine"
     assert [c["status"] for c in emu.calls_to("chat.postMessage")] == [200, 200, 200, 200]
@@ -305,20 +351,26 @@ async def test_invalid_blocks_are_refused_and_nothing_is_stored(
 async def test_invite_reports_each_user(emu: Emulator, client: AsyncWebClient) -> None:
     channel = (await client.conversations_create(name="inc-2"))["channel"]["id"]
     all_or_nothing = await slack_error(
-        client.conversations_invite(channel=channel, users=[ALICE, "U0NOBODY1", "U0PULSEBOT"]))
+        client.conversations_invite(channel=channel, users=[ALICE, "U0NOBODY1", "U0PULSEBOT"])
+    )
     assert all_or_nothing["error"] == "user_not_found"
     assert {(e["user"], e["error"]) for e in all_or_nothing["errors"]} == {
-        ("U0NOBODY1", "user_not_found"), ("U0PULSEBOT", "cant_invite_self")}
+        ("U0NOBODY1", "user_not_found"),
+        ("U0PULSEBOT", "cant_invite_self"),
+    }
     assert emu.channels[channel].members == {"U0PULSEBOT"}
-    forced = await client.conversations_invite(channel=channel, users=[ALICE, BOB, "U0NOBODY1"],
-                                               force=True)
+    forced = await client.conversations_invite(
+        channel=channel, users=[ALICE, BOB, "U0NOBODY1"], force=True
+    )
     assert forced["ok"] and forced["errors"] == [
-        {"user": "U0NOBODY1", "ok": False, "error": "user_not_found"}]
+        {"user": "U0NOBODY1", "ok": False, "error": "user_not_found"}
+    ]
     assert emu.channels[channel].members == {"U0PULSEBOT", ALICE, BOB}
     again = await slack_error(client.conversations_invite(channel=channel, users=ALICE))
     assert again["error"] == "already_in_channel"
     assert (await slack_error(client.conversations_invite(channel="C0NOWHERE0", users=ALICE)))[
-        "error"] == "channel_not_found"
+        "error"
+    ] == "channel_not_found"
 
 
 async def test_views_open_needs_a_fresh_unused_trigger(
@@ -330,16 +382,20 @@ async def test_views_open_needs_a_fresh_unused_trigger(
     assert view["id"].startswith("V") and view["hash"] and view["callback_id"] == "declare"
     assert emu.views[view["id"]]["user"] == ALICE
     assert (await slack_error(client.views_open(trigger_id=trigger, view=MODAL)))["error"] == (
-        "exchanged_trigger_id")
+        "exchanged_trigger_id"
+    )
     late = emu.issue_trigger(ALICE)
     clock.advance(3.5)
     assert (await slack_error(client.views_open(trigger_id=late, view=MODAL)))["error"] == (
-        "expired_trigger_id")
+        "expired_trigger_id"
+    )
     assert (await slack_error(client.views_open(trigger_id="1.2.3", view=MODAL)))["error"] == (
-        "invalid_trigger_id")
+        "invalid_trigger_id"
+    )
     bad_title = {**MODAL, "title": {"type": "plain_text", "text": "x" * 25}}
     refused = await slack_error(
-        client.views_open(trigger_id=emu.issue_trigger(ALICE), view=bad_title))
+        client.views_open(trigger_id=emu.issue_trigger(ALICE), view=bad_title)
+    )
     assert refused["error"] == "invalid_arguments" and refused["response_metadata"]["messages"]
     stale = await slack_error(client.views_update(view_id=view["id"], hash="0.stale", view=MODAL))
     assert stale["error"] == "hash_conflict"
@@ -350,7 +406,8 @@ async def test_views_open_needs_a_fresh_unused_trigger(
     published = await client.views_publish(user_id=ALICE, view=home)
     assert emu.home_views[ALICE]["id"] == published["view"]["id"]
     assert (await slack_error(client.views_publish(user_id="U0NOBODY1", view=home)))["error"] == (
-        "invalid_arguments")
+        "invalid_arguments"
+    )
 
 
 # -- rate limits and faults ---------------------------------------------------------------
@@ -404,9 +461,10 @@ async def test_faults_outage_errors_and_hang(
     clock.advance(6)
     await client.chat_postMessage(channel=INCIDENTS, text="back")
     async with aiohttp.ClientSession() as http:
-        async with http.post(emu.base_url + "_emulator/faults",
-                             json={"error_status": 500, "error_count": 2,
-                                   "methods": ["chat.postMessage"]}) as resp:
+        async with http.post(
+            emu.base_url + "_emulator/faults",
+            json={"error_status": 500, "error_count": 2, "methods": ["chat.postMessage"]},
+        ) as resp:
             assert (await resp.json())["faults"]["error_count"] == 2
     await client.auth_test()  # other methods are untouched
     statuses = []
@@ -419,8 +477,9 @@ async def test_faults_outage_errors_and_hang(
     assert statuses == [500, 500, 200]
     assert [m["text"] for m in emu.messages(INCIDENTS)] == ["back", "y"]
     emu.set_faults(clear=True, hang_for=10)
-    impatient = AsyncWebClient(token="xoxb-test", base_url=emu.api_url, timeout=0.3,
-                               retry_handlers=[])
+    impatient = AsyncWebClient(
+        token="xoxb-test", base_url=emu.api_url, timeout=0.3, retry_handlers=[]
+    )
     started = time.monotonic()
     with pytest.raises((asyncio.TimeoutError, aiohttp.ClientError)):
         await impatient.chat_postMessage(channel=INCIDENTS, text="z")
@@ -506,13 +565,20 @@ async def test_click_sends_a_signed_block_actions_payload(
     kind, payload, headers = bot.received[-1]
     assert kind == "block_actions" and headers["X-Slack-Signature"].startswith("v0=")
     assert payload["user"]["id"] == ALICE and payload["team"]["id"] == "T0PULSEOPS"
-    assert payload["container"] == {"type": "message", "message_ts": posted["ts"],
-                                    "channel_id": INCIDENTS, "is_ephemeral": False}
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": INCIDENTS,
+        "is_ephemeral": False,
+    }
     assert payload["channel"] == {"id": INCIDENTS, "name": "incidents"}
     assert payload["message"]["blocks"] == BUTTONS and payload["message"]["bot_id"] == "B0PULSEBOT"
     action = payload["actions"][0]
     assert (action["action_id"], action["block_id"], action["value"]) == (
-        "ack", "incident_actions", "inc-1")
+        "ack",
+        "incident_actions",
+        "inc-1",
+    )
     assert action["text"]["text"] == "Acknowledge" and action["style"] == "primary"
     # The trigger opens a modal once; the response_url accepts five posts.
     opened = await client.views_open(trigger_id=payload["trigger_id"], view=MODAL)
@@ -520,8 +586,9 @@ async def test_click_sends_a_signed_block_actions_payload(
     async with aiohttp.ClientSession() as http:
         statuses = []
         for i in range(6):
-            async with http.post(payload["response_url"],
-                                 json={"text": f"noted {i}", "response_type": "ephemeral"}) as r:
+            async with http.post(
+                payload["response_url"], json={"text": f"noted {i}", "response_type": "ephemeral"}
+            ) as r:
                 statuses.append(r.status)
         assert statuses == [200] * 5 + [404]
         assert result["response_url"] == payload["response_url"]
@@ -559,15 +626,36 @@ async def test_command_and_immediate_answer(emu: Emulator, bot: FakeBot) -> None
     assert result["status"] == 200 and result["body"] == {"text": "3 open incidents"}
     kind, form, _ = bot.received[-1]
     assert kind == "command"
-    assert {k: form[k] for k in ("command", "text", "user_id", "user_name", "channel_id",
-                                 "channel_name", "team_id", "api_app_id")} == {
-        "command": "/incident", "text": "list", "user_id": BOB, "user_name": "bob",
-        "channel_id": INCIDENTS, "channel_name": "incidents", "team_id": "T0PULSEOPS",
-        "api_app_id": "A0PULSEOPS"}
+    assert {
+        k: form[k]
+        for k in (
+            "command",
+            "text",
+            "user_id",
+            "user_name",
+            "channel_id",
+            "channel_name",
+            "team_id",
+            "api_app_id",
+        )
+    } == {
+        "command": "/incident",
+        "text": "list",
+        "user_id": BOB,
+        "user_name": "bob",
+        "channel_id": INCIDENTS,
+        "channel_name": "incidents",
+        "team_id": "T0PULSEOPS",
+        "api_app_id": "A0PULSEOPS",
+    }
     assert form["trigger_id"] == result["trigger_id"]
     assert form["response_url"].startswith(emu.base_url + "_emulator/response/")
-    assert emu.ephemerals[-1] == {**emu.ephemerals[-1], "user": BOB, "channel": INCIDENTS,
-                                  "text": "3 open incidents"}
+    assert emu.ephemerals[-1] == {
+        **emu.ephemerals[-1],
+        "user": BOB,
+        "channel": INCIDENTS,
+        "text": "3 open incidents",
+    }
     with pytest.raises(EmulatorError):
         await emu.command(user=BOB, channel="C0NOWHERE0", command="/incident")
 
@@ -583,13 +671,19 @@ async def test_submit_view_with_errors_then_close(
 
     view = (await client.views_open(trigger_id=emu.issue_trigger(ALICE), view=MODAL))["view"]
     with pytest.raises(EmulatorError):  # a select can only take one of its options
-        await emu.submit_view(user=ALICE, view_id=view["id"],
-                              values={"title": {"value": "x"}, "severity": {"value": "sev9"}})
+        await emu.submit_view(
+            user=ALICE,
+            view_id=view["id"],
+            values={"title": {"value": "x"}, "severity": {"value": "sev9"}},
+        )
     with pytest.raises(EmulatorError):  # required inputs must be filled
         await emu.submit_view(user=ALICE, view_id=view["id"], values={"title": {"value": "x"}})
     bot.respond = answer
-    values = {"title": {"value": "DB"}, "severity": {"value": "sev1"},
-              "commander": {"value": CAROL}}
+    values = {
+        "title": {"value": "DB"},
+        "severity": {"value": "sev1"},
+        "commander": {"value": CAROL},
+    }
     first = await emu.submit_view(user=ALICE, view_id=view["id"], values=values)
     assert first["response_action"] == "errors" and first["errors"] == {"title": "Too short"}
     assert emu.views[view["id"]]["open"] and first["view"]["id"] == view["id"]
@@ -612,8 +706,9 @@ async def test_events_carry_unique_ids_and_retries(
     kind, envelope, _ = bot.received[-1]
     assert kind == "event_callback" and envelope["event"]["type"] == "app_home_opened"
     assert envelope["event"]["tab"] == "home" and envelope["event"]["user"] == ALICE
-    said = await emu.post_user_message(user=BOB, channel=INCIDENTS,
-                                       text="<@U0PULSEBOT> note: restarted the primary")
+    said = await emu.post_user_message(
+        user=BOB, channel=INCIDENTS, text="<@U0PULSEBOT> note: restarted the primary"
+    )
     assert said["delivered"] and said["event_id"] != home["event_id"]
     events = [p["event"]["type"] for k, p, _ in bot.received if k == "event_callback"]
     assert events == ["app_home_opened", "message", "app_mention"]
@@ -649,7 +744,8 @@ async def test_control_routes(emu: Emulator, client: AsyncWebClient, bot: FakeBo
             state = await r.json()
         incidents = next(c for c in state["channels"] if c["id"] == INCIDENTS)
         assert "U0PULSEBOT" in incidents["members"] and state["messages"][INCIDENTS][0]["text"] == (
-            "DB down")
+            "DB down"
+        )
         async with http.get("/_emulator/calls", params={"method": "chat.postMessage"}) as r:
             calls = (await r.json())["calls"]
             assert len(calls) == 1 and calls[0]["args"]["blocks"] == BUTTONS
@@ -661,9 +757,13 @@ async def test_control_routes(emu: Emulator, client: AsyncWebClient, bot: FakeBo
 
 
 async def test_file_upload_flow(emu: Emulator, client: AsyncWebClient) -> None:
-    uploaded = await client.files_upload_v2(channel=INCIDENTS, content=b"mtta,mttr\n1,2\n",
-                                            filename="report.csv", title="Weekly report",
-                                            initial_comment="Weekly report")
+    uploaded = await client.files_upload_v2(
+        channel=INCIDENTS,
+        content=b"mtta,mttr\n1,2\n",
+        filename="report.csv",
+        title="Weekly report",
+        initial_comment="Weekly report",
+    )
     assert uploaded["file"]["title"] == "Weekly report"
     message = emu.messages(INCIDENTS)[-1]
     assert message["text"] == "Weekly report" and message["files"][0]["size"] == 14
@@ -685,8 +785,10 @@ async def test_submission_can_push_update_and_clear(
     step = {"type": "modal", "title": {"type": "plain_text", "text": "Step"}, "blocks": []}
     replies: list[dict[str, Any]] = [
         {"response_action": "push", "view": step},
-        {"response_action": "update", "view": {**step, "title": {"type": "plain_text",
-                                                                 "text": "Step 2"}}},
+        {
+            "response_action": "update",
+            "view": {**step, "title": {"type": "plain_text", "text": "Step 2"}},
+        },
         {"response_action": "clear"},
     ]
 
@@ -750,9 +852,11 @@ async def test_a_bolt_app_accepts_what_the_emulator_sends() -> None:
             await asyncio.sleep(0.02)
         assert emu.ephemerals[-1]["text"] == "acknowledged"
         modal = next(v for v in emu.views.values() if v["open"])
-        submitted = await emu.submit_view(user=ALICE, view_id=modal["id"],
-                                          values={"title": {"value": "DB"},
-                                                  "severity": {"value": "sev1"}})
+        submitted = await emu.submit_view(
+            user=ALICE,
+            view_id=modal["id"],
+            values={"title": {"value": "DB"}, "severity": {"value": "sev1"}},
+        )
         assert submitted["status"] == 200 and submitted["view"] is None and seen == ["sev1"]
         await emu.command(user=ALICE, channel=INCIDENTS, command="/incident", text="list")
         assert emu.ephemerals[-1]["text"] == "you asked for list"

@@ -31,7 +31,11 @@ def methods_called() -> set[str]:
         if "emulator" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "call" and node.args:
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "call"
+                and node.args
+            ):
                 first = node.args[0]
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     found.add(first.value)

@@ -8,9 +8,9 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.config import parse_config
 from bot.domain import Acknowledge, Resolve
 from store.models import IncidentRow, OutboxRow
-from bot.config import parse_config
 from tests.conftest import BOT_TOKEN, CONFIG_YAML, Harness, alertmanager_payload
 from tests.test_webhooks import buttons
 
@@ -35,7 +35,9 @@ async def fire(harness: Harness, n: int) -> list[int]:
     ids = []
     for i in range(n):
         status, body = await harness.post_alert(
-            alertmanager_payload(group_key=f"group-{i}", fingerprint=f"fp-{i}", summary=f"Alert {i}")
+            alertmanager_payload(
+                group_key=f"group-{i}", fingerprint=f"fp-{i}", summary=f"Alert {i}"
+            )
         )
         assert status == 202
         ids.append(body["results"][0]["incident_id"])
@@ -54,7 +56,10 @@ async def test_rate_limited_channel_creation_pages_first_and_catches_up(harness:
     assert all(r.status != "dead" for r in rows)
     assert sum(1 for r in rows if r.status == "pending") == 2
     metrics = (await harness.get("/metrics"))[1]
-    assert 'pulseops_slack_api_calls_total{method="conversations.create",result="ratelimited"}' in metrics
+    assert (
+        'pulseops_slack_api_calls_total{method="conversations.create",result="ratelimited"}'
+        in metrics
+    )
     harness.emu.set_faults(clear=True)
     harness.clock.advance(120)
     await harness.settle()
@@ -120,7 +125,9 @@ async def test_fatal_slack_error_is_not_retried(harness: Harness) -> None:
     assert announce.status == "dead" and "channel_not_found" in (announce.last_error or "")
     # the channel side still went through
     assert next(r for r in rows if r.kind == "open_channel").status == "done"
-    calls = [c for c in harness.emu.calls_to("chat.postMessage") if c["args"]["channel"] == "C0NOSUCH1"]
+    calls = [
+        c for c in harness.emu.calls_to("chat.postMessage") if c["args"]["channel"] == "C0NOSUCH1"
+    ]
     assert len(calls) == 1
 
 

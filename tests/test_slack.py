@@ -24,11 +24,16 @@ async def open_incident(harness: Harness, **kwargs: object) -> tuple[int, dict]:
     return incident_id, await harness.incident(incident_id)
 
 
-async def click(harness: Harness, user: str, incident: dict, action: str, *, where: str = "channel") -> dict:
+async def click(
+    harness: Harness, user: str, incident: dict, action: str, *, where: str = "channel"
+) -> dict:
     if where == "channel":
         channel, ts = incident["slack"]["channel_id"], incident["slack"]["message_ts"]
     else:
-        channel, ts = incident["slack"]["announcement_channel"], incident["slack"]["announcement_ts"]
+        channel, ts = (
+            incident["slack"]["announcement_channel"],
+            incident["slack"]["announcement_ts"],
+        )
     result = await harness.emu.click(user=user, channel=channel, ts=ts, action_id=action)
     assert result["status"] == 200, result
     await asyncio.sleep(0.05)  # Bolt answers first, then runs the listener
@@ -79,8 +84,10 @@ async def test_illegal_click_gets_ephemeral_and_changes_nothing(harness: Harness
     updates = len(harness.emu.calls_to("chat.update"))
     # the stale message still shows Acknowledge: click it
     result = await harness.emu.click(
-        user="U0BOB0001", channel=incident["slack"]["channel_id"],
-        ts=incident["slack"]["message_ts"], action_id="incident_acknowledge",
+        user="U0BOB0001",
+        channel=incident["slack"]["channel_id"],
+        ts=incident["slack"]["message_ts"],
+        action_id="incident_acknowledge",
     )
     assert result["status"] == 200
     for _ in range(50):
@@ -126,8 +133,14 @@ async def test_bad_slack_signatures_are_rejected(harness: Harness, headers: dict
         "type": "block_actions",
         "user": {"id": "U0ALICE01"},
         "team": {"id": "T0PULSEOPS"},
-        "actions": [{"action_id": "incident_acknowledge", "value": str(incident_id),
-                     "block_id": "incident_actions", "type": "button"}],
+        "actions": [
+            {
+                "action_id": "incident_acknowledge",
+                "value": str(incident_id),
+                "block_id": "incident_actions",
+                "type": "button",
+            }
+        ],
         "container": {"type": "message"},
         "response_url": f"{harness.emu.api_url}../_emulator/response/none",
         "trigger_id": "1.2.3",
@@ -152,8 +165,12 @@ async def test_concurrent_clicks_make_exactly_one_transition(harness: Harness) -
     users = ["U0ALICE01", "U0BOB0001", "U0CAROL01"] * 3
     results = await asyncio.gather(
         *(
-            harness.emu.click(user=u, channel=incident["slack"]["channel_id"],
-                              ts=incident["slack"]["message_ts"], action_id="incident_acknowledge")
+            harness.emu.click(
+                user=u,
+                channel=incident["slack"]["channel_id"],
+                ts=incident["slack"]["message_ts"],
+                action_id="incident_acknowledge",
+            )
             for u in users
         )
     )
@@ -171,8 +188,9 @@ async def test_concurrent_clicks_make_exactly_one_transition(harness: Harness) -
     assert all("already acknowledged" in e["text"] for e in harness.emu.ephemerals)
 
 
-async def command(harness: Harness, text: str, *, user: str = "U0ALICE01",
-                  channel: str = "C0INCIDENT") -> dict:
+async def command(
+    harness: Harness, text: str, *, user: str = "U0ALICE01", channel: str = "C0INCIDENT"
+) -> dict:
     result = await harness.emu.command(user=user, channel=channel, command="/incident", text=text)
     assert result["status"] == 200, result
     return result
@@ -226,7 +244,8 @@ async def test_declare_through_the_modal(harness: Harness) -> None:
     assert view["callback_id"] == "incident_declare"
     # a blank title is refused with a field error and creates nothing
     refused = await harness.emu.submit_view(
-        user="U0CAROL01", view_id=view_id,
+        user="U0CAROL01",
+        view_id=view_id,
         values={"declare_title": {"title": "   "}, "declare_severity": {"severity": "SEV2"}},
     )
     assert refused["body"]["response_action"] == "errors"
@@ -234,7 +253,8 @@ async def test_declare_through_the_modal(harness: Harness) -> None:
     _, listing = await harness.get("/api/v1/incidents")
     assert listing["total"] == 0
     done = await harness.emu.submit_view(
-        user="U0CAROL01", view_id=view_id,
+        user="U0CAROL01",
+        view_id=view_id,
         values={
             "declare_title": {"title": "Search results empty <!channel>"},
             "declare_severity": {"severity": "SEV2"},

@@ -29,9 +29,7 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
 
 @BOTH
 async def test_concurrent_deliveries_of_one_alert_open_one_incident(harness: Harness) -> None:
-    results = await asyncio.gather(
-        *(harness.post_alert(alertmanager_payload()) for _ in range(12))
-    )
+    results = await asyncio.gather(*(harness.post_alert(alertmanager_payload()) for _ in range(12)))
     assert all(status == 202 for status, _ in results), results
     outcomes = sorted(body["results"][0]["outcome"] for _, body in results)
     assert outcomes == ["created"] + ["deduplicated"] * 11

@@ -65,8 +65,10 @@ async def test_repeat_of_same_alert_is_deduplicated(harness: Harness) -> None:
         status, body = await harness.post_alert(alertmanager_payload())
         assert status == 202
         assert body["results"][0] == {
-            "fingerprint": "a1b2c3d4e5f60001", "outcome": "deduplicated",
-            "incident_id": incident_id, "incident": f"INC-{incident_id}",
+            "fingerprint": "a1b2c3d4e5f60001",
+            "outcome": "deduplicated",
+            "incident_id": incident_id,
+            "incident": f"INC-{incident_id}",
         }
     await harness.settle()
     incident = await harness.incident(incident_id)
@@ -140,7 +142,9 @@ async def test_partial_resolve_keeps_incident_open(harness: Harness) -> None:
 async def test_auto_resolve_can_be_turned_off_per_service(harness: Harness) -> None:
     _, body = await harness.post_alert(alertmanager_payload(service="batch-jobs"))
     incident_id = body["results"][0]["incident_id"]
-    _, body = await harness.post_alert(alertmanager_payload(service="batch-jobs", status="resolved"))
+    _, body = await harness.post_alert(
+        alertmanager_payload(service="batch-jobs", status="resolved")
+    )
     assert body["results"][0]["outcome"] == "alert_resolved"
     incident = await harness.incident(incident_id)
     assert incident["status"] == "triggered"
@@ -174,8 +178,13 @@ async def test_untrusted_text_is_escaped_everywhere(harness: Harness) -> None:
 
 async def test_generic_format_single_and_batch(harness: Harness) -> None:
     status, body = await harness.post_alert(
-        {"title": "Disk almost full", "severity": "warning", "dedup_key": "disk-db1",
-         "labels": {"host": "db1"}, "links": [{"url": "https://grafana.example/d/1", "text": "Dash"}]},
+        {
+            "title": "Disk almost full",
+            "severity": "warning",
+            "dedup_key": "disk-db1",
+            "labels": {"host": "db1"},
+            "links": [{"url": "https://grafana.example/d/1", "text": "Dash"}],
+        },
         integration="generic",
     )
     assert status == 202, body

@@ -37,10 +37,30 @@ class Severity(StrEnum):
 
 
 _SEVERITY_WORDS: dict[str, Severity] = {
-    **{w: Severity.SEV1 for w in ("sev1", "1", "p1", "critical", "crit", "fatal", "emergency", "page", "disaster")},
+    **{
+        w: Severity.SEV1
+        for w in ("sev1", "1", "p1", "critical", "crit", "fatal", "emergency", "page", "disaster")
+    },
     **{w: Severity.SEV2 for w in ("sev2", "2", "p2", "error", "err", "high", "major")},
-    **{w: Severity.SEV3 for w in ("sev3", "3", "p3", "warning", "warn", "medium", "average", "minor")},
-    **{w: Severity.SEV4 for w in ("sev4", "4", "p4", "p5", "info", "informational", "low", "notice", "debug", "none")},
+    **{
+        w: Severity.SEV3
+        for w in ("sev3", "3", "p3", "warning", "warn", "medium", "average", "minor")
+    },
+    **{
+        w: Severity.SEV4
+        for w in (
+            "sev4",
+            "4",
+            "p4",
+            "p5",
+            "info",
+            "informational",
+            "low",
+            "notice",
+            "debug",
+            "none",
+        )
+    },
 }
 
 

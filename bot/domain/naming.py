@@ -29,7 +29,9 @@ def channel_name(prefix: str, number: int, title: str, *, suffix: str = "") -> s
     return name[:MAX_CHANNEL_NAME]
 
 
-def channel_name_candidates(prefix: str, number: int, title: str, *, tries: int = 10) -> Iterator[str]:
+def channel_name_candidates(
+    prefix: str, number: int, title: str, *, tries: int = 10
+) -> Iterator[str]:
     """The name to try first, then suffixed fallbacks for `name_taken` (bounded: `tries` names)."""
     yield channel_name(prefix, number, title)
     for i in range(2, tries + 1):

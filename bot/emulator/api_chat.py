@@ -20,8 +20,9 @@ def content_error(code: str, details: list[str]) -> ApiError:
     """The error Slack answers for unusable message content (invalid_blocks lists why)."""
     if not details:
         return ApiError(code)
-    return ApiError(code, errors=details,
-                    response_metadata={"messages": [f"[ERROR] {d}" for d in details]})
+    return ApiError(
+        code, errors=details, response_metadata={"messages": [f"[ERROR] {d}" for d in details]}
+    )
 
 
 def check_content(text: Any, blocks: Any, attachments: Any = None) -> None:
@@ -45,8 +46,11 @@ def _may_post(ctx: CallContext, channel: Channel) -> None:
 
 def _content(ctx: CallContext) -> tuple[str | None, Any, Any]:
     text = ctx.args.get("text")
-    return (str(text) if text is not None else None, ctx.args.get("blocks"),
-            ctx.args.get("attachments"))
+    return (
+        str(text) if text is not None else None,
+        ctx.args.get("blocks"),
+        ctx.args.get("attachments"),
+    )
 
 
 def post_message(ctx: CallContext) -> dict[str, Any]:
@@ -59,10 +63,20 @@ def post_message(ctx: CallContext) -> dict[str, Any]:
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments)
     thread_ts = ctx.str_arg("thread_ts")
-    message = ctx.ws.post(channel, user=BOT_USER_ID, text=text, blocks=blocks,
-                          attachments=attachments, thread_ts=thread_ts)
-    return {"ok": True, "channel": channel.id, "ts": message["ts"],
-            "message": public_message(message)}
+    message = ctx.ws.post(
+        channel,
+        user=BOT_USER_ID,
+        text=text,
+        blocks=blocks,
+        attachments=attachments,
+        thread_ts=thread_ts,
+    )
+    return {
+        "ok": True,
+        "channel": channel.id,
+        "ts": message["ts"],
+        "message": public_message(message),
+    }
 
 
 def update(ctx: CallContext) -> dict[str, Any]:
@@ -82,8 +96,13 @@ def update(ctx: CallContext) -> dict[str, Any]:
     if attachments is not None:
         message["attachments"] = attachments or None
     message["edited"] = {"user": BOT_USER_ID, "ts": ctx.ws.next_ts()}
-    return {"ok": True, "channel": channel.id, "ts": message["ts"], "text": message["text"],
-            "message": public_message(message)}
+    return {
+        "ok": True,
+        "channel": channel.id,
+        "ts": message["ts"],
+        "text": message["text"],
+        "message": public_message(message),
+    }
 
 
 def delete(ctx: CallContext) -> dict[str, Any]:
@@ -112,8 +131,9 @@ def post_ephemeral(ctx: CallContext) -> dict[str, Any]:
         raise ApiError("user_not_in_channel")
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments)
-    message = ctx.ws.add_ephemeral(channel=channel.id, user=user.id, text=text, blocks=blocks,
-                                   source="chat.postEphemeral")
+    message = ctx.ws.add_ephemeral(
+        channel=channel.id, user=user.id, text=text, blocks=blocks, source="chat.postEphemeral"
+    )
     if ctx.str_arg("thread_ts"):
         message["thread_ts"] = ctx.str_arg("thread_ts")
     return {"ok": True, "message_ts": message["ts"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.emulator import rules
@@ -130,8 +131,12 @@ def join(ctx: CallContext) -> dict[str, Any]:
         raise ApiError("method_not_supported_for_channel_type")
     require_not_archived(channel)
     if BOT_USER_ID in channel.members:
-        return {"ok": True, "channel": channel.to_json(), "warning": "already_in_channel",
-                "response_metadata": {"warnings": ["already_in_channel"]}}
+        return {
+            "ok": True,
+            "channel": channel.to_json(),
+            "warning": "already_in_channel",
+            "response_metadata": {"warnings": ["already_in_channel"]},
+        }
     channel.members.add(BOT_USER_ID)
     return {"ok": True, "channel": channel.to_json()}
 
@@ -144,7 +149,7 @@ def members(ctx: CallContext) -> dict[str, Any]:
     return {"ok": True, "members": page, "response_metadata": meta}
 
 
-_TYPE_TESTS = {
+_TYPE_TESTS: dict[str, Callable[[Channel], bool]] = {
     "public_channel": lambda c: not c.is_private and not c.is_im and not c.is_mpim,
     "private_channel": lambda c: c.is_private and not c.is_mpim,
     "im": lambda c: c.is_im,
@@ -158,13 +163,19 @@ def list_(ctx: CallContext) -> dict[str, Any]:
     unknown = [t for t in types if t not in _TYPE_TESTS]
     if unknown:
         raise ApiError("invalid_types")
-    scope_of = {"public_channel": "channels:read", "private_channel": "groups:read",
-                "im": "im:read", "mpim": "mpim:read"}
+    scope_of = {
+        "public_channel": "channels:read",
+        "private_channel": "groups:read",
+        "im": "im:read",
+        "mpim": "mpim:read",
+    }
     for kind in types:
         require_scope(ctx, scope_of[kind])
     found = [
-        c for c in ctx.ws.channels.values()
-        if any(_TYPE_TESTS[t](c) for t in types) and ctx.ws.visible_to_bot(c)
+        c
+        for c in ctx.ws.channels.values()
+        if any(_TYPE_TESTS[t](c) for t in types)
+        and ctx.ws.visible_to_bot(c)
         and not (ctx.flag("exclude_archived") and c.is_archived)
     ]
     page, meta = paginate(ctx, found)
@@ -203,8 +214,9 @@ def history(ctx: CallContext) -> dict[str, Any]:
     require_kind_scope(ctx, channel, "history")
     if not channel.is_im and not channel.is_mpim:
         require_member(channel)
-    messages = [m for m in ctx.ws.history.get(channel.id, [])
-                if m.get("thread_ts") in (None, m["ts"])]
+    messages = [
+        m for m in ctx.ws.history.get(channel.id, []) if m.get("thread_ts") in (None, m["ts"])
+    ]
     latest, oldest = ctx.str_arg("latest"), ctx.str_arg("oldest")
     if latest:
         messages = [m for m in messages if float(m["ts"]) <= float(latest)]
@@ -212,8 +224,12 @@ def history(ctx: CallContext) -> dict[str, Any]:
         messages = [m for m in messages if float(m["ts"]) >= float(oldest)]
     ordered = list(reversed(messages))
     page, meta = paginate(ctx, ordered)
-    return {"ok": True, "messages": [public_message(m) for m in page],
-            "has_more": bool(meta["next_cursor"]), "response_metadata": meta}
+    return {
+        "ok": True,
+        "messages": [public_message(m) for m in page],
+        "has_more": bool(meta["next_cursor"]),
+        "response_metadata": meta,
+    }
 
 
 HANDLERS: dict[str, Handler] = {

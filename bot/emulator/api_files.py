@@ -21,15 +21,26 @@ def get_upload_url(ctx: CallContext) -> dict[str, Any]:
     filename = ctx.required("filename")
     length = ctx.int_arg("length", 0)
     if length <= 0:
-        raise ApiError("invalid_arguments",
-                       response_metadata={"messages": ["[ERROR] `length` must be positive"]})
+        raise ApiError(
+            "invalid_arguments",
+            response_metadata={"messages": ["[ERROR] `length` must be positive"]},
+        )
     file_id = ctx.ws.new_id("F")
     ctx.ws.files[file_id] = {
-        "id": file_id, "name": filename, "title": filename, "length": length, "data": None,
-        "created": int(ctx.ws.clock()), "user": BOT_USER_ID, "alt_txt": ctx.str_arg("alt_txt"),
+        "id": file_id,
+        "name": filename,
+        "title": filename,
+        "length": length,
+        "data": None,
+        "created": int(ctx.ws.clock()),
+        "user": BOT_USER_ID,
+        "alt_txt": ctx.str_arg("alt_txt"),
     }
-    return {"ok": True, "upload_url": f"{ctx.ws.base_url}_emulator/upload/{file_id}",
-            "file_id": file_id}
+    return {
+        "ok": True,
+        "upload_url": f"{ctx.ws.base_url}_emulator/upload/{file_id}",
+        "file_id": file_id,
+    }
 
 
 def _file_refs(ctx: CallContext) -> list[dict[str, Any]]:
@@ -64,8 +75,12 @@ def complete_upload(ctx: CallContext) -> dict[str, Any]:
             stored["title"] = str(ref["title"])
         shown.append({k: v for k, v in stored.items() if k != "data"})
     if channel is not None:
-        message = ctx.ws.post(channel, user=BOT_USER_ID, text=ctx.str_arg("initial_comment"),
-                              thread_ts=ctx.str_arg("thread_ts"))
+        message = ctx.ws.post(
+            channel,
+            user=BOT_USER_ID,
+            text=ctx.str_arg("initial_comment"),
+            thread_ts=ctx.str_arg("thread_ts"),
+        )
         message["files"] = shown
         for file in shown:
             file["channels"] = [channel.id]

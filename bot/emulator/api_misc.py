@@ -11,8 +11,13 @@ from bot.emulator.state import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_
 def auth_test(ctx: CallContext) -> dict[str, Any]:
     """auth.test: who the token is."""
     return {
-        "ok": True, "url": f"https://{TEAM_DOMAIN}.slack.com/", "team": "PulseOps",
-        "user": BOT_NAME, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+        "ok": True,
+        "url": f"https://{TEAM_DOMAIN}.slack.com/",
+        "team": "PulseOps",
+        "user": BOT_NAME,
+        "team_id": TEAM_ID,
+        "user_id": BOT_USER_ID,
+        "bot_id": BOT_ID,
         "is_enterprise_install": False,
     }
 
@@ -28,8 +33,12 @@ def users_info(ctx: CallContext) -> dict[str, Any]:
 def users_list(ctx: CallContext) -> dict[str, Any]:
     """users.list: every member, bots included, paginated."""
     page, meta = paginate(ctx, list(ctx.ws.users.values()), default_limit=200)
-    return {"ok": True, "members": [u.to_json() for u in page], "response_metadata": meta,
-            "cache_ts": int(ctx.ws.clock())}
+    return {
+        "ok": True,
+        "members": [u.to_json() for u in page],
+        "response_metadata": meta,
+        "cache_ts": int(ctx.ws.clock()),
+    }
 
 
 def _require_paid(ctx: CallContext) -> None:

@@ -19,8 +19,9 @@ _EMULATOR_KEYS = ("user", "open")
 
 def invalid_arguments(*messages: str) -> ApiError:
     """Slack's answer to a view it cannot accept: invalid_arguments with the reasons."""
-    return ApiError("invalid_arguments",
-                    response_metadata={"messages": [f"[ERROR] {m}" for m in messages]})
+    return ApiError(
+        "invalid_arguments", response_metadata={"messages": [f"[ERROR] {m}" for m in messages]}
+    )
 
 
 def public_view(view: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,21 +54,38 @@ def _checked_view(
 
 
 def store_view(
-    ws: Workspace, source: Mapping[str, Any], *, user: str, view_id: str | None = None,
-    root_view_id: str | None = None, previous_view_id: str | None = None,
+    ws: Workspace,
+    source: Mapping[str, Any],
+    *,
+    user: str,
+    view_id: str | None = None,
+    root_view_id: str | None = None,
+    previous_view_id: str | None = None,
     state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Store a view as Slack keeps it (ids, hash, state) and return it."""
     vid = view_id or ws.new_id("V")
     view: dict[str, Any] = {
-        "private_metadata": "", "callback_id": "", "external_id": "", "submit": None,
-        "close": None, "clear_on_close": False, "notify_on_close": False,
+        "private_metadata": "",
+        "callback_id": "",
+        "external_id": "",
+        "submit": None,
+        "close": None,
+        "clear_on_close": False,
+        "notify_on_close": False,
         **copy.deepcopy(dict(source)),
     }
     view.update(
-        id=vid, team_id=TEAM_ID, app_id=APP_ID, bot_id=BOT_ID, hash=new_hash(ws),
+        id=vid,
+        team_id=TEAM_ID,
+        app_id=APP_ID,
+        bot_id=BOT_ID,
+        hash=new_hash(ws),
         state=copy.deepcopy(dict(state)) if state else {"values": {}},
-        root_view_id=root_view_id or vid, previous_view_id=previous_view_id, user=user, open=True,
+        root_view_id=root_view_id or vid,
+        previous_view_id=previous_view_id,
+        user=user,
+        open=True,
     )
     ws.views[vid] = view
     return view
@@ -118,9 +136,15 @@ def views_update(ctx: CallContext) -> dict[str, Any]:
     if expected is not None and expected != current["hash"]:
         raise ApiError("hash_conflict")
     source = _checked_view(ctx, frozenset({current["type"]}), editing=current["id"])
-    view = store_view(ctx.ws, source, user=current["user"], view_id=current["id"],
-                      root_view_id=current["root_view_id"],
-                      previous_view_id=current["previous_view_id"], state=current["state"])
+    view = store_view(
+        ctx.ws,
+        source,
+        user=current["user"],
+        view_id=current["id"],
+        root_view_id=current["root_view_id"],
+        previous_view_id=current["previous_view_id"],
+        state=current["state"],
+    )
     if view["type"] == "home":
         ctx.ws.home_views[view["user"]] = view
     return {"ok": True, "view": public_view(view)}
@@ -135,8 +159,9 @@ def views_push(ctx: CallContext) -> dict[str, Any]:
         raise invalid_arguments("no modal is open for the user of this trigger")
     if len(stack) >= MODAL_STACK_MAX:
         raise ApiError("push_limit_reached")
-    view = store_view(ctx.ws, source, user=trigger.user, root_view_id=stack[0],
-                      previous_view_id=stack[-1])
+    view = store_view(
+        ctx.ws, source, user=trigger.user, root_view_id=stack[0], previous_view_id=stack[-1]
+    )
     stack.append(view["id"])
     return {"ok": True, "view": public_view(view)}
 
@@ -151,8 +176,7 @@ def views_publish(ctx: CallContext) -> dict[str, Any]:
     expected = ctx.str_arg("hash")
     if expected is not None and current is not None and expected != current["hash"]:
         raise ApiError("hash_conflict")
-    source = _checked_view(ctx, frozenset({"home"}),
-                           editing=current["id"] if current else None)
+    source = _checked_view(ctx, frozenset({"home"}), editing=current["id"] if current else None)
     view = store_view(ctx.ws, source, user=user.id, view_id=current["id"] if current else None)
     ctx.ws.home_views[user.id] = view
     return {"ok": True, "view": public_view(view)}

@@ -87,8 +87,9 @@ def channel_for_bot(
 def require_scope(ctx: CallContext, *any_of: str) -> None:
     """Raise missing_scope unless the token holds one of `any_of`."""
     if not any(scope in ctx.scopes for scope in any_of):
-        raise ApiError("missing_scope", needed=",".join(any_of),
-                       provided=",".join(sorted(ctx.scopes)))
+        raise ApiError(
+            "missing_scope", needed=",".join(any_of), provided=",".join(sorted(ctx.scopes))
+        )
 
 
 def require_kind_scope(ctx: CallContext, channel: Channel, verb: str) -> None:
@@ -130,6 +131,6 @@ def paginate(
         start = int(ctx.str_arg("cursor") or 0)
     except ValueError:
         raise ApiError("invalid_cursor") from None
-    page = items[start:start + limit]
+    page = items[start : start + limit]
     next_cursor = str(start + limit) if start + limit < len(items) else ""
     return page, {"next_cursor": next_cursor}

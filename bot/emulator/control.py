@@ -63,11 +63,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text='{"ok": false, "error": "invalid_json"}',
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text='{"ok": false, "error": "invalid_json"}', content_type="application/json"
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"ok": false, "error": "json_not_object"}',
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text='{"ok": false, "error": "json_not_object"}', content_type="application/json"
+        )
     return body
 
 
@@ -82,6 +84,7 @@ def _driving(call: DriverCall) -> Callable[[web.Request], Awaitable[web.Response
         except (EmulatorError, TypeError) as exc:
             return _json({"ok": False, "error": str(exc)}, status=400)
         return _json({"ok": True, **result})
+
     return handler
 
 
@@ -89,8 +92,13 @@ def register(app: web.Application, emu: Emulator) -> None:
     """Add the control routes of `emu` to its application."""
 
     async def state(request: web.Request) -> web.Response:
-        return _json({**emu.ws.snapshot(), "faults": emu.faults.to_json(emu.clock()),
-                      "request_url": emu.request_url})
+        return _json(
+            {
+                **emu.ws.snapshot(),
+                "faults": emu.faults.to_json(emu.clock()),
+                "request_url": emu.request_url,
+            }
+        )
 
     async def calls(request: web.Request) -> web.Response:
         method = request.query.get("method")
@@ -105,9 +113,13 @@ def register(app: web.Application, emu: Emulator) -> None:
         cid = request.match_info["id"]
         if cid not in emu.ws.channels:
             return _json({"ok": False, "error": "channel_not_found"}, status=404)
-        return _json({"channel": emu.ws.channels[cid].to_state(),
-                      "messages": [public_message(m) for m in emu.ws.history.get(cid, [])],
-                      "ephemerals": [e for e in emu.ws.ephemerals if e["channel"] == cid]})
+        return _json(
+            {
+                "channel": emu.ws.channels[cid].to_state(),
+                "messages": [public_message(m) for m in emu.ws.history.get(cid, [])],
+                "ephemerals": [e for e in emu.ws.ephemerals if e["channel"] == cid],
+            }
+        )
 
     async def view(request: web.Request) -> web.Response:
         found = emu.ws.views.get(request.match_info["view_id"])
@@ -130,8 +142,14 @@ def register(app: web.Application, emu: Emulator) -> None:
     async def respond(request: web.Request) -> web.Response:
         body = await _body(request)
         status, answer = use_response_url(emu.ws, request.match_info["token"], body)
-        record = {"index": len(emu.calls), "method": "response_url", "args": body,
-                  "status": status, "response": answer, "at": emu.clock()}
+        record = {
+            "index": len(emu.calls),
+            "method": "response_url",
+            "args": body,
+            "status": status,
+            "response": answer,
+            "at": emu.clock(),
+        }
         emu.calls.append(record)
         return _json(answer, status=status)
 

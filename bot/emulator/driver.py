@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -50,8 +49,13 @@ class Driver:
     """Sends signed requests to the bot's request URL and applies its answers like Slack."""
 
     def __init__(
-        self, ws: Workspace, *, signing_secret: str, clock: Callable[[], float],
-        request_url: Callable[[], str | None], ack_timeout: float = ACK_TIMEOUT,
+        self,
+        ws: Workspace,
+        *,
+        signing_secret: str,
+        clock: Callable[[], float],
+        request_url: Callable[[], str | None],
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self.ws = ws
         self.signing_secret = signing_secret
@@ -74,7 +78,11 @@ class Driver:
         self._events.clear()
 
     async def _post(
-        self, kind: str, body: bytes, content_type: str, payload: Any,
+        self,
+        kind: str,
+        body: bytes,
+        content_type: str,
+        payload: Any,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         url = self.request_url()
@@ -96,7 +104,7 @@ class Driver:
                 url, data=body, headers=sent, timeout=aiohttp.ClientTimeout(total=self.ack_timeout)
             ) as response:
                 result = {"status": response.status, "body": _parse(await response.read())}
-        except asyncio.TimeoutError:
+        except TimeoutError:
             result = {"status": 0, "body": None, "error": "operation_timeout"}
         except aiohttp.ClientError as exc:
             result = {"status": 0, "body": None, "error": f"dispatch_failed: {exc}"}
@@ -121,8 +129,15 @@ class Driver:
         return channel
 
     async def click(
-        self, *, user: str, action_id: str, channel: str | None = None, ts: str | None = None,
-        view_id: str | None = None, value: Any = None, block_id: str | None = None,
+        self,
+        *,
+        user: str,
+        action_id: str,
+        channel: str | None = None,
+        ts: str | None = None,
+        view_id: str | None = None,
+        value: Any = None,
+        block_id: str | None = None,
     ) -> dict[str, Any]:
         """Click a button (or pick `value` in a select) in a message or view: block_actions."""
         payloads.user_ref(self.ws, user)
@@ -142,8 +157,10 @@ class Driver:
                     user=user, action_id=action_id, value=value if isinstance(value, str) else None
                 )
                 if found is None:
-                    raise EmulatorError(f"no message {user} can see has a {action_id!r} button"
-                                        + (f" with value {value!r}" if value is not None else ""))
+                    raise EmulatorError(
+                        f"no message {user} can see has a {action_id!r} button"
+                        + (f" with value {value!r}" if value is not None else "")
+                    )
                 channel, ts = found
             chan = self._visible_channel(channel, user)
             message = self.ws.find_message(chan.id, ts)
@@ -153,23 +170,44 @@ class Driver:
                 if message is None or message["user"] != user:
                     raise EmulatorError(f"no message {ts!r} in {chan.id} that {user} can see")
             blocks = message.get("blocks") or []
-            container = {"type": "message", "message_ts": ts, "channel_id": chan.id,
-                         "is_ephemeral": ephemeral}
-            response_url = self.ws.issue_response_url(channel=chan.id, user=user, message_ts=ts,
-                                                      ephemeral=ephemeral)
-            extra = {"channel": {"id": chan.id, "name": payloads.channel_name(chan)},
-                     "response_url": response_url}
+            container = {
+                "type": "message",
+                "message_ts": ts,
+                "channel_id": chan.id,
+                "is_ephemeral": ephemeral,
+            }
+            response_url = self.ws.issue_response_url(
+                channel=chan.id, user=user, message_ts=ts, ephemeral=ephemeral
+            )
+            extra = {
+                "channel": {"id": chan.id, "name": payloads.channel_name(chan)},
+                "response_url": response_url,
+            }
             if not ephemeral:
                 extra["message"] = public_message(message)
-        block, element = payloads.find_element(blocks, action_id=action_id, block_id=block_id,
-                                               value=value if isinstance(value, str) else None)
+        block, element = payloads.find_element(
+            blocks,
+            action_id=action_id,
+            block_id=block_id,
+            value=value if isinstance(value, str) else None,
+        )
         action = payloads.action_payload(element, block, value, f"{self.clock():.6f}")
         trigger_id = self.ws.issue_trigger(user, view_id=view_id)
-        payload = payloads.block_actions(self.ws, user=user, action=action, trigger_id=trigger_id,
-                                         container=container, extra=extra)
+        payload = payloads.block_actions(
+            self.ws,
+            user=user,
+            action=action,
+            trigger_id=trigger_id,
+            container=container,
+            extra=extra,
+        )
         result = await self._post_interaction(payload)
-        return {**result, "trigger_id": trigger_id, "response_url": response_url,
-                "payload": payload}
+        return {
+            **result,
+            "trigger_id": trigger_id,
+            "response_url": response_url,
+            "payload": payload,
+        }
 
     async def command(
         self, *, user: str, channel: str, command: str, text: str = ""
@@ -181,8 +219,15 @@ class Driver:
         chan = self._visible_channel(channel, user)
         trigger_id = self.ws.issue_trigger(user)
         response_url = self.ws.issue_response_url(channel=chan.id, user=user, message_ts=None)
-        form = payloads.command_form(self.ws, user=user, channel=chan, command=command,
-                                     text=text, response_url=response_url, trigger_id=trigger_id)
+        form = payloads.command_form(
+            self.ws,
+            user=user,
+            channel=chan,
+            command=command,
+            text=text,
+            response_url=response_url,
+            trigger_id=trigger_id,
+        )
         result = await self._post_form("command", form, form)
         body = result["body"]
         if result["status"] == 200 and body not in ("", None, {}):
@@ -205,8 +250,9 @@ class Driver:
             raise EmulatorError(f"{view_id!r} is not the modal {user} has on top")
         view["state"] = {"values": payloads.state_values(view, values or {})}
         trigger_id = self.ws.issue_trigger(user, view_id=view_id)
-        payload = payloads.view_payload(self.ws, "view_submission", user=user,
-                                        view=public_view(view), trigger_id=trigger_id)
+        payload = payloads.view_payload(
+            self.ws, "view_submission", user=user, view=public_view(view), trigger_id=trigger_id
+        )
         result = await self._post_interaction(payload)
         self._apply_submission(user, view, result)
         top = self.ws.modal_stacks.get(user)
@@ -223,8 +269,11 @@ class Driver:
         stack = self.ws.modal_stacks.get(user, [])
         if action == "errors":
             errors = body.get("errors") or {}
-            inputs = {payloads.block_id_of(b, i) for i, b in enumerate(view.get("blocks") or [])
-                      if isinstance(b, dict) and b.get("type") == "input"}
+            inputs = {
+                payloads.block_id_of(b, i)
+                for i, b in enumerate(view.get("blocks") or [])
+                if isinstance(b, dict) and b.get("type") == "input"
+            }
             unknown = [key for key in errors if key not in inputs]
             result["errors"] = errors
             if unknown or not errors:
@@ -234,14 +283,24 @@ class Driver:
             if problems:
                 result.update(error="invalid_view", view_errors=problems)
             elif action == "update":
-                store_view(self.ws, body["view"], user=user, view_id=view["id"],
-                           root_view_id=view["root_view_id"],
-                           previous_view_id=view["previous_view_id"])
+                store_view(
+                    self.ws,
+                    body["view"],
+                    user=user,
+                    view_id=view["id"],
+                    root_view_id=view["root_view_id"],
+                    previous_view_id=view["previous_view_id"],
+                )
             elif len(stack) >= MODAL_STACK_MAX:
                 result["error"] = "push_limit_reached"
             else:
-                pushed = store_view(self.ws, body["view"], user=user, root_view_id=stack[0],
-                                    previous_view_id=view["id"])
+                pushed = store_view(
+                    self.ws,
+                    body["view"],
+                    user=user,
+                    root_view_id=stack[0],
+                    previous_view_id=view["id"],
+                )
                 stack.append(pushed["id"])
         elif action == "clear":
             close_stack(self.ws, user)
@@ -293,15 +352,20 @@ class Driver:
         if body is None:
             raise EmulatorError(f"unknown event {event_id!r}")
         headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason}
-        result = await self._post("event:retry", body, "application/json", json.loads(body),
-                                  headers=headers)
+        result = await self._post(
+            "event:retry", body, "application/json", json.loads(body), headers=headers
+        )
         return {**result, "event_id": event_id}
 
     async def open_home(self, *, user: str) -> dict[str, Any]:
         """The user opens the app's Home tab: app_home_opened."""
         payloads.user_ref(self.ws, user)
-        event: dict[str, Any] = {"type": "app_home_opened", "user": user,
-                                 "channel": self.ws.open_dm(user).id, "tab": "home"}
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": self.ws.open_dm(user).id,
+            "tab": "home",
+        }
         home = self.ws.home_views.get(user)
         if home is not None:
             event["view"] = public_view(home)
@@ -322,13 +386,25 @@ class Driver:
                 raise EmulatorError(f"{user} is not in {chan.id}")
             chan.members.add(user)
         message = self.ws.post(chan, user=user, text=text, thread_ts=thread_ts)
-        outcome: dict[str, Any] = {"ts": message["ts"], "channel": chan.id, "delivered": False,
-                                   "status": None, "body": None}
+        outcome: dict[str, Any] = {
+            "ts": message["ts"],
+            "channel": chan.id,
+            "delivered": False,
+            "status": None,
+            "body": None,
+        }
         if BOT_USER_ID not in chan.members or not self.request_url():
             return outcome
-        event = {"type": "message", "channel": chan.id, "user": user, "text": text,
-                 "ts": message["ts"], "event_ts": message["ts"], "team": message["team"],
-                 "channel_type": payloads.channel_type(chan)}
+        event = {
+            "type": "message",
+            "channel": chan.id,
+            "user": user,
+            "text": text,
+            "ts": message["ts"],
+            "event_ts": message["ts"],
+            "team": message["team"],
+            "channel_type": payloads.channel_type(chan),
+        }
         if thread_ts:
             event["thread_ts"] = thread_ts
         outcome.update(await self.send_event(event), delivered=True)
@@ -341,10 +417,10 @@ class Driver:
     async def url_verification(self) -> dict[str, Any]:
         """Send the one-time url_verification challenge; `verified` tells if it was echoed."""
         challenge = self.ws.new_id("ch")
-        envelope = {"token": VERIFICATION_TOKEN, "challenge": challenge,
-                    "type": "url_verification"}
-        result = await self._post("url_verification", json.dumps(envelope).encode(),
-                                  "application/json", envelope)
+        envelope = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+        result = await self._post(
+            "url_verification", json.dumps(envelope).encode(), "application/json", envelope
+        )
         body = result["body"]
         echoed = body.get("challenge") if isinstance(body, dict) else body
         return {**result, "verified": result["status"] == 200 and echoed == challenge}

@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KEYS = frozenset(
-    {"clear", "down_for", "error_status", "error_count", "latency_ms", "hang_for", "rate_limits",
-     "methods"}
+    {
+        "clear",
+        "down_for",
+        "error_status",
+        "error_count",
+        "latency_ms",
+        "hang_for",
+        "rate_limits",
+        "methods",
+    }
 )
 HANG_EXTRA_SECONDS = 30.0
 

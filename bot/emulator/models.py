@@ -89,8 +89,13 @@ class Channel:
         """The conversation object the Web API answers, as seen by `viewer`."""
         if self.is_im:
             return {
-                "id": self.id, "created": self.created, "is_im": True, "is_org_shared": False,
-                "user": self.user, "is_user_deleted": False, "priority": 0,
+                "id": self.id,
+                "created": self.created,
+                "is_im": True,
+                "is_org_shared": False,
+                "user": self.user,
+                "is_user_deleted": False,
+                "priority": 0,
             }
         body: dict[str, Any] = {
             "id": self.id,
@@ -110,10 +115,16 @@ class Channel:
             "is_ext_shared": False,
             "is_org_shared": False,
             "is_member": viewer in self.members,
-            "topic": {"value": self.topic, "creator": self.topic_creator,
-                      "last_set": self.topic_last_set},
-            "purpose": {"value": self.purpose, "creator": self.purpose_creator,
-                        "last_set": self.purpose_last_set},
+            "topic": {
+                "value": self.topic,
+                "creator": self.topic_creator,
+                "last_set": self.topic_last_set,
+            },
+            "purpose": {
+                "value": self.purpose,
+                "creator": self.purpose_creator,
+                "last_set": self.purpose_last_set,
+            },
             "previous_names": [],
         }
         if num_members:
@@ -123,10 +134,17 @@ class Channel:
     def to_state(self) -> dict[str, Any]:
         """A plain JSON snapshot for the control routes."""
         return {
-            "id": self.id, "name": self.name, "is_private": self.is_private,
-            "is_archived": self.is_archived, "is_im": self.is_im, "is_mpim": self.is_mpim,
-            "user": self.user, "topic": self.topic, "purpose": self.purpose,
-            "members": sorted(self.members), "created_by": self.created_by,
+            "id": self.id,
+            "name": self.name,
+            "is_private": self.is_private,
+            "is_archived": self.is_archived,
+            "is_im": self.is_im,
+            "is_mpim": self.is_mpim,
+            "user": self.user,
+            "topic": self.topic,
+            "purpose": self.purpose,
+            "members": sorted(self.members),
+            "created_by": self.created_by,
             "pins": sorted(self.pins),
         }
 

@@ -20,12 +20,16 @@ _TEXT_INPUTS = frozenset({"plain_text_input", "email_text_input", "url_text_inpu
 _ONE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})
 _MANY_OPTIONS = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
 _SELECTED = {
-    "users_select": "selected_user", "multi_users_select": "selected_users",
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
     "conversations_select": "selected_conversation",
     "multi_conversations_select": "selected_conversations",
-    "channels_select": "selected_channel", "multi_channels_select": "selected_channels",
-    "datepicker": "selected_date", "timepicker": "selected_time",
-    "datetimepicker": "selected_date_time", "rich_text_input": "rich_text_value",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+    "rich_text_input": "rich_text_value",
 }
 
 
@@ -94,8 +98,9 @@ def find_element(
             if value is not None and is_button and element.get("value") != value:
                 continue
             return bid, element
-    raise EmulatorError(f"no element with action_id {action_id!r}"
-                        + (f" in block {block_id!r}" if block_id else ""))
+    raise EmulatorError(
+        f"no element with action_id {action_id!r}" + (f" in block {block_id!r}" if block_id else "")
+    )
 
 
 def _option(element: Mapping[str, Any], value: str) -> dict[str, Any]:
@@ -172,9 +177,13 @@ def action_payload(
     """One entry of block_actions' `actions` for a click or a selection."""
     if element.get("type") == "button":
         action = {
-            "type": "button", "action_id": element.get("action_id"), "block_id": block_id,
-            "text": copy.deepcopy(element.get("text")), "value": element.get("value"),
-            "style": element.get("style"), "action_ts": action_ts,
+            "type": "button",
+            "action_id": element.get("action_id"),
+            "block_id": block_id,
+            "text": copy.deepcopy(element.get("text")),
+            "value": element.get("value"),
+            "style": element.get("style"),
+            "action_ts": action_ts,
         }
         return {k: v for k, v in action.items() if v is not None}
     action = element_value(element, value)
@@ -183,29 +192,56 @@ def action_payload(
 
 
 def block_actions(
-    ws: Workspace, *, user: str, action: dict[str, Any], trigger_id: str,
-    container: dict[str, Any], extra: Mapping[str, Any],
+    ws: Workspace,
+    *,
+    user: str,
+    action: dict[str, Any],
+    trigger_id: str,
+    container: dict[str, Any],
+    extra: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A block_actions payload as Slack posts it in the `payload` form field."""
     return {
-        "type": "block_actions", "user": user_ref(ws, user), "api_app_id": APP_ID,
-        "token": VERIFICATION_TOKEN, "container": container, "trigger_id": trigger_id,
-        "team": team(), "enterprise": None, "is_enterprise_install": False,
-        "state": {"values": {}}, "actions": [action], **extra,
+        "type": "block_actions",
+        "user": user_ref(ws, user),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": container,
+        "trigger_id": trigger_id,
+        "team": team(),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "state": {"values": {}},
+        "actions": [action],
+        **extra,
     }
 
 
 def command_form(
-    ws: Workspace, *, user: str, channel: Channel, command: str, text: str,
-    response_url: str, trigger_id: str,
+    ws: Workspace,
+    *,
+    user: str,
+    channel: Channel,
+    command: str,
+    text: str,
+    response_url: str,
+    trigger_id: str,
 ) -> dict[str, str]:
     """The form fields of a slash command invocation."""
     person = user_ref(ws, user)
     return {
-        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "team_domain": TEAM_DOMAIN,
-        "channel_id": channel.id, "channel_name": channel_name(channel), "user_id": person["id"],
-        "user_name": person["username"], "command": command, "text": text,
-        "api_app_id": APP_ID, "is_enterprise_install": "false", "response_url": response_url,
+        "token": VERIFICATION_TOKEN,
+        "team_id": TEAM_ID,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel.id,
+        "channel_name": channel_name(channel),
+        "user_id": person["id"],
+        "user_name": person["username"],
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
         "trigger_id": trigger_id,
     }
 
@@ -215,8 +251,13 @@ def view_payload(
 ) -> dict[str, Any]:
     """A view_submission or view_closed payload."""
     body: dict[str, Any] = {
-        "type": kind, "team": team(), "user": user_ref(ws, user), "api_app_id": APP_ID,
-        "token": VERIFICATION_TOKEN, "view": view, "enterprise": None,
+        "type": kind,
+        "team": team(),
+        "user": user_ref(ws, user),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "view": view,
+        "enterprise": None,
         "is_enterprise_install": False,
     }
     if kind == "view_submission":
@@ -229,11 +270,24 @@ def view_payload(
 def event_envelope(event_id: str, event: dict[str, Any], *, event_time: int) -> dict[str, Any]:
     """The Events API `event_callback` envelope around one event."""
     return {
-        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "api_app_id": APP_ID, "event": event,
-        "type": "event_callback", "event_id": event_id, "event_time": event_time,
-        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
-                            "is_bot": True, "is_enterprise_install": False}],
-        "is_ext_shared_channel": False, "event_context": f"4-{event_id}",
+        "token": VERIFICATION_TOKEN,
+        "team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": event_time,
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": f"4-{event_id}",
     }
 
 

@@ -24,8 +24,11 @@ def apply_response(
     """
     original = None
     if origin.message_ts and origin.channel:
-        original = (ws.find_ephemeral(origin.channel, origin.message_ts) if origin.ephemeral
-                    else ws.find_message(origin.channel, origin.message_ts))
+        original = (
+            ws.find_ephemeral(origin.channel, origin.message_ts)
+            if origin.ephemeral
+            else ws.find_message(origin.channel, origin.message_ts)
+        )
     if _truthy(body.get("delete_original")):
         if original is None:
             return 404, {"ok": False, "error": "message_not_found"}
@@ -51,11 +54,18 @@ def apply_response(
             return 404, {"ok": False, "error": "channel_not_found"}
         if channel.is_archived:
             return 400, {"ok": False, "error": "is_archived"}
-        ws.post(channel, user=BOT_USER_ID, text=text, blocks=blocks,
-                attachments=body.get("attachments"), thread_ts=body.get("thread_ts"))
+        ws.post(
+            channel,
+            user=BOT_USER_ID,
+            text=text,
+            blocks=blocks,
+            attachments=body.get("attachments"),
+            thread_ts=body.get("thread_ts"),
+        )
         return 200, {"ok": True}
-    ws.add_ephemeral(channel=origin.channel, user=origin.user, text=text, blocks=blocks,
-                     source=source)
+    ws.add_ephemeral(
+        channel=origin.channel, user=origin.user, text=text, blocks=blocks, source=source
+    )
     return 200, {"ok": True}
 
 

@@ -39,22 +39,53 @@ _PUNCTUATION_ONLY = re.compile(r"^[\-_]+$")
 
 BLOCK_TYPES = frozenset(
     {
-        "actions", "context", "divider", "file", "header", "image", "input", "markdown",
-        "rich_text", "section", "video", "call", "table",
+        "actions",
+        "context",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "video",
+        "call",
+        "table",
     }
 )
 ELEMENT_TYPES = frozenset(
     {
-        "button", "checkboxes", "datepicker", "datetimepicker", "email_text_input", "image",
-        "multi_static_select", "multi_external_select", "multi_users_select",
-        "multi_conversations_select", "multi_channels_select", "number_input", "overflow",
-        "plain_text_input", "radio_buttons", "rich_text_input", "static_select",
-        "external_select", "users_select", "conversations_select", "channels_select",
-        "timepicker", "url_text_input", "workflow_button", "file_input",
+        "button",
+        "checkboxes",
+        "datepicker",
+        "datetimepicker",
+        "email_text_input",
+        "image",
+        "multi_static_select",
+        "multi_external_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+        "number_input",
+        "overflow",
+        "plain_text_input",
+        "radio_buttons",
+        "rich_text_input",
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "timepicker",
+        "url_text_input",
+        "workflow_button",
+        "file_input",
     }
 )
 TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
 VIEW_TYPES = frozenset({"modal", "home"})
+
 
 def validate_channel_name(name: str | None) -> str | None:
     """Return Slack's error code for an invalid channel name, or None when it is valid."""
@@ -156,7 +187,9 @@ def check_element(element: Any, pointer: str, action_ids: set[str]) -> Iterator[
             yield _err("must be one of: danger, primary", f"{pointer}/style")
     if "placeholder" in element:
         yield from _check_text(
-            element["placeholder"], f"{pointer}/placeholder", limit=PLACEHOLDER_MAX,
+            element["placeholder"],
+            f"{pointer}/placeholder",
+            limit=PLACEHOLDER_MAX,
             plain_only=True,
         )
     yield from _check_options(element.get("options"), f"{pointer}/options")
@@ -205,9 +238,7 @@ def _check_block(block: Mapping[str, Any], pointer: str, action_ids: set[str]) -
             if len(fields) > SECTION_FIELDS_MAX:
                 yield _err(f"no more than {SECTION_FIELDS_MAX} items allowed", f"{pointer}/fields")
             for i, field in enumerate(fields):
-                yield from _check_text(
-                    field, f"{pointer}/fields/{i}", limit=SECTION_FIELD_TEXT_MAX
-                )
+                yield from _check_text(field, f"{pointer}/fields/{i}", limit=SECTION_FIELD_TEXT_MAX)
     elif kind == "header":
         yield from _check_text(
             block.get("text"), f"{pointer}/text", limit=HEADER_TEXT_MAX, plain_only=True
@@ -245,7 +276,10 @@ def _schema_errors(block: Mapping[str, Any], pointer: str) -> Iterator[str]:
 
 
 def validate_blocks(
-    blocks: Any, *, max_blocks: int = MESSAGE_BLOCKS_MAX, pointer: str = "/blocks",
+    blocks: Any,
+    *,
+    max_blocks: int = MESSAGE_BLOCKS_MAX,
+    pointer: str = "/blocks",
     unique_action_ids: bool = True,
 ) -> list[str]:
     """Return every Block Kit violation in `blocks` (empty list when valid).

@@ -20,8 +20,17 @@ from bot.emulator.state import Channel, ChannelSeed, EmulatorUser, Workspace
 log = logging.getLogger(__name__)
 
 DEFAULT_SCOPES = (
-    "chat:write", "chat:write.public", "channels:manage", "channels:read", "groups:write",
-    "pins:write", "commands", "users:read", "im:write", "usergroups:write", "files:write",
+    "chat:write",
+    "chat:write.public",
+    "channels:manage",
+    "channels:read",
+    "groups:write",
+    "pins:write",
+    "commands",
+    "users:read",
+    "im:write",
+    "usergroups:write",
+    "files:write",
 )
 
 
@@ -50,15 +59,24 @@ class Emulator:
         self.request_url = request_url
         self.scopes = frozenset(scopes)
         self.clock = clock
-        self.ws = Workspace(users=users, channels=channels,
-                            bot_channels_member=bot_channels_member, clock=clock,
-                            usergroups=usergroups, paid_plan=paid_plan)
+        self.ws = Workspace(
+            users=users,
+            channels=channels,
+            bot_channels_member=bot_channels_member,
+            clock=clock,
+            usergroups=usergroups,
+            paid_plan=paid_plan,
+        )
         self.limiter = RateLimiter(enabled=rate_limits)
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
-        self.driver = Driver(self.ws, signing_secret=signing_secret,
-                             clock=signing_clock or clock, request_url=lambda: self.request_url,
-                             ack_timeout=ack_timeout)
+        self.driver = Driver(
+            self.ws,
+            signing_secret=signing_secret,
+            clock=signing_clock or clock,
+            request_url=lambda: self.request_url,
+            ack_timeout=ack_timeout,
+        )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -181,8 +199,15 @@ class Emulator:
     # -- driving the bot ------------------------------------------------------------------
 
     async def click(
-        self, *, user: str, action_id: str, channel: str | None = None, ts: str | None = None,
-        view_id: str | None = None, value: Any = None, block_id: str | None = None,
+        self,
+        *,
+        user: str,
+        action_id: str,
+        channel: str | None = None,
+        ts: str | None = None,
+        view_id: str | None = None,
+        value: Any = None,
+        block_id: str | None = None,
     ) -> dict[str, Any]:
         """Click a button in a message (channel + ts) or a view (view_id); post block_actions.
 
@@ -192,8 +217,15 @@ class Emulator:
         Raises:
             EmulatorError: no such message, view or element, or no request URL.
         """
-        return await self.driver.click(user=user, action_id=action_id, channel=channel, ts=ts,
-                                       view_id=view_id, value=value, block_id=block_id)
+        return await self.driver.click(
+            user=user,
+            action_id=action_id,
+            channel=channel,
+            ts=ts,
+            view_id=view_id,
+            value=value,
+            block_id=block_id,
+        )
 
     async def command(
         self, *, user: str, channel: str, command: str, text: str = ""
@@ -223,8 +255,9 @@ class Emulator:
         self, *, user: str, text: str, channel: str | None = None, thread_ts: str | None = None
     ) -> dict[str, Any]:
         """A person posts (channel None: their DM with the bot); message events follow."""
-        return await self.driver.post_user_message(user=user, channel=channel, text=text,
-                                                   thread_ts=thread_ts)
+        return await self.driver.post_user_message(
+            user=user, channel=channel, text=text, thread_ts=thread_ts
+        )
 
     async def send_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Deliver any Events API event."""
@@ -246,15 +279,19 @@ class Emulator:
         """Sleep, but wake at once when the emulator stops."""
         try:
             await asyncio.wait_for(self._closing.wait(), timeout=max(0.0, seconds))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
-    def _answer(self, record: dict[str, Any], status: int, body: Mapping[str, Any],
-                headers: Mapping[str, str] | None = None) -> web.Response:
+    def _answer(
+        self,
+        record: dict[str, Any],
+        status: int,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
         record["status"] = status
         record["response"] = copy.deepcopy(dict(body))
-        return web.json_response(dict(body), status=status, headers=headers,
-                                 dumps=control.dumps)
+        return web.json_response(dict(body), status=status, headers=headers, dumps=control.dumps)
 
     async def handle_api(self, request: web.Request) -> web.Response:
         """POST|GET /api/{method}: faults, authentication, rate limits, then the method."""
@@ -263,8 +300,14 @@ class Emulator:
         args = webapi.decode_args(raw)
         token = webapi.bearer_token(request.headers.get("Authorization"), args)
         now = self.clock()
-        record: dict[str, Any] = {"index": len(self.calls), "method": method, "args": args,
-                                  "status": None, "response": None, "at": now}
+        record: dict[str, Any] = {
+            "index": len(self.calls),
+            "method": method,
+            "args": args,
+            "status": None,
+            "response": None,
+            "at": now,
+        }
         self.calls.append(record)
         decision = decide(self.faults, method, now=now)
         if decision.latency:
@@ -275,8 +318,12 @@ class Emulator:
         if decision.status is not None:
             record["fault"] = decision.kind
             headers = {"Retry-After": "1"} if decision.status == 429 else None
-            return self._answer(record, decision.status,
-                                {"ok": False, "error": error_for_status(decision.status)}, headers)
+            return self._answer(
+                record,
+                decision.status,
+                {"ok": False, "error": error_for_status(decision.status)},
+                headers,
+            )
         if problem is not None:
             return self._answer(record, 200, {"ok": False, "error": problem})
         if not webapi.is_known(method):
@@ -287,8 +334,12 @@ class Emulator:
         retry_after = self.limiter.check(method, channel=self._rate_key(args), now=now)
         if retry_after is not None:
             record["fault"] = "ratelimited"
-            return self._answer(record, 429, {"ok": False, "error": "ratelimited"},
-                                {"Retry-After": str(retry_after)})
+            return self._answer(
+                record,
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(retry_after)},
+            )
         try:
             body = webapi.call(self.ws, method, args, self.scopes)
         except Exception:

@@ -27,9 +27,23 @@ from bot.emulator.models import (
 )
 
 __all__ = [
-    "APP_ID", "BOT_ID", "BOT_NAME", "BOT_USER_ID", "RESPONSE_URL_MAX_USES", "RESPONSE_URL_TTL",
-    "TEAM_DOMAIN", "TEAM_ID", "TRIGGER_TTL", "VERIFICATION_TOKEN", "Channel", "ChannelSeed",
-    "EmulatorUser", "ResponseUrl", "Trigger", "Workspace", "public_message",
+    "APP_ID",
+    "BOT_ID",
+    "BOT_NAME",
+    "BOT_USER_ID",
+    "RESPONSE_URL_MAX_USES",
+    "RESPONSE_URL_TTL",
+    "TEAM_DOMAIN",
+    "TEAM_ID",
+    "TRIGGER_TTL",
+    "VERIFICATION_TOKEN",
+    "Channel",
+    "ChannelSeed",
+    "EmulatorUser",
+    "ResponseUrl",
+    "Trigger",
+    "Workspace",
+    "public_message",
 ]
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -66,8 +80,9 @@ class Workspace:
     def reset(self) -> None:
         """Return to the seeded state: seeded users and channels, nothing posted."""
         self.users: dict[str, EmulatorUser] = {
-            BOT_USER_ID: EmulatorUser(id=BOT_USER_ID, name=BOT_NAME, real_name="PulseOps",
-                                      is_bot=True)
+            BOT_USER_ID: EmulatorUser(
+                id=BOT_USER_ID, name=BOT_NAME, real_name="PulseOps", is_bot=True
+            )
         }
         for user in self._user_seeds:
             self.users[user.id] = copy.copy(user)
@@ -95,22 +110,38 @@ class Workspace:
             private = bool(seed.get("is_private", False))
         else:
             cid, name = seed[0], seed[1]
-            members = set(seed[2]) if len(seed) > 2 else set(humans)  # type: ignore[misc]
+            members = set(seed[2]) if len(seed) > 2 else set(humans)
             private = False
         if self.bot_channels_member:
             members.add(BOT_USER_ID)
-        channel = Channel(id=cid, name=name, created_by=humans[0] if humans else BOT_USER_ID,
-                          created=now, is_private=private, members=members)
+        channel = Channel(
+            id=cid,
+            name=name,
+            created_by=humans[0] if humans else BOT_USER_ID,
+            created=now,
+            is_private=private,
+            members=members,
+        )
         self.channels[cid] = channel
         self.history[cid] = []
 
     @staticmethod
     def _usergroup(group_id: str, handle: str, now: int) -> dict[str, Any]:
         return {
-            "id": group_id, "team_id": TEAM_ID, "is_usergroup": True, "name": handle,
-            "handle": handle, "description": "", "is_external": False, "date_create": now,
-            "date_update": now, "date_delete": 0, "created_by": BOT_USER_ID,
-            "updated_by": BOT_USER_ID, "users": [], "user_count": 0,
+            "id": group_id,
+            "team_id": TEAM_ID,
+            "is_usergroup": True,
+            "name": handle,
+            "handle": handle,
+            "description": "",
+            "is_external": False,
+            "date_create": now,
+            "date_update": now,
+            "date_delete": 0,
+            "created_by": BOT_USER_ID,
+            "updated_by": BOT_USER_ID,
+            "users": [],
+            "user_count": 0,
         }
 
     def ensure_usergroup(self, group_id: str) -> dict[str, Any] | None:
@@ -167,8 +198,14 @@ class Workspace:
 
     def create_channel(self, name: str, *, is_private: bool, creator: str) -> Channel:
         """Create a channel whose only member is its creator."""
-        channel = Channel(id=self.new_id("C"), name=name, created_by=creator,
-                          created=int(self.clock()), is_private=is_private, members={creator})
+        channel = Channel(
+            id=self.new_id("C"),
+            name=name,
+            created_by=creator,
+            created=int(self.clock()),
+            is_private=is_private,
+            members={creator},
+        )
         self.channels[channel.id] = channel
         self.history[channel.id] = []
         return channel
@@ -178,9 +215,15 @@ class Workspace:
         for channel in self.channels.values():
             if channel.is_im and channel.user == user_id:
                 return channel
-        channel = Channel(id=self.new_id("D"), name=user_id, created_by=BOT_USER_ID,
-                          created=int(self.clock()), is_im=True, user=user_id,
-                          members={BOT_USER_ID, user_id})
+        channel = Channel(
+            id=self.new_id("D"),
+            name=user_id,
+            created_by=BOT_USER_ID,
+            created=int(self.clock()),
+            is_im=True,
+            user=user_id,
+            members={BOT_USER_ID, user_id},
+        )
         self.channels[channel.id] = channel
         self.history[channel.id] = []
         return channel
@@ -192,9 +235,15 @@ class Workspace:
             if channel.is_mpim and channel.members == members:
                 return channel
         name = "mpdm-" + "--".join(sorted(self.users[u].name for u in members)) + "-1"
-        channel = Channel(id=self.new_id("C"), name=name, created_by=BOT_USER_ID,
-                          created=int(self.clock()), is_private=True, is_mpim=True,
-                          members=members)
+        channel = Channel(
+            id=self.new_id("C"),
+            name=name,
+            created_by=BOT_USER_ID,
+            created=int(self.clock()),
+            is_private=True,
+            is_mpim=True,
+            members=members,
+        )
         self.channels[channel.id] = channel
         self.history[channel.id] = []
         return channel
@@ -202,8 +251,14 @@ class Workspace:
     # -- messages -------------------------------------------------------------------------
 
     def post(
-        self, channel: Channel, *, user: str, text: str | None, blocks: Any = None,
-        attachments: Any = None, thread_ts: str | None = None,
+        self,
+        channel: Channel,
+        *,
+        user: str,
+        text: str | None,
+        blocks: Any = None,
+        attachments: Any = None,
+        thread_ts: str | None = None,
     ) -> dict[str, Any]:
         """Store a message in a channel and return it."""
         from_bot = user == BOT_USER_ID
@@ -259,13 +314,23 @@ class Workspace:
         return None
 
     def add_ephemeral(
-        self, *, channel: str | None, user: str, text: str | None, blocks: Any, source: str,
+        self,
+        *,
+        channel: str | None,
+        user: str,
+        text: str | None,
+        blocks: Any,
+        source: str,
     ) -> dict[str, Any]:
         """Record an ephemeral message shown to one user."""
         message = {
-            "channel": channel, "user": user, "text": text or "",
+            "channel": channel,
+            "user": user,
+            "text": text or "",
             "blocks": copy.deepcopy(blocks) if blocks is not None else [],
-            "ts": self.next_ts(), "source": source, "bot_id": BOT_ID,
+            "ts": self.next_ts(),
+            "source": source,
+            "bot_id": BOT_ID,
         }
         self.ephemerals.append(message)
         return message
@@ -296,8 +361,9 @@ class Workspace:
     ) -> str:
         """A fresh response_url under this emulator's base URL."""
         token = secrets.token_urlsafe(18)
-        self.response_urls[token] = ResponseUrl(token, channel, user, message_ts, ephemeral,
-                                                self.clock())
+        self.response_urls[token] = ResponseUrl(
+            token, channel, user, message_ts, ephemeral, self.clock()
+        )
         return f"{self.base_url}_emulator/response/{token}"
 
     # -- snapshots ------------------------------------------------------------------------
@@ -309,8 +375,9 @@ class Workspace:
             "bot": {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID},
             "users": [u.to_json() for u in self.users.values()],
             "channels": [c.to_state() for c in self.channels.values()],
-            "messages": {cid: [public_message(m) for m in msgs]
-                         for cid, msgs in self.history.items()},
+            "messages": {
+                cid: [public_message(m) for m in msgs] for cid, msgs in self.history.items()
+            },
             "ephemerals": copy.deepcopy(self.ephemerals),
             "views": copy.deepcopy(self.views),
             "home_views": copy.deepcopy(self.home_views),
@@ -323,7 +390,9 @@ def _has_button(blocks: list[Any], action_id: str, value: str | None) -> bool:
     for block in blocks:
         if not isinstance(block, dict):
             continue
-        for element in block.get("elements") or ([block["accessory"]] if "accessory" in block else []):
+        for element in block.get("elements") or (
+            [block["accessory"]] if "accessory" in block else []
+        ):
             if (
                 isinstance(element, dict)
                 and element.get("action_id") == action_id

@@ -27,8 +27,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
     "conversations.archive": _MANAGE,
-    "conversations.history": ("channels:history", "groups:history", "im:history",
-                              "mpim:history"),
+    "conversations.history": ("channels:history", "groups:history", "im:history", "mpim:history"),
     "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "conversations.invite": _MANAGE,
     "conversations.join": ("channels:join",),
@@ -96,8 +95,12 @@ def call(
         return {"ok": False, "error": "unknown_method"}
     needed = SCOPES.get(method)
     if needed and not any(scope in scopes for scope in needed):
-        return {"ok": False, "error": "missing_scope", "needed": ",".join(needed),
-                "provided": ",".join(sorted(scopes))}
+        return {
+            "ok": False,
+            "error": "missing_scope",
+            "needed": ",".join(needed),
+            "provided": ",".join(sorted(scopes)),
+        }
     try:
         return handler(CallContext(ws=ws, args=dict(args), scopes=scopes))
     except ApiError as exc:

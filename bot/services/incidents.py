@@ -43,7 +43,7 @@ SYNC_MESSAGES = "sync_messages"
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """What happened to one alert: created, grouped, deduplicated, acknowledged, resolved, ignored."""
+    """What happened to one alert (created, grouped, deduplicated, acknowledged, resolved…)."""
 
     fingerprint: str
     outcome: str
@@ -91,7 +91,9 @@ class IncidentService:
                 return result
             except _Retry:
                 if attempt == tries:
-                    raise Conflict("the incident changed too often concurrently; try again") from None
+                    raise Conflict(
+                        "the incident changed too often concurrently; try again"
+                    ) from None
             except DBAPIError as exc:
                 if attempt == tries or not (is_unique_violation(exc) or is_transient(exc)):
                     raise
@@ -123,7 +125,9 @@ class IncidentService:
                             "Idempotency-Key was already used with a different body",
                             fields={"Idempotency-Key": "reused with a different body"},
                         )
-                    return Delivery(status=seen.status_code, body={**seen.response, "replayed": True})
+                    return Delivery(
+                        status=seen.status_code, body={**seen.response, "replayed": True}
+                    )
             outcomes = [await self._ingest_one(session, integration, a, now) for a in alerts]
             delivery = Delivery(
                 status=202,
@@ -135,8 +139,12 @@ class IncidentService:
             )
             if idempotency_key:
                 await keys.put(
-                    integration=integration.name, key=idempotency_key, body_sha256=body_sha,
-                    status_code=delivery.status, response=delivery.body, now=now,
+                    integration=integration.name,
+                    key=idempotency_key,
+                    body_sha256=body_sha,
+                    status_code=delivery.status,
+                    response=delivery.body,
+                    now=now,
                     expires_at=now + ttl,
                 )
             return delivery
@@ -197,9 +205,16 @@ class IncidentService:
             text=f"Triggered by alert: {alert.title}",
         )
         await AlertRepository(session).add(
-            incident_id=incident.id, integration=integration.name, fingerprint=alert.fingerprint,
-            status=alert.status.value, title=alert.title, labels=dict(alert.labels),
-            occurrences=1, first_seen_at=now, last_seen_at=now, last_note_at=now,
+            incident_id=incident.id,
+            integration=integration.name,
+            fingerprint=alert.fingerprint,
+            status=alert.status.value,
+            title=alert.title,
+            labels=dict(alert.labels),
+            occurrences=1,
+            first_seen_at=now,
+            last_seen_at=now,
+            last_note_at=now,
         )
         return incident
 
@@ -218,13 +233,22 @@ class IncidentService:
         row = await alerts.get(incident_id=incident.id, fingerprint=alert.fingerprint)
         if row is None:
             await alerts.add(
-                incident_id=incident.id, integration=integration.name,
-                fingerprint=alert.fingerprint, status=alert.status.value, title=alert.title,
-                labels=dict(alert.labels), occurrences=1, first_seen_at=now, last_seen_at=now,
+                incident_id=incident.id,
+                integration=integration.name,
+                fingerprint=alert.fingerprint,
+                status=alert.status.value,
+                title=alert.title,
+                labels=dict(alert.labels),
+                occurrences=1,
+                first_seen_at=now,
+                last_seen_at=now,
                 last_note_at=now,
             )
             await timeline.add(
-                incident_id=incident.id, at=now, kind="alert_added", actor=actor,
+                incident_id=incident.id,
+                at=now,
+                kind="alert_added",
+                actor=actor,
                 text=f"Alert joined the incident: {alert.title}",
                 data={"fingerprint": alert.fingerprint},
             )
@@ -240,7 +264,9 @@ class IncidentService:
         if refired or row.last_note_at is None or now - row.last_note_at >= interval:
             row.last_note_at = now
             await timeline.add(
-                incident_id=incident.id, at=now, kind="alert_refired" if refired else "alert_repeated",
+                incident_id=incident.id,
+                at=now,
+                kind="alert_refired" if refired else "alert_repeated",
                 actor=actor,
                 text=(
                     f"Alert fired again: {alert.title}"
@@ -271,7 +297,10 @@ class IncidentService:
             row.resolved_at = now
             row.last_seen_at = now
             await TimelineRepository(session).add(
-                incident_id=incident.id, at=now, kind="alert_resolved", actor=actor,
+                incident_id=incident.id,
+                at=now,
+                kind="alert_resolved",
+                actor=actor,
                 text=f"Monitor reports resolved: {alert.title}",
                 data={"fingerprint": alert.fingerprint},
             )
@@ -299,10 +328,21 @@ class IncidentService:
 
         async def work(session: AsyncSession) -> Incident:
             return await self._create(
-                session, now=self.clock.now(), title=title, description=description,
-                severity=severity, service_id=service_id, source="slack", integration=None,
-                dedup_key=None, created_by=by, labels={}, links=[], actor=by,
-                text=f"Declared: {title}", invite=[by],
+                session,
+                now=self.clock.now(),
+                title=title,
+                description=description,
+                severity=severity,
+                service_id=service_id,
+                source="slack",
+                integration=None,
+                dedup_key=None,
+                created_by=by,
+                labels={},
+                links=[],
+                actor=by,
+                text=f"Declared: {title}",
+                invite=[by],
             )
 
         return await self._in_write(work)
@@ -324,14 +364,19 @@ class IncidentService:
     ) -> Transition:
         transition = apply(incident.state, command, now=now)
         ok = await IncidentRepository(session).compare_and_set_state(
-            incident_id=incident.id, expected_version=incident.version,
-            state=transition.after, now=now,
+            incident_id=incident.id,
+            expected_version=incident.version,
+            state=transition.after,
+            now=now,
         )
         if not ok:
             raise _Retry()
         if Effect.TIMELINE in transition.effects:
             await TimelineRepository(session).add(
-                incident_id=incident.id, at=now, kind=transition.event_kind, actor=command.by,
+                incident_id=incident.id,
+                at=now,
+                kind=transition.event_kind,
+                actor=command.by,
                 text=transition.event_kind.capitalize(),
                 data={"from": transition.before.status.value, "to": transition.after.status.value},
             )
@@ -364,15 +409,29 @@ class IncidentService:
         service = self.config.service(service_id) if service_id else None
         team_id = service.team if service else None
         incident = await IncidentRepository(session).add(
-            title=title[:1000], description=description, status=Status.TRIGGERED.value,
-            severity=severity.value, service_id=service_id, team_id=team_id, source=source,
-            integration=integration, dedup_key=dedup_key,
-            auto_resolve=service.auto_resolve if service else True, created_by=created_by,
-            alert_count=1 if integration else 0, labels=labels, links=links, triggered_at=now,
+            title=title[:1000],
+            description=description,
+            status=Status.TRIGGERED.value,
+            severity=severity.value,
+            service_id=service_id,
+            team_id=team_id,
+            source=source,
+            integration=integration,
+            dedup_key=dedup_key,
+            auto_resolve=service.auto_resolve if service else True,
+            created_by=created_by,
+            alert_count=1 if integration else 0,
+            labels=labels,
+            links=links,
+            triggered_at=now,
             updated_at=now,
         )
         await TimelineRepository(session).add(
-            incident_id=incident.id, at=now, kind="triggered", actor=actor, text=text,
+            incident_id=incident.id,
+            at=now,
+            kind="triggered",
+            actor=actor,
+            text=text,
             data={"severity": severity.value, "service": service_id},
         )
         outbox = OutboxRepository(session)
@@ -387,7 +446,9 @@ class IncidentService:
         return incident
 
     async def _enqueue_sync(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
-        await OutboxRepository(session).enqueue(kind=SYNC_MESSAGES, incident_id=incident_id, now=now)
+        await OutboxRepository(session).enqueue(
+            kind=SYNC_MESSAGES, incident_id=incident_id, now=now
+        )
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -399,11 +460,13 @@ class IncidentService:
         async with self.db.read() as session:
             return await IncidentRepository(session).get_by_channel(channel_id=channel_id)
 
-    async def list(
+    async def list_incidents(
         self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
     ) -> tuple[list[Incident], int]:
         async with self.db.read() as session:
-            return await IncidentRepository(session).list(filters=filters, limit=limit, offset=offset)
+            return await IncidentRepository(session).list(
+                filters=filters, limit=limit, offset=offset
+            )
 
     async def details(
         self, *, incident_id: int

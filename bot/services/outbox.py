@@ -157,15 +157,21 @@ class OutboxWorker:
             repo = OutboxRepository(session)
             if now - item.created_at > self.max_age:
                 self.metrics.outbox_failed.labels(kind=item.kind).inc()
-                await repo.fail(item_id=item.id, now=now, error=f"gave up after {self.max_age}: {error}")
+                await repo.fail(
+                    item_id=item.id, now=now, error=f"gave up after {self.max_age}: {error}"
+                )
             else:
                 await repo.retry_later(
                     item_id=item.id, at=now + timedelta(seconds=delay), error=error
                 )
         log.warning(
             "slack effect postponed",
-            extra={"incident_id": item.incident_id, "kind": item.kind, "error": error,
-                   "retry_in": round(delay, 2)},
+            extra={
+                "incident_id": item.incident_id,
+                "kind": item.kind,
+                "error": error,
+                "retry_in": round(delay, 2),
+            },
         )
 
     # ---- helpers ------------------------------------------------------------------------
@@ -185,7 +191,7 @@ class OutboxWorker:
     # ---- effects ------------------------------------------------------------------------
 
     async def _announce(self, item: OutboxItem) -> None:
-        """Post the incident's announcement in the incidents channel (once), then keep it current."""
+        """Post the announcement in the incidents channel (once), then keep it current."""
         assert item.incident_id is not None
         incident = await self._incident(item.incident_id)
         if incident.announcement_ts:
@@ -196,7 +202,9 @@ class OutboxWorker:
             self.config.slack.incidents_channel, text=message.text, blocks=message.blocks
         )
         await self._set(
-            incident.id, announcement_channel=channel, announcement_ts=ts,
+            incident.id,
+            announcement_channel=channel,
+            announcement_ts=ts,
             announcement_version=incident.version,
         )
         await self._sync(incident.id)  # catch up if the incident changed meanwhile
@@ -282,16 +290,26 @@ class OutboxWorker:
             for _ in range(5):
                 incident = await self._incident(incident_id)
                 pending = []
-                if incident.message_ts and incident.channel_id and (
-                    incident.message_version < incident.version
-                ):
-                    pending.append(("message_version", incident.channel_id, incident.message_ts, False))
-                if incident.announcement_ts and incident.announcement_channel and (
-                    incident.announcement_version < incident.version or force_announcement
+                if (
+                    incident.message_ts
+                    and incident.channel_id
+                    and (incident.message_version < incident.version)
                 ):
                     pending.append(
-                        ("announcement_version", incident.announcement_channel,
-                         incident.announcement_ts, True)
+                        ("message_version", incident.channel_id, incident.message_ts, False)
+                    )
+                if (
+                    incident.announcement_ts
+                    and incident.announcement_channel
+                    and (incident.announcement_version < incident.version or force_announcement)
+                ):
+                    pending.append(
+                        (
+                            "announcement_version",
+                            incident.announcement_channel,
+                            incident.announcement_ts,
+                            True,
+                        )
                     )
                 force_announcement = False
                 if not pending:
@@ -308,5 +326,3 @@ class OutboxWorker:
         finally:
             async with self.db.write() as session:
                 await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
-
-

@@ -48,7 +48,7 @@ def backoff_delay(
     attempt: int, *, base: float = 0.5, cap: float = 60.0, rand: Callable[[], float] = random.random
 ) -> float:
     """Delay before retry number `attempt` (1-based): full-jitter exponential, capped."""
-    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
+    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
     return ceiling / 2 + rand() * ceiling / 2
 
 
@@ -101,7 +101,7 @@ class SlackGateway:
                 )
                 if isinstance(err, SlackFatal) and isinstance(resp.data, dict):
                     err.response = resp.data  # type: ignore[attr-defined]
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 err = SlackRetryable(method, f"network: {type(exc).__name__}")
             self._count(method, err.error)
             if isinstance(err, SlackFatal):
@@ -149,8 +149,12 @@ class SlackGateway:
     ) -> tuple[str, str]:
         """Post a message; return (channel ID, ts), the two keys chat.update needs later."""
         data = await self.call(
-            "chat.postMessage", channel=channel, text=text, blocks=blocks or [],
-            unfurl_links=False, unfurl_media=False,
+            "chat.postMessage",
+            channel=channel,
+            text=text,
+            blocks=blocks or [],
+            unfurl_links=False,
+            unfurl_media=False,
         )
         return str(data["channel"]), str(data["ts"])
 
