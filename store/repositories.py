@@ -14,6 +14,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.domain.alerts import Alert
 from bot.domain.incident import IncidentState, Severity, Status
 from bot.domain.records import AlertRecord, Incident, TimelineEvent
 from bot.errors import NotFound
@@ -198,11 +199,25 @@ class AlertRepository:
             )
         )
 
-    async def add(self, **values: Any) -> AlertRow:
-        row = AlertRow(**values)
-        self.session.add(row)
+    async def add_first(
+        self, *, incident_id: int, integration: str, alert: Alert, now: datetime
+    ) -> None:
+        """Record the first notification of `alert` on the incident."""
+        self.session.add(
+            AlertRow(
+                incident_id=incident_id,
+                integration=integration,
+                fingerprint=alert.fingerprint,
+                status=alert.status.value,
+                title=alert.title[:1000],
+                labels=dict(alert.labels),
+                occurrences=1,
+                first_seen_at=now,
+                last_seen_at=now,
+                last_note_at=now,
+            )
+        )
         await self.session.flush()
-        return row
 
     async def count_firing(self, *, incident_id: int) -> int:
         return (

@@ -146,7 +146,7 @@ class AlertmanagerAlert(_Body):
     starts_at: OptionalTime = Field(default=None, alias="startsAt")
     ends_at: OptionalTime = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: str | None = None
+    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
 
 
 class AlertmanagerPayload(_Body):

@@ -204,17 +204,8 @@ class IncidentService:
             actor=f"monitor:{integration.name}",
             text=f"Triggered by alert: {alert.title}",
         )
-        await AlertRepository(session).add(
-            incident_id=incident.id,
-            integration=integration.name,
-            fingerprint=alert.fingerprint,
-            status=alert.status.value,
-            title=alert.title,
-            labels=dict(alert.labels),
-            occurrences=1,
-            first_seen_at=now,
-            last_seen_at=now,
-            last_note_at=now,
+        await AlertRepository(session).add_first(
+            incident_id=incident.id, integration=integration.name, alert=alert, now=now
         )
         return incident
 
@@ -232,17 +223,8 @@ class IncidentService:
         actor = f"monitor:{integration.name}"
         row = await alerts.get(incident_id=incident.id, fingerprint=alert.fingerprint)
         if row is None:
-            await alerts.add(
-                incident_id=incident.id,
-                integration=integration.name,
-                fingerprint=alert.fingerprint,
-                status=alert.status.value,
-                title=alert.title,
-                labels=dict(alert.labels),
-                occurrences=1,
-                first_seen_at=now,
-                last_seen_at=now,
-                last_note_at=now,
+            await alerts.add_first(
+                incident_id=incident.id, integration=integration.name, alert=alert, now=now
             )
             await timeline.add(
                 incident_id=incident.id,
