@@ -161,7 +161,7 @@ class IncidentService:
         self, session: AsyncSession, integration: IntegrationConfig, alert: Alert, now: datetime
     ) -> IngestOutcome:
         incidents = IncidentRepository(session)
-        dedup_key = f"{integration.name}:{alert.group_key}"[:600]
+        dedup_key = _dedup_key(integration.name, alert.group_key)
         incident = await incidents.get_open_by_dedup_key(dedup_key=dedup_key)
         if alert.status is AlertStatus.FIRING:
             if incident is None:
@@ -462,6 +462,14 @@ class IncidentService:
     async def purge_idempotency_keys(self) -> int:
         async with self.db.write() as session:
             return await IdempotencyRepository(session).purge(now=self.clock.now())
+
+
+def _dedup_key(integration: str, group_key: str) -> str:
+    """`integration:group_key`, hashed when too long for the column (never truncated)."""
+    key = f"{integration}:{group_key}"
+    if len(key) <= 600:
+        return key
+    return f"{integration}:sha256:{hashlib.sha256(group_key.encode()).hexdigest()}"
 
 
 class _Retry(Exception):
