@@ -21,10 +21,17 @@ PULSEOPS = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PULSEOPS, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        [*PULSEOPS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -46,15 +53,25 @@ def test_config_check_accepts_the_example_and_a_valid_file(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("    team: search\n    auto_resolve: false", "    team: serch\n    auto_resolve: false"),
-         r"pulseops\.yml:\d+: services\[2\]\.team: unknown team 'serch'"),
+        (
+            (
+                "    team: search\n    auto_resolve: false",
+                "    team: serch\n    auto_resolve: false",
+            ),
+            r"pulseops\.yml:\d+: services\[2\]\.team: unknown team 'serch'",
+        ),
         (("  - id: search-api\n", "  - id: payment-api\n"), r"pulseops\.yml:\d+: .*duplicate"),
         (('    token: "generic-token"\n', ""), r"pulseops\.yml:\d+: integrations\[1\].*token"),
-        (("  idempotency_ttl: 1h", "  idempotency_tll: 1h"), r"pulseops\.yml:\d+: incidents\.idempotency_tll"),
+        (
+            ("  idempotency_ttl: 1h", "  idempotency_tll: 1h"),
+            r"pulseops\.yml:\d+: incidents\.idempotency_tll",
+        ),
     ],
     ids=["unknown-team", "duplicate-id", "missing-token", "wrong-key"],
 )
-def test_config_check_names_line_and_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+def test_config_check_names_line_and_field(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
     assert change[0] in CONFIG_YAML
     bad = tmp_path / "pulseops.yml"
     bad.write_text(CONFIG_YAML.replace(change[0], change[1], 1))
@@ -66,8 +83,12 @@ def test_config_check_names_line_and_field(tmp_path: Path, change: tuple[str, st
 def test_serve_refuses_to_start_with_bad_config_or_missing_tokens(tmp_path: Path) -> None:
     bad = tmp_path / "pulseops.yml"
     bad.write_text(CONFIG_YAML.replace("team: payments", "team: nobody", 1))
-    env = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "PULSEOPS_CONFIG": str(bad),
-           "PULSEOPS_PORT": str(free_port())}
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-x",
+        "SLACK_SIGNING_SECRET": "s",
+        "PULSEOPS_CONFIG": str(bad),
+        "PULSEOPS_PORT": str(free_port()),
+    }
     result = run("serve", env=env)
     assert result.returncode == 2
     assert "unknown team 'nobody'" in result.stderr
@@ -84,10 +105,16 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert "revision 0001" in result.stdout
 
 
-def _http(method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None) -> tuple[int, object]:
+def _http(
+    method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, json.loads(response.read() or b"null")
 
@@ -96,10 +123,22 @@ def _http(method: str, url: str, body: object | None = None, headers: dict[str, 
 def test_sandbox_end_to_end_from_the_shell(tmp_path: Path) -> None:
     emu_port, bot_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [*PULSEOPS, "sandbox", "--port", str(emu_port), "--bot-port", str(bot_port),
-         "--db", str(tmp_path / "sandbox.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            *PULSEOPS,
+            "sandbox",
+            "--port",
+            str(emu_port),
+            "--bot-port",
+            str(bot_port),
+            "--db",
+            str(tmp_path / "sandbox.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         banner = ""
@@ -112,7 +151,7 @@ def test_sandbox_end_to_end_from_the_shell(tmp_path: Path) -> None:
             banner += line
         assert "PulseOps sandbox is running" in banner, banner
         # the printed curl command, run as printed
-        curl = banner[banner.index("curl -s http://127.0.0.1:%d/webhooks" % bot_port):]
+        curl = banner[banner.index(f"curl -s http://127.0.0.1:{bot_port}/webhooks") :]
         curl = curl[: curl.index("\n\n")].replace("\\\n", " ")
         fired = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=15)
         result = json.loads(fired.stdout)
@@ -125,8 +164,11 @@ def test_sandbox_end_to_end_from_the_shell(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert any(n.startswith("inc-1-checkout-error-rate") for n in names), names
-        status, clicked = _http("POST", f"{base}/click", {
-            "user": "U0ALICE01", "action_id": "incident_acknowledge", "value": "1"})
+        status, clicked = _http(
+            "POST",
+            f"{base}/click",
+            {"user": "U0ALICE01", "action_id": "incident_acknowledge", "value": "1"},
+        )
         assert clicked["status"] == 200  # type: ignore[index]
         for _ in range(100):
             _, incident = _http("GET", f"http://127.0.0.1:{bot_port}/api/v1/incidents/1")
@@ -134,8 +176,11 @@ def test_sandbox_end_to_end_from_the_shell(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert incident["acknowledged_by"] == "U0ALICE01"  # type: ignore[index]
-        _, listed = _http("POST", f"{base}/command", {
-            "user": "U0BOB0001", "channel": "C0INCIDENT", "command": "/incident", "text": "list"})
+        _, listed = _http(
+            "POST",
+            f"{base}/command",
+            {"user": "U0BOB0001", "channel": "C0INCIDENT", "command": "/incident", "text": "list"},
+        )
         assert "INC-1" in json.dumps(listed)
     finally:
         proc.send_signal(signal.SIGINT)
