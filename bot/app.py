@@ -84,7 +84,6 @@ def create_app(
     )
 
     bolt = AsyncApp(
-        token=token,
         signing_secret=_secret(settings.slack_signing_secret) or "",
         client=client,
         process_before_response=False,

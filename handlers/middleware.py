@@ -74,6 +74,7 @@ def http_middleware(metrics: Metrics) -> Any:
             log.info(
                 "request",
                 extra={
+                    "request_id": request_id,
                     "method": request.method,
                     "path": request.path,
                     "status": status,

@@ -15,6 +15,7 @@ from tests.conftest import BOT_TOKEN, CONFIG_YAML, Harness, alertmanager_payload
 from tests.test_webhooks import buttons
 
 pytestmark = pytest.mark.asyncio
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 
 async def outbox_rows(harness: Harness) -> list[OutboxRow]:
@@ -69,6 +70,7 @@ async def test_rate_limited_channel_creation_pages_first_and_catches_up(harness:
         assert incident["slack"]["channel_id"] and incident["slack"]["message_ts"]
 
 
+@BOTH
 async def test_slack_outage_loses_nothing(harness: Harness) -> None:
     harness.emu.set_faults(down_for=600)
     ids = await fire(harness, 2)
@@ -98,6 +100,7 @@ async def test_server_errors_are_retried_in_place(harness: Harness) -> None:
     assert statuses.count(500) == 2
 
 
+@BOTH
 async def test_restart_delivers_undelivered_outbox_exactly_once(harness: Harness) -> None:
     harness.emu.set_faults(down_for=600)
     ids = await fire(harness, 2)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 
 from bot.domain.naming import VALID_CHANNEL_NAME
+from bot.logs import JsonFormatter
 from tests.conftest import Harness, alertmanager_payload
 
 pytestmark = pytest.mark.asyncio
@@ -58,6 +60,7 @@ async def test_alertmanager_alert_opens_incident_channel_and_messages(harness: H
     assert announcement["text"]  # notification text beside the blocks
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 async def test_repeat_of_same_alert_is_deduplicated(harness: Harness) -> None:
     _, first = await harness.post_alert(alertmanager_payload())
     incident_id = first["results"][0]["incident_id"]
@@ -294,6 +297,7 @@ async def test_oversized_body_is_413(harness: Harness) -> None:
     await assert_nothing_written(harness)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 async def test_idempotency_key_replays_and_rejects_other_body(harness: Harness) -> None:
     headers = {"Idempotency-Key": "delivery-1"}
     status, first = await harness.post_alert(alertmanager_payload(), headers=headers)
@@ -316,11 +320,20 @@ async def test_idempotency_key_replays_and_rejects_other_body(harness: Harness) 
     assert (await harness.incident(first["results"][0]["incident_id"]))["alert_count"] == 2
 
 
-async def test_every_response_carries_a_request_id(harness: Harness) -> None:
+async def test_every_response_carries_a_request_id(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     assert harness.http is not None
+    caplog.set_level(logging.INFO, logger="pulseops.http")
     async with harness.http.get(f"{harness.url}/healthz", headers={"X-Request-Id": "abc123"}) as r:
         assert r.headers["X-Request-Id"] == "abc123"
     async with harness.http.get(f"{harness.url}/api/v1/incidents/999") as r:
         body = await r.json()
         assert r.status == 404
         assert body["request_id"] == r.headers["X-Request-Id"]
+    (line,) = [
+        rec for rec in caplog.records if getattr(rec, "request_id", None) == body["request_id"]
+    ]
+    assert (line.method, line.path, line.status) == ("GET", "/api/v1/incidents/999", 404)
+    assert JsonFormatter().format(line).startswith("{")
+    assert json.loads(JsonFormatter().format(line))["request_id"] == body["request_id"]
