@@ -165,3 +165,25 @@ async def test_channel_name_taken_by_archived_channel_gets_a_suffix(harness: Har
     assert incident["slack"]["channel_name"] == "inc-1-alert-0-2"
     errors = [c["response"].get("error") for c in harness.emu.calls_to("conversations.create")]
     assert errors == [None, "name_taken", None]
+
+
+async def test_per_user_invite_errors_do_not_abort_the_channel(harness: Harness) -> None:
+    await harness.stop()
+    harness.config = parse_config(
+        CONFIG_YAML.replace(
+            '["U0ALICE01", "U0BOB0001"]', '["U0ALICE01", "U0GHOST01", "U0BOB0001"]'
+        ),
+        source="test.yml",
+        environ={},
+    )
+    await harness.start()
+    (incident_id,) = await fire(harness, 1)
+    await harness.settle()
+    incident = await harness.incident(incident_id)
+    channel = harness.emu.channels[incident["slack"]["channel_id"]]
+    assert {"U0ALICE01", "U0BOB0001"} <= set(channel.members)
+    assert "U0GHOST01" not in channel.members
+    assert len(harness.emu.messages(channel.id)) == 1
+    (open_channel,) = [r for r in await outbox_rows(harness) if r.kind == "open_channel"]
+    assert open_channel.status == "done"
+    assert "user_not_found" in str(open_channel.progress["invited"])

@@ -87,7 +87,11 @@ class OutboxWorker:
         total = 0
         while True:
             self._again = False
-            total += await self.drain()
+            try:
+                total += await self.drain()
+            except Exception:  # the periodic sweep will try again; never lose the task silently
+                log.exception("outbox drain failed")
+                return total
             if not self._again:
                 return total
 
@@ -222,14 +226,14 @@ class OutboxWorker:
         assert channel_id is not None
         if not progress.get("invited"):
             users = self._invitees(incident, item.payload.get("invite", []))
-            errors = await self.gateway.invite(channel_id, users)
-            progress["invited"] = users
-            if errors:
-                progress["invite_errors"] = errors
+            progress["invited"] = await self._optional(
+                self.gateway.invite(channel_id, users), incident.id
+            )
             await self._save_progress(item, progress)
         if not progress.get("topic"):
-            await self.gateway.set_topic(channel_id, self.renderer.topic(incident))
-            progress["topic"] = True
+            progress["topic"] = await self._optional(
+                self.gateway.set_topic(channel_id, self.renderer.topic(incident)), incident.id
+            )
             await self._save_progress(item, progress)
         if not incident.message_ts:
             message = self.renderer.incident_message(incident)
@@ -240,11 +244,27 @@ class OutboxWorker:
             incident = await self._incident(incident.id)
         if not progress.get("pinned"):
             assert incident.message_ts is not None
-            await self.gateway.pin(channel_id, incident.message_ts)
-            progress["pinned"] = True
+            progress["pinned"] = await self._optional(
+                self.gateway.pin(channel_id, incident.message_ts), incident.id
+            )
             await self._save_progress(item, progress)
         # the announcement now links to the channel; both messages catch up with the state
         await self._sync(incident.id, force_announcement=True)
+
+    async def _optional(self, step: Awaitable[object], incident_id: int) -> dict[str, Any]:
+        """Run a step the incident can live without: a fatal Slack error is noted, not raised.
+
+        Retryable errors still propagate, so the step is tried again later.
+        """
+        try:
+            result = await step
+        except SlackFatal as exc:
+            log.warning(
+                "optional slack step failed",
+                extra={"incident_id": incident_id, "method": exc.method, "error": exc.error},
+            )
+            return {"done": False, "error": f"{exc.method}: {exc.error}"}
+        return {"done": True, "result": result} if result else {"done": True}
 
     async def _create_channel(self, incident: Incident) -> dict[str, Any]:
         last: SlackFatal | None = None
