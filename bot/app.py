@@ -100,7 +100,8 @@ def create_app(
         bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
-    app.router.add_post("/slack/events", slack_events)
+    if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
+        app.router.add_post("/slack/events", slack_events)
     for http_module in (webhooks, api):
         http_module.register(app, deps)
 

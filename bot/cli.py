@@ -33,9 +33,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    asyncio.run(
-        serve(settings, config, host=args.host or settings.host, port=args.port or settings.port)
-    )
+    try:
+        asyncio.run(
+            serve(
+                settings, config, host=args.host or settings.host, port=args.port or settings.port
+            )
+        )
+    except ConfigError as exc:  # e.g. Slack refused the app-level token
+        return _fail(exc.problems)
     return 0
 
 

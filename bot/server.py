@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.app import BOLT, create_app
 from bot.config import PulseOpsConfig, Settings
+from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +29,100 @@ async def start(app: web.Application, *, host: str, port: int) -> tuple[web.AppR
     return runner, int(bound)
 
 
+# apps.connections.open errors that no retry can fix: the SDK's connect loop would retry
+# them forever (every ping interval) and the service would never receive a request.
+_FATAL_CONNECT_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "not_allowed_token_type",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "access_denied",
+        "forbidden_team",
+    }
+)
+
+
+async def connect_socket_mode(
+    app: web.Application, settings: Settings
+) -> AsyncSocketModeHandler | None:
+    """Connect the app's Bolt listeners over Socket Mode when SLACK_APP_TOKEN is set.
+
+    The first WebSocket URL is fetched here so that a refused app token fails at once
+    (slack_sdk's `connect()` would otherwise retry it forever); transient failures are left
+    to the SDK's own retries. Returns the handler (close it with `close_socket_mode`), or
+    None in HTTP mode.
+
+    Raises:
+        ConfigError: Slack refused the app-level token.
+    """
+    if not settings.socket_mode or settings.slack_app_token is None:
+        return None
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_sdk.errors import SlackApiError
+
+    bolt = app[BOLT]
+    app_token = settings.slack_app_token.get_secret_value()
+    url: str | None = None
+    try:
+        opened = await bolt.client.apps_connections_open(app_token=app_token)
+        url = str(opened["url"])
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error in _FATAL_CONNECT_ERRORS:
+            raise ConfigError(
+                [
+                    f"SLACK_APP_TOKEN was refused by apps.connections.open ({error}): "
+                    "use an app-level token (xapp-…) with the connections:write scope"
+                ]
+            ) from exc
+        log.warning("apps.connections.open failed (%s); the Socket Mode client retries", error)
+    except Exception as exc:  # network trouble: the SDK's connect loop retries
+        log.warning("apps.connections.open failed (%s); the Socket Mode client retries", exc)
+    handler = AsyncSocketModeHandler(bolt, app_token)
+    if url is not None:
+        handler.client.wss_uri = url
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("connected to Slack over Socket Mode")
+    return handler
+
+
+async def close_socket_mode(handler: AsyncSocketModeHandler | None) -> None:
+    """Close a Socket Mode connection made by `connect_socket_mode` (None: nothing to do)."""
+    if handler is None:
+        return
+    await handler.close_async()  # type: ignore[no-untyped-call]
+    # close() cancels the client's tasks without awaiting them; let them finish cancelling
+    tasks = [
+        task
+        for task in (
+            handler.client.message_processor,
+            handler.client.message_receiver,
+            handler.client.current_session_monitor,
+        )
+        if task is not None
+    ]
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM."""
     app = create_app(settings, config)
     runner, bound = await start(app, host=host, port=port)
-    socket_handler = None
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket_handler = AsyncSocketModeHandler(
-            app[BOLT], settings.slack_app_token.get_secret_value()
-        )
-        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("connected to Slack over Socket Mode")
+    try:
+        socket_handler = await connect_socket_mode(app, settings)
+    except BaseException:
+        await runner.cleanup()
+        raise
     log.info("PulseOps listening", extra={"host": host, "port": bound})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    if socket_handler is not None:
-        await socket_handler.close_async()  # type: ignore[no-untyped-call]
+    await close_socket_mode(socket_handler)
     await runner.cleanup()

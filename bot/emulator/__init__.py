@@ -12,6 +12,18 @@ Exports `Emulator` (the aiohttp server, in-process accessors and the bot driver)
     await emu.click(user="U0ALICE01", channel="C0INCIDENT", ts=ts, action_id="ack")
     await emu.stop()
 
+Socket Mode: give `app_token="xapp-…"`; the app's `apps.connections.open` (Bearer app token)
+returns a `ws://…/_emulator/socket?ticket=…` URL. While a Socket Mode client is connected,
+clicks, commands, view submissions and events go to it as envelopes (HTTP otherwise):
+
+    emu = Emulator(app_token="xapp-1-test", users=..., channels=...)
+    await emu.start()
+    handler = AsyncSocketModeHandler(bolt_app, "xapp-1-test")  # client base_url=emu.api_url
+    await handler.connect_async()
+    await emu.wait_for_socket()
+    await emu.command(user="U0ALICE01", channel="C0INCIDENT", command="/incident", text="list")
+    await emu.socket_disconnect()   # Slack's "disconnect" (refresh_requested): reconnect
+
 Seed channels are `(id, name)` (every seeded human is a member), `(id, name, member_ids)` or
 `{"id", "name", "members", "is_private"}`; the bot joins them unless `bot_channels_member=False`.
 Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies

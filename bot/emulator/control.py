@@ -97,6 +97,7 @@ def register(app: web.Application, emu: Emulator) -> None:
                 **emu.ws.snapshot(),
                 "faults": emu.faults.to_json(emu.clock()),
                 "request_url": emu.request_url,
+                "socket_mode": emu.socket.snapshot(),
             }
         )
 
@@ -180,6 +181,9 @@ def register(app: web.Application, emu: Emulator) -> None:
     async def message(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return await emu.post_user_message(**body)
 
+    async def socket_disconnect(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return {"told": await emu.socket_disconnect(**body)}
+
     async def redeliver(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return await emu.redeliver_event(request.match_info["event_id"], **body)
 
@@ -201,3 +205,4 @@ def register(app: web.Application, emu: Emulator) -> None:
     router.add_post("/_emulator/home", _driving(home))
     router.add_post("/_emulator/messages", _driving(message))
     router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver))
+    router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect))

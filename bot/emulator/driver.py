@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.emulator import payloads, rules
+from bot.emulator import payloads, rules, socket_mode
 from bot.emulator.api_views import MODAL_STACK_MAX, close_stack, public_view, store_view
 from bot.emulator.payloads import EmulatorError
 from bot.emulator.responses import apply_response
@@ -46,7 +46,11 @@ def _parse(raw: bytes) -> Any:
 
 
 class Driver:
-    """Sends signed requests to the bot's request URL and applies its answers like Slack."""
+    """Sends requests to the bot and applies its answers like Slack.
+
+    Over Socket Mode when a client is connected (`socket`), else signed HTTP POSTs to the
+    request URL.
+    """
 
     def __init__(
         self,
@@ -56,8 +60,10 @@ class Driver:
         clock: Callable[[], float],
         request_url: Callable[[], str | None],
         ack_timeout: float = ACK_TIMEOUT,
+        socket: socket_mode.SocketModeServer | None = None,
     ) -> None:
         self.ws = ws
+        self.socket = socket
         self.signing_secret = signing_secret
         self.clock = clock
         self.request_url = request_url
@@ -77,6 +83,10 @@ class Driver:
         self.deliveries.clear()
         self._events.clear()
 
+    def can_deliver(self) -> bool:
+        """Whether requests can reach the bot: a Socket Mode client or a request URL."""
+        return bool(self.request_url()) or (self.socket is not None and self.socket.connected)
+
     async def _post(
         self,
         kind: str,
@@ -85,9 +95,12 @@ class Driver:
         payload: Any,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        envelope = socket_mode.envelope_type(kind)
+        if envelope is not None and self.socket is not None and self.socket.connected:
+            return await self._send_envelope(kind, envelope, payload, headers or {})
         url = self.request_url()
         if not url:
-            raise EmulatorError("request_url is not set")
+            raise EmulatorError("request_url is not set and no Socket Mode client is connected")
         timestamp = int(self.clock())
         sent = {
             "Content-Type": content_type,
@@ -108,6 +121,23 @@ class Driver:
             result = {"status": 0, "body": None, "error": "operation_timeout"}
         except aiohttp.ClientError as exc:
             result = {"status": 0, "body": None, "error": f"dispatch_failed: {exc}"}
+        result["elapsed"] = time.monotonic() - started
+        result["transport"] = "http"
+        self.deliveries.append({"kind": kind, "payload": payload, "at": self.clock(), **result})
+        return result
+
+    async def _send_envelope(
+        self, kind: str, envelope: str, payload: Any, headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        assert self.socket is not None
+        started = time.monotonic()
+        result = await self.socket.deliver(
+            envelope,
+            payload,
+            ack_timeout=self.ack_timeout,
+            retry_attempt=int(headers.get("X-Slack-Retry-Num", 0)),
+            retry_reason=headers.get("X-Slack-Retry-Reason", ""),
+        )
         result["elapsed"] = time.monotonic() - started
         self.deliveries.append({"kind": kind, "payload": payload, "at": self.clock(), **result})
         return result
@@ -393,7 +423,7 @@ class Driver:
             "status": None,
             "body": None,
         }
-        if BOT_USER_ID not in chan.members or not self.request_url():
+        if BOT_USER_ID not in chan.members or not self.can_deliver():
             return outcome
         event = {
             "type": "message",

@@ -13,6 +13,7 @@ TIER_4 = 100
 
 # Requests per minute, per method, per workspace (docs.slack.dev method pages).
 METHOD_TIERS: dict[str, int] = {
+    "apps.connections.open": TIER_1,
     "auth.test": TIER_4,  # "special" in the docs; generous in practice
     "chat.delete": TIER_3,
     "chat.postEphemeral": TIER_4,

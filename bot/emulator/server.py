@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator import control, webapi
+from bot.emulator import control, socket_mode, webapi
 from bot.emulator.driver import ACK_TIMEOUT, Driver
 from bot.emulator.faults import Faults, apply_settings, decide, error_for_status
 from bot.emulator.ratelimit import RateLimiter
@@ -53,8 +53,10 @@ class Emulator:
         paid_plan: bool = True,
         signing_clock: Callable[[], float] | None = None,
         ack_timeout: float = ACK_TIMEOUT,
+        app_token: str | None = None,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.signing_secret = signing_secret
         self.request_url = request_url
         self.scopes = frozenset(scopes)
@@ -70,12 +72,18 @@ class Emulator:
         self.limiter = RateLimiter(enabled=rate_limits)
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
+        self.socket = socket_mode.SocketModeServer(
+            app_token=lambda: self.app_token,
+            bot_token=lambda: self.bot_token,
+            base_url=lambda: self.base_url,
+        )
         self.driver = Driver(
             self.ws,
             signing_secret=signing_secret,
             clock=signing_clock or clock,
             request_url=lambda: self.request_url,
             ack_timeout=ack_timeout,
+            socket=self.socket,
         )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -100,6 +108,7 @@ class Emulator:
     async def stop(self) -> None:
         """Stop serving; calls hanging on a fault are released at once."""
         self._closing.set()
+        await self.socket.close()
         await self.driver.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -195,6 +204,26 @@ class Emulator:
         self.limiter.set_overrides({})
         self.limiter.reset()
         self.driver.reset()
+        self.socket.unknown_acks.clear()
+
+    # -- Socket Mode ----------------------------------------------------------------------
+
+    @property
+    def socket_connected(self) -> bool:
+        """Whether a Socket Mode client is connected (requests then go over it, not HTTP)."""
+        return self.socket.connected
+
+    async def wait_for_socket(self, within: float = 5.0, *, count: int = 1) -> None:
+        """Wait until `count` Socket Mode clients are connected.
+
+        Raises:
+            TimeoutError: they did not connect within `within` seconds.
+        """
+        await self.socket.wait_connected(within, count=count)
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> int:
+        """Send Slack's `disconnect` message to every Socket Mode client; return how many."""
+        return await self.socket.disconnect(reason)
 
     # -- driving the bot ------------------------------------------------------------------
 
@@ -326,9 +355,18 @@ class Emulator:
             )
         if problem is not None:
             return self._answer(record, 200, {"ok": False, "error": problem})
-        if not webapi.is_known(method):
+        if method == socket_mode.METHOD:
+            header_token = webapi.bearer_token(request.headers.get("Authorization"), {})
+            arg_token = raw.get("token")
+            auth_error = self.socket.authenticate(
+                header_token, str(arg_token) if arg_token else None
+            )
+        elif not webapi.is_known(method):
             return self._answer(record, 200, {"ok": False, "error": "unknown_method"})
-        auth_error = webapi.authenticate(token, self.bot_token)
+        elif self.app_token is not None and token == self.app_token:
+            auth_error = "not_allowed_token_type"  # an app-level token calling a bot method
+        else:
+            auth_error = webapi.authenticate(token, self.bot_token)
         if auth_error is not None:
             return self._answer(record, 200, {"ok": False, "error": auth_error})
         retry_after = self.limiter.check(method, channel=self._rate_key(args), now=now)
@@ -340,6 +378,8 @@ class Emulator:
                 {"ok": False, "error": "ratelimited"},
                 {"Retry-After": str(retry_after)},
             )
+        if method == socket_mode.METHOD:
+            return self._answer(record, 200, self.socket.open_url())
         try:
             body = webapi.call(self.ws, method, args, self.scopes)
         except Exception:
@@ -360,5 +400,6 @@ def create_emulator_app(emu: Emulator) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_route("POST", "/api/{method}", emu.handle_api)
     app.router.add_route("GET", "/api/{method}", emu.handle_api)
+    app.router.add_get(socket_mode.SOCKET_PATH, emu.socket.handle)
     control.register(app, emu)
     return app
