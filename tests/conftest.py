@@ -6,8 +6,10 @@ emulator's recorded Web API calls and the database.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import DEPS, create_app
@@ -99,14 +101,41 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """A database of this test run's own on the server named by PULSEOPS_TEST_DATABASE_URL.
+
+    Created once and dropped at the end, so a concurrent run (or anything else using the
+    configured database) cannot disturb the tests.
+    """
+    url = pg_url()
+    if not url:
+        yield None
+        return
+    name = f"pulseops_test_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
-async def database_url(backend: str, tmp_path: Path) -> str:
+async def database_url(backend: str, tmp_path: Path, pg_database: str | None) -> str:
     if backend == "postgres":
-        url = pg_url()
-        if not url:
+        if not pg_database:
             pytest.skip(f"{PG_URL_ENV} is not set: PostgreSQL leg skipped")
-        await reset_postgres(url)
-        return url
+        await reset_postgres(pg_database)
+        return pg_database
     return f"sqlite+aiosqlite:///{tmp_path / 'pulseops.db'}"
 
 
