@@ -22,6 +22,7 @@ from bot.deps import Deps
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.services.incidents import IncidentService
+from bot.services.ingest import IngestBatcher
 from bot.services.outbox import OutboxWorker
 from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, views, webhooks
@@ -79,6 +80,7 @@ def create_app(
         renderer=renderer,
         gateway=gateway,
         incidents=incidents,
+        ingest=IngestBatcher(incidents),
         outbox=outbox,
         integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
     )
@@ -111,7 +113,7 @@ def create_app(
         await migrate.upgrade(db)
         if run_jobs:
             scheduler.add_job(
-                outbox.drain,
+                outbox.tick,
                 "interval",
                 seconds=outbox_interval,
                 id="outbox",
@@ -132,6 +134,7 @@ def create_app(
     async def on_cleanup(_: web.Application) -> None:
         if scheduler.running:
             scheduler.shutdown(wait=False)
+        await deps.ingest.wait_idle()
         await outbox.wait_idle()
         await client.session.close() if client.session else None
         await db.dispose()

@@ -9,6 +9,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.services.incidents import IncidentService
+from bot.services.ingest import IngestBatcher
 from bot.services.outbox import OutboxWorker
 from bot.slack.gateway import SlackGateway
 from store.session import Database
@@ -24,5 +25,6 @@ class Deps:
     renderer: Renderer
     gateway: SlackGateway
     incidents: IncidentService
+    ingest: IngestBatcher
     outbox: OutboxWorker
     integration_tokens: dict[str, str]

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bot.deps import Deps
 from bot.errors import AuthError, NotFound, PayloadTooLarge, UserError
 from bot.ingest import PARSERS, validation_problems
+from bot.services.incidents import IngestRequest
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -72,8 +73,8 @@ def register(app: web.Application, deps: Deps) -> None:
                 "Idempotency-Key is longer than 255 characters",
                 fields={"Idempotency-Key": "too long"},
             )
-        delivery = await deps.incidents.ingest(
-            integration=integration, alerts=alerts, idempotency_key=key, body=body
+        delivery = await deps.ingest.submit(
+            IngestRequest.of(integration, alerts, idempotency_key=key, body=body)
         )
         return web.json_response(delivery.body, status=delivery.status)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -139,16 +139,21 @@ class IncidentRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def bump(self, *, incident_id: int, now: datetime, alerts: int = 0) -> None:
-        """Count `alerts` more notifications and raise the version (messages re-render)."""
+    async def count_alerts(
+        self, *, incident_id: int, now: datetime, alerts: int = 1, rerender: bool
+    ) -> None:
+        """Count `alerts` more notifications; with `rerender`, raise the version too.
+
+        The version is what the Slack messages follow: a plain repeat does not raise it, so an
+        alert storm does not turn into a storm of message edits.
+        """
+        values: dict[str, Any] = {"alert_count": IncidentRow.alert_count + alerts}
+        if rerender:
+            values.update(version=IncidentRow.version + 1, updated_at=now)
         await self.session.execute(
             update(IncidentRow)
             .where(IncidentRow.id == incident_id)
-            .values(
-                alert_count=IncidentRow.alert_count + alerts,
-                version=IncidentRow.version + 1,
-                updated_at=now,
-            )
+            .values(values)
             .execution_options(synchronize_session=False)
         )
 
@@ -328,7 +333,13 @@ class OutboxRepository:
         )
 
     async def claim(
-        self, *, now: datetime, lease_until: datetime, worker: str, limit: int
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        limit: int,
+        first_kinds: Sequence[str] = (),
     ) -> list[OutboxItem]:
         """Claim up to `limit` due rows for `worker`; others skip them until the lease ends."""
         claimable = and_(
@@ -339,7 +350,11 @@ class OutboxRepository:
         due = (
             select(OutboxRow.id)
             .where(claimable)
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .order_by(
+                case((OutboxRow.kind.in_(first_kinds), 0), else_=1),
+                OutboxRow.next_attempt_at,
+                OutboxRow.id,
+            )
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -364,27 +379,25 @@ class OutboxRepository:
         items = [OutboxItem(*r) for r in result.all()]
         return sorted(items, key=lambda i: i.id)
 
-    async def save_progress(self, *, item_id: int, progress: dict[str, Any]) -> None:
+    async def complete(self, *, item_id: int, now: datetime, progress: dict[str, Any]) -> None:
         await self.session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id)
-            .values(progress=progress)
+            .values(
+                status="done", done_at=now, claimed_until=None, last_error=None, progress=progress
+            )
             .execution_options(synchronize_session=False)
         )
 
-    async def complete(self, *, item_id: int, now: datetime) -> None:
+    async def retry_later(
+        self, *, item_id: int, at: datetime, error: str, progress: dict[str, Any]
+    ) -> None:
         await self.session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id)
-            .values(status="done", done_at=now, claimed_until=None, last_error=None)
-            .execution_options(synchronize_session=False)
-        )
-
-    async def retry_later(self, *, item_id: int, at: datetime, error: str) -> None:
-        await self.session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(next_attempt_at=at, claimed_until=None, last_error=error[:2000])
+            .values(
+                next_attempt_at=at, claimed_until=None, last_error=error[:2000], progress=progress
+            )
             .execution_options(synchronize_session=False)
         )
 

@@ -6,6 +6,7 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        self._write_queue: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
@@ -57,8 +59,17 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in one write transaction, committed on success and rolled back on error."""
-        async with self._write_sessions() as session, session.begin():
+        """A session in one write transaction, committed on success and rolled back on error.
+
+        On SQLite, writers of this process queue on an asyncio lock first: SQLite has one
+        writer at a time and its busy handler is not fair, so without the queue a steady
+        stream of ingest commits could starve the outbox worker. Do not nest write() calls.
+        """
+        if self._write_queue is None:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_queue, self._write_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:

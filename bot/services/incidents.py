@@ -21,7 +21,7 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.domain import Acknowledge, Alert, AlertStatus, Command, Resolve, Severity, apply
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, TimelineEvent
-from bot.errors import Conflict
+from bot.errors import Conflict, UserError
 from bot.metrics import Metrics
 from store.repositories import (
     AlertRepository,
@@ -56,6 +56,27 @@ class IngestOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """One webhook delivery to apply: its parsed alerts and its idempotency key."""
+
+    integration: IntegrationConfig
+    alerts: Sequence[Alert]
+    idempotency_key: str | None
+    body_sha256: str
+
+    @classmethod
+    def of(
+        cls,
+        integration: IntegrationConfig,
+        alerts: Sequence[Alert],
+        *,
+        idempotency_key: str | None,
+        body: bytes,
+    ) -> IngestRequest:
+        return cls(integration, alerts, idempotency_key, hashlib.sha256(body).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """The answer to one webhook delivery (stored for Idempotency-Key replays)."""
 
@@ -86,7 +107,10 @@ class IncidentService:
         for attempt in range(1, tries + 1):
             try:
                 async with self.db.write() as session:
+                    session.info[_AFTER_COMMIT] = []
                     result = await work(session)
+                for callback in session.info[_AFTER_COMMIT]:
+                    callback()
                 self.on_commit()
                 return result
             except _Retry:
@@ -110,51 +134,81 @@ class IncidentService:
         idempotency_key: str | None = None,
         body: bytes = b"",
     ) -> Delivery:
-        """Apply a delivery's alerts; with an idempotency key, replay the first answer."""
-        body_sha = hashlib.sha256(body).hexdigest()
-        ttl = self.config.incidents.idempotency_ttl
+        """Apply one delivery's alerts in its own transaction (see `ingest_many`)."""
+        request = IngestRequest.of(integration, alerts, idempotency_key=idempotency_key, body=body)
+        (result,) = await self.ingest_many([request])
+        if isinstance(result, UserError):
+            raise result
+        return result
 
-        async def work(session: AsyncSession) -> Delivery:
+    async def ingest_many(self, requests: Sequence[IngestRequest]) -> list[Delivery | UserError]:
+        """Apply several deliveries in ONE write transaction (group commit).
+
+        A delivery with an Idempotency-Key runs in a savepoint: one refused (the key reused
+        with another body) changes nothing and gets its UserError back; the others commit
+        together. Without a key nothing can refuse a delivery.
+        """
+
+        async def work(session: AsyncSession) -> list[Delivery | UserError]:
             now = self.clock.now()
-            keys = IdempotencyRepository(session)
-            if idempotency_key:
-                seen = await keys.get(integration=integration.name, key=idempotency_key, now=now)
-                if seen is not None:
-                    if seen.body_sha256 != body_sha:
-                        raise Conflict(
-                            "Idempotency-Key was already used with a different body",
-                            fields={"Idempotency-Key": "reused with a different body"},
-                        )
-                    return Delivery(
-                        status=seen.status_code, body={**seen.response, "replayed": True}
-                    )
-            outcomes = [await self._ingest_one(session, integration, a, now) for a in alerts]
-            delivery = Delivery(
-                status=202,
-                body={
-                    "status": "accepted",
-                    "alerts": len(outcomes),
-                    "results": [o.to_json() for o in outcomes],
-                },
-            )
-            if idempotency_key:
-                await keys.put(
-                    integration=integration.name,
-                    key=idempotency_key,
-                    body_sha256=body_sha,
-                    status_code=delivery.status,
-                    response=delivery.body,
-                    now=now,
-                    expires_at=now + ttl,
-                )
-            return delivery
+            callbacks: list[Callable[[], None]] = session.info[_AFTER_COMMIT]
+            results: list[Delivery | UserError] = []
+            for request in requests:
+                if not request.idempotency_key:  # nothing can refuse it: no savepoint needed
+                    results.append(await self._ingest_delivery(session, request, now))
+                    continue
+                mark = len(callbacks)
+                try:
+                    async with session.begin_nested():
+                        results.append(await self._ingest_delivery(session, request, now))
+                except UserError as exc:
+                    del callbacks[mark:]
+                    results.append(exc)
+            return results
 
-        delivery = await self._in_write(work)
-        for result in delivery.body.get("results", []):
-            if not delivery.body.get("replayed"):
-                self.metrics.alerts_received.labels(
-                    integration=integration.name, outcome=result["outcome"]
-                ).inc()
+        return await self._in_write(work)
+
+    async def _ingest_delivery(
+        self, session: AsyncSession, request: IngestRequest, now: datetime
+    ) -> Delivery:
+        integration = request.integration
+        keys = IdempotencyRepository(session)
+        if request.idempotency_key:
+            seen = await keys.get(
+                integration=integration.name, key=request.idempotency_key, now=now
+            )
+            if seen is not None:
+                if seen.body_sha256 != request.body_sha256:
+                    raise Conflict(
+                        "Idempotency-Key was already used with a different body",
+                        fields={"Idempotency-Key": "reused with a different body"},
+                    )
+                return Delivery(status=seen.status_code, body={**seen.response, "replayed": True})
+        outcomes = [await self._ingest_one(session, integration, a, now) for a in request.alerts]
+        delivery = Delivery(
+            status=202,
+            body={
+                "status": "accepted",
+                "alerts": len(outcomes),
+                "results": [o.to_json() for o in outcomes],
+            },
+        )
+        if request.idempotency_key:
+            await keys.put(
+                integration=integration.name,
+                key=request.idempotency_key,
+                body_sha256=request.body_sha256,
+                status_code=delivery.status,
+                response=delivery.body,
+                now=now,
+                expires_at=now + self.config.incidents.idempotency_ttl,
+            )
+        counter = self.metrics.alerts_received
+        for outcome in outcomes:
+            _after_commit(
+                session,
+                counter.labels(integration=integration.name, outcome=outcome.outcome).inc,
+            )
         return delivery
 
     async def _ingest_one(
@@ -234,7 +288,7 @@ class IncidentService:
                 text=f"Alert joined the incident: {alert.title}",
                 data={"fingerprint": alert.fingerprint},
             )
-            await incidents.bump(incident_id=incident.id, now=now, alerts=1)
+            await incidents.count_alerts(incident_id=incident.id, now=now, rerender=True)
             await self._enqueue_sync(session, incident.id, now)
             return IngestOutcome(alert.fingerprint, "grouped", incident.id)
         refired = row.status == AlertStatus.RESOLVED.value
@@ -258,7 +312,7 @@ class IncidentService:
                 data={"fingerprint": alert.fingerprint, "occurrences": row.occurrences},
             )
         # a repeat is counted but does not re-render the Slack messages (no update storm)
-        await incidents.bump(incident_id=incident.id, now=now, alerts=1)
+        await incidents.count_alerts(incident_id=incident.id, now=now, rerender=False)
         return IngestOutcome(alert.fingerprint, "deduplicated", incident.id)
 
     async def _resolve_alert(
@@ -364,7 +418,9 @@ class IncidentService:
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
             await self._enqueue_sync(session, incident.id, now)
-        self.metrics.transitions.labels(status=transition.after.status.value).inc()
+        _after_commit(
+            session, self.metrics.transitions.labels(status=transition.after.status.value).inc
+        )
         return transition
 
     # ---- shared -------------------------------------------------------------------------
@@ -422,9 +478,12 @@ class IncidentService:
         await outbox.enqueue(
             kind=OPEN_CHANNEL, incident_id=incident.id, now=now, payload={"invite": list(invite)}
         )
-        self.metrics.incidents_opened.labels(
-            service=service_id or "none", severity=severity.value
-        ).inc()
+        _after_commit(
+            session,
+            self.metrics.incidents_opened.labels(
+                service=service_id or "none", severity=severity.value
+            ).inc,
+        )
         return incident
 
     async def _enqueue_sync(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
@@ -470,6 +529,14 @@ def _dedup_key(integration: str, group_key: str) -> str:
     if len(key) <= 600:
         return key
     return f"{integration}:sha256:{hashlib.sha256(group_key.encode()).hexdigest()}"
+
+
+_AFTER_COMMIT = "pulseops_after_commit"
+
+
+def _after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the transaction commits (metrics count only what really happened)."""
+    session.info[_AFTER_COMMIT].append(callback)
 
 
 class _Retry(Exception):

@@ -49,7 +49,6 @@ class OutboxWorker:
         config: PulseOpsConfig,
         clock: Clock,
         metrics: Metrics,
-        batch: int = 50,
         concurrency: int = 16,
         lease: timedelta = timedelta(seconds=120),
         max_age: timedelta = timedelta(hours=24),
@@ -60,11 +59,10 @@ class OutboxWorker:
         self.config = config
         self.clock = clock
         self.metrics = metrics
-        self.batch = batch
         self.lease = lease
         self.max_age = max_age
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._draining: asyncio.Task[int] | None = None
         self._again = False
@@ -76,42 +74,59 @@ class OutboxWorker:
 
     # ---- driving ------------------------------------------------------------------------
 
+    async def tick(self) -> None:
+        """The periodic sweep: deliver what has become due (retries, rows left by a restart)."""
+        self.kick()
+
     def kick(self) -> None:
-        """Deliver soon: start a drain now, or run one more after the current one."""
+        """Deliver soon: start a drain now, or have the running one look for new rows."""
+        self._again = True
         if self._draining and not self._draining.done():
-            self._again = True
             return
         self._draining = asyncio.get_running_loop().create_task(self._drain_loop())
 
     async def _drain_loop(self) -> int:
-        total = 0
-        while True:
-            self._again = False
-            try:
-                total += await self.drain()
-            except Exception:  # the periodic sweep will try again; never lose the task silently
-                log.exception("outbox drain failed")
-                return total
-            if not self._again:
-                return total
+        try:
+            return await self.drain()
+        except Exception:  # the periodic sweep will try again; never lose the task silently
+            log.exception("outbox drain failed")
+            return 0
 
     async def drain(self) -> int:
-        """Deliver every due row (batch by batch); return how many were attempted."""
+        """Deliver every due row, `concurrency` at a time; return how many were attempted.
+
+        Rows are claimed as slots free up (announcements first), so one slow effect never
+        holds back the others.
+        """
         attempted = 0
+        in_flight: set[asyncio.Task[None]] = set()
+        exhausted = False
         while True:
-            now = self.clock.now()
-            async with self.db.write() as session:
-                items = await OutboxRepository(session).claim(
-                    now=now, lease_until=now + self.lease, worker=self.worker_id, limit=self.batch
-                )
-            if not items:
+            if self._again:
+                self._again, exhausted = False, False
+            free = self.concurrency - len(in_flight)
+            if free > 0 and not exhausted:
+                items = await self._claim(free)
+                exhausted = len(items) < free
+                attempted += len(items)
+                in_flight.update(asyncio.create_task(self._deliver(i)) for i in items)
+            if not in_flight:
                 break
-            attempted += len(items)
-            await asyncio.gather(*(self._deliver(item) for item in items))
-            if len(items) < self.batch:
-                break
+            _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
         await self.update_gauges()
         return attempted
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        now = self.clock.now()
+        async with self.db.write() as session:
+            return await OutboxRepository(session).claim(
+                now=now,
+                lease_until=now + self.lease,
+                worker=self.worker_id,
+                limit=limit,
+                # announcements first: they tell people; channels follow as Slack allows
+                first_kinds=(ANNOUNCE,),
+            )
 
     async def wait_idle(self) -> None:
         """Wait for the drain in flight (tests and shutdown)."""
@@ -129,7 +144,7 @@ class OutboxWorker:
         lock = self._locks.get(item.incident_id or 0)
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
-        async with self._sem, lock:
+        async with lock:
             try:
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
@@ -152,7 +167,9 @@ class OutboxWorker:
             else:
                 self.metrics.outbox_delivered.labels(kind=item.kind).inc()
                 async with self.db.write() as session:
-                    await OutboxRepository(session).complete(item_id=item.id, now=self.clock.now())
+                    await OutboxRepository(session).complete(
+                        item_id=item.id, now=self.clock.now(), progress=item.progress
+                    )
 
     async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
         now = self.clock.now()
@@ -166,7 +183,10 @@ class OutboxWorker:
                 )
             else:
                 await repo.retry_later(
-                    item_id=item.id, at=now + timedelta(seconds=delay), error=error
+                    item_id=item.id,
+                    at=now + timedelta(seconds=delay),
+                    error=error,
+                    progress=item.progress,
                 )
         log.warning(
             "slack effect postponed",
@@ -187,10 +207,6 @@ class OutboxWorker:
     async def _set(self, incident_id: int, **values: Any) -> None:
         async with self.db.write() as session:
             await IncidentRepository(session).set_slack(incident_id=incident_id, **values)
-
-    async def _save_progress(self, item: OutboxItem, progress: dict[str, Any]) -> None:
-        async with self.db.write() as session:
-            await OutboxRepository(session).save_progress(item_id=item.id, progress=progress)
 
     # ---- effects ------------------------------------------------------------------------
 
@@ -216,7 +232,9 @@ class OutboxWorker:
     async def _open_channel(self, item: OutboxItem) -> None:
         """Create the incident channel, invite the team, set the topic, post and pin the message."""
         assert item.incident_id is not None
-        progress = dict(item.progress)
+        # steps done are noted in item.progress, saved when the row completes or is
+        # rescheduled; the two that must never repeat (create, post) are saved at once
+        progress = item.progress
         incident = await self._incident(item.incident_id)
         if not incident.channel_id:
             channel = await self._create_channel(incident)
@@ -229,12 +247,10 @@ class OutboxWorker:
             progress["invited"] = await self._optional(
                 self.gateway.invite(channel_id, users), incident.id
             )
-            await self._save_progress(item, progress)
         if not progress.get("topic"):
             progress["topic"] = await self._optional(
                 self.gateway.set_topic(channel_id, self.renderer.topic(incident)), incident.id
             )
-            await self._save_progress(item, progress)
         if not incident.message_ts:
             message = self.renderer.incident_message(incident)
             _, ts = await self.gateway.post_message(
@@ -247,7 +263,6 @@ class OutboxWorker:
             progress["pinned"] = await self._optional(
                 self.gateway.pin(channel_id, incident.message_ts), incident.id
             )
-            await self._save_progress(item, progress)
         # the announcement now links to the channel; both messages catch up with the state
         await self._sync(incident.id, force_announcement=True)
 
@@ -296,53 +311,57 @@ class OutboxWorker:
     async def _sync(self, incident_id: int, *, force_announcement: bool = False) -> None:
         """Bring both incident messages up to the current state, newest state last.
 
-        A lease on the incident serialises editors across replicas; after each edit the
-        rendered version only moves forward, and the loop re-checks so a state that changed
-        while we were editing is rendered too.
+        A lease on the incident serialises editors across replicas; rendered versions only
+        move forward, and the state is re-read after each round so a change made while we
+        were editing is rendered too.
         """
+        incident = await self._incident(incident_id)
+        if not _stale(incident, force_announcement):
+            return
         now = self.clock.now()
         async with self.db.write() as session:
             if not await IncidentRepository(session).take_sync_lease(
                 incident_id=incident_id, now=now, until=now + timedelta(seconds=30)
             ):
                 raise _LeaseBusy()
+        released = False
         try:
             for _ in range(5):
-                incident = await self._incident(incident_id)
-                pending = []
-                if (
-                    incident.message_ts
-                    and incident.channel_id
-                    and (incident.message_version < incident.version)
-                ):
-                    pending.append(
-                        ("message_version", incident.channel_id, incident.message_ts, False)
-                    )
-                if (
-                    incident.announcement_ts
-                    and incident.announcement_channel
-                    and (incident.announcement_version < incident.version or force_announcement)
-                ):
-                    pending.append(
-                        (
-                            "announcement_version",
-                            incident.announcement_channel,
-                            incident.announcement_ts,
-                            True,
-                        )
-                    )
+                stale = _stale(incident, force_announcement)
                 force_announcement = False
-                if not pending:
-                    return
-                for column, channel, ts, is_announcement in pending:
+                for _column, channel, ts, is_announcement in stale:
                     message = self.renderer.incident_message(incident, announcement=is_announcement)
                     await self.gateway.update_message(
                         channel, ts, text=message.text, blocks=message.blocks
                     )
-                    async with self.db.write() as session:
-                        await IncidentRepository(session).mark_rendered(
+                async with self.db.write() as session:
+                    repo = IncidentRepository(session)
+                    for column, *_ in stale:
+                        await repo.mark_rendered(
                             incident_id=incident_id, column=column, version=incident.version
                         )
+                    incident = await repo.get(incident_id=incident_id)
+                    if not _stale(incident, False):
+                        await repo.release_sync_lease(incident_id=incident_id)
+                        released = True
+                        return
         finally:
-            async with self.db.write() as session:
-                await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
+            if not released:
+                async with self.db.write() as session:
+                    await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
+
+
+def _stale(incident: Incident, force_announcement: bool) -> list[tuple[str, str, str, bool]]:
+    """The messages showing an older version than the incident's: (column, channel, ts, is_ann)."""
+    stale = []
+    if incident.message_ts and incident.channel_id and incident.message_version < incident.version:
+        stale.append(("message_version", incident.channel_id, incident.message_ts, False))
+    if (
+        incident.announcement_ts
+        and incident.announcement_channel
+        and (incident.announcement_version < incident.version or force_announcement)
+    ):
+        stale.append(
+            ("announcement_version", incident.announcement_channel, incident.announcement_ts, True)
+        )
+    return stale
