@@ -193,15 +193,76 @@ class IncidentRepository:
         await self.set_slack(incident_id=incident_id, sync_lease_until=None)
 
 
+@dataclass(frozen=True, slots=True)
+class RepeatRecorded:
+    alert_id: int
+    incident_id: int
+    occurrences: int
+    last_note_at: datetime | None
+
+
 class AlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, *, incident_id: int, fingerprint: str) -> AlertRow | None:
         return await self.session.scalar(
-            select(AlertRow).where(
-                AlertRow.incident_id == incident_id, AlertRow.fingerprint == fingerprint
+            select(AlertRow)
+            .where(AlertRow.incident_id == incident_id, AlertRow.fingerprint == fingerprint)
+            # record_repeat() updates rows behind the identity map's back: always re-read
+            .execution_options(populate_existing=True)
+        )
+
+    async def record_repeat(
+        self, *, dedup_key: str, fingerprint: str, now: datetime
+    ) -> RepeatRecorded | None:
+        """Count one more notification of an alert that is firing on an open incident.
+
+        The hot path of an alert storm, in one UPDATE … RETURNING plus the incident's
+        counter. None when the alert is not firing on an open incident with that dedup key
+        (new, resolved, or no incident): the caller takes the general path.
+        """
+        open_incident = (
+            select(IncidentRow.id)
+            .where(IncidentRow.dedup_key == dedup_key, IncidentRow.status != "resolved")
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                update(AlertRow)
+                .where(
+                    AlertRow.incident_id == open_incident,
+                    AlertRow.fingerprint == fingerprint,
+                    AlertRow.status == "firing",
+                )
+                .values(occurrences=AlertRow.occurrences + 1, last_seen_at=now)
+                .returning(
+                    AlertRow.id, AlertRow.incident_id, AlertRow.occurrences, AlertRow.last_note_at
+                )
+                .execution_options(synchronize_session=False)
             )
+        ).first()
+        if row is None:
+            return None
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == row.incident_id)
+            .values(alert_count=IncidentRow.alert_count + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return RepeatRecorded(
+            alert_id=row.id,
+            incident_id=row.incident_id,
+            occurrences=row.occurrences,
+            last_note_at=row.last_note_at,
+        )
+
+    async def set_last_note(self, *, alert_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(AlertRow)
+            .where(AlertRow.id == alert_id)
+            .values(last_note_at=at)
+            .execution_options(synchronize_session=False)
         )
 
     async def add_first(

@@ -29,6 +29,7 @@ from store.repositories import (
     IncidentFilter,
     IncidentRepository,
     OutboxRepository,
+    RepeatRecorded,
     TimelineRepository,
 )
 from store.session import Database, is_transient, is_unique_violation
@@ -216,6 +217,13 @@ class IncidentService:
     ) -> IngestOutcome:
         incidents = IncidentRepository(session)
         dedup_key = _dedup_key(integration.name, alert.group_key)
+        if alert.status is AlertStatus.FIRING:
+            repeat = await AlertRepository(session).record_repeat(
+                dedup_key=dedup_key, fingerprint=alert.fingerprint, now=now
+            )
+            if repeat is not None:
+                await self._note_repeat(session, integration, alert, repeat, now)
+                return IngestOutcome(alert.fingerprint, "deduplicated", repeat.incident_id)
         incident = await incidents.get_open_by_dedup_key(dedup_key=dedup_key)
         if alert.status is AlertStatus.FIRING:
             if incident is None:
@@ -262,6 +270,28 @@ class IncidentService:
             incident_id=incident.id, integration=integration.name, alert=alert, now=now
         )
         return incident
+
+    async def _note_repeat(
+        self,
+        session: AsyncSession,
+        integration: IntegrationConfig,
+        alert: Alert,
+        repeat: RepeatRecorded,
+        now: datetime,
+    ) -> None:
+        """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
+        interval = self.config.incidents.repeat_note_interval
+        if repeat.last_note_at is not None and now - repeat.last_note_at < interval:
+            return
+        await AlertRepository(session).set_last_note(alert_id=repeat.alert_id, at=now)
+        await TimelineRepository(session).add(
+            incident_id=repeat.incident_id,
+            at=now,
+            kind="alert_repeated",
+            actor=f"monitor:{integration.name}",
+            text=f"Alert repeated ({repeat.occurrences} notifications so far): {alert.title}",
+            data={"fingerprint": alert.fingerprint, "occurrences": repeat.occurrences},
+        )
 
     async def _add_to_incident(
         self,

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class IngestBatcher:
-    def __init__(self, service: IncidentService, *, max_batch: int = 200) -> None:
+    def __init__(self, service: IncidentService, *, max_batch: int = 32) -> None:
         self.service = service
         self.max_batch = max_batch
         self._pending: list[tuple[IngestRequest, asyncio.Future[Delivery]]] = []

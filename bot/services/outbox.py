@@ -49,7 +49,7 @@ class OutboxWorker:
         config: PulseOpsConfig,
         clock: Clock,
         metrics: Metrics,
-        concurrency: int = 16,
+        concurrency: int = 32,
         lease: timedelta = timedelta(seconds=120),
         max_age: timedelta = timedelta(hours=24),
     ) -> None:
