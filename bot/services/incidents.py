@@ -279,18 +279,40 @@ class IncidentService:
         repeat: RepeatRecorded,
         now: datetime,
     ) -> None:
-        """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
-        interval = self.config.incidents.repeat_note_interval
-        if repeat.last_note_at is not None and now - repeat.last_note_at < interval:
+        if not self._note_due(repeat.last_note_at, now):
             return
         await AlertRepository(session).set_last_note(alert_id=repeat.alert_id, at=now)
+        await self._repeat_note(
+            session, integration, alert, repeat.incident_id, repeat.occurrences, now, refired=False
+        )
+
+    def _note_due(self, last_note_at: datetime | None, now: datetime) -> bool:
+        """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
+        interval = self.config.incidents.repeat_note_interval
+        return last_note_at is None or now - last_note_at >= interval
+
+    async def _repeat_note(
+        self,
+        session: AsyncSession,
+        integration: IntegrationConfig,
+        alert: Alert,
+        incident_id: int,
+        occurrences: int,
+        now: datetime,
+        *,
+        refired: bool,
+    ) -> None:
         await TimelineRepository(session).add(
-            incident_id=repeat.incident_id,
+            incident_id=incident_id,
             at=now,
-            kind="alert_repeated",
+            kind="alert_refired" if refired else "alert_repeated",
             actor=f"monitor:{integration.name}",
-            text=f"Alert repeated ({repeat.occurrences} notifications so far): {alert.title}",
-            data={"fingerprint": alert.fingerprint, "occurrences": repeat.occurrences},
+            text=(
+                f"Alert fired again: {alert.title}"
+                if refired
+                else f"Alert repeated ({occurrences} notifications so far): {alert.title}"
+            ),
+            data={"fingerprint": alert.fingerprint, "occurrences": occurrences},
         )
 
     async def _add_to_incident(
@@ -326,20 +348,10 @@ class IncidentService:
         row.occurrences += 1
         row.last_seen_at = now
         row.resolved_at = None
-        interval = self.config.incidents.repeat_note_interval
-        if refired or row.last_note_at is None or now - row.last_note_at >= interval:
+        if refired or self._note_due(row.last_note_at, now):
             row.last_note_at = now
-            await timeline.add(
-                incident_id=incident.id,
-                at=now,
-                kind="alert_refired" if refired else "alert_repeated",
-                actor=actor,
-                text=(
-                    f"Alert fired again: {alert.title}"
-                    if refired
-                    else f"Alert repeated ({row.occurrences} notifications so far): {alert.title}"
-                ),
-                data={"fingerprint": alert.fingerprint, "occurrences": row.occurrences},
+            await self._repeat_note(
+                session, integration, alert, incident.id, row.occurrences, now, refired=refired
             )
         # a repeat is counted but does not re-render the Slack messages (no update storm)
         await incidents.count_alerts(incident_id=incident.id, now=now, rerender=False)
