@@ -21,6 +21,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.deps import Deps
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
+from bot.services.escalation import EscalationService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.outbox import OutboxWorker
@@ -48,6 +49,7 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     run_jobs: bool = True,
     outbox_interval: float = 1.0,
+    sweep_interval: float = 0.5,
 ) -> web.Application:
     """Build the service. `run_jobs=False` leaves the periodic sweeps off (tests drive them)."""
     environ = os.environ if environ is None else environ
@@ -59,17 +61,25 @@ def create_app(
         token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
     )
     gateway = SlackGateway(client, metrics=metrics, monotonic=lambda: clock.now().timestamp())
+    escalations = EscalationService(db=db, config=config, clock=clock, metrics=metrics)
     renderer = Renderer(
         Names(
             services={s.id: s.name for s in config.services},
             teams={t.id: t.name for t in config.teams},
-        )
+        ),
+        escalatable=lambda incident: escalations.policy_for(incident) is not None,
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
     )
+    escalations.on_commit = outbox.kick
     incidents = IncidentService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=outbox.kick
+        db=db,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        escalations=escalations,
+        on_commit=outbox.kick,
     )
     deps = Deps(
         settings=settings,
@@ -80,6 +90,7 @@ def create_app(
         renderer=renderer,
         gateway=gateway,
         incidents=incidents,
+        escalations=escalations,
         ingest=IngestBatcher(incidents),
         outbox=outbox,
         integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
@@ -117,6 +128,14 @@ def create_app(
                 "interval",
                 seconds=outbox_interval,
                 id="outbox",
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.add_job(
+                escalations.sweep,
+                "interval",
+                seconds=sweep_interval,
+                id="escalations",
                 max_instances=1,
                 coalesce=True,
             )

@@ -6,11 +6,11 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, available_timezones
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.config_yaml import Loc, Problems, clean_message, validate_yaml
 from bot.domain.incident import Severity
 from bot.durations import Duration
 from bot.errors import ConfigError
@@ -38,6 +39,7 @@ _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 _CHANNEL_NAME = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 _CHANNEL_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,19}")
+_USER_GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -126,7 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return _MappingSettings(**values)
     except ValidationError as exc:
         raise ConfigError(
-            [f"{_loc_name(e['loc'])}: {_clean_message(e)}" for e in exc.errors()]
+            [f"{_loc_name(e['loc'])}: {clean_message(e)}" for e in exc.errors()]
         ) from None
 
 
@@ -156,6 +158,37 @@ def _check_channel(value: str) -> str:
             f"invalid channel {value!r}: use a channel ID such as C0INCIDENT or '#name' "
             "(lowercase letters, digits, '-' and '_')"
         )
+    return value
+
+
+def _check_user_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [m for m in values if not _USER_ID.fullmatch(m)]
+    if bad:
+        raise ValueError(
+            f"not Slack user IDs: {', '.join(repr(m) for m in bad)} "
+            "(user IDs look like U0ALICE01; find one under a profile's ⋮ > Copy member ID)"
+        )
+    return values
+
+
+def _check_user_group(value: str) -> str:
+    if not _USER_GROUP_ID.fullmatch(value):
+        raise ValueError(
+            f"invalid user group {value!r}: use a user group ID such as S0PAYONCAL, not its "
+            "@handle (the ID is in the group's URL)"
+        )
+    return value
+
+
+def _check_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"invalid environment variable name {value!r}")
     return value
 
 
@@ -204,13 +237,7 @@ class TeamConfig(_Frozen):
     @field_validator("members")
     @classmethod
     def _members(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [m for m in value if not _USER_ID.fullmatch(m)]
-        if bad:
-            raise ValueError(
-                f"not Slack user IDs: {', '.join(repr(m) for m in bad)} "
-                "(user IDs look like U0ALICE01; find one under a profile's ⋮ > Copy member ID)"
-            )
-        return value
+        return _check_user_ids(value)
 
 
 class ServiceConfig(_Frozen):
@@ -245,16 +272,12 @@ class IntegrationConfig(_Frozen):
     @field_validator("token")
     @classmethod
     def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
+        return _check_secret(value)
 
     @field_validator("token_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            raise ValueError(f"invalid environment variable name {value!r}")
-        return value
+        return _check_env_name(value)
 
     @model_validator(mode="after")
     def _one_token(self) -> Self:
@@ -297,12 +320,262 @@ class IncidentsConfig(_Frozen):
         return _parse_severity(value)
 
 
-class _Problems(ValueError):
-    """Cross-field problems, each with its own location; unpacked by `parse_config`."""
+# --------------------------------------------------------------------------- on-call models
 
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{_path(loc)}: {msg}" for loc, msg in problems))
+ROTATION_TYPES = ("daily", "weekly", "biweekly", "custom")
+_FIXED_SHIFTS = {"daily": 1, "weekly": 7, "biweekly": 14}  # days of local wall-clock time
+_ZONE_HINT = "use an IANA name such as Europe/Berlin, America/New_York or UTC"
+_NOT_ZONES = frozenset({"localtime", "posixrules"})  # host-specific files, not IANA names
+_LOCAL_DATETIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+_START_EXAMPLE = '"2026-11-02T09:00:00"'
+
+
+def _check_time_zone(value: str) -> str:
+    if value not in _NOT_ZONES:
+        try:
+            ZoneInfo(value)
+            return value
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            pass
+    known = available_timezones()
+    if not known:
+        raise ValueError(
+            f"unknown time zone {value!r}: this system has no time zone database "
+            "(install the tzdata package)"
+        )
+    close = [z for z in known if z.lower() == value.strip().lower()]
+    hint = f"did you mean {close[0]!r}?" if close else _ZONE_HINT
+    raise ValueError(f"unknown time zone {value!r}: {hint}")
+
+
+def _parse_local_start(value: Any) -> Any:
+    """A naive date-time (text or YAML timestamp): local time in the schedule's time zone."""
+    offset = (
+        "has a UTC offset; write local time without one (it is read in the schedule's "
+        f"time_zone), e.g. {_START_EXAMPLE}"
+    )
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError(f"{value.isoformat()!r} {offset}")
+        return value
+    if isinstance(value, date):
+        raise ValueError(f"{value.isoformat()!r} needs a time of day (the handoff time) too")
+    match = _LOCAL_DATETIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f"invalid date-time {value!r}: write a local date and time such as {_START_EXAMPLE}"
+        )
+    if match["offset"]:
+        raise ValueError(f"{value!r} {offset}")
+    try:
+        return datetime.fromisoformat(f"{match[1]}T{match[2]}")
+    except ValueError:
+        raise ValueError(f"invalid date-time {value!r}: no such date or time of day") from None
+
+
+def _non_empty_list(value: tuple[Any, ...], what: str) -> tuple[Any, ...]:
+    if not value:
+        raise ValueError(f"must list at least one {what}")
+    return value
+
+
+class RotationConfig(_Frozen):
+    """Participants take turns, participants[0] first from `start` (local time in the zone).
+
+    daily, weekly and biweekly shifts last 1, 7 and 14 days of local wall-clock time (so a shift
+    spanning a daylight-saving change is an hour shorter or longer); custom shifts last `length`.
+    """
+
+    type: Literal["daily", "weekly", "biweekly", "custom"]
+    length: Duration | None = None
+    start: datetime
+    participants: tuple[str, ...]
+
+    _start = field_validator("start", mode="before")(_parse_local_start)
+
+    @field_validator("participants")
+    @classmethod
+    def _participants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        _check_user_ids(_non_empty_list(value, "Slack user ID"))
+        repeated = sorted({p for p in value if value.count(p) > 1})
+        if repeated:
+            raise ValueError(
+                f"{', '.join(repr(p) for p in repeated)} appears more than once "
+                "(each participant takes one turn per cycle)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _length(self) -> Self:
+        if self.type == "custom" and self.length is None:
+            message = "required when type is custom: how long one shift lasts, e.g. 12h or 3d"
+            raise Problems([(("length",), message)])
+        if self.type != "custom" and self.length is not None:
+            days = _FIXED_SHIFTS[self.type]
+            message = (
+                f"only used when type is custom ({self.type} shifts last {days} day"
+                f"{'s' if days > 1 else ''}); remove it or set type: custom"
+            )
+            raise Problems([(("length",), message)])
+        return self
+
+    @property
+    def shift_length(self) -> timedelta:
+        """`length` for custom rotations, else 1, 7 or 14 days (nominal: local calendar days)."""
+        if self.length is not None:
+            return self.length
+        return timedelta(days=_FIXED_SHIFTS[self.type])
+
+
+class ScheduleConfig(_Frozen):
+    """An on-call schedule of one team: a rotation in a time zone, with optional side effects."""
+
+    id: str
+    team: str
+    time_zone: str
+    rotation: RotationConfig
+    user_group: str | None = None
+    ics_token: SecretStr | None = None
+    ics_token_env: str | None = None
+    handoff_channel: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value, "schedule id")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_time_zone(value)
+
+    @field_validator("user_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_group(value)
+
+    @field_validator("ics_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret(value)
+
+    @field_validator("ics_token_env")
+    @classmethod
+    def _token_env(cls, value: str | None) -> str | None:
+        return _check_env_name(value)
+
+    @field_validator("handoff_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return None if value is None else _check_channel(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        if self.ics_token is not None and self.ics_token_env is not None:
+            problems.append((("ics_token_env",), "set at most one of ics_token or ics_token_env"))
+        start = self.rotation.start
+        aware = start.replace(tzinfo=self.zone)
+        if aware.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != start:
+            problems.append(
+                (
+                    ("rotation", "start"),
+                    f"{start.isoformat()} does not exist in {self.time_zone} (the clocks skip "
+                    "it for daylight saving time); pick another time",
+                )
+            )
+        if problems:
+            raise Problems(problems)
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """`time_zone` as a ZoneInfo."""
+        return ZoneInfo(self.time_zone)
+
+    def resolve_ics_token(self, environ: Mapping[str, str]) -> str | None:
+        """The ICS feed's token, from `ics_token` or the `ics_token_env` variable.
+
+        None means the feed is disabled (neither key is set); an unset variable raises ConfigError.
+        """
+        if self.ics_token is not None:
+            return self.ics_token.get_secret_value()
+        if self.ics_token_env is None:
+            return None
+        value = environ.get(self.ics_token_env, "")
+        if not value:
+            raise ConfigError(
+                [f"schedule {self.id!r}: environment variable {self.ics_token_env} is not set"]
+            )
+        return value
+
+
+class EscalationTarget(_Frozen):
+    """Whom a level pages: exactly one of a schedule's on-call, a user or a user group."""
+
+    schedule: str | None = None
+    user: str | None = None
+    user_group: str | None = None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_ids((value,))[0]
+
+    @field_validator("user_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_group(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [k for k in ("schedule", "user", "user_group") if getattr(self, k) is not None]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ValueError(f"set exactly one of schedule, user or user_group{got}")
+        return self
+
+    @property
+    def kind(self) -> Literal["schedule", "user", "user_group"]:
+        """Which of the three keys is set."""
+        if self.schedule is not None:
+            return "schedule"
+        return "user" if self.user is not None else "user_group"
+
+
+class EscalationLevel(_Frozen):
+    """Page `targets`, then wait `delay`; if still unacknowledged, go on to the next level."""
+
+    delay: Duration
+    targets: tuple[EscalationTarget, ...]
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: tuple[EscalationTarget, ...]) -> tuple[EscalationTarget, ...]:
+        return _non_empty_list(value, "target")
+
+
+class EscalationPolicyConfig(_Frozen):
+    """Levels paged in order; after the last one the whole policy runs `repeat` more times."""
+
+    id: str
+    repeat: int = Field(default=0, ge=0, strict=True)
+    levels: tuple[EscalationLevel, ...]
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value, "escalation policy id")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: tuple[EscalationLevel, ...]) -> tuple[EscalationLevel, ...]:
+        return _non_empty_list(value, "level")
+
+
+# --------------------------------------------------------------------------- the whole file
 
 
 class PulseOpsConfig(_Frozen):
@@ -313,24 +586,34 @@ class PulseOpsConfig(_Frozen):
     services: tuple[ServiceConfig, ...] = ()
     integrations: tuple[IntegrationConfig, ...] = ()
     incidents: IncidentsConfig = IncidentsConfig()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
+    _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
+    _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Self:
         environ = info.context.get("environ") if isinstance(info.context, dict) else None
-        problems = list(_cross_problems(self, environ))
+        problems = [
+            *_duplicate_problems(self),
+            *_reference_problems(self),
+            *_environment_problems(self, environ),
+        ]
         if problems:
-            raise _Problems(problems)
+            raise Problems(problems)
         return self
 
     def model_post_init(self, context: Any) -> None:
-        """Index teams, services and integrations for the lookup helpers."""
+        """Index every section by id for the lookup helpers."""
         self._teams = {t.id: t for t in self.teams}
         self._services = {s.id: s for s in self.services}
         self._integrations = {i.name: i for i in self.integrations}
+        self._schedules = {s.id: s for s in self.schedules}
+        self._policies = {p.id: p for p in self.escalation_policies}
 
     def team(self, team_id: str) -> TeamConfig | None:
         """The team with this id, or None."""
@@ -344,20 +627,50 @@ class PulseOpsConfig(_Frozen):
         """The integration with this name, or None."""
         return self._integrations.get(name)
 
+    def schedule(self, schedule_id: str) -> ScheduleConfig | None:
+        """The schedule with this id, or None."""
+        return self._schedules.get(schedule_id)
+
+    def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
+        """The escalation policy with this id, or None."""
+        return self._policies.get(policy_id)
+
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
         service = self.service(service_id)
         return None if service is None else self.team(service.team)
 
+    def policy_for_service(self, service_id: str) -> EscalationPolicyConfig | None:
+        """The service's escalation policy, else its team's, else None (also for unknown ids)."""
+        service = self.service(service_id)
+        if service is None:
+            return None
+        team = self.team(service.team)
+        policy_id = service.escalation_policy or (team.escalation_policy if team else None)
+        return None if policy_id is None else self.escalation_policy(policy_id)
 
-def _cross_problems(
-    config: PulseOpsConfig, environ: Mapping[str, str] | None
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Yield (location, message) for duplicates, dangling references and unset token variables."""
+    def schedules_for_team(self, team_id: str) -> tuple[ScheduleConfig, ...]:
+        """The team's schedules, in file order."""
+        return tuple(s for s in self.schedules if s.team == team_id)
+
+    def handoff_channel_for(self, schedule_id: str) -> str | None:
+        """Where handoff messages go: the schedule's handoff_channel, else its team's channel."""
+        schedule = self.schedule(schedule_id)
+        if schedule is None:
+            return None
+        if schedule.handoff_channel is not None:
+            return schedule.handoff_channel
+        team = self.team(schedule.team)
+        return None if team is None else team.channel
+
+
+def _duplicate_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
     for section, key, what in (
         ("teams", "id", "team id"),
         ("services", "id", "service id"),
         ("integrations", "name", "integration name"),
+        ("schedules", "id", "schedule id"),
+        ("escalation_policies", "id", "escalation policy id"),
     ):
         first: dict[str, int] = {}
         for i, item in enumerate(getattr(config, section)):
@@ -369,22 +682,66 @@ def _cross_problems(
                 )
             else:
                 first[value] = i
+    groups: dict[str, int] = {}
+    for i, schedule in enumerate(config.schedules):
+        if schedule.user_group is None:
+            continue
+        if schedule.user_group in groups:
+            yield (
+                ("schedules", i, "user_group"),
+                f"user group {schedule.user_group!r} is already kept in sync by "
+                f"schedules[{groups[schedule.user_group]}]; two schedules would overwrite "
+                "each other's members",
+            )
+        else:
+            groups[schedule.user_group] = i
+
+
+def _reference_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
     team_ids = [t.id for t in config.teams]
+    service_ids = [s.id for s in config.services]
+    schedule_ids = [s.id for s in config.schedules]
+    policy_ids = [p.id for p in config.escalation_policies]
+
+    def unknown(what: str, value: str, known: list[str]) -> str:
+        return f"unknown {what} {value!r} ({_known(known)})"
+
+    for i, team in enumerate(config.teams):
+        if team.escalation_policy is not None and team.escalation_policy not in policy_ids:
+            problem = unknown("escalation policy", team.escalation_policy, policy_ids)
+            yield (("teams", i, "escalation_policy"), problem)
     for i, service in enumerate(config.services):
         if service.team not in team_ids:
-            yield (("services", i, "team"), f"unknown team {service.team!r} ({_known(team_ids)})")
-    service_ids = [s.id for s in config.services]
+            yield (("services", i, "team"), unknown("team", service.team, team_ids))
+        if service.escalation_policy is not None and service.escalation_policy not in policy_ids:
+            problem = unknown("escalation policy", service.escalation_policy, policy_ids)
+            yield (("services", i, "escalation_policy"), problem)
     for i, integration in enumerate(config.integrations):
         if integration.service is not None and integration.service not in service_ids:
-            yield (
-                ("integrations", i, "service"),
-                f"unknown service {integration.service!r} ({_known(service_ids)})",
-            )
-        if environ is not None and integration.token_env and not environ.get(integration.token_env):
-            yield (
-                ("integrations", i, "token_env"),
-                f"environment variable {integration.token_env} is not set",
-            )
+            problem = unknown("service", integration.service, service_ids)
+            yield (("integrations", i, "service"), problem)
+    for i, schedule in enumerate(config.schedules):
+        if schedule.team not in team_ids:
+            yield (("schedules", i, "team"), unknown("team", schedule.team, team_ids))
+    for i, policy in enumerate(config.escalation_policies):
+        for j, level in enumerate(policy.levels):
+            for k, target in enumerate(level.targets):
+                if target.schedule is not None and target.schedule not in schedule_ids:
+                    loc = ("escalation_policies", i, "levels", j, "targets", k, "schedule")
+                    yield (loc, unknown("schedule", target.schedule, schedule_ids))
+
+
+def _environment_problems(
+    config: PulseOpsConfig, environ: Mapping[str, str] | None
+) -> Iterator[tuple[Loc, str]]:
+    """Unset `token_env` / `ics_token_env` variables (skipped when no environment is given)."""
+    if environ is None:
+        return
+    for section, key in (("integrations", "token_env"), ("schedules", "ics_token_env")):
+        for i, item in enumerate(getattr(config, section)):
+            name = getattr(item, key)
+            if name and not environ.get(name):
+                yield ((section, i, key), f"environment variable {name} is not set")
 
 
 def _known(ids: list[str]) -> str:
@@ -397,7 +754,7 @@ def _known(ids: list[str]) -> str:
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> PulseOpsConfig:
     """Read and validate the YAML file at `path`; raise ConfigError with one line per problem.
 
-    `environ` (default os.environ) is where `token_env` variables must be set.
+    `environ` (default os.environ) is where `token_env` and `ics_token_env` variables must be set.
     """
     source = str(path)
     try:
@@ -417,29 +774,8 @@ def parse_config(
     text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> PulseOpsConfig:
     """Validate YAML text as PulseOps configuration; raise ConfigError with `source:line:` lines."""
-    data, lines, duplicates = _load_yaml(text, source)
-    problems: list[tuple[int, str]] = [
-        (line, f"{source}:{line}: {path}: duplicate key (first at line {first})")
-        for path, line, first in duplicates
-    ]
-    if data is None:
-        raise ConfigError([f"{source}:1: the file is empty; it needs at least a 'slack' section"])
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"{source}:1: the top level must be a mapping of sections, not {_kind(data)}"]
-        )
     env = os.environ if environ is None else environ
-    try:
-        config = PulseOpsConfig.model_validate(data, context={"environ": env})
-    except ValidationError as exc:
-        for loc, message in _expand(exc):
-            line = _line_for(loc, lines)
-            problems.append((line, f"{source}:{line}: {_path(loc) or '(top level)'}: {message}"))
-    else:
-        if not problems:
-            return config
-    problems.sort(key=lambda p: p[0])
-    raise ConfigError([p for _, p in problems])
+    return validate_yaml(text, PulseOpsConfig, source=source, context={"environ": env})
 
 
 def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
@@ -454,125 +790,16 @@ def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
         _plural(len(config.teams), "team"),
         _plural(len(config.services), "service"),
         _plural(len(config.integrations), "integration"),
+        _plural(len(config.schedules), "schedule"),
+        _plural(len(config.escalation_policies), "escalation policy", "escalation policies"),
     )
     sys.stdout.write(f"OK: {', '.join(counts)}\n")
     return 0
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return f"a {type(value).__name__}"
-
-
-def _expand(exc: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Turn pydantic errors into (location, message), unpacking cross-field problems."""
-    for error in exc.errors():
-        cause = (error.get("ctx") or {}).get("error")
-        loc = tuple(error["loc"])
-        if isinstance(cause, _Problems):
-            for sub_loc, message in cause.problems:
-                yield loc + sub_loc, message
-        else:
-            yield loc, _clean_message(error)
-
-
-def _clean_message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind in {"tuple_type", "list_type"}:
-        return "must be a list (one '- ' item per entry)"
-    if kind in {"model_type", "dict_type", "model_attributes_type"}:
-        return "must be a mapping of keys to values"
-    if kind == "literal_error":
-        return f"{error['msg']} (got {error['input']!r})"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+def _plural(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _loc_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
-
-
-def _path(loc: tuple[str | int, ...]) -> str:
-    """Render ('services', 1, 'team') as `services[1].team`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_for(loc: tuple[str | int, ...], lines: Mapping[str, int]) -> int:
-    """The line of the deepest part of `loc` present in the file (a missing key: its parent)."""
-    for end in range(len(loc), 0, -1):
-        line = lines.get(_path(loc[:end]))
-        if line is not None:
-            return line
-    return 1
-
-
-def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int], list[tuple[str, int, int]]]:
-    """Parse YAML; return the data, the line of every key path, and duplicate keys."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        lines: dict[str, int] = {}
-        duplicates: list[tuple[str, int, int]] = []
-        if node is not None:
-            _walk(node, "", lines, duplicates, set())
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = ": ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError([f"{source}:{line}: invalid YAML: {what}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
-    finally:
-        loader.dispose()
-    return data, lines, duplicates
-
-
-def _walk(
-    node: yaml.Node,
-    path: str,
-    lines: dict[str, int],
-    duplicates: list[tuple[str, int, int]],
-    active: set[int],
-) -> None:
-    """Record `start_mark.line + 1` for every key path under `node` and collect duplicate keys."""
-    if id(node) in active:  # a recursive alias; its paths are already recorded
-        return
-    active.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                duplicates.append((child, line, seen[key]))
-            else:
-                seen[key] = line
-            lines[child] = line  # PyYAML keeps the last value, so point at it
-            _walk(value_node, child, lines, duplicates, active)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            child = f"{path}[{i}]"
-            lines[child] = item.start_mark.line + 1
-            _walk(item, child, lines, duplicates, active)
-    active.discard(id(node))

@@ -8,6 +8,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
 from bot.metrics import Metrics
 from bot.render import Renderer
+from bot.services.escalation import EscalationService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.outbox import OutboxWorker
@@ -25,6 +26,7 @@ class Deps:
     renderer: Renderer
     gateway: SlackGateway
     incidents: IncidentService
+    escalations: EscalationService
     ingest: IngestBatcher
     outbox: OutboxWorker
     integration_tokens: dict[str, str]

@@ -8,6 +8,7 @@ from enum import StrEnum
 class Action(StrEnum):
     ACKNOWLEDGE = "incident_acknowledge"
     RESOLVE = "incident_resolve"
+    ESCALATE = "incident_escalate"
     OPEN_CHANNEL = "incident_open_channel"
 
 
@@ -21,6 +22,7 @@ class Block(StrEnum):
     FIELDS = "incident_fields"
     ACTIONS = "incident_actions"
     CONTEXT = "incident_context"
+    PAGE = "incident_page"
     # declare modal inputs
     TITLE = "declare_title"
     SEVERITY = "declare_severity"
@@ -39,3 +41,4 @@ class Input(StrEnum):
 
 class SlashCommand(StrEnum):
     INCIDENT = "/incident"
+    ONCALL = "/oncall"

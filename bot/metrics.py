@@ -63,6 +63,21 @@ class Metrics:
         self.outbox_oldest_age = Gauge(
             "pulseops_outbox_oldest_age_seconds", "Age of the oldest undelivered effect", registry=r
         )
+        self.pages_sent = Counter(
+            "pulseops_pages_sent_total", "Pages recorded, by target kind", ["kind"], registry=r
+        )
+        self.escalation_lateness = Histogram(
+            "pulseops_escalation_lateness_seconds",
+            "Seconds between an escalation deadline and its page being recorded",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "pulseops_handoffs_total",
+            "Rotation handoffs recorded, by schedule",
+            ["schedule"],
+            registry=r,
+        )
         self.http_latency = Histogram(
             "pulseops_http_request_duration_seconds",
             "HTTP request latency by route",

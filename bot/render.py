@@ -6,7 +6,7 @@ Every `{{ value }}` is escaped for mrkdwn (`&`, `<`, `>`) unless a filter here p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +80,12 @@ def _slackdate(value: datetime | None) -> Markup:
     return Markup(f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>")
 
 
+def _mention(target: str, kind: str = "user") -> Markup:
+    """A user (`<@U…>`) or user group (`<!subteam^S…>`) mention of a configured id."""
+    safe = escape_mrkdwn(target)
+    return Markup(f"<!subteam^{safe}>" if kind == "user_group" else f"<@{safe}>")
+
+
 def _link(url: str, text: str) -> Markup:
     if not url.startswith(("http://", "https://")) or any(c in url for c in "<>| "):
         return Markup(escape_mrkdwn(f"{text}: {url}"))
@@ -115,8 +121,15 @@ class Names:
 class Renderer:
     """Renders every message and view PulseOps sends."""
 
-    def __init__(self, names: Names, *, template_dir: Path = TEMPLATES) -> None:
+    def __init__(
+        self,
+        names: Names,
+        *,
+        template_dir: Path = TEMPLATES,
+        escalatable: Callable[[Incident], bool] = lambda _: False,
+    ) -> None:
         self.names = names
+        self.escalatable = escalatable
         self.env = Environment(
             loader=FileSystemLoader(str(template_dir)),
             autoescape=False,
@@ -125,7 +138,12 @@ class Renderer:
             keep_trailing_newline=False,
         )
         self.env.filters.update(
-            actor=_actor, channel=_channel, slackdate=_slackdate, link=_link, clip=_clip_filter
+            actor=_actor,
+            channel=_channel,
+            slackdate=_slackdate,
+            link=_link,
+            clip=_clip_filter,
+            mention=_mention,
         )
 
     def text(self, template: str, **context: Any) -> str:
@@ -183,7 +201,25 @@ class Renderer:
             buttons.append(button("Acknowledge", Action.ACKNOWLEDGE, value, style="primary"))
         if incident.status is not Status.RESOLVED:
             buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
+            if self.escalatable(incident):
+                buttons.append(button("Escalate", Action.ESCALATE, value))
         return buttons
+
+    def page_message(self, incident: Incident, *, level: int) -> Message:
+        """The DM that pages someone: why they are paged, then the incident message."""
+        message = self.incident_message(incident, announcement=True)
+        intro = section(
+            self.text("page.j2", incident=incident, level=level),
+            block_id=Block.PAGE,
+        )
+        return Message(
+            text=f"You are paged: {message.text}", blocks=fit_blocks([intro, *message.blocks])
+        )
+
+    def page_mention(self, incident: Incident, *, target: str, kind: str, level: int) -> str:
+        return self.text(
+            "page_mention.j2", incident=incident, target=target, kind=kind, level=level
+        )
 
     def topic(self, incident: Incident) -> str:
         return clip(self.text("topic.j2", **self._ctx(incident)), 250)

@@ -37,3 +37,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     for action_id in _COMMANDS:
         app.action(action_id)(on_click)
+
+    @app.action(Action.ESCALATE)
+    async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")))
+            text = await deps.escalations.escalate_now(
+                incident_id=incident_id, by=body["user"]["id"]
+            )
+        except UserError as exc:
+            text = f":warning: {exc.message}"
+        await respond(text=text, response_type="ephemeral", replace_original=False)

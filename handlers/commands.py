@@ -86,6 +86,15 @@ def _transition(verb: str) -> Sub:
     return sub
 
 
+async def _escalate(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    incident_id = await _incident_id(deps, command, arg)
+    await ack(
+        text=await deps.escalations.escalate_now(incident_id=incident_id, by=command["user_id"])
+    )
+
+
 async def _help(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
@@ -103,6 +112,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "acknowledge": _transition("ack"),
     "resolve": _transition("resolve"),
     "timeline": _timeline,
+    "escalate": _escalate,
     "help": _help,
 }
 

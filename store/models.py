@@ -143,3 +143,83 @@ class IdempotencyRow(Base):
     response: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OverrideRow(Base):
+    """A person on call instead of a schedule's rotation for [start, end)."""
+
+    __tablename__ = "oncall_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[str] = mapped_column(String(100), index=True)
+    user: Mapped[str] = mapped_column(String(32))
+    start: Mapped[datetime]
+    end: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class EscalationRow(Base):
+    """Where an incident's escalation policy stands; `next_at` is the next deadline (SQL)."""
+
+    __tablename__ = "escalations"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    policy_id: Mapped[str] = mapped_column(String(100))
+    level: Mapped[int]
+    cycle: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))  # active | stopped | exhausted
+    next_at: Mapped[datetime | None] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime]
+
+
+class PageRow(Base):
+    """One page of one person (or user group) for one escalation step: unique, so never twice."""
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    cycle: Mapped[int]
+    level: Mapped[int]
+    step: Mapped[int] = mapped_column(default=0)  # manual escalations add steps
+    target: Mapped[str] = mapped_column(String(64))  # U… user or S… user group
+    kind: Mapped[str] = mapped_column(String(16))  # user | user_group
+    via: Mapped[str] = mapped_column(String(140))  # "schedule:payments-primary", "user", …
+    paged_at: Mapped[datetime]
+    scheduled_at: Mapped[datetime]  # the deadline this page answers (lateness = paged - scheduled)
+    dm_channel: Mapped[str | None] = mapped_column(String(32))
+    dm_ts: Mapped[str | None] = mapped_column(String(32))
+    dm_version: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        Index(
+            "uq_pages_step_target", "incident_id", "cycle", "level", "step", "target", unique=True
+        ),
+    )
+
+
+class HandoffRow(Base):
+    """One rotation handoff of one schedule: the primary key makes its message exactly-once."""
+
+    __tablename__ = "handoffs"
+
+    schedule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    outgoing: Mapped[str] = mapped_column(String(32))
+    incoming: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime]
+
+
+class ScheduleStateRow(Base):
+    """Up to when a schedule's handoffs have been recorded."""
+
+    __tablename__ = "schedule_state"
+
+    schedule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    handoffs_checked_until: Mapped[datetime]

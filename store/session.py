@@ -118,3 +118,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+async def insert_or_ignore(session: Any, model: Any, values: dict[str, Any]) -> Any | None:
+    """INSERT a row unless it collides with a unique key; return its primary key, or None.
+
+    `ON CONFLICT DO NOTHING` on both backends: the exactly-once guard for pages and handoffs,
+    without a failed statement aborting the surrounding transaction on PostgreSQL.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    primary_key = list(model.__table__.primary_key.columns)
+    if session.bind.dialect.name == "postgresql":
+        statement: Any = postgresql.insert(model).values(**values).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing()
+    statement = statement.returning(*primary_key)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return None
+    return row[0] if len(row) == 1 else tuple(row)

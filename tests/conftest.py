@@ -21,7 +21,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import DEPS, create_app
-from bot.clock import ManualClock
+from bot.clock import Clock, ManualClock
 from bot.config import PulseOpsConfig, Settings, parse_config
 from bot.deps import Deps
 from bot.emulator import Emulator, EmulatorUser
@@ -190,8 +190,15 @@ class Harness:
     """The running service plus the emulator, driven over HTTP."""
 
     def __init__(
-        self, *, emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
+        self,
+        *,
+        emulator: Emulator,
+        database_url: str,
+        config: PulseOpsConfig,
+        clock: Clock,
+        run_jobs: bool = False,
     ) -> None:
+        self.run_jobs = run_jobs
         self.emu = emulator
         self.database_url = database_url
         self.config = config
@@ -215,7 +222,7 @@ class Harness:
 
     async def start(self) -> None:
         self.app = create_app(
-            self.settings(), self.config, clock=self.clock, environ={}, run_jobs=False
+            self.settings(), self.config, clock=self.clock, environ={}, run_jobs=self.run_jobs
         )
         self._runner, port = await start(self.app, host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{port}"

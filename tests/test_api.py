@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from store import migrate
 from store.session import Database
 from tests.conftest import Harness, alertmanager_payload
 
@@ -83,7 +84,7 @@ async def test_one_incident_with_timeline_and_alerts(harness: Harness) -> None:
 async def test_probes_and_metrics(harness: Harness) -> None:
     assert await harness.get("/healthz") == (200, {"status": "ok"})
     status, body = await harness.get("/readyz")
-    assert status == 200 and body["migrations"]["current"] == "0001"
+    assert status == 200 and body["migrations"]["current"] == migrate.head_revision()
     await seed(harness)
     status, text = await harness.get("/metrics")
     assert status == 200

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.config import (
     EXAMPLE_CONFIG_PATH,
+    EscalationTarget,
     IntegrationConfig,
     PulseOpsConfig,
+    RotationConfig,
     Settings,
     config_check,
     load_config,
@@ -45,6 +47,47 @@ integrations:
     service: payment-api
 """
 
+ONCALL = (
+    VALID.replace(
+        "    name: Payments\n", "    name: Payments\n    escalation_policy: payments-default\n"
+    )
+    .replace("    name: Search\n", "    name: Search\n    escalation_policy: payments-default\n")
+    .replace("    team: search\n", "    team: search\n    escalation_policy: search-default\n")
+    + """\
+schedules:
+  - id: payments-primary
+    team: payments
+    time_zone: Europe/Berlin
+    rotation:
+      type: weekly
+      start: "2026-11-02T09:00:00"
+      participants: ["U0ALICE01", "U0BOB0001"]
+    user_group: "S0PAYONCAL"
+    ics_token: "ics-secret"
+  - id: search-primary
+    team: search
+    time_zone: America/New_York
+    rotation:
+      type: custom
+      length: 12h
+      start: 2026-11-02 21:30:00
+      participants: ["U0CAROL01"]
+    handoff_channel: "#search-oncall"
+escalation_policies:
+  - id: payments-default
+    repeat: 1
+    levels:
+      - delay: 5m
+        targets: [{schedule: payments-primary}]
+      - delay: 10s
+        targets: [{user: "U0BOB0001"}, {user_group: "S0PAYONCAL"}]
+  - id: search-default
+    levels:
+      - delay: 5m
+        targets: [{schedule: search-primary}]
+"""
+)
+
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
@@ -74,6 +117,40 @@ def test_example_config_loads() -> None:
         "U0DAVE001",
     )
     assert config.integration("pagerduty").resolve_token({}) == "sandbox-pagerduty"  # type: ignore[union-attr]
+    payments, search = config.schedules
+    assert (payments.id, payments.team, payments.time_zone) == (
+        "payments-primary",
+        "payments",
+        "Europe/Berlin",
+    )
+    assert payments.rotation.type == "weekly"
+    assert payments.rotation.start == datetime(2026, 11, 2, 9, 0)
+    assert payments.rotation.start.weekday() == 0  # a Monday
+    assert payments.rotation.participants == ("U0ALICE01", "U0BOB0001")
+    assert (payments.user_group, payments.resolve_ics_token({})) == (
+        "S0PAYONCAL",
+        "sandbox-ics-payments",
+    )
+    assert (search.id, search.rotation.type, search.time_zone) == (
+        "search-primary",
+        "daily",
+        "America/New_York",
+    )
+    assert (search.user_group, search.resolve_ics_token({})) == ("S0SEARCHOC", "sandbox-ics-search")
+    assert config.schedules_for_team("search") == (search,)
+    assert [p.id for p in config.escalation_policies] == ["payments-default", "search-default"]
+    assert [t.escalation_policy for t in config.teams] == ["payments-default", "search-default"]
+    for service in config.services:
+        team = config.team_for_service(service.id)
+        assert team is not None
+        policy = config.policy_for_service(service.id)
+        assert policy is not None and policy.id == team.escalation_policy
+        assert policy.repeat == 1
+        first, second = policy.levels
+        assert first.delay == timedelta(minutes=5) and second.delay == timedelta(minutes=10)
+        (schedule,) = config.schedules_for_team(team.id)
+        assert first.targets[0].schedule == schedule.id
+        assert second.targets[0].user == schedule.rotation.participants[1]
 
 
 def test_lookups_and_defaults() -> None:
@@ -90,6 +167,59 @@ def test_lookups_and_defaults() -> None:
     assert config.incidents.idempotency_ttl == timedelta(hours=24)
     assert config.incidents.repeat_note_interval == timedelta(hours=1)
     assert config.incidents.max_body_bytes == 1_048_576
+
+
+def test_oncall_lookups_and_defaults() -> None:
+    config = parse_config(ONCALL, environ={})
+    payments = config.schedule("payments-primary")
+    search = config.schedule("search-primary")
+    assert payments is not None and search is not None
+    assert config.schedule("nope") is None and config.escalation_policy("nope") is None
+    assert config.schedules_for_team("payments") == (payments,)
+    assert config.schedules_for_team("nope") == ()
+    assert search.rotation.start == datetime(2026, 11, 2, 21, 30)  # an unquoted YAML timestamp
+    assert search.rotation.length == timedelta(hours=12) == search.rotation.shift_length
+    assert payments.rotation.length is None
+    assert payments.rotation.shift_length == timedelta(days=7)
+    assert payments.zone.key == "Europe/Berlin"
+    # a service's policy wins over its team's; otherwise the team's; unknown service: None
+    assert config.policy_for_service("payment-api").id == "payments-default"  # type: ignore[union-attr]
+    assert config.policy_for_service("search-api").id == "search-default"  # type: ignore[union-attr]
+    assert config.policy_for_service("nope") is None
+    assert parse_config(VALID, environ={}).policy_for_service("payment-api") is None
+    policy = config.escalation_policy("payments-default")
+    assert policy is not None and policy.repeat == 1
+    assert policy.levels[1].delay == timedelta(seconds=10)
+    assert [t.kind for t in policy.levels[1].targets] == ["user", "user_group"]
+    assert policy.levels[0].targets[0].kind == "schedule"
+    assert config.escalation_policy("search-default").repeat == 0  # type: ignore[union-attr]
+    # handoff messages: the schedule's channel, else its team's channel (None when neither)
+    assert config.handoff_channel_for("search-primary") == "#search-oncall"
+    assert config.handoff_channel_for("payments-primary") == "C0PAYMENTS"
+    assert config.handoff_channel_for("nope") is None
+    # the calendar feed: the token, a variable holding it, or disabled
+    assert payments.resolve_ics_token({}) == "ics-secret"
+    assert search.resolve_ics_token({}) is None
+    assert "ics-secret" not in repr(config)
+
+
+def test_ics_token_env_is_resolved_from_the_given_environ() -> None:
+    text = ONCALL.replace('ics_token: "ics-secret"', "ics_token_env: PAY_ICS")
+    config = parse_config(text, environ={"PAY_ICS": "s3cret"})
+    schedule = config.schedule("payments-primary")
+    assert schedule is not None
+    assert schedule.resolve_ics_token({"PAY_ICS": "s3cret"}) == "s3cret"
+    with pytest.raises(ConfigError, match="PAY_ICS"):
+        schedule.resolve_ics_token({})
+
+
+def test_oncall_models_validate_when_built_directly() -> None:
+    with pytest.raises(ValueError, match="set exactly one of schedule, user or user_group"):
+        EscalationTarget.model_validate({"schedule": "a", "user": "U0ALICE01"})
+    with pytest.raises(ValueError, match="required when type is custom"):
+        RotationConfig.model_validate(
+            {"type": "custom", "start": "2026-11-02T09:00:00", "participants": ["U0ALICE01"]}
+        )
 
 
 def test_incidents_section_accepts_durations_and_words() -> None:
@@ -186,6 +316,216 @@ def test_unset_token_env() -> None:
     ]
 
 
+ONCALL_PROBLEMS = [
+    # (id, replace this, with this, the line's needle, "path: message")
+    (
+        "schedule-unknown-team",
+        "    team: search\n    time_zone",
+        "    team: serch\n    time_zone",
+        "team: serch",
+        "schedules[1].team: unknown team 'serch' (known: payments, search)",
+    ),
+    (
+        "bad-time-zone",
+        "Europe/Berlin",
+        "Europe/Berln",
+        "Europe/Berln",
+        "schedules[0].time_zone: unknown time zone 'Europe/Berln': use an IANA name such as "
+        "Europe/Berlin, America/New_York or UTC",
+    ),
+    (
+        "time-zone-case",
+        "Europe/Berlin",
+        "europe/berlin",
+        "europe/berlin",
+        "schedules[0].time_zone: unknown time zone 'europe/berlin': did you mean 'Europe/Berlin'?",
+    ),
+    (
+        "start-with-offset",
+        '"2026-11-02T09:00:00"',
+        '"2026-11-02T09:00:00+01:00"',
+        "+01:00",
+        "schedules[0].rotation.start: '2026-11-02T09:00:00+01:00' has a UTC offset; write local "
+        'time without one (it is read in the schedule\'s time_zone), e.g. "2026-11-02T09:00:00"',
+    ),
+    (
+        "start-in-utc",
+        "2026-11-02 21:30:00",
+        "2026-11-02T21:30:00Z",
+        "21:30:00Z",
+        "schedules[1].rotation.start: '2026-11-02T21:30:00+00:00' has a UTC offset; write local "
+        'time without one (it is read in the schedule\'s time_zone), e.g. "2026-11-02T09:00:00"',
+    ),
+    (
+        "start-without-time",
+        '"2026-11-02T09:00:00"',
+        "2026-11-02",
+        "start: 2026-11-02",
+        "schedules[0].rotation.start: '2026-11-02' needs a time of day (the handoff time) too",
+    ),
+    (
+        "start-in-dst-gap",
+        '"2026-11-02T09:00:00"',
+        '"2026-03-29T02:30:00"',
+        "2026-03-29",
+        "schedules[0].rotation.start: 2026-03-29T02:30:00 does not exist in Europe/Berlin "
+        "(the clocks skip it for daylight saving time); pick another time",
+    ),
+    (
+        "custom-without-length",
+        "    rotation:\n      type: custom\n      length: 12h\n",
+        "    rotation:  # custom\n      type: custom\n",
+        "# custom",
+        "schedules[1].rotation.length: required when type is custom: how long one shift lasts, "
+        "e.g. 12h or 3d",
+    ),
+    (
+        "length-on-weekly",
+        "      type: weekly\n",
+        "      type: weekly\n      length: 12h\n",
+        "length: 12h",
+        "schedules[0].rotation.length: only used when type is custom (weekly shifts last 7 days); "
+        "remove it or set type: custom",
+    ),
+    (
+        "unknown-rotation-type",
+        "type: weekly",
+        "type: monthly",
+        "monthly",
+        "schedules[0].rotation.type: Input should be 'daily', 'weekly', 'biweekly' or 'custom' "
+        "(got 'monthly')",
+    ),
+    (
+        "empty-participants",
+        'participants: ["U0CAROL01"]',
+        "participants: []",
+        "participants: []",
+        "schedules[1].rotation.participants: must list at least one Slack user ID",
+    ),
+    (
+        "duplicate-participant",
+        'participants: ["U0ALICE01", "U0BOB0001"]',
+        'participants: ["U0ALICE01", "U0BOB0001", "U0ALICE01"]',
+        '"U0ALICE01", "U0BOB0001", "U0ALICE01"',
+        "schedules[0].rotation.participants: 'U0ALICE01' appears more than once "
+        "(each participant takes one turn per cycle)",
+    ),
+    (
+        "duplicate-schedule-id",
+        '    handoff_channel: "#search-oncall"\n',
+        '    handoff_channel: "#search-oncall"\n'
+        "  - id: payments-primary  # again\n"
+        "    team: search\n"
+        "    time_zone: UTC\n"
+        '    rotation: {type: daily, start: "2026-11-02T09:00:00", participants: ["U0CAROL01"]}\n',
+        "# again",
+        "schedules[2].id: duplicate schedule id 'payments-primary' (first at schedules[0])",
+    ),
+    (
+        "both-ics-tokens",
+        '    ics_token: "ics-secret"\n',
+        '    ics_token: "ics-secret"\n    ics_token_env: PAY_ICS\n',
+        "PAY_ICS",
+        "schedules[0].ics_token_env: set at most one of ics_token or ics_token_env",
+    ),
+    (
+        "user-group-handle",
+        '"S0PAYONCAL"\n    ics',
+        '"@payments-oncall"\n    ics',
+        "@payments-oncall",
+        "schedules[0].user_group: invalid user group '@payments-oncall': use a user group ID "
+        "such as S0PAYONCAL, not its @handle (the ID is in the group's URL)",
+    ),
+    (
+        "user-group-on-two-schedules",
+        '    handoff_channel: "#search-oncall"\n',
+        '    handoff_channel: "#search-oncall"\n    user_group: "S0PAYONCAL"  # taken\n',
+        "# taken",
+        "schedules[1].user_group: user group 'S0PAYONCAL' is already kept in sync by "
+        "schedules[0]; two schedules would overwrite each other's members",
+    ),
+    (
+        "target-with-two-kinds",
+        '{user: "U0BOB0001"}',
+        '{user: "U0BOB0001", schedule: payments-primary}',
+        'U0BOB0001", schedule',
+        "escalation_policies[0].levels[1].targets[0]: set exactly one of schedule, user or "
+        "user_group (got schedule and user)",
+    ),
+    (
+        "target-unknown-schedule",
+        "{schedule: search-primary}",
+        "{schedule: search-primry}",
+        "search-primry",
+        "escalation_policies[1].levels[0].targets[0].schedule: unknown schedule "
+        "'search-primry' (known: payments-primary, search-primary)",
+    ),
+    (
+        "level-without-targets",
+        "targets: [{schedule: search-primary}]",
+        "targets: []",
+        "targets: []",
+        "escalation_policies[1].levels[0].targets: must list at least one target",
+    ),
+    (
+        "negative-repeat",
+        "repeat: 1",
+        "repeat: -1",
+        "repeat: -1",
+        "escalation_policies[0].repeat: Input should be greater than or equal to 0",
+    ),
+    (
+        "unknown-policy-on-team",
+        "    name: Payments\n    escalation_policy: payments-default\n",
+        "    name: Payments\n    escalation_policy: payments-dflt\n",
+        "payments-dflt",
+        "teams[0].escalation_policy: unknown escalation policy 'payments-dflt' "
+        "(known: payments-default, search-default)",
+    ),
+    (
+        "unknown-policy-on-service",
+        "    escalation_policy: search-default\n",
+        "    escalation_policy: search-dflt\n",
+        "search-dflt",
+        "services[1].escalation_policy: unknown escalation policy 'search-dflt' "
+        "(known: payments-default, search-default)",
+    ),
+    (
+        "duplicate-policy-id",
+        "        targets: [{schedule: search-primary}]\n",
+        "        targets: [{schedule: search-primary}]\n"
+        "  - id: payments-default  # again\n"
+        "    levels: [{delay: 1m, targets: [{user: U0ALICE01}]}]\n",
+        "# again",
+        "escalation_policies[2].id: duplicate escalation policy id 'payments-default' "
+        "(first at escalation_policies[0])",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "expected"),
+    [case[1:] for case in ONCALL_PROBLEMS],
+    ids=[case[0] for case in ONCALL_PROBLEMS],
+)
+def test_oncall_problems_name_line_and_field(
+    old: str, new: str, needle: str, expected: str
+) -> None:
+    assert ONCALL.count(old) == 1
+    text = ONCALL.replace(old, new)
+    found = problems(text, {"PAY_ICS": "x"})
+    assert f"pulseops.yml:{line_of(text, needle)}: {expected}" in found
+    assert len(found) == 1, found
+
+
+def test_unset_ics_token_env() -> None:
+    text = ONCALL.replace('ics_token: "ics-secret"', "ics_token_env: PAY_ICS")
+    assert problems(text, {}) == [
+        f"pulseops.yml:{line_of(text, 'PAY_ICS')}: schedules[0].ics_token_env: "
+        "environment variable PAY_ICS is not set"
+    ]
+
+
 def test_missing_required_key_points_at_its_parent() -> None:
     text = VALID.replace("    name: Search API\n", "")
     assert problems(text) == [
@@ -252,7 +592,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_check(EXAMPLE_CONFIG_PATH, {}) == 0
-    assert capsys.readouterr().out == "OK: 2 teams, 3 services, 3 integrations\n"
+    assert capsys.readouterr().out == (
+        "OK: 2 teams, 3 services, 3 integrations, 2 schedules, 2 escalation policies\n"
+    )
 
 
 def test_config_check_reports_every_problem(

@@ -96,3 +96,21 @@ def test_channel_name_examples() -> None:
     names = list(channel_name_candidates("inc", 1, "same"))
     assert len(names) == len(set(names)) == 10
     assert slugify("Hello  World") == "hello-world"
+
+
+def test_escalation_steps_walk_levels_then_repeats() -> None:
+    from datetime import timedelta
+
+    from bot.domain.escalation import FIRST, Policy, deadline_after, next_step, total_steps
+
+    policy = Policy(delays=(timedelta(minutes=5), timedelta(minutes=10)), repeat=1)
+    steps = [FIRST]
+    while (following := next_step(policy, steps[-1])) is not None:
+        steps.append(following)
+    assert [(s.level, s.cycle) for s in steps] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert len(steps) == total_steps(policy)
+    assert deadline_after(policy, steps[0], NOW) == NOW + timedelta(minutes=5)
+    assert deadline_after(policy, steps[1], NOW) == NOW + timedelta(minutes=10)
+    assert deadline_after(policy, steps[-1], NOW) is None
+    with pytest.raises(ValueError):
+        Policy(delays=())

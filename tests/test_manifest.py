@@ -21,6 +21,8 @@ METHOD_SCOPES = {
     "chat.update": {"chat:write"},
     "pins.add": {"pins:write"},
     "views.open": set(),
+    "conversations.open": {"im:write"},
+    "usergroups.users.update": {"usergroups:write"},
 }
 
 

@@ -23,6 +23,7 @@ from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, TimelineEvent
 from bot.errors import Conflict, UserError
 from bot.metrics import Metrics
+from bot.services.escalation import EscalationService
 from store.repositories import (
     AlertRepository,
     IdempotencyRepository,
@@ -93,12 +94,14 @@ class IncidentService:
         config: PulseOpsConfig,
         clock: Clock,
         metrics: Metrics,
+        escalations: EscalationService | None = None,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.config = config
         self.clock = clock
         self.metrics = metrics
+        self.escalations = escalations
         self.on_commit = on_commit
 
     # ---- transactions -------------------------------------------------------------------
@@ -460,6 +463,11 @@ class IncidentService:
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
             await self._enqueue_sync(session, incident.id, now)
+        if self.escalations is not None:
+            if Effect.STOP_ESCALATION in transition.effects:
+                await self.escalations.stop(session, incident.id, now)
+            if Effect.START_ESCALATION in transition.effects:
+                await self.escalations.start(session, incident, now)
         _after_commit(
             session, self.metrics.transitions.labels(status=transition.after.status.value).inc
         )
@@ -520,6 +528,8 @@ class IncidentService:
         await outbox.enqueue(
             kind=OPEN_CHANNEL, incident_id=incident.id, now=now, payload={"invite": list(invite)}
         )
+        if self.escalations is not None:
+            await self.escalations.start(session, incident, now)
         _after_commit(
             session,
             self.metrics.incidents_opened.labels(

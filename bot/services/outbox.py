@@ -25,8 +25,10 @@ from bot.domain.records import Incident
 from bot.errors import SlackFatal, SlackRetryable
 from bot.metrics import Metrics
 from bot.render import Renderer
+from bot.services.escalation import PAGE
 from bot.services.incidents import ANNOUNCE, OPEN_CHANNEL, SYNC_MESSAGES
 from bot.slack.gateway import SlackGateway, backoff_delay
+from store.oncall import Page, PageRepository
 from store.repositories import IncidentRepository, OutboxItem, OutboxRepository
 from store.session import Database
 
@@ -70,6 +72,7 @@ class OutboxWorker:
             ANNOUNCE: self._announce,
             OPEN_CHANNEL: self._open_channel,
             SYNC_MESSAGES: self._sync_messages,
+            PAGE: self._page,
         }
 
     # ---- driving ------------------------------------------------------------------------
@@ -200,6 +203,12 @@ class OutboxWorker:
 
     # ---- helpers ------------------------------------------------------------------------
 
+    async def _incident_and_pages(self, incident_id: int) -> tuple[Incident, list[Page]]:
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=incident_id)
+            pages = await PageRepository(session).for_incident(incident_id=incident_id)
+        return incident, pages
+
     async def _incident(self, incident_id: int) -> Incident:
         async with self.db.read() as session:
             return await IncidentRepository(session).get(incident_id=incident_id)
@@ -243,7 +252,9 @@ class OutboxWorker:
         channel_id = incident.channel_id
         assert channel_id is not None
         if not progress.get("invited"):
-            users = self._invitees(incident, item.payload.get("invite", []))
+            async with self.db.read() as session:
+                pages = await PageRepository(session).for_incident(incident_id=incident.id)
+            users = self._invitees(incident, item.payload.get("invite", []), pages)
             progress["invited"] = await self._optional(
                 self.gateway.invite(channel_id, users), incident.id
             )
@@ -265,6 +276,42 @@ class OutboxWorker:
             )
         # the announcement now links to the channel; both messages catch up with the state
         await self._sync(incident.id, force_announcement=True)
+
+    async def _page(self, item: OutboxItem) -> None:
+        """Page one person (a DM with the buttons, an invite and a mention in the channel),
+        or mention a user group in the incident channel."""
+        assert item.incident_id is not None
+        progress = item.progress
+        async with self.db.read() as session:
+            page = await PageRepository(session).get(page_id=int(item.payload["page_id"]))
+        incident = await self._incident(item.incident_id)
+        level = page.level + 1
+        if page.kind == "user" and not page.dm_ts:
+            dm_channel = await self.gateway.open_dm(page.target)
+            message = self.renderer.page_message(incident, level=level)
+            _, ts = await self.gateway.post_message(
+                dm_channel, text=message.text, blocks=message.blocks
+            )
+            async with self.db.write() as session:
+                await PageRepository(session).set_dm(
+                    page_id=page.id, channel=dm_channel, ts=ts, version=incident.version
+                )
+        channel = incident.channel_id
+        if page.kind == "user" and channel and not progress.get("invited"):
+            progress["invited"] = await self._optional(
+                self.gateway.invite(channel, [page.target]), incident.id
+            )
+        # no channel yet (e.g. channel creation rate limited): the DM is the page, and the
+        # channel invites everyone paged when it is created
+        where = channel if page.kind == "user" else channel or incident.announcement_channel
+        if where and not progress.get("mentioned"):
+            text = self.renderer.page_mention(
+                incident, target=page.target, kind=page.kind, level=level
+            )
+            progress["mentioned"] = await self._optional(
+                self.gateway.post_message(where, text=text), incident.id
+            )
+        await self._sync(incident.id)  # a DM posted from an older state catches up
 
     async def _optional(self, step: Awaitable[object], incident_id: int) -> dict[str, Any]:
         """Run a step the incident can live without: a fatal Slack error is noted, not raised.
@@ -296,10 +343,10 @@ class OutboxWorker:
                 last = exc
         raise SlackFatal("conversations.create", f"every candidate name is taken ({last})")
 
-    def _invitees(self, incident: Incident, extra: list[str]) -> list[str]:
+    def _invitees(self, incident: Incident, extra: list[str], pages: list[Page]) -> list[str]:
         team = self.config.team(incident.team_id) if incident.team_id else None
         users = list(team.members) if team else []
-        for user in extra:
+        for user in [*extra, *(p.target for p in pages if p.kind == "user")]:
             if user not in users and user.startswith(("U", "W")):
                 users.append(user)
         return users
@@ -315,8 +362,8 @@ class OutboxWorker:
         move forward, and the state is re-read after each round so a change made while we
         were editing is rendered too.
         """
-        incident = await self._incident(incident_id)
-        if not _stale(incident, force_announcement):
+        incident, pages = await self._incident_and_pages(incident_id)
+        if not _stale(incident, pages, force_announcement):
             return
         now = self.clock.now()
         async with self.db.write() as session:
@@ -327,21 +374,34 @@ class OutboxWorker:
         released = False
         try:
             for _ in range(5):
-                stale = _stale(incident, force_announcement)
+                stale = _stale(incident, pages, force_announcement)
                 force_announcement = False
-                for _column, channel, ts, is_announcement in stale:
-                    message = self.renderer.incident_message(incident, announcement=is_announcement)
+                for column, channel, ts, is_announcement in stale:
+                    if column.startswith("page:"):
+                        level = next(p.level for p in pages if f"page:{p.id}" == column) + 1
+                        message = self.renderer.page_message(incident, level=level)
+                    else:
+                        message = self.renderer.incident_message(
+                            incident, announcement=is_announcement
+                        )
                     await self.gateway.update_message(
                         channel, ts, text=message.text, blocks=message.blocks
                     )
                 async with self.db.write() as session:
                     repo = IncidentRepository(session)
+                    page_repo = PageRepository(session)
                     for column, *_ in stale:
-                        await repo.mark_rendered(
-                            incident_id=incident_id, column=column, version=incident.version
-                        )
+                        if column.startswith("page:"):
+                            await page_repo.mark_dm_rendered(
+                                page_id=int(column[5:]), version=incident.version
+                            )
+                        else:
+                            await repo.mark_rendered(
+                                incident_id=incident_id, column=column, version=incident.version
+                            )
                     incident = await repo.get(incident_id=incident_id)
-                    if not _stale(incident, False):
+                    pages = await page_repo.for_incident(incident_id=incident_id)
+                    if not _stale(incident, pages, False):
                         await repo.release_sync_lease(incident_id=incident_id)
                         released = True
                         return
@@ -351,9 +411,17 @@ class OutboxWorker:
                     await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
 
 
-def _stale(incident: Incident, force_announcement: bool) -> list[tuple[str, str, str, bool]]:
-    """The messages showing an older version than the incident's: (column, channel, ts, is_ann)."""
+def _stale(
+    incident: Incident, pages: list[Page], force_announcement: bool
+) -> list[tuple[str, str, str, bool]]:
+    """Messages showing an older version than the incident's: (column, channel, ts, is_ann).
+
+    `column` is the incident column holding the rendered version, or `page:<id>` for a DM.
+    """
     stale = []
+    for page in pages:
+        if page.dm_channel and page.dm_ts and page.dm_version < incident.version:
+            stale.append((f"page:{page.id}", page.dm_channel, page.dm_ts, False))
     if incident.message_ts and incident.channel_id and incident.message_version < incident.version:
         stale.append(("message_version", incident.channel_id, incident.message_ts, False))
     if (

@@ -169,3 +169,11 @@ class SlackGateway:
         except SlackFatal as exc:
             if exc.error != "already_pinned":
                 raise
+
+    async def open_dm(self, user: str) -> str:
+        """The DM channel with `user` (conversations.open), for pages."""
+        data = await self.call("conversations.open", users=user)
+        return str(data["channel"]["id"])
+
+    async def set_usergroup_members(self, usergroup: str, users: Sequence[str]) -> None:
+        await self.call("usergroups.users.update", usergroup=usergroup, users=",".join(users))

@@ -1,0 +1,265 @@
+"""Escalation: page a policy's levels in turn until someone acknowledges, exactly once each.
+
+Deadlines live in the `escalations` table. `sweep()` (run every second by the scheduler, on
+every replica) locks the due rows with SKIP LOCKED, pages the next step and moves the
+deadline, all in one transaction with the pages' outbox rows. A page is a unique row per
+(incident, cycle, level, step, target): a retried or concurrent step cannot page twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import EscalationPolicyConfig, PulseOpsConfig
+from bot.domain.escalation import FIRST, Policy, Step, deadline_after, next_step
+from bot.domain.records import Incident
+from bot.errors import UserError
+from bot.metrics import Metrics
+from bot.services.oncall import OnCallLookup
+from store.oncall import EscalationRepository, PageRepository
+from store.repositories import IncidentRepository, OutboxRepository, TimelineRepository
+from store.session import Database
+
+log = logging.getLogger(__name__)
+
+PAGE = "page"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Someone to page: a user (DM) or a user group (mentioned in the incident channel)."""
+
+    id: str
+    kind: str  # user | user_group
+    via: str  # how they were chosen: "schedule:<id>", "user", "user_group"
+    note: str = ""  # e.g. "override of <@U…>"
+
+
+def policy_model(policy: EscalationPolicyConfig) -> Policy:
+    return Policy(delays=tuple(level.delay for level in policy.levels), repeat=policy.repeat)
+
+
+class EscalationService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        config: PulseOpsConfig,
+        clock: Clock,
+        metrics: Metrics,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.on_commit = on_commit
+        self.oncall = OnCallLookup(config)
+
+    def policy_for(self, incident: Incident) -> EscalationPolicyConfig | None:
+        if incident.service_id:
+            policy = self.config.policy_for_service(incident.service_id)
+            if policy is not None:
+                return policy
+        team = self.config.team(incident.team_id) if incident.team_id else None
+        if team and team.escalation_policy:
+            return self.config.escalation_policy(team.escalation_policy)
+        return None
+
+    # ---- hooks inside the incident's own transaction -----------------------------------
+
+    async def start(self, session: AsyncSession, incident: Incident, now: datetime) -> None:
+        """Page the first level of the incident's policy (if it has one)."""
+        policy = self.policy_for(incident)
+        if policy is None:
+            return
+        repo = EscalationRepository(session)
+        if await repo.get(incident_id=incident.id) is None:
+            await repo.create(incident_id=incident.id, policy_id=policy.id, now=now)
+            await self._page(session, incident, policy, FIRST, scheduled_at=now, now=now)
+        else:  # reopened: start over from the first level
+            step = 1 + await PageRepository(session).last_step(
+                incident_id=incident.id, cycle=FIRST.cycle, level=FIRST.level
+            )
+            await self._page(session, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
+
+    async def stop(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
+        """Acknowledged or resolved: no further automatic pages."""
+        await EscalationRepository(session).stop(incident_id=incident_id, now=now)
+
+    # ---- the sweep and manual escalation ------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Page every step whose deadline has passed; return how many steps were paged."""
+        now = self.clock.now()
+        paged = 0
+        async with self.db.write() as session:
+            for state in await EscalationRepository(session).due(now=now, limit=100):
+                policy = self.config.escalation_policy(state.policy_id)
+                step = (
+                    next_step(policy_model(policy), Step(state.level, state.cycle))
+                    if policy
+                    else None
+                )
+                if policy is None or step is None or state.next_at is None:
+                    await EscalationRepository(session).advance(
+                        incident_id=state.incident_id,
+                        level=state.level,
+                        cycle=state.cycle,
+                        status="exhausted",
+                        next_at=None,
+                        now=now,
+                    )
+                    continue
+                incident = await IncidentRepository(session).get(incident_id=state.incident_id)
+                self.metrics.escalation_lateness.observe((now - state.next_at).total_seconds())
+                await self._page(
+                    session, incident, policy, step, scheduled_at=state.next_at, now=now
+                )
+                paged += 1
+        if paged:
+            self.on_commit()
+        return paged
+
+    async def escalate_now(self, *, incident_id: int, by: str) -> str:
+        """Page the next level now (the Escalate button, `/incident escalate`)."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            incident = await IncidentRepository(session).get(incident_id=incident_id)
+            if not incident.is_open:
+                raise UserError(f"{incident.number} is resolved: there is nobody left to page.")
+            policy = self.policy_for(incident)
+            if policy is None:
+                raise UserError(
+                    f"{incident.number} has no escalation policy (set `escalation_policy` on "
+                    "its service or team in pulseops.yml)."
+                )
+            repo = EscalationRepository(session)
+            state = await repo.get(incident_id=incident_id, lock=True)
+            if state is None:
+                await repo.create(incident_id=incident_id, policy_id=policy.id, now=now)
+                step, extra = FIRST, 0
+            else:
+                following = next_step(policy_model(policy), Step(state.level, state.cycle))
+                if following is None:  # past the last level: page the last one again
+                    following = Step(state.level, state.cycle)
+                step = following
+                extra = 1 + await PageRepository(session).last_step(
+                    incident_id=incident_id, cycle=step.cycle, level=step.level
+                )
+            await TimelineRepository(session).add(
+                incident_id=incident_id,
+                at=now,
+                kind="escalated",
+                actor=by,
+                text=f"Escalated by hand to level {step.level + 1}",
+                data={"level": step.level + 1, "cycle": step.cycle},
+            )
+            await self._page(
+                session,
+                incident,
+                policy,
+                step,
+                scheduled_at=now,
+                now=now,
+                step=extra,
+                keep_status=state is not None and state.status != "active",
+            )
+        self.on_commit()
+        return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
+
+    # ---- paging -------------------------------------------------------------------------
+
+    async def _page(
+        self,
+        session: AsyncSession,
+        incident: Incident,
+        policy: EscalationPolicyConfig,
+        at: Step,
+        *,
+        scheduled_at: datetime,
+        now: datetime,
+        step: int = 0,
+        keep_status: bool = False,
+    ) -> None:
+        level = policy.levels[at.level]
+        pages = PageRepository(session)
+        timeline = TimelineRepository(session)
+        outbox = OutboxRepository(session)
+        for target in await self._targets(session, level.targets, now):
+            page_id = await pages.record(
+                incident_id=incident.id,
+                cycle=at.cycle,
+                level=at.level,
+                step=step,
+                target=target.id,
+                kind=target.kind,
+                via=target.via,
+                paged_at=now,
+                scheduled_at=scheduled_at,
+                dm_version=0,
+            )
+            if page_id is None:
+                continue  # this step already paged this target
+            who = f"<@{target.id}>" if target.kind == "user" else f"<!subteam^{target.id}>"
+            repeat = f", repeat {at.cycle}" if at.cycle else ""
+            note = f"; {target.note}" if target.note else ""
+            await timeline.add(
+                incident_id=incident.id,
+                at=now,
+                kind="paged",
+                actor="pulseops",
+                text=f"Paged {who} (level {at.level + 1}{repeat}, via {target.via}{note})",
+                data={
+                    "target": target.id,
+                    "kind": target.kind,
+                    "level": at.level + 1,
+                    "cycle": at.cycle,
+                    "via": target.via,
+                    "page_id": page_id,
+                    "late_seconds": round((now - scheduled_at).total_seconds(), 3),
+                },
+            )
+            await outbox.enqueue(
+                kind=PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
+            )
+            self.metrics.pages_sent.labels(kind=target.kind).inc()
+        model = policy_model(policy)
+        deadline = deadline_after(model, at, scheduled_at)
+        if keep_status:
+            status, deadline = "stopped", None
+        else:
+            status = "active" if deadline is not None else "exhausted"
+        await EscalationRepository(session).advance(
+            incident_id=incident.id,
+            level=at.level,
+            cycle=at.cycle,
+            status=status,
+            next_at=deadline,
+            now=now,
+        )
+
+    async def _targets(self, session: AsyncSession, targets: object, now: datetime) -> list[Target]:
+        found: list[Target] = []
+        for target in targets:  # type: ignore[attr-defined]
+            if target.schedule:
+                oncall = await self.oncall.at(session, schedule_id=target.schedule, instant=now)
+                shift = oncall.current
+                note = ""
+                if shift.override is not None:
+                    note = f"override #{shift.override.id} in place of the rotation"
+                found.append(Target(shift.user, "user", f"schedule {target.schedule}", note))
+            elif target.user:
+                found.append(Target(target.user, "user", "user"))
+            elif target.user_group:
+                found.append(Target(target.user_group, "user_group", "user group"))
+        unique: dict[str, Target] = {}
+        for t in found:
+            unique.setdefault(t.id, t)
+        return list(unique.values())

@@ -1,0 +1,325 @@
+"""Repositories for on-call state: overrides, escalations, pages and handoffs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.rotation import Override
+from bot.errors import NotFound
+from store.models import EscalationRow, HandoffRow, OverrideRow, PageRow, ScheduleStateRow
+from store.session import insert_or_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOverride:
+    id: int
+    schedule_id: str
+    user: str
+    start: datetime
+    end: datetime
+    created_at: datetime
+    created_by: str
+
+    def as_domain(self) -> Override:
+        return Override(
+            user=self.user, start=self.start, end=self.end, created_at=self.created_at, id=self.id
+        )
+
+
+def _override(row: OverrideRow) -> StoredOverride:
+    return StoredOverride(
+        id=row.id,
+        schedule_id=row.schedule_id,
+        user=row.user,
+        start=row.start,
+        end=row.end,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+class OverrideRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        schedule_id: str,
+        user: str,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        created_by: str,
+    ) -> StoredOverride:
+        row = OverrideRow(
+            schedule_id=schedule_id,
+            user=user,
+            start=start,
+            end=end,
+            created_at=now,
+            created_by=created_by,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return _override(row)
+
+    async def active_or_future(
+        self, *, now: datetime, schedule_id: str | None = None
+    ) -> list[StoredOverride]:
+        """Overrides not yet over, soonest first."""
+        query = select(OverrideRow).where(OverrideRow.end > now)
+        if schedule_id:
+            query = query.where(OverrideRow.schedule_id == schedule_id)
+        rows = await self.session.scalars(query.order_by(OverrideRow.start, OverrideRow.id))
+        return [_override(r) for r in rows]
+
+    async def overlapping(
+        self, *, schedule_id: str, start: datetime, end: datetime
+    ) -> list[StoredOverride]:
+        rows = await self.session.scalars(
+            select(OverrideRow).where(
+                OverrideRow.schedule_id == schedule_id,
+                OverrideRow.start < end,
+                OverrideRow.end > start,
+            )
+        )
+        return [_override(r) for r in rows]
+
+    async def remove(self, *, override_id: int) -> StoredOverride:
+        row = await self.session.get(OverrideRow, override_id)
+        if row is None:
+            raise NotFound(f"no override #{override_id}; `/oncall overrides` lists them")
+        stored = _override(row)
+        await self.session.execute(delete(OverrideRow).where(OverrideRow.id == override_id))
+        return stored
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    incident_id: int
+    policy_id: str
+    level: int
+    cycle: int
+    status: str
+    next_at: datetime | None
+
+
+class EscalationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, *, incident_id: int, policy_id: str, now: datetime) -> None:
+        self.session.add(
+            EscalationRow(
+                incident_id=incident_id,
+                policy_id=policy_id,
+                level=0,
+                cycle=0,
+                status="active",
+                next_at=None,
+                version=0,
+                updated_at=now,
+            )
+        )
+        await self.session.flush()
+
+    async def get(self, *, incident_id: int, lock: bool = False) -> EscalationState | None:
+        query = select(EscalationRow).where(EscalationRow.incident_id == incident_id)
+        if lock:
+            query = query.with_for_update()
+        row = await self.session.scalar(query.execution_options(populate_existing=True))
+        return _escalation(row) if row else None
+
+    async def due(self, *, now: datetime, limit: int) -> list[EscalationState]:
+        """Active escalations whose deadline has passed, locked (other replicas skip them)."""
+        rows = await self.session.scalars(
+            select(EscalationRow)
+            .where(EscalationRow.status == "active", EscalationRow.next_at <= now)
+            .order_by(EscalationRow.next_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return [_escalation(r) for r in rows]
+
+    async def advance(
+        self,
+        *,
+        incident_id: int,
+        level: int,
+        cycle: int,
+        status: str,
+        next_at: datetime | None,
+        now: datetime,
+        expect: tuple[int, int] | None = None,
+    ) -> bool:
+        """Move to (level, cycle); with `expect`, only from that (level, cycle)."""
+        query = update(EscalationRow).where(EscalationRow.incident_id == incident_id)
+        if expect is not None:
+            query = query.where(EscalationRow.level == expect[0], EscalationRow.cycle == expect[1])
+        result = await self.session.execute(
+            query.values(
+                level=level,
+                cycle=cycle,
+                status=status,
+                next_at=next_at,
+                version=EscalationRow.version + 1,
+                updated_at=now,
+            ).execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def stop(self, *, incident_id: int, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(EscalationRow)
+            .where(EscalationRow.incident_id == incident_id, EscalationRow.status == "active")
+            .values(
+                status="stopped", next_at=None, version=EscalationRow.version + 1, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def _escalation(row: EscalationRow) -> EscalationState:
+    return EscalationState(
+        incident_id=row.incident_id,
+        policy_id=row.policy_id,
+        level=row.level,
+        cycle=row.cycle,
+        status=row.status,
+        next_at=row.next_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    id: int
+    incident_id: int
+    cycle: int
+    level: int
+    step: int
+    target: str
+    kind: str
+    via: str
+    paged_at: datetime
+    scheduled_at: datetime
+    dm_channel: str | None
+    dm_ts: str | None
+    dm_version: int
+
+
+def _page(row: PageRow) -> Page:
+    return Page(
+        id=row.id,
+        incident_id=row.incident_id,
+        cycle=row.cycle,
+        level=row.level,
+        step=row.step,
+        target=row.target,
+        kind=row.kind,
+        via=row.via,
+        paged_at=row.paged_at,
+        scheduled_at=row.scheduled_at,
+        dm_channel=row.dm_channel,
+        dm_ts=row.dm_ts,
+        dm_version=row.dm_version,
+    )
+
+
+class PageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, **values: Any) -> int | None:
+        """Record a page; None when this step already paged this target (exactly once)."""
+        page_id = await insert_or_ignore(self.session, PageRow, values)
+        return int(page_id) if page_id is not None else None
+
+    async def get(self, *, page_id: int) -> Page:
+        row = await self.session.get(PageRow, page_id, populate_existing=True)
+        if row is None:
+            raise NotFound(f"no page {page_id}")
+        return _page(row)
+
+    async def for_incident(self, *, incident_id: int) -> list[Page]:
+        rows = await self.session.scalars(
+            select(PageRow).where(PageRow.incident_id == incident_id).order_by(PageRow.id)
+        )
+        return [_page(r) for r in rows]
+
+    async def last_step(self, *, incident_id: int, cycle: int, level: int) -> int:
+        rows = await self.session.scalars(
+            select(PageRow.step).where(
+                PageRow.incident_id == incident_id, PageRow.cycle == cycle, PageRow.level == level
+            )
+        )
+        return max(rows.all(), default=-1)
+
+    async def set_dm(self, *, page_id: int, channel: str, ts: str, version: int) -> None:
+        await self.session.execute(
+            update(PageRow)
+            .where(PageRow.id == page_id)
+            .values(dm_channel=channel, dm_ts=ts, dm_version=version)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_dm_rendered(self, *, page_id: int, version: int) -> None:
+        await self.session.execute(
+            update(PageRow)
+            .where(PageRow.id == page_id, PageRow.dm_version <= version)
+            .values(dm_version=version)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class HandoffRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def checked_until(self, *, schedule_id: str, now: datetime) -> datetime:
+        """How far this schedule's handoffs are recorded (first sight: now), row locked."""
+        await insert_or_ignore(
+            self.session,
+            ScheduleStateRow,
+            {"schedule_id": schedule_id, "handoffs_checked_until": now},
+        )
+        row = await self.session.scalar(
+            select(ScheduleStateRow)
+            .where(ScheduleStateRow.schedule_id == schedule_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None
+        return row.handoffs_checked_until
+
+    async def set_checked_until(self, *, schedule_id: str, until: datetime) -> None:
+        await self.session.execute(
+            update(ScheduleStateRow)
+            .where(ScheduleStateRow.schedule_id == schedule_id)
+            .values(handoffs_checked_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def record(
+        self, *, schedule_id: str, at: datetime, outgoing: str, incoming: str, now: datetime
+    ) -> bool:
+        """Record a handoff; False when it was recorded before (exactly once)."""
+        key = await insert_or_ignore(
+            self.session,
+            HandoffRow,
+            {
+                "schedule_id": schedule_id,
+                "at": at,
+                "outgoing": outgoing,
+                "incoming": incoming,
+                "recorded_at": now,
+            },
+        )
+        return key is not None
