@@ -338,3 +338,22 @@ async def test_real_time_escalation_and_acknowledge(realtime: Harness) -> None:
     count = len(await pages(harness, incident_id))
     await asyncio.sleep(2.5)  # two more delays: nothing more is paged
     assert len(await pages(harness, incident_id)) == count
+
+
+async def test_rate_limited_pages_are_retried_and_sent_once(harness: Harness) -> None:
+    harness.emu.set_faults(rate_limits={"conversations.open": 1})
+    first = await fire(harness)
+    _, body = await harness.post_alert(
+        alertmanager_payload(group_key="other", fingerprint="f-2", summary="Second")
+    )
+    second = body["results"][0]["incident_id"]
+    await harness.settle()
+    limited = [c for c in harness.emu.calls_to("conversations.open") if c["status"] == 429]
+    assert limited, "the second DM should have hit the rate limit"
+    harness.emu.set_faults(clear=True)
+    harness.clock.advance(120)
+    await harness.settle()
+    for incident_id in (first, second):
+        (page,) = await pages(harness, incident_id)
+        assert page.dm_ts
+    assert len(dms(harness, "U0BOB0001")) == 2
