@@ -22,11 +22,13 @@ from bot.deps import Deps
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.services.escalation import EscalationService
+from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
+from bot.services.oncall import OnCallService
 from bot.services.outbox import OutboxWorker
 from bot.slack.gateway import SlackGateway
-from handlers import actions, api, commands, views, webhooks
+from handlers import actions, api, commands, ics, oncall, views, webhooks
 from handlers.middleware import http_middleware
 from store import migrate
 from store.session import Database
@@ -73,6 +75,9 @@ def create_app(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
     )
     escalations.on_commit = outbox.kick
+    handoffs = HandoffService(
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=outbox.kick
+    )
     incidents = IncidentService(
         db=db,
         config=config,
@@ -91,9 +96,12 @@ def create_app(
         gateway=gateway,
         incidents=incidents,
         escalations=escalations,
+        handoffs=handoffs,
         ingest=IngestBatcher(incidents),
         outbox=outbox,
         integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
+        oncall=OnCallService(db=db, config=config, clock=clock),
+        ics_tokens=ics.feed_tokens(config, environ),
     )
 
     bolt = AsyncApp(
@@ -102,7 +110,7 @@ def create_app(
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
-    for module in (commands, actions, views):
+    for module in (commands, actions, views, oncall):
         module.register(bolt, deps)
 
     app = web.Application(middlewares=[http_middleware(metrics)], client_max_size=4 * 1024**2)
@@ -115,7 +123,7 @@ def create_app(
 
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack_events)
-    for http_module in (webhooks, api):
+    for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -136,6 +144,14 @@ def create_app(
                 "interval",
                 seconds=sweep_interval,
                 id="escalations",
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.add_job(
+                handoffs.sweep,
+                "interval",
+                seconds=1.0,  # a handoff is announced within ~1 s (lateness target: 2 s)
+                id="handoffs",
                 max_instances=1,
                 coalesce=True,
             )

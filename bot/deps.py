@@ -9,8 +9,10 @@ from bot.config import PulseOpsConfig, Settings
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.services.escalation import EscalationService
+from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
+from bot.services.oncall import OnCallService
 from bot.services.outbox import OutboxWorker
 from bot.slack.gateway import SlackGateway
 from store.session import Database
@@ -27,6 +29,9 @@ class Deps:
     gateway: SlackGateway
     incidents: IncidentService
     escalations: EscalationService
+    handoffs: HandoffService
     ingest: IngestBatcher
     outbox: OutboxWorker
     integration_tokens: dict[str, str]
+    oncall: OnCallService
+    ics_tokens: dict[str, str]  # schedule id -> calendar feed token; absent: feed disabled

@@ -10,14 +10,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident, TimelineEvent
+from bot.domain.rotation import Shift
 from bot.ids import Action, Block, Callback, Input
+
+if TYPE_CHECKING:
+    from bot.services.oncall import NewOverride, TeamOnCall
+    from store.oncall import StoredOverride
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -30,6 +35,8 @@ MAX_HEADER_TEXT = 150
 MAX_BUTTON_TEXT = 75
 MAX_CONTEXT_TEXT = 2000
 MAX_TEXT = 3000
+MAX_HANDOFF_INCIDENTS = 10  # open incidents listed in a handoff message; the rest are counted
+HANDOFF_BLOCK = "handoff"  # block_id of the handoff message (belongs in bot.ids.Block)
 
 _STATUS_EMOJI = {
     Status.TRIGGERED: ":rotating_light:",
@@ -221,6 +228,61 @@ class Renderer:
             "page_mention.j2", incident=incident, target=target, kind=kind, level=level
         )
 
+    def handoff_message(
+        self,
+        *,
+        schedule_id: str,
+        team_id: str,
+        outgoing: str,
+        incoming: str,
+        at: datetime,
+        late: bool,
+        missed: int,
+        incidents: list[Incident],
+        total: int,
+        next_shift: Shift | None,
+    ) -> Message:
+        """The handoff announcement: who hands over to whom, the team's open incidents, and
+        when the next handoff is; a late one says when it was due."""
+        shown = incidents[:MAX_HANDOFF_INCIDENTS]
+        ctx: dict[str, Any] = {
+            "schedule_id": schedule_id,
+            "team_name": self.names.team(team_id),
+            "outgoing": outgoing,
+            "incoming": incoming,
+            "at": at,
+            "late": late,
+            "missed": missed,
+            "incidents": shown,
+            "total": max(total, len(shown)),
+            "next_shift": next_shift,
+        }
+        return Message(
+            text=self.text("handoff_text.j2", **ctx),
+            blocks=[section(self.text("handoff.j2", **ctx), block_id=HANDOFF_BLOCK)],
+        )
+
+    def handoff_dm(
+        self,
+        *,
+        schedule_id: str,
+        team_id: str,
+        outgoing: str,
+        total: int,
+        channel_id: str | None,
+        next_shift: Shift | None,
+    ) -> str:
+        """The short DM telling the incoming person they are on call now."""
+        return self.text(
+            "handoff_dm.j2",
+            schedule_id=schedule_id,
+            team_name=self.names.team(team_id),
+            outgoing=outgoing,
+            total=total,
+            channel_id=channel_id,
+            next_shift=next_shift,
+        )
+
     def topic(self, incident: Incident) -> str:
         return clip(self.text("topic.j2", **self._ctx(incident)), 250)
 
@@ -239,6 +301,41 @@ class Renderer:
 
     def help(self, problem: str | None = None) -> str:
         return self.text("help.j2", problem=problem)
+
+    # ---- /oncall ------------------------------------------------------------------------
+
+    def oncall_now(self, teams: Iterable[TeamOnCall]) -> str:
+        """Who is on call for each team's schedules, until when, and who is next."""
+        return self.text("oncall.j2", teams=list(teams))
+
+    def oncall_override_added(self, added: NewOverride) -> str:
+        return self.text("oncall_override.j2", o=added.override, overlaps=added.overlaps)
+
+    def oncall_overrides(
+        self,
+        overrides: list[StoredOverride],
+        *,
+        now: datetime,
+        schedule_id: str | None = None,
+        limit: int = 30,
+    ) -> str:
+        """Current and upcoming overrides, at most `limit` of them ("… and N more")."""
+        return self.text(
+            "oncall_overrides.j2",
+            overrides=overrides[:limit],
+            more=max(len(overrides) - limit, 0),
+            now=now,
+            schedule_id=schedule_id,
+        )
+
+    def oncall_override_removed(self, removed: StoredOverride) -> str:
+        return self.text("oncall_override_removed.j2", o=removed)
+
+    def oncall_help(self, problem: str | None = None, *, schedule_ids: Iterable[str] = ()) -> str:
+        return self.text("oncall_help.j2", problem=problem, schedule_ids=list(schedule_ids))
+
+    def oncall_error(self, problem: str) -> str:
+        return self.text("oncall_error.j2", problem=problem)
 
     def declare_modal(
         self, *, services: Iterable[tuple[str, str]], channel_id: str | None = None

@@ -1,0 +1,174 @@
+"""`/oncall` slash command: who is on call, and overrides; every answer is an ephemeral ack.
+
+    /oncall [team-or-schedule]
+    /oncall override <@user> <duration | until TIME> [schedule]
+    /oncall overrides [schedule]
+    /oncall override remove <id>
+
+Bad syntax is answered with the help text and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.deps import Deps
+from bot.durations import parse_duration
+from bot.errors import UserError
+from bot.ids import SlashCommand
+from bot.services.oncall import OverrideEnd
+
+# A Slack escape sequence (`<@U123|name>`, which may hold spaces) or a plain word.
+_TOKEN = re.compile(r"<[^>]*>|\S+")
+_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\S+)")
+_REMOVE = frozenset({"remove", "rm", "delete", "cancel"})
+
+
+class Usage(UserError):
+    """The command's syntax is wrong: answered with the help text."""
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideArgs:
+    """`/oncall override <@user> <duration | until TIME> [schedule]`, parsed."""
+
+    user: str
+    end: OverrideEnd
+    schedule: str | None
+
+
+def parse_user(token: str) -> str:
+    """A user id from `<@U123|name>`, `<@U123>` or a bare `U123`; Usage otherwise."""
+    match = _MENTION.fullmatch(token)
+    if match:
+        return match[1]
+    if _USER_ID.fullmatch(token):
+        return token
+    raise Usage(
+        f"`{token[:40]}` is not a person: mention them so Slack links the name, "
+        "e.g. `/oncall override @alice 4h`."
+    )
+
+
+def _time(text: str) -> time:
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    return time(int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+def parse_until(words: list[str]) -> tuple[OverrideEnd, int]:
+    """`until 18:00`, `until 2026-11-24T09:00` or `until 2026-11-24 09:00`; returns words used."""
+    example = "write `until 18:00` or `until 2026-11-24T09:00` (the schedule's local time)"
+    if not words:
+        raise Usage(f"Until when? {example}.")
+    first = words[0]
+    try:
+        match = _DATETIME.fullmatch(first)
+        if match:
+            day, at = match[1], match[2]
+            used = 1
+        elif _DATE.fullmatch(first) and len(words) > 1 and _TIME.fullmatch(words[1]):
+            day, at = first, words[1]
+            used = 2
+        elif _TIME.fullmatch(first):
+            return OverrideEnd(at=_time(first)), 1
+        else:
+            raise ValueError(first)
+        date = datetime.strptime(day, "%Y-%m-%d").date()
+        return OverrideEnd(until=datetime.combine(date, _time(at))), used
+    except ValueError:
+        raise Usage(f"`{first[:40]}` is not a time: {example}.") from None
+
+
+def parse_override(words: list[str]) -> OverrideArgs:
+    """The words after `override` (not `remove`): person, how long, optional schedule."""
+    if not words:
+        raise Usage("Who, and for how long? e.g. `/oncall override @alice 4h`.")
+    user = parse_user(words[0])
+    rest = words[1:]
+    if rest and rest[0].lower() == "for":
+        rest = rest[1:]
+    if not rest:
+        raise Usage("For how long? Add a duration such as `4h` or `until 18:00`.")
+    if rest[0].lower() == "until":
+        end, used = parse_until(rest[1:])
+        rest = rest[1 + used :]
+    else:
+        try:
+            end = OverrideEnd(duration=parse_duration(rest[0]))
+        except ValueError as exc:
+            raise Usage(f"{exc}; or write `until 18:00`.") from None
+        rest = rest[1:]
+    if len(rest) > 1:
+        raise Usage(f"Unexpected `{' '.join(rest)[:60]}`: give at most one schedule id.")
+    return OverrideArgs(user=user, end=end, schedule=rest[0].lower() if rest else None)
+
+
+def parse_override_id(words: list[str]) -> int:
+    """The id in `override remove <id>` (`12` or `#12`)."""
+    if len(words) != 1 or not words[0].removeprefix("#").isdigit():
+        raise Usage("Which override? e.g. `/oncall override remove 12` (see `/oncall overrides`).")
+    return int(words[0].removeprefix("#"))
+
+
+async def answer(deps: Deps, command: dict[str, Any]) -> str:
+    """Run one `/oncall` command and return the ephemeral answer's text."""
+    words = _TOKEN.findall(command.get("text") or "")
+    verb = words[0].lower() if words else ""
+    rest = words[1:]
+    oncall, renderer = deps.oncall, deps.renderer
+    by = command.get("user_id", "")
+    if not words:
+        return renderer.oncall_now(await oncall.who())
+    if verb == "help":
+        return renderer.oncall_help(schedule_ids=[s.id for s in deps.config.schedules])
+    if verb == "override" and rest and rest[0].lower() in _REMOVE:
+        removed = await oncall.remove_override(override_id=parse_override_id(rest[1:]), by=by)
+        return renderer.oncall_override_removed(removed)
+    if verb == "override":
+        args = parse_override(rest)
+        schedule = oncall.schedule_for_override(
+            explicit=args.schedule,
+            user=args.user,
+            channel_id=command.get("channel_id", ""),
+            channel_name=command.get("channel_name", ""),
+        )
+        added = await oncall.add_override(
+            schedule_id=schedule.id, user=args.user, end=args.end, by=by
+        )
+        return renderer.oncall_override_added(added)
+    if verb == "overrides":
+        if len(rest) > 1:
+            raise Usage("`/oncall overrides` takes at most one schedule id.")
+        schedule_id = rest[0].lower() if rest else None
+        found = await oncall.overrides(schedule_id=schedule_id)
+        return renderer.oncall_overrides(found, now=deps.clock.now(), schedule_id=schedule_id)
+    if len(words) == 1 and not words[0].startswith("<"):
+        return renderer.oncall_now(await oncall.who(selector=verb))
+    raise Usage(f"Unknown subcommand `{words[0][:40]}`.")
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register `/oncall`."""
+
+    @app.command(SlashCommand.ONCALL)
+    async def oncall_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        try:
+            text = await answer(deps, command)
+        except Usage as exc:
+            text = deps.renderer.oncall_help(
+                exc.message, schedule_ids=[s.id for s in deps.config.schedules]
+            )
+        except UserError as exc:
+            text = deps.renderer.oncall_error(exc.message)
+        await ack(text=text)
