@@ -23,6 +23,7 @@ class Block(StrEnum):
     ACTIONS = "incident_actions"
     CONTEXT = "incident_context"
     PAGE = "incident_page"
+    HANDOFF = "handoff"  # the rotation handoff message
     # declare modal inputs
     TITLE = "declare_title"
     SEVERITY = "declare_severity"

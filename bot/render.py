@@ -36,7 +36,6 @@ MAX_BUTTON_TEXT = 75
 MAX_CONTEXT_TEXT = 2000
 MAX_TEXT = 3000
 MAX_HANDOFF_INCIDENTS = 10  # open incidents listed in a handoff message; the rest are counted
-HANDOFF_BLOCK = "handoff"  # block_id of the handoff message (belongs in bot.ids.Block)
 
 _STATUS_EMOJI = {
     Status.TRIGGERED: ":rotating_light:",
@@ -259,7 +258,7 @@ class Renderer:
         }
         return Message(
             text=self.text("handoff_text.j2", **ctx),
-            blocks=[section(self.text("handoff.j2", **ctx), block_id=HANDOFF_BLOCK)],
+            blocks=[section(self.text("handoff.j2", **ctx), block_id=Block.HANDOFF)],
         )
 
     def handoff_dm(

@@ -9,7 +9,7 @@ from bot.domain import Status
 from bot.errors import UserError
 from handlers.refs import parse_incident_ref
 from store import migrate
-from store.repositories import IncidentFilter
+from store.incidents import IncidentFilter
 
 MAX_PAGE = 200
 

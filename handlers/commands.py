@@ -13,7 +13,7 @@ from bot.errors import SlackError, UserError
 from bot.ids import SlashCommand
 from handlers.incident_ops import VERBS, run_command
 from handlers.refs import parse_incident_ref
-from store.repositories import IncidentFilter
+from store.incidents import IncidentFilter
 
 Sub = Callable[[Deps, dict[str, Any], str, AsyncAck, AsyncRespond], Awaitable[None]]
 

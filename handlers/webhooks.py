@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from bot.deps import Deps
 from bot.errors import AuthError, NotFound, PayloadTooLarge, UserError
 from bot.ingest import PARSERS, validation_problems
-from bot.services.incidents import IngestRequest
+from bot.services.alerts import IngestRequest
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:

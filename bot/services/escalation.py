@@ -22,8 +22,9 @@ from bot.domain.records import Incident
 from bot.errors import UserError
 from bot.metrics import Metrics
 from bot.services.oncall import OnCallLookup
+from store.incidents import IncidentRepository, TimelineRepository
 from store.oncall import EscalationRepository, PageRepository
-from store.repositories import IncidentRepository, OutboxRepository, TimelineRepository
+from store.outbox import OutboxRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from bot.domain.rotation import Handoff, Rotation, handoffs_between
 from bot.metrics import Metrics
 from bot.services.oncall import rotation_of
 from store.oncall import HandoffRepository
-from store.repositories import OutboxRepository
+from store.outbox import OutboxRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import asyncio
 import logging
 
 from bot.errors import UserError
-from bot.services.incidents import Delivery, IncidentService, IngestRequest
+from bot.services.alerts import Delivery, IngestRequest
+from bot.services.incidents import IncidentService
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,7 @@
+"""Outbox effects, one module per area: what each outbox kind does in Slack."""
+
+from bot.services.effects.base import Effects, Handler, LeaseBusy
+from bot.services.effects.handoff import HandoffEffects
+from bot.services.effects.incident import IncidentEffects
+
+__all__ = ["Effects", "HandoffEffects", "Handler", "IncidentEffects", "LeaseBusy"]

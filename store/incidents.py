@@ -1,0 +1,358 @@
+"""Incident repositories: incidents, their alerts and timelines, returned as domain records.
+
+Keyword-only queries over one session; the caller owns the transaction. A missing incident
+raises `IncidentNotFound`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.domain.alerts import Alert
+from bot.domain.incident import IncidentState, Severity, Status
+from bot.domain.records import AlertRecord, Incident, TimelineEvent
+from bot.errors import NotFound
+from store.models import AlertRow, IncidentRow, TimelineRow
+
+
+class IncidentNotFound(NotFound):
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"no incident {ref}")
+
+
+def to_incident(row: IncidentRow) -> Incident:
+    return Incident(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        status=Status(row.status),
+        severity=Severity(row.severity),
+        service_id=row.service_id,
+        team_id=row.team_id,
+        source=row.source,
+        integration=row.integration,
+        dedup_key=row.dedup_key,
+        auto_resolve=row.auto_resolve,
+        created_by=row.created_by,
+        version=row.version,
+        alert_count=row.alert_count,
+        labels=dict(row.labels or {}),
+        links=list((row.links or {}).get("items", [])),
+        triggered_at=row.triggered_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        updated_at=row.updated_at,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        message_ts=row.message_ts,
+        message_version=row.message_version,
+        announcement_channel=row.announcement_channel,
+        announcement_ts=row.announcement_ts,
+        announcement_version=row.announcement_version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    status: Sequence[Status] = ()
+    service_id: str | None = None
+    team_id: str | None = None
+
+
+class IncidentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, incident_id: int) -> Incident:
+        row = await self.session.get(IncidentRow, incident_id, populate_existing=True)
+        if row is None:
+            raise IncidentNotFound(f"INC-{incident_id}")
+        return to_incident(row)
+
+    async def get_by_channel(self, *, channel_id: str) -> Incident | None:
+        row = await self.session.scalar(
+            select(IncidentRow).where(IncidentRow.channel_id == channel_id)
+        )
+        return to_incident(row) if row else None
+
+    async def get_open_by_dedup_key(self, *, dedup_key: str) -> Incident | None:
+        row = await self.session.scalar(
+            select(IncidentRow).where(
+                IncidentRow.dedup_key == dedup_key, IncidentRow.status != Status.RESOLVED.value
+            )
+        )
+        return to_incident(row) if row else None
+
+    async def add(self, **values: Any) -> Incident:
+        links = values.pop("links", [])
+        row = IncidentRow(links={"items": links}, version=1, **values)
+        self.session.add(row)
+        await self.session.flush()
+        return to_incident(row)
+
+    async def list(
+        self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Incident], int]:
+        """A page of incidents, newest first, and the total count matching the filters."""
+        conditions: list[ColumnElement[bool]] = []
+        if filters.status:
+            conditions.append(IncidentRow.status.in_([s.value for s in filters.status]))
+        if filters.service_id:
+            conditions.append(IncidentRow.service_id == filters.service_id)
+        if filters.team_id:
+            conditions.append(IncidentRow.team_id == filters.team_id)
+        where = and_(*conditions) if conditions else None
+        query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit).offset(offset)
+        count = select(func.count()).select_from(IncidentRow)
+        if where is not None:
+            query = query.where(where)
+            count = count.where(where)
+        rows = (await self.session.scalars(query)).all()
+        total = await self.session.scalar(count) or 0
+        return [to_incident(r) for r in rows], total
+
+    async def compare_and_set_state(
+        self, *, incident_id: int, expected_version: int, state: IncidentState, now: datetime
+    ) -> bool:
+        """Write `state` only if the stored version is still `expected_version`."""
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, IncidentRow.version == expected_version)
+            .values(
+                status=state.status.value,
+                version=state.version,
+                acknowledged_by=state.acknowledged_by,
+                acknowledged_at=state.acknowledged_at,
+                resolved_by=state.resolved_by,
+                resolved_at=state.resolved_at,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def count_alerts(
+        self, *, incident_id: int, now: datetime, alerts: int = 1, rerender: bool
+    ) -> None:
+        """Count `alerts` more notifications; with `rerender`, raise the version too.
+
+        The version is what the Slack messages follow: a plain repeat does not raise it, so an
+        alert storm does not turn into a storm of message edits.
+        """
+        values: dict[str, Any] = {"alert_count": IncidentRow.alert_count + alerts}
+        if rerender:
+            values.update(version=IncidentRow.version + 1, updated_at=now)
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def set_slack(self, *, incident_id: int, **values: Any) -> None:
+        """Record Slack identifiers (channel, message ts) delivered for the incident."""
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_rendered(self, *, incident_id: int, column: str, version: int) -> bool:
+        """Advance a message's rendered version; False when a newer version is already shown."""
+        col = getattr(IncidentRow, column)
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, col <= version)
+            .values({column: version})
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def take_sync_lease(self, *, incident_id: int, now: datetime, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(
+                IncidentRow.id == incident_id,
+                or_(IncidentRow.sync_lease_until.is_(None), IncidentRow.sync_lease_until < now),
+            )
+            .values(sync_lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def release_sync_lease(self, *, incident_id: int) -> None:
+        await self.set_slack(incident_id=incident_id, sync_lease_until=None)
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatRecorded:
+    alert_id: int
+    incident_id: int
+    occurrences: int
+    last_note_at: datetime | None
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, incident_id: int, fingerprint: str) -> AlertRow | None:
+        return await self.session.scalar(
+            select(AlertRow)
+            .where(AlertRow.incident_id == incident_id, AlertRow.fingerprint == fingerprint)
+            # record_repeat() updates rows behind the identity map's back: always re-read
+            .execution_options(populate_existing=True)
+        )
+
+    async def record_repeat(
+        self, *, dedup_key: str, fingerprint: str, now: datetime
+    ) -> RepeatRecorded | None:
+        """Count one more notification of an alert that is firing on an open incident.
+
+        The hot path of an alert storm, in one UPDATE … RETURNING plus the incident's
+        counter. None when the alert is not firing on an open incident with that dedup key
+        (new, resolved, or no incident): the caller takes the general path.
+        """
+        open_incident = (
+            select(IncidentRow.id)
+            .where(IncidentRow.dedup_key == dedup_key, IncidentRow.status != "resolved")
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                update(AlertRow)
+                .where(
+                    AlertRow.incident_id == open_incident,
+                    AlertRow.fingerprint == fingerprint,
+                    AlertRow.status == "firing",
+                )
+                .values(occurrences=AlertRow.occurrences + 1, last_seen_at=now)
+                .returning(
+                    AlertRow.id, AlertRow.incident_id, AlertRow.occurrences, AlertRow.last_note_at
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        if row is None:
+            return None
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == row.incident_id)
+            .values(alert_count=IncidentRow.alert_count + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return RepeatRecorded(
+            alert_id=row.id,
+            incident_id=row.incident_id,
+            occurrences=row.occurrences,
+            last_note_at=row.last_note_at,
+        )
+
+    async def set_last_note(self, *, alert_id: int, at: datetime) -> None:
+        await self.session.execute(
+            update(AlertRow)
+            .where(AlertRow.id == alert_id)
+            .values(last_note_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def add_first(
+        self, *, incident_id: int, integration: str, alert: Alert, now: datetime
+    ) -> None:
+        """Record the first notification of `alert` on the incident."""
+        self.session.add(
+            AlertRow(
+                incident_id=incident_id,
+                integration=integration,
+                fingerprint=alert.fingerprint,
+                status=alert.status.value,
+                title=alert.title[:1000],
+                labels=dict(alert.labels),
+                occurrences=1,
+                first_seen_at=now,
+                last_seen_at=now,
+                last_note_at=now,
+            )
+        )
+        await self.session.flush()
+
+    async def count_firing(self, *, incident_id: int) -> int:
+        return (
+            await self.session.scalar(
+                select(func.count()).where(
+                    AlertRow.incident_id == incident_id, AlertRow.status != "resolved"
+                )
+            )
+            or 0
+        )
+
+    async def list(self, *, incident_id: int) -> list[AlertRecord]:
+        rows = await self.session.scalars(
+            select(AlertRow).where(AlertRow.incident_id == incident_id).order_by(AlertRow.id)
+        )
+        return [
+            AlertRecord(
+                id=r.id,
+                incident_id=r.incident_id,
+                integration=r.integration,
+                fingerprint=r.fingerprint,
+                status=r.status,
+                title=r.title,
+                labels=dict(r.labels or {}),
+                occurrences=r.occurrences,
+                first_seen_at=r.first_seen_at,
+                last_seen_at=r.last_seen_at,
+                resolved_at=r.resolved_at,
+            )
+            for r in rows
+        ]
+
+
+class TimelineRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        incident_id: int,
+        at: datetime,
+        kind: str,
+        actor: str,
+        text: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            TimelineRow(
+                incident_id=incident_id, at=at, kind=kind, actor=actor, text=text, data=data or {}
+            )
+        )
+
+    async def list(self, *, incident_id: int) -> list[TimelineEvent]:
+        rows = await self.session.scalars(
+            select(TimelineRow)
+            .where(TimelineRow.incident_id == incident_id)
+            .order_by(TimelineRow.at, TimelineRow.id)
+        )
+        return [
+            TimelineEvent(
+                id=r.id,
+                incident_id=r.incident_id,
+                at=r.at,
+                kind=r.kind,
+                actor=r.actor,
+                text=r.text,
+                data=dict(r.data or {}),
+            )
+            for r in rows
+        ]

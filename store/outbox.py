@@ -1,0 +1,202 @@
+"""Delivery bookkeeping: the Slack outbox queue and webhook idempotency keys.
+
+Keyword-only queries over one session; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import IdempotencyRow, OutboxRow
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    incident_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    progress: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        now: datetime,
+        incident_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            OutboxRow(
+                incident_id=incident_id,
+                kind=kind,
+                payload=payload or {},
+                progress={},
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+
+    async def claim(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        limit: int,
+        first_kinds: Sequence[str] = (),
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends."""
+        claimable = and_(
+            OutboxRow.status == "pending",
+            OutboxRow.next_attempt_at <= now,
+            or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < now),
+        )
+        due = (
+            select(OutboxRow.id)
+            .where(claimable)
+            .order_by(
+                case((OutboxRow.kind.in_(first_kinds), 0), else_=1),
+                OutboxRow.next_attempt_at,
+                OutboxRow.id,
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.scalars(due)).all())
+        if not ids:
+            return []
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids), claimable)
+            .values(claimed_until=lease_until, claimed_by=worker, attempts=OutboxRow.attempts + 1)
+            .returning(
+                OutboxRow.id,
+                OutboxRow.incident_id,
+                OutboxRow.kind,
+                OutboxRow.payload,
+                OutboxRow.progress,
+                OutboxRow.attempts,
+                OutboxRow.created_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        items = [OutboxItem(*r) for r in result.all()]
+        return sorted(items, key=lambda i: i.id)
+
+    async def complete(self, *, item_id: int, now: datetime, progress: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                status="done", done_at=now, claimed_until=None, last_error=None, progress=progress
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def save_progress(self, *, item_id: int, progress: dict[str, Any]) -> None:
+        """Record a claimed row's progress without completing or releasing it."""
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(progress=dict(progress))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def retry_later(
+        self, *, item_id: int, at: datetime, error: str, progress: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                next_attempt_at=at, claimed_until=None, last_error=error[:2000], progress=progress
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def fail(self, *, item_id: int, now: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(status="dead", done_at=now, claimed_until=None, last_error=error[:2000])
+            .execution_options(synchronize_session=False)
+        )
+
+    async def depth(self) -> tuple[int, datetime | None]:
+        """Number of undelivered rows and the creation time of the oldest."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.min(OutboxRow.created_at)).where(
+                    OutboxRow.status == "pending"
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, integration: str, key: str, now: datetime) -> IdempotencyRow | None:
+        return await self.session.scalar(
+            select(IdempotencyRow).where(
+                IdempotencyRow.integration == integration,
+                IdempotencyRow.key == key,
+                IdempotencyRow.expires_at > now,
+            )
+        )
+
+    async def put(
+        self,
+        *,
+        integration: str,
+        key: str,
+        body_sha256: str,
+        status_code: int,
+        response: dict[str, Any],
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        # an expired row with the same key is replaced
+        await self.session.execute(
+            delete(IdempotencyRow).where(
+                IdempotencyRow.integration == integration,
+                IdempotencyRow.key == key,
+                IdempotencyRow.expires_at <= now,
+            )
+        )
+        self.session.add(
+            IdempotencyRow(
+                integration=integration,
+                key=key,
+                body_sha256=body_sha256,
+                status_code=status_code,
+                response=response,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def purge(self, *, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyRow).where(IdempotencyRow.expires_at <= now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
