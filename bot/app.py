@@ -29,7 +29,7 @@ from bot.services.oncall import OnCallService
 from bot.services.outbox import OutboxWorker
 from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, ics, oncall, views, webhooks
-from handlers.middleware import http_middleware
+from handlers.middleware import http_middleware, register_bolt_errors
 from store import migrate
 from store.session import Database
 
@@ -110,6 +110,7 @@ def create_app(
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    register_bolt_errors(bolt)
     for module in (commands, actions, views, oncall):
         module.register(bolt, deps)
 

@@ -1,5 +1,6 @@
 """Thin adapters, one module per surface; each exposes `register(app, deps)`.
 
-Slack surfaces (Bolt): `commands`, `actions`, `views`. HTTP (aiohttp): `webhooks`, `api`.
+Slack surfaces (Bolt): `commands`, `oncall`, `actions`, `views`. HTTP (aiohttp): `webhooks`,
+`api`, `ics`.
 `middleware` holds the aiohttp request-id/logging/error middleware and the Bolt error handler.
 """

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.response import BoltResponse
 
 from bot.errors import AuthError, UserError
 from bot.logs import request_id_var
@@ -84,3 +86,33 @@ def http_middleware(metrics: Metrics) -> Any:
             request_id_var.reset(token)
 
     return middleware
+
+
+def register_bolt_errors(app: AsyncApp) -> None:
+    """One Bolt error handler: a UserError becomes an ephemeral hint, anything else an error id."""
+
+    @app.error
+    async def on_error(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond, response: BoltResponse
+    ) -> BoltResponse | None:
+        if isinstance(error, UserError):
+            text = f":warning: {error.message}"
+        else:
+            error_id = uuid.uuid4().hex[:12]
+            user = (body.get("user") or {}).get("id") or body.get("user_id")
+            log.error(
+                "unhandled error in a Slack listener",
+                exc_info=error,
+                extra={"error_id": error_id, "user": user, "type": body.get("type")},
+            )
+            text = (
+                f":x: Something went wrong on our side and nothing was changed. "
+                f"Quote error id `{error_id}` when you report it."
+            )
+        if response is not None and response.status == 200:
+            # already acknowledged: say it through the response_url
+            if body.get("response_url"):
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+            return None
+        # not acknowledged yet: answer Slack's request itself (shown to the user alone)
+        return BoltResponse(status=200, body=text)

@@ -278,3 +278,26 @@ async def test_declare_through_the_modal(harness: Harness) -> None:
     assert "U0CAROL01" in channel.members
     assert channel.name.startswith(f"inc-{incident['id']}-search-results-empty")
     assert "<!channel>" not in json.dumps(harness.emu.messages("C0INCIDENT"))
+
+
+async def test_an_unexpected_failure_gets_an_error_id_not_silence(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from store.session import Database
+
+    await harness.deps.db.dispose()
+    object.__setattr__(
+        harness.deps.incidents, "db", Database("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    )
+    result = await harness.emu.command(
+        user="U0ALICE01", channel="C0INCIDENT", command="/incident", text="list"
+    )
+    assert result["status"] == 200
+    for _ in range(100):
+        if harness.emu.ephemerals:
+            break
+        await asyncio.sleep(0.05)
+    (note,) = harness.emu.ephemerals
+    assert "error id" in note["text"]
+    error_id = note["text"].split("`")[1]
+    assert any(getattr(r, "error_id", None) == error_id for r in caplog.records)
