@@ -177,3 +177,67 @@ class SlackGateway:
 
     async def set_usergroup_members(self, usergroup: str, users: Sequence[str]) -> None:
         await self.call("usergroups.users.update", usergroup=usergroup, users=",".join(users))
+
+    async def upload_file(
+        self,
+        *,
+        channel: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        initial_comment: str | None = None,
+    ) -> str:
+        """Upload `content` and share it to `channel` with an optional comment; return the file ID.
+
+        Slack's external upload flow (files.upload is retired): files.getUploadURLExternal,
+        POST the raw bytes to the returned upload_url, files.completeUploadExternal. The two
+        Web API calls retry like any `call`; the POST is not retried in place (a failed upload
+        raises SlackRetryable for 429 / 5xx / network errors, SlackFatal otherwise) and the
+        caller repeats the whole upload, since an upload URL is for one file. `initial_comment`
+        is mrkdwn: escape outside text before passing it. An unknown or invisible channel is
+        reported by the last step (SlackFatal channel_not_found / not_in_channel).
+        """
+        reserved = await self.call(
+            "files.getUploadURLExternal", filename=filename, length=len(content)
+        )
+        file_id, upload_url = str(reserved["file_id"]), str(reserved["upload_url"])
+        step = "files.upload_url"  # the POST of the bytes, as a pseudo-method in metrics/errors
+        session = self.client.session
+        own_session = session is None or session.closed
+        if own_session:
+            session = aiohttp.ClientSession()
+        assert session is not None
+        try:
+            async with session.post(
+                upload_url,
+                data=content,
+                timeout=aiohttp.ClientTimeout(total=self.client.timeout),
+                proxy=self.client.proxy,
+                ssl=self.client.ssl or True,
+            ) as resp:
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
+                body = await resp.text(errors="replace")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._count(step, "network")
+            raise SlackRetryable(step, f"network: {type(exc).__name__}") from exc
+        finally:
+            if own_session:
+                await session.close()
+        if not 200 <= status < 300:
+            err = classify(
+                step,
+                status=status,
+                error=f"http_{status}",
+                retry_after=retry_after,
+            )
+            self._count(step, err.error)
+            log.warning("file upload to Slack failed: %s %s %.200s", filename, status, body)
+            raise err
+        self._count(step, "ok")
+        await self.call(
+            "files.completeUploadExternal",
+            files=[{"id": file_id, "title": title}],
+            channel_id=channel,
+            initial_comment=initial_comment,
+        )
+        return file_id
