@@ -21,14 +21,18 @@ from bot.config import PulseOpsConfig, Settings
 from bot.deps import Deps
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
+from bot.render_home import HomeRenderer
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.oncall import OnCallService
 from bot.services.outbox import OutboxWorker
+from bot.services.report import ReportService
+from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
-from handlers import actions, api, commands, ics, oncall, views, webhooks
+from handlers import actions, api, commands, home, ics, oncall, views, webhooks
 from handlers.middleware import http_middleware, register_bolt_errors
 from store import migrate
 from store.session import Database
@@ -74,9 +78,23 @@ def create_app(
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
     )
-    escalations.on_commit = outbox.kick
+    oncall_service = OnCallService(db=db, config=config, clock=clock)
+    dashboard = HomeService(
+        db=db,
+        clock=clock,
+        metrics=metrics,
+        gateway=gateway,
+        renderer=HomeRenderer(renderer),
+        oncall=oncall_service,
+    )
+
+    def committed() -> None:  # after every state change: deliver its effects, refresh Home tabs
+        outbox.kick()
+        dashboard.changed()
+
+    escalations.on_commit = committed
     handoffs = HandoffService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=outbox.kick
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
     )
     incidents = IncidentService(
         db=db,
@@ -84,8 +102,9 @@ def create_app(
         clock=clock,
         metrics=metrics,
         escalations=escalations,
-        on_commit=outbox.kick,
+        on_commit=committed,
     )
+    stats = StatsService(db=db, config=config, clock=clock)
     deps = Deps(
         settings=settings,
         config=config,
@@ -100,8 +119,13 @@ def create_app(
         ingest=IngestBatcher(incidents),
         outbox=outbox,
         integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
-        oncall=OnCallService(db=db, config=config, clock=clock),
+        oncall=oncall_service,
         ics_tokens=ics.feed_tokens(config, environ),
+        home=dashboard,
+        stats=stats,
+        reports=ReportService(
+            db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick
+        ),
     )
 
     bolt = AsyncApp(
@@ -111,7 +135,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
     )
     register_bolt_errors(bolt)
-    for module in (commands, actions, views, oncall):
+    for module in (commands, actions, views, oncall, home):
         module.register(bolt, deps)
 
     app = web.Application(middlewares=[http_middleware(metrics)], client_max_size=4 * 1024**2)
@@ -128,6 +152,7 @@ def create_app(
         http_module.register(app, deps)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
+    metrics.watch_scheduler(scheduler)
 
     async def on_startup(_: web.Application) -> None:
         await migrate.upgrade(db)
@@ -157,10 +182,26 @@ def create_app(
                 coalesce=True,
             )
             scheduler.add_job(
+                deps.reports.sweep,
+                "interval",
+                seconds=10,  # a report is recorded within ~10 s of its scheduled time
+                id="reports",
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.add_job(
                 incidents.purge_idempotency_keys,
                 "interval",
                 minutes=10,
                 id="idempotency-purge",
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.add_job(
+                dashboard.poll,
+                "interval",
+                seconds=30,  # Home tabs catch up with other replicas' changes within ~30 s
+                id="home-refresh",
                 max_instances=1,
                 coalesce=True,
             )
@@ -172,6 +213,7 @@ def create_app(
             scheduler.shutdown(wait=False)
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await dashboard.close()
         await client.session.close() if client.session else None
         await db.dispose()
 

@@ -1,4 +1,4 @@
-"""The `pulseops` command line: serve, sandbox, config check, db upgrade."""
+"""The `pulseops` command line: serve, sandbox, config check, db upgrade, report weekly."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.errors import ConfigError
 
@@ -97,6 +98,71 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_weekly(args: argparse.Namespace) -> int:
+    """Print the latest weekly report, or post it (once: the scheduled job will not repeat it)."""
+    from bot.config import load_config, load_settings
+
+    try:
+        settings = load_settings()
+        config = load_config(Path(args.config) if args.config else settings.config_path)
+        if args.post and settings.slack_bot_token is None:
+            raise ConfigError(["SLACK_BOT_TOKEN is not set: --post needs the bot token"])
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    return asyncio.run(_report_weekly(settings, config, team=args.team, post=args.post))
+
+
+async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: bool) -> int:
+    from bot.app import DEPS, create_app
+    from bot.errors import UserError
+    from bot.render_report import ReportRenderer, to_terminal
+    from bot.services.report import REPORT
+    from store import migrate
+    from store.stats import ReportRepository
+
+    try:
+        app = create_app(settings, config, run_jobs=False)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    app.freeze()
+    deps = app[DEPS]
+    try:
+        if await migrate.current_revision(deps.db) != migrate.head_revision():
+            return _fail(["the database is not up to date: run `pulseops db upgrade` first"])
+        scope = deps.reports.scope(team)
+        period = deps.reports.latest_period(scope)
+        if period is None:
+            return _fail([f"the report schedule {scope.cron!r} has no completed period yet"])
+        if not post:
+            report = await deps.reports.build(scope=scope, period=period)
+            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
+            return 0
+        posting = await deps.reports.post(team_id=team)
+        if not posting.enqueued:
+            when = posting.recorded_at.isoformat() if posting.recorded_at else "earlier"
+            print(f"The {scope.name} report for this period was already posted ({when}).")
+            return 0
+        await deps.outbox.drain()
+        async with deps.db.read() as session:
+            delivery = await ReportRepository(session).delivery(
+                kind=REPORT, scope=scope.id, period_start=period.start
+            )
+        status, error = delivery or ("pending", None)
+        if status == "done":
+            print(f"Posted the {scope.name} report to {scope.channel}.")
+            return 0
+        print(
+            f"The {scope.name} report is recorded but not delivered yet ({error or status}); "
+            "a running service retries it.",
+            file=sys.stderr,
+        )
+        return 1
+    except UserError as exc:
+        return _fail([exc.message])
+    finally:
+        await app.cleanup()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseops", description="Slack-native incident response service."
@@ -132,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("--database-url", help="default: $PULSEOPS_DATABASE_URL")
     upgrade.set_defaults(func=cmd_db_upgrade)
+
+    report = sub.add_parser("report", help="reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    weekly = report_sub.add_parser(
+        "weekly", help="the latest weekly report: print it (default) or post it to Slack"
+    )
+    weekly.add_argument("--team", help="a team id (default: the overall report)")
+    weekly.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
+    how = weekly.add_mutually_exclusive_group()
+    how.add_argument("--print", action="store_true", help="write it to the terminal (default)")
+    how.add_argument(
+        "--post",
+        action="store_true",
+        help="post it to the team's (or the incidents) channel, unless already posted",
+    )
+    weekly.set_defaults(func=cmd_report_weekly)
     return parser
 
 

@@ -10,10 +10,13 @@ from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.oncall import OnCallService
 from bot.services.outbox import OutboxWorker
+from bot.services.report import ReportService
+from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -35,3 +38,6 @@ class Deps:
     integration_tokens: dict[str, str]
     oncall: OnCallService
     ics_tokens: dict[str, str]  # schedule id -> calendar feed token; absent: feed disabled
+    stats: StatsService
+    reports: ReportService
+    home: HomeService

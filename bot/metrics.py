@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
+from apscheduler.schedulers.base import BaseScheduler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Seconds from trigger to acknowledgement / resolution: 10 s … 3 days.
+RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
+
+# APScheduler event -> the `result` label of pulseops_scheduler_job_runs_total
+_JOB_RESULTS = {
+    EVENT_JOB_EXECUTED: "ok",
+    EVENT_JOB_ERROR: "error",
+    EVENT_JOB_MISSED: "missed",
+    EVENT_JOB_MAX_INSTANCES: "skipped",
+}
 
 
 class Metrics:
@@ -27,6 +46,20 @@ class Metrics:
             "pulseops_incidents_opened_total",
             "Incidents opened, by service and severity",
             ["service", "severity"],
+            registry=r,
+        )
+        self.acknowledge_latency = Histogram(
+            "pulseops_incident_acknowledge_latency_seconds",
+            "Seconds from an incident's trigger to its acknowledgement, by severity",
+            ["severity"],
+            buckets=RESPONSE_BUCKETS,
+            registry=r,
+        )
+        self.resolve_latency = Histogram(
+            "pulseops_incident_resolve_latency_seconds",
+            "Seconds from an incident's trigger to its resolution, by severity",
+            ["severity"],
+            buckets=RESPONSE_BUCKETS,
             registry=r,
         )
         self.transitions = Counter(
@@ -66,6 +99,14 @@ class Metrics:
         self.pages_sent = Counter(
             "pulseops_pages_sent_total", "Pages recorded, by target kind", ["kind"], registry=r
         )
+        self.escalation_steps = Counter(
+            "pulseops_escalation_steps_total",
+            "Escalation steps taken past a policy's first level, by trigger (timeout or manual)",
+            ["trigger"],
+            registry=r,
+        )
+        for trigger in ("timeout", "manual"):  # exported at 0 before the first escalation
+            self.escalation_steps.labels(trigger=trigger)
         self.escalation_lateness = Histogram(
             "pulseops_escalation_lateness_seconds",
             "Seconds between an escalation deadline and its page being recorded",
@@ -84,6 +125,35 @@ class Metrics:
             ["route", "method", "status"],
             registry=r,
         )
+
+        self.scheduler_jobs = Counter(
+            "pulseops_scheduler_job_runs_total",
+            "Scheduler job runs, by job id and result (ok, error, missed, skipped)",
+            ["job", "result"],
+            registry=r,
+        )
+        self.home_publishes = Counter(
+            "pulseops_home_publishes_total",
+            "App Home refreshes, by result (published, unchanged, or the Slack error)",
+            ["result"],
+            registry=r,
+        )
+        self.home_viewers = Gauge(
+            "pulseops_home_viewers",
+            "Users who opened the Home tab recently (kept up to date by this replica)",
+            registry=r,
+        )
+
+    def on_job_event(self, event: JobEvent) -> None:
+        """APScheduler listener: count one job run (or miss, or skip) by job id and result."""
+        result = _JOB_RESULTS.get(event.code)
+        if result is not None:
+            self.scheduler_jobs.labels(job=str(event.job_id), result=result).inc()
+
+    def watch_scheduler(self, scheduler: BaseScheduler) -> None:
+        """Count every job run of `scheduler` (an APScheduler 3 scheduler)."""
+        mask = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        scheduler.add_listener(self.on_job_event, mask)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,6 +1,8 @@
-"""Read-only HTTP API and probes: incidents as JSON, /healthz, /readyz, /metrics."""
+"""Read-only HTTP API and probes: incidents and statistics as JSON, /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
@@ -10,8 +12,10 @@ from bot.errors import UserError
 from handlers.refs import parse_incident_ref
 from store import migrate
 from store.incidents import IncidentFilter
+from store.stats import GROUP_BY, GroupBy
 
 MAX_PAGE = 200
+STATS_DEFAULT_PERIOD = timedelta(days=7)
 
 
 def _int(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
@@ -50,6 +54,44 @@ def _filters(request: web.Request, deps: Deps) -> IncidentFilter:
     return IncidentFilter(status=tuple(dict.fromkeys(statuses)), service_id=service, team_id=team)
 
 
+def _instant(request: web.Request, name: str) -> datetime | None:
+    """An ISO 8601 date (midnight UTC) or date-time (no offset: UTC) from the query string."""
+    raw = (request.query.get(name) or "").strip()
+    if not raw:
+        return None
+    raw = raw.replace(" ", "+")  # an unencoded "+01:00" arrives as " 01:00"
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"{name} must be an ISO 8601 date or date-time, e.g. 2026-11-16 or "
+            "2026-11-16T09:00:00Z",
+            fields={name: "not an ISO 8601 date or date-time"},
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _stats_query(
+    request: web.Request, deps: Deps
+) -> tuple[datetime, datetime, GroupBy | None, str | None, str | None]:
+    until = _instant(request, "until") or deps.clock.now()
+    since = _instant(request, "since") or until - STATS_DEFAULT_PERIOD
+    if since >= until:
+        raise UserError("since must be before until", fields={"since": "not before until"})
+    group_by = request.query.get("group_by") or None
+    if group_by is not None and group_by not in GROUP_BY:
+        raise UserError(
+            f"group_by must be one of {', '.join(GROUP_BY)}",
+            fields={"group_by": f"unknown grouping {group_by[:40]!r}"},
+        )
+    filters = _filters(request, deps)
+    if request.query.get("status"):
+        raise UserError("stats take no status filter", fields={"status": "not supported here"})
+    return since, until, group_by, filters.team_id, filters.service_id
+
+
 def register(app: web.Application, deps: Deps) -> None:
     """Add the API and probe routes."""
 
@@ -76,6 +118,13 @@ def register(app: web.Application, deps: Deps) -> None:
         body["timeline"] = [e.to_json() for e in events]
         body["alerts"] = [a.to_json() for a in alerts]
         return web.json_response(body)
+
+    async def stats(request: web.Request) -> web.Response:
+        since, until, group_by, team_id, service_id = _stats_query(request, deps)
+        found = await deps.stats.period(
+            since=since, until=until, group_by=group_by, team_id=team_id, service_id=service_id
+        )
+        return web.json_response(found.to_json())
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -109,6 +158,7 @@ def register(app: web.Application, deps: Deps) -> None:
 
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
+    app.router.add_get("/api/v1/stats", stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.deps import Deps
 from bot.domain import Status
+from bot.durations import parse_duration
 from bot.errors import SlackError, UserError
 from bot.ids import SlashCommand
+from bot.render_report import ReportRenderer, period_label
 from handlers.incident_ops import VERBS, run_command
 from handlers.refs import parse_incident_ref
 from store.incidents import IncidentFilter
@@ -95,6 +98,55 @@ async def _escalate(
     )
 
 
+STATS_USAGE = "`/incident stats [7d|30d] [team]`, e.g. `/incident stats 30d payments`"
+STATS_DEFAULT = timedelta(days=7)
+STATS_LONGEST = timedelta(days=366)
+
+
+def parse_stats_args(deps: Deps, arg: str) -> tuple[timedelta, str | None]:
+    """`[period] [team]` in either order: a duration such as 7d, a team id or name."""
+    period: timedelta | None = None
+    team_id: str | None = None
+    for word in arg.split():
+        if word[:1].isdigit():
+            try:
+                period = parse_duration(word.lower())
+            except ValueError:
+                raise UserError(f"`{word[:20]}` is not a period. Usage: {STATS_USAGE}.") from None
+            if not timedelta(hours=1) <= period <= STATS_LONGEST:
+                raise UserError(f"The period must be between 1h and 366d. Usage: {STATS_USAGE}.")
+            continue
+        if team_id is not None:
+            raise UserError(f"Give at most one team. Usage: {STATS_USAGE}.")
+        team = deps.config.team(word.lower()) or next(
+            (t for t in deps.config.teams if t.name.lower() == word.lower()), None
+        )
+        if team is None:
+            known = ", ".join(f"`{t.id}`" for t in deps.config.teams) or "none are configured"
+            raise UserError(f"Unknown team `{word[:40]}` (teams: {known}). Usage: {STATS_USAGE}.")
+        team_id = team.id
+    return period or STATS_DEFAULT, team_id
+
+
+async def _stats(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    period, team_id = parse_stats_args(deps, arg)
+    until = deps.clock.now()
+    stats = await deps.stats.period(
+        since=until - period,
+        until=until,
+        team_id=team_id,
+        group_by="severity" if team_id else "team",
+        noisiest=5,
+    )
+    team = deps.config.team(team_id) if team_id else None
+    text = ReportRenderer(deps.renderer).stats(
+        stats, label=period_label(until - period, until), scope_name=team.name if team else "all"
+    )
+    await ack(text=text)
+
+
 async def _help(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
@@ -113,6 +165,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "resolve": _transition("resolve"),
     "timeline": _timeline,
     "escalate": _escalate,
+    "stats": _stats,
     "help": _help,
 }
 

@@ -223,3 +223,17 @@ class ScheduleStateRow(Base):
 
     schedule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     handoffs_checked_until: Mapped[datetime]
+
+
+class ReportRow(Base):
+    """One scheduled report of one scope (a team id, or "all") and period: the primary key
+    makes it exactly-once across replicas and restarts."""
+
+    __tablename__ = "reports"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    period_end: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    # False: recorded without a message (the first period a scope was seen in, long past)
+    announced: Mapped[bool] = mapped_column(default=True)

@@ -21,8 +21,11 @@ METHOD_SCOPES = {
     "chat.update": {"chat:write"},
     "pins.add": {"pins:write"},
     "views.open": set(),
+    "views.publish": set(),
     "conversations.open": {"im:write"},
     "usergroups.users.update": {"usergroups:write"},
+    "files.getUploadURLExternal": {"files:write"},
+    "files.completeUploadExternal": {"files:write"},
 }
 
 
@@ -44,6 +47,22 @@ def methods_called() -> set[str]:
     return found
 
 
+def events_registered() -> set[str]:
+    """Every Events API event type a handler registers with `app.event("...")`."""
+    found: set[str] = set()
+    for path in (ROOT / "handlers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+    return found
+
+
 def test_commands_match_the_code() -> None:
     commands = {c["command"] for c in MANIFEST["features"]["slash_commands"]}
     assert commands == {c.value for c in SlashCommand}
@@ -62,3 +81,18 @@ def test_scopes_are_exactly_those_used() -> None:
 def test_request_urls_point_at_slack_events() -> None:
     assert MANIFEST["settings"]["interactivity"]["request_url"] == "https://YOUR-HOST/slack/events"
     assert MANIFEST["features"]["bot_user"]["display_name"]
+
+
+def test_event_subscriptions_match_the_code() -> None:
+    events = MANIFEST["settings"]["event_subscriptions"]
+    assert events["request_url"] == "https://YOUR-HOST/slack/events"
+    assert set(events["bot_events"]) == events_registered()
+    assert "app_home_opened" in events["bot_events"]
+
+
+def test_home_tab_is_enabled() -> None:
+    app_home = MANIFEST["features"]["app_home"]
+    assert app_home["home_tab_enabled"] is True
+    # pages are DMs from the app: its Messages tab must stay visible (read-only is enough)
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is True

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.config.checks import (
@@ -17,6 +19,7 @@ from bot.config.checks import (
     _check_user_ids,
     _Frozen,
 )
+from bot.config.oncall import _check_time_zone
 from bot.domain.incident import Severity
 from bot.durations import Duration
 from bot.errors import ConfigError
@@ -55,10 +58,24 @@ class TeamConfig(_Frozen):
     channel: str | None = None
     members: tuple[str, ...] = ()
     escalation_policy: str | None = None
+    report_cron: str | None = None  # the weekly report's schedule for this team (else reports.cron)
+    report_time_zone: str | None = None  # … and its time zone (else reports.time_zone)
+
+    @field_validator("report_cron")
+    @classmethod
+    def _report_cron(cls, value: str | None) -> str | None:
+        return None if value is None else _check_cron(value)
+
+    @field_validator("report_time_zone")
+    @classmethod
+    def _report_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time_zone(value)
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
+        if value == "all":
+            raise ValueError("the team id 'all' is reserved (it names the overall weekly report)")
         return _check_id(value)
 
     @field_validator("channel")
@@ -150,3 +167,100 @@ class IncidentsConfig(_Frozen):
     @classmethod
     def _severity(cls, value: Any) -> Any:
         return _parse_severity(value)
+
+
+# --------------------------------------------------------------------------- reports
+
+_CRON_HINT = (
+    'five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1" (Mondays at 09:00)'
+)
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _day_number(token: str) -> int:
+    """A crontab day of week: 0-7 (0 and 7 are Sunday) or a name (sun, mon, …)."""
+    word = token.strip().lower()
+    if word.isdigit():
+        if int(word) > 7:
+            raise ValueError(f"day of week {token!r} is out of range (0-7; 0 and 7 are Sunday)")
+        return int(word) % 7
+    if word in _DAY_NAMES:
+        return _DAY_NAMES.index(word)
+    raise ValueError(f"unknown day of week {token!r} (use 0-7 or sun, mon, …)")
+
+
+def _crontab_days(field: str) -> str:
+    """Standard crontab day-of-week field → APScheduler day names.
+
+    APScheduler 3 numbers days from Monday = 0, so its `from_crontab("0 9 * * 1")` would fire
+    on Tuesdays; expanding the field to names here keeps crontab's meaning (1 = Monday,
+    0 and 7 = Sunday), ranges, lists and steps included.
+    """
+    days: set[int] = set()
+    for item in field.split(","):
+        base, slash, step_text = item.partition("/")
+        step = 1
+        if slash:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"invalid step in day of week {item!r}")
+            step = int(step_text)
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            lo, hi = base.split("-", 1)
+            first, last = _day_number(lo), _day_number(hi)
+            if hi.strip() == "7":
+                last = 7  # "5-7" is Friday to Sunday
+            if last < first:
+                raise ValueError(f"day-of-week range {base!r} runs backwards")
+        else:
+            first = _day_number(base)
+            last = 6 if slash else first
+        days.update(d % 7 for d in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def parse_cron(expr: str, time_zone: str = "UTC") -> CronTrigger:
+    """A crontab expression (standard day-of-week numbering) as a trigger in `time_zone`.
+
+    Raises:
+        ValueError: the expression is not five valid crontab fields.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"invalid cron expression {expr!r}: {_CRON_HINT}")
+    try:
+        fields[4] = _crontab_days(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(time_zone))
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expr!r}: {exc}; {_CRON_HINT}") from None
+
+
+def _check_cron(value: str) -> str:
+    parse_cron(value)
+    return " ".join(value.split())
+
+
+class ReportsConfig(_Frozen):
+    """When the weekly report is posted: a crontab expression read in `time_zone`.
+
+    Each team with a channel gets its own report there (a team may set `report_cron` and
+    `report_time_zone`); the overall report goes to the incidents channel. A report covers
+    the time since the previous scheduled time.
+    """
+
+    enabled: bool = True
+    cron: str = "0 9 * * 1"
+    time_zone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_time_zone(value)

@@ -14,6 +14,7 @@ from bot.config.checks import _Frozen
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
+    ReportsConfig,
     ServiceConfig,
     SlackConfig,
     TeamConfig,
@@ -36,6 +37,7 @@ class PulseOpsConfig(_Frozen):
     incidents: IncidentsConfig = IncidentsConfig()
     schedules: tuple[ScheduleConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
+    reports: ReportsConfig = ReportsConfig()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
@@ -100,6 +102,13 @@ class PulseOpsConfig(_Frozen):
     def schedules_for_team(self, team_id: str) -> tuple[ScheduleConfig, ...]:
         """The team's schedules, in file order."""
         return tuple(s for s in self.schedules if s.team == team_id)
+
+    def report_schedule(self, team_id: str | None) -> tuple[str, str]:
+        """(cron, time zone) of the weekly report of a team (None: the overall report)."""
+        team = self.team(team_id) if team_id is not None else None
+        cron = (team.report_cron if team else None) or self.reports.cron
+        zone = (team.report_time_zone if team else None) or self.reports.time_zone
+        return cron, zone
 
     def handoff_channel_for(self, schedule_id: str) -> str | None:
         """Where handoff messages go: the schedule's handoff_channel, else its team's channel."""

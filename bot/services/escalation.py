@@ -125,6 +125,7 @@ class EscalationService:
                 )
                 paged += 1
         if paged:
+            self.metrics.escalation_steps.labels(trigger="timeout").inc(paged)
             self.on_commit()
         return paged
 
@@ -172,6 +173,7 @@ class EscalationService:
                 step=extra,
                 keep_status=state is not None and state.status != "active",
             )
+        self.metrics.escalation_steps.labels(trigger="manual").inc()
         self.on_commit()
         return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
 

@@ -175,7 +175,23 @@ class IncidentService:
         after_commit(
             session, self.metrics.transitions.labels(status=transition.after.status.value).inc
         )
+        self._observe_response_time(session, incident, transition, now)
         return transition
+
+    def _observe_response_time(
+        self, session: AsyncSession, incident: Incident, transition: Transition, now: datetime
+    ) -> None:
+        """Time to acknowledge / resolve, counted from the trigger once the move commits."""
+        latency = max((now - incident.triggered_at).total_seconds(), 0.0)
+        status = transition.after.status
+        if status is Status.ACKNOWLEDGED:
+            histogram = self.metrics.acknowledge_latency
+        elif status is Status.RESOLVED:
+            histogram = self.metrics.resolve_latency
+        else:
+            return
+        observe = histogram.labels(severity=incident.severity.value).observe
+        after_commit(session, lambda: observe(latency))
 
     async def create_in(
         self,

@@ -22,7 +22,14 @@ from bot.config import PulseOpsConfig
 from bot.errors import SlackFatal, SlackRetryable
 from bot.metrics import Metrics
 from bot.render import Renderer
-from bot.services.effects import Effects, Handler, HandoffEffects, IncidentEffects, LeaseBusy
+from bot.services.effects import (
+    Effects,
+    Handler,
+    HandoffEffects,
+    IncidentEffects,
+    LeaseBusy,
+    ReportEffects,
+)
 from bot.services.incidents import ANNOUNCE
 from bot.slack.gateway import SlackGateway, backoff_delay
 from store.outbox import OutboxItem, OutboxRepository
@@ -61,6 +68,7 @@ class OutboxWorker:
         for effects in (
             IncidentEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
             HandoffEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
+            ReportEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
         ):
             self.register(effects)
 

@@ -1,0 +1,501 @@
+"""App Home: the dashboard's data, who looks at it, and refreshes within Slack's rate limits.
+
+`opened` (app_home_opened) publishes the viewer's Home tab at once. `changed` runs after every
+incident commit and is O(1): it bumps a generation and wakes one background loop, which
+rebuilds the dashboard at most once per `debounce` seconds and re-renders it for everyone who
+opened the tab in the last `viewer_ttl`. A view identical to the one last published is not
+sent; each user gets at most one publish per `min_interval` seconds, and every publish takes a
+token from a bucket kept under views.publish's Tier 4 limit (~100/min per workspace). A 429
+pauses the bucket for its Retry-After; failures are logged and retried later, never raised.
+
+Viewers are remembered in memory, per replica (Slack delivers app_home_opened to one of them);
+`poll`, a scheduler job, picks up what other replicas and the outbox changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.domain.incident import Status
+from bot.domain.records import Incident
+from bot.errors import SlackFatal, SlackRetryable
+from bot.metrics import Metrics
+from bot.services.oncall import OnCallService, TeamOnCall
+from bot.slack.gateway import SlackGateway, backoff_delay
+from store.incidents import IncidentFilter, IncidentRepository
+from store.models import IncidentRow, PageRow
+from store.session import Database
+
+if TYPE_CHECKING:
+    from bot.render_home import HomeRenderer
+
+log = logging.getLogger(__name__)
+
+WEEK = timedelta(days=7)
+WEEK_ROWS_MAX = 100_000
+"""The weekly figures read at most this many incidents (the newest); the view says so."""
+
+OPEN = (Status.TRIGGERED, Status.ACKNOWLEDGED)
+
+# Why an open incident is "yours" (the template words them).
+DECLARED, ACKNOWLEDGED, PAGED = "declared", "acknowledged", "paged"
+
+# A user's Home tab cannot be published: stop refreshing it.
+_GONE = frozenset({"user_not_found", "invalid_arguments", "account_inactive", "not_enabled"})
+
+
+# ---- dashboard values ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WeekStats:
+    """Response times of the incidents triggered in the last 7 days (seconds)."""
+
+    incidents: int
+    acknowledged: int
+    resolved: int
+    mtta_median: float | None
+    mtta_mean: float | None
+    mttr_median: float | None
+    mttr_mean: float | None
+    truncated: bool = False
+
+
+def week_stats(
+    rows: Iterable[tuple[datetime, datetime | None, datetime | None]], *, truncated: bool = False
+) -> WeekStats:
+    """MTTA/MTTR (median and mean) from (triggered_at, acknowledged_at, resolved_at) rows."""
+    count = 0
+    to_ack: list[float] = []
+    to_resolve: list[float] = []
+    for triggered, acknowledged, resolved in rows:
+        count += 1
+        if acknowledged is not None:
+            to_ack.append(max((acknowledged - triggered).total_seconds(), 0.0))
+        if resolved is not None:
+            to_resolve.append(max((resolved - triggered).total_seconds(), 0.0))
+    return WeekStats(
+        incidents=count,
+        acknowledged=len(to_ack),
+        resolved=len(to_resolve),
+        mtta_median=statistics.median(to_ack) if to_ack else None,
+        mtta_mean=statistics.fmean(to_ack) if to_ack else None,
+        mttr_median=statistics.median(to_resolve) if to_resolve else None,
+        mttr_mean=statistics.fmean(to_resolve) if to_resolve else None,
+        truncated=truncated,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What every Home tab shows, read once per refresh round; `mine` picks one user's part."""
+
+    generation: int
+    open: tuple[Incident, ...]  # by severity, unacknowledged first, newest first
+    open_total: int  # may exceed len(open): only the first `open_limit` are read
+    paged: Mapping[int, frozenset[str]]  # incident id -> users paged for it
+    oncall: tuple[TeamOnCall, ...]
+    week: WeekStats
+
+    def mine(self, user: str) -> list[tuple[Incident, tuple[str, ...]]]:
+        """The open incidents `user` declared, acknowledged or was paged for, with why."""
+        found = []
+        for incident in self.open:
+            reasons = tuple(
+                reason
+                for reason, applies in (
+                    (DECLARED, incident.created_by == user),
+                    (ACKNOWLEDGED, incident.acknowledged_by == user),
+                    (PAGED, user in self.paged.get(incident.id, ())),
+                )
+                if applies
+            )
+            if reasons:
+                found.append((incident, reasons))
+        return found
+
+
+def order_open(incidents: Iterable[Incident]) -> tuple[Incident, ...]:
+    """Most severe first; within a severity unacknowledged first, then newest first."""
+    return tuple(
+        sorted(
+            incidents,
+            key=lambda i: (i.severity.rank, i.status is not Status.TRIGGERED, -i.id),
+        )
+    )
+
+
+# ---- rate limiting -----------------------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate` tokens a second on average, at most `burst` at once; time is injected."""
+
+    def __init__(self, *, rate: float, burst: float, monotonic: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._monotonic = monotonic
+        self._tokens = burst
+        self._at = monotonic()
+
+    def _fill(self) -> float:
+        now = self._monotonic()
+        if now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+        return now
+
+    def wait_time(self) -> float:
+        """Seconds until a token is available (0.0: take one now)."""
+        now = self._fill()
+        if now < self._at:  # paused
+            return self._at - now + max(1.0 - self._tokens, 0.0) / self.rate
+        return max(1.0 - self._tokens, 0.0) / self.rate
+
+    def take(self) -> None:
+        """Spend one token (callers wait `wait_time()` first; the balance may go negative)."""
+        self._fill()
+        self._tokens -= 1.0
+
+    def pause(self, seconds: float) -> None:
+        """Slack said 429: no tokens for `seconds`, then refill from empty."""
+        self._fill()
+        self._tokens = 0.0
+        self._at = max(self._at, self._monotonic() + seconds)
+
+
+# ---- the service -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Viewer:
+    opened_at: datetime  # last app_home_opened (domain clock): viewers expire after viewer_ttl
+    urgent: bool = True  # opened or notified: publish without debounce or min_interval
+    seen: int = -1  # the dashboard generation last rendered for this user
+    digest: str | None = None  # hash of the view last published (None: publish regardless)
+    slack_hash: str | None = None  # Slack's hash of that view, to notice other publishers
+    last_publish: float = float("-inf")  # monotonic
+    retry_at: float = 0.0  # monotonic: not before (after a failure)
+    failures: int = 0
+    notice: str | None = None
+    notice_until: float = 0.0
+
+
+class HomeService:
+    """Builds the dashboard, remembers recent viewers and publishes their Home tabs."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        metrics: Metrics,
+        gateway: SlackGateway,
+        renderer: HomeRenderer,
+        oncall: OnCallService,
+        viewer_ttl: timedelta = timedelta(hours=12),
+        max_viewers: int = 1000,
+        debounce: float = 2.0,
+        min_interval: float = 10.0,
+        publish_per_minute: float = 60.0,
+        burst: float = 20.0,
+        stats_ttl: float = 60.0,
+        notice_ttl: float = 60.0,
+        followup: float | None = 5.0,
+        open_limit: int = 200,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.metrics = metrics
+        self.gateway = gateway
+        self.renderer = renderer
+        self.oncall = oncall
+        self.viewer_ttl = viewer_ttl
+        self.max_viewers = max_viewers
+        self.debounce = debounce
+        self.min_interval = min_interval
+        self.stats_ttl = stats_ttl
+        self.notice_ttl = notice_ttl
+        self.followup = followup
+        self.open_limit = open_limit
+        self._monotonic = monotonic
+        self.bucket = TokenBucket(rate=publish_per_minute / 60.0, burst=burst, monotonic=monotonic)
+        self._viewers: dict[str, _Viewer] = {}
+        self._generation = 0
+        self._batch_started: float | None = None  # first change not yet in a dashboard
+        self._followup_at: float | None = None  # one more look after the changes settle
+        self._dashboard: Dashboard | None = None
+        self._week: tuple[float, WeekStats] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    # ---- what happens -------------------------------------------------------------------
+
+    def opened(self, *, user_id: str, view_hash: str | None = None) -> None:
+        """`user_id` opened the Home tab; `view_hash` is the hash of the view Slack shows them.
+
+        Publishes soon, unless the view we would send is the one they already have.
+        """
+        viewer = self._viewer(user_id)
+        viewer.opened_at = self.clock.now()
+        viewer.urgent = True
+        if view_hash is None or view_hash != viewer.slack_hash:
+            viewer.digest = None  # Slack shows something else (first visit, another replica)
+        self._kick()
+
+    def notify(self, *, user_id: str, text: str) -> None:
+        """Show `text` (mrkdwn, already escaped) atop the user's Home tab for `notice_ttl` s."""
+        viewer = self._viewer(user_id)
+        viewer.notice = text
+        viewer.notice_until = self._monotonic() + self.notice_ttl
+        viewer.urgent = True
+        self._kick()
+
+    def changed(self) -> None:
+        """Incidents changed: refresh the recent viewers soon. Cheap; runs after every commit."""
+        self._bump(followup=True)
+
+    async def poll(self) -> None:
+        """Scheduler job: forget stale viewers; pick up changes made elsewhere."""
+        self._expire()
+        self._bump(followup=False)
+
+    def _bump(self, *, followup: bool) -> None:
+        self._generation += 1
+        now = self._monotonic()
+        if self._batch_started is None:
+            self._batch_started = now
+        if followup and self.followup is not None:
+            self._followup_at = now + self.followup
+        if self._viewers:
+            self._kick()
+
+    @property
+    def viewers(self) -> list[str]:
+        """Users whose Home tab this replica keeps up to date."""
+        return list(self._viewers)
+
+    async def wait_idle(self) -> None:
+        """Wait until every pending refresh is done (tests and shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        """Stop refreshing (app shutdown)."""
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # ---- viewers ------------------------------------------------------------------------
+
+    def _viewer(self, user_id: str) -> _Viewer:
+        viewer = self._viewers.get(user_id)
+        if viewer is None:
+            viewer = self._viewers[user_id] = _Viewer(opened_at=self.clock.now())
+            if len(self._viewers) > self.max_viewers:
+                oldest = min(self._viewers, key=lambda u: self._viewers[u].opened_at)
+                del self._viewers[oldest]
+            self.metrics.home_viewers.set(len(self._viewers))
+        return viewer
+
+    def _expire(self) -> None:
+        horizon = self.clock.now() - self.viewer_ttl
+        for user in [u for u, v in self._viewers.items() if v.opened_at < horizon]:
+            del self._viewers[user]
+        self.metrics.home_viewers.set(len(self._viewers))
+
+    def _ready_at(self, viewer: _Viewer) -> float | None:
+        """When the viewer's tab should be re-rendered (None: it is up to date)."""
+        if viewer.urgent:
+            return viewer.retry_at
+        if viewer.seen >= self._generation:
+            return None
+        at = max(viewer.retry_at, viewer.last_publish + self.min_interval)
+        if self._batch_started is not None:
+            at = max(at, self._batch_started + self.debounce)
+        return at
+
+    def _next(self) -> tuple[str | None, float | None]:
+        """(the user to refresh now, None) or (None, seconds to wait) or (None, None): idle.
+
+        `followup` seconds after the last change everyone is looked at once more: the outbox
+        delivers a change's Slack side (the incident channel, say) after its commit, and a
+        view rendered in between would miss it until the next change or `poll`.
+        """
+        now = self._monotonic()
+        best: tuple[bool, float, str] | None = None
+        soonest: float | None = None
+        if self._followup_at is not None:
+            if now >= self._followup_at:
+                self._followup_at = None
+                self._generation += 1  # no debounce: the changes are over
+            else:
+                soonest = self._followup_at
+        for user, viewer in self._viewers.items():
+            at = self._ready_at(viewer)
+            if at is None:
+                continue
+            if at <= now:
+                key = (not viewer.urgent, viewer.last_publish, user)
+                best = key if best is None or key < best else best
+            else:
+                soonest = at if soonest is None else min(soonest, at)
+        if best is not None:
+            return best[2], None
+        return None, None if soonest is None else soonest - now
+
+    # ---- the refresh loop ---------------------------------------------------------------
+
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._closed:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._closed:
+            self._expire()
+            user, wait = self._next()
+            if user is None:
+                if wait is None:
+                    return
+                self._wake.clear()  # no await since _next(): no wake-up can be lost
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                continue
+            viewer = self._viewers[user]
+            try:
+                await self._refresh(user, viewer)
+                viewer.failures = 0
+            except Exception:  # a database hiccup must not stop the Home tabs for good
+                viewer.failures += 1
+                viewer.retry_at = self._monotonic() + backoff_delay(viewer.failures, cap=60.0)
+                log.exception("home tab refresh failed", extra={"user": user})
+                self.metrics.home_publishes.labels(result="failed").inc()
+
+    async def _refresh(self, user: str, viewer: _Viewer) -> None:
+        dashboard = await self._current()
+        urgent, viewer.urgent = viewer.urgent, False
+        viewer.seen = dashboard.generation
+        now = self._monotonic()
+        notice = viewer.notice if viewer.notice_until > now else None
+        view = self.renderer.home_view(dashboard, user=user, notice=notice)
+        digest = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()
+        if digest == viewer.digest:
+            self.metrics.home_publishes.labels(result="unchanged").inc()
+            return
+        wait = self.bucket.wait_time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.bucket.take()
+        try:
+            response = await self.gateway.call("views.publish", user_id=user, view=view)
+        except SlackRetryable as exc:
+            delay = exc.retry_after if exc.retry_after is not None else backoff_delay(1)
+            if exc.status == 429:
+                self.bucket.pause(delay)
+            viewer.urgent, viewer.seen = urgent, -1  # try again after the delay
+            viewer.retry_at = self._monotonic() + delay
+            self.metrics.home_publishes.labels(result=exc.error).inc()
+            log.warning("views.publish for %s: %s; retrying in %.1fs", user, exc.error, delay)
+            return
+        except SlackFatal as exc:
+            self.metrics.home_publishes.labels(result=exc.error).inc()
+            log.error("views.publish for %s failed: %s", user, exc.error)
+            viewer.digest = None
+            if exc.error in _GONE:
+                self._viewers.pop(user, None)
+            return
+        viewer.digest = digest
+        viewer.slack_hash = str((response.get("view") or {}).get("hash") or "") or None
+        viewer.last_publish = self._monotonic()
+        self.metrics.home_publishes.labels(result="published").inc()
+
+    # ---- the dashboard ------------------------------------------------------------------
+
+    async def _current(self) -> Dashboard:
+        """The dashboard for the current generation, read again only when something changed."""
+        dashboard = self._dashboard
+        if dashboard is not None and dashboard.generation == self._generation:
+            return dashboard
+        generation = self._generation
+        self._batch_started = None  # changes from here on start a new batch
+        dashboard = await self.dashboard(generation=generation)
+        self._dashboard = dashboard
+        return dashboard
+
+    async def dashboard(self, *, generation: int = 0) -> Dashboard:
+        """Read everything the Home tabs show (a few cheap queries)."""
+        async with self.db.read() as session:
+            incidents, total = await IncidentRepository(session).list(
+                filters=IncidentFilter(status=OPEN), limit=self.open_limit
+            )
+            paged = await _paged_users(session, [i.id for i in incidents])
+        oncall = tuple(await self.oncall.who())
+        return Dashboard(
+            generation=generation,
+            open=order_open(incidents),
+            open_total=total,
+            paged=paged,
+            oncall=oncall,
+            week=await self._week_stats(),
+        )
+
+    async def _week_stats(self) -> WeekStats:
+        """This week's MTTA/MTTR, read at most once per `stats_ttl` seconds."""
+        now = self._monotonic()
+        if self._week is not None and now - self._week[0] < self.stats_ttl:
+            return self._week[1]
+        since = self.clock.now() - WEEK
+        async with self.db.read() as session:
+            result = await session.execute(
+                select(
+                    IncidentRow.triggered_at, IncidentRow.acknowledged_at, IncidentRow.resolved_at
+                )
+                .where(IncidentRow.triggered_at >= since)
+                .order_by(IncidentRow.triggered_at.desc())
+                .limit(WEEK_ROWS_MAX + 1)
+            )
+            rows: Sequence[Any] = result.all()
+        stats = week_stats(
+            ((r[0], r[1], r[2]) for r in rows[:WEEK_ROWS_MAX]), truncated=len(rows) > WEEK_ROWS_MAX
+        )
+        self._week = (now, stats)
+        return stats
+
+
+async def _paged_users(session: AsyncSession, incident_ids: list[int]) -> dict[int, frozenset[str]]:
+    """Users paged (directly or via a schedule) for each of these incidents."""
+    if not incident_ids:
+        return {}
+    result = await session.execute(
+        select(PageRow.incident_id, PageRow.target).where(
+            PageRow.incident_id.in_(incident_ids), PageRow.kind == "user"
+        )
+    )
+    found: dict[int, set[str]] = {}
+    for incident_id, target in result.all():
+        found.setdefault(int(incident_id), set()).add(str(target))
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+__all__ = ["Dashboard", "HomeService", "TokenBucket", "WeekStats", "order_open", "week_stats"]

@@ -1,0 +1,590 @@
+"""Incident statistics in SQL aggregates: counts, MTTA/MTTR distributions, slowest, noisiest.
+
+Nothing here loads incidents into Python: every figure is an aggregate over the incidents
+opened in a window, computed by the database in a few statements (one per metric family).
+
+Semantics, shared by the API, `/incident stats` and the weekly report:
+
+- The cohort of a window [since, until) is the incidents *triggered* in it.
+- Everything is observed **as of `until`**: an acknowledgement, resolution or page after the
+  window's end does not count, so the figures of a past window never change and a report
+  re-computed after a restart (or posted late) says what it would have said on time.
+- MTTA is triggered → acknowledged over the cohort's acknowledged incidents; MTTR is
+  triggered → resolved over its resolved ones. Mean, median and p90, the percentiles by the
+  nearest-rank method (the smallest value with at least p% of the values at or below it).
+- auto-resolved: resolved by a monitor (`resolved_by` starts with "monitor:"); escalated: a
+  page at an escalation level above the first (`pages.level > 0`).
+
+The dialect difference (seconds between two timestamps) is the `elapsed_seconds` construct,
+compiled once per backend below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from store.models import AlertRow, IncidentRow, OutboxRow, PageRow, ReportRow
+from store.session import insert_or_ignore
+from store.types import UTCDateTime
+
+GroupBy = Literal["service", "team", "severity"]
+GROUP_BY: tuple[GroupBy, ...] = ("service", "team", "severity")
+
+_GROUP_COLUMNS: dict[str, Any] = {
+    "service": IncidentRow.service_id,
+    "team": IncidentRow.team_id,
+    "severity": IncidentRow.severity,
+}
+
+
+# --------------------------------------------------------------------------- the dialect part
+
+
+class elapsed_seconds(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it is
+    """Seconds from timestamp `start` to timestamp `end`, as a float, on either backend."""
+
+    type = Float()
+    name = "elapsed_seconds"
+    inherit_cache = True
+
+
+@compiles(elapsed_seconds)
+def _elapsed_sqlite(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps julian days as integer milliseconds: round back to exact milliseconds
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(ROUND((julianday({end}) - julianday({start})) * 86400000.0) / 1000.0)"
+
+
+@compiles(elapsed_seconds, "postgresql")
+def _elapsed_postgres(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
+
+
+class unindexed(FunctionElement[datetime]):  # noqa: N801
+    """A timestamp column the SQLite planner must not use an index for (unary `+`).
+
+    For a window holding most of the table, walking the `triggered_at` index visits the rows
+    in time order, i.e. in random page order, which is several times slower than one
+    sequential scan once the table outgrows SQLite's page cache. PostgreSQL's planner makes
+    that choice itself from its statistics.
+    """
+
+    type = UTCDateTime()
+    name = "unindexed"
+    inherit_cache = True
+
+
+@compiles(unindexed)
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = (compiler.process(c, **kw) for c in element.clauses)
+    return f"+{column}"
+
+
+@compiles(unindexed, "postgresql")
+def _unindexed_postgres(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = (compiler.process(c, **kw) for c in element.clauses)
+    return column
+
+
+# --------------------------------------------------------------------------- read models
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Durations in seconds: how many, their mean, median and p90 (None when there are none)."""
+
+    count: int = 0
+    mean: float | None = None
+    median: float | None = None
+    p90: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "mean": self.mean, "median": self.median, "p90": self.p90}
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The figures of one window (or one group of it), observed as of the window's end."""
+
+    opened: int = 0
+    acknowledged: int = 0
+    resolved: int = 0
+    auto_resolved: int = 0
+    escalated: int = 0
+    mtta: Distribution = field(default_factory=Distribution)
+    mttr: Distribution = field(default_factory=Distribution)
+
+    @property
+    def still_open(self) -> int:
+        return self.opened - self.resolved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "opened": self.opened,
+            "acknowledged": self.acknowledged,
+            "resolved": self.resolved,
+            "still_open": self.still_open,
+            "auto_resolved": self.auto_resolved,
+            "escalated": self.escalated,
+            "mtta_seconds": self.mtta.to_json(),
+            "mttr_seconds": self.mttr.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NoisyAlert:
+    """One alert (integration + fingerprint) and how much it fired in the window."""
+
+    integration: str
+    fingerprint: str
+    title: str
+    notifications: int  # every notification, repeats included
+    incidents: int  # incidents it opened or joined
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration,
+            "fingerprint": self.fingerprint,
+            "title": self.title,
+            "notifications": self.notifications,
+            "incidents": self.incidents,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SlowIncident:
+    """An incident of the window with how long it took to resolve (or has been open)."""
+
+    id: int
+    title: str
+    severity: str
+    service_id: str | None
+    team_id: str | None
+    channel_id: str | None
+    channel_name: str | None
+    seconds: float
+    resolved: bool  # False: still open at the window's end, `seconds` is its age then
+
+    @property
+    def number(self) -> str:
+        return f"INC-{self.id}"
+
+
+# --------------------------------------------------------------------------- queries
+
+
+WIDE = 0.2
+"""A window spanning more than this share of the incidents' history is read by a table scan."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Incidents triggered in [since, until), optionally of one team and/or service.
+
+    `scan`: read the table sequentially instead of through the `triggered_at` index (set by
+    `StatsRepository.plan` for wide windows).
+    """
+
+    since: datetime
+    until: datetime
+    team_id: str | None = None
+    service_id: str | None = None
+    scan: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        triggered: Any = (
+            unindexed(IncidentRow.triggered_at) if self.scan else IncidentRow.triggered_at
+        )
+        conditions = [triggered >= self.since, triggered < self.until]
+        if self.team_id is not None:
+            conditions.append(IncidentRow.team_id == self.team_id)
+        if self.service_id is not None:
+            conditions.append(IncidentRow.service_id == self.service_id)
+        return conditions
+
+    def as_of(self) -> ColumnElement[datetime]:
+        return literal(self.until, UTCDateTime())
+
+
+def _before(column: Any, as_of: ColumnElement[datetime]) -> ColumnElement[bool]:
+    return and_(column.is_not(None), column < as_of)
+
+
+def _count_if(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+class StatsRepository:
+    """Aggregate queries over one session; the caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def plan(self, window: Window) -> Window:
+        """`window`, set to scan the table when it spans most of the incidents' history.
+
+        The history's extent comes from the two ends of the `triggered_at` index (instant);
+        incidents are assumed spread evenly over it, which is close enough to pick a plan.
+        """
+        # two scalar subqueries: SQLite answers a lone min() or max() from the index's ends
+        first, last = (
+            await self.session.execute(
+                select(
+                    select(func.min(IncidentRow.triggered_at)).scalar_subquery(),
+                    select(func.max(IncidentRow.triggered_at)).scalar_subquery(),
+                )
+            )
+        ).one()
+        if first is None or last is None or last <= first:
+            return window
+        overlap = min(window.until, last) - max(window.since, first)
+        wide = overlap / (last - first) > WIDE
+        return replace(window, scan=wide) if wide != window.scan else window
+
+    async def figures(
+        self, *, window: Window, group_by: GroupBy | None = None
+    ) -> dict[str | None, Figures]:
+        """The window's figures, overall (key None) or per group (service, team or severity)."""
+        group = _GROUP_COLUMNS[group_by] if group_by else None
+        return await self._figures(window.conditions(), group, window.as_of())
+
+    async def buckets(
+        self, *, boundaries: Sequence[datetime], team_id: str | None = None
+    ) -> list[Figures]:
+        """Figures of consecutive windows [b0, b1), [b1, b2)…, each as of its own end.
+
+        One pass over the whole span: a CASE puts each incident in its window and gives it
+        that window's end as its as-of instant.
+        """
+        if len(boundaries) < 2:
+            return []
+        window = await self.plan(Window(since=boundaries[0], until=boundaries[-1], team_id=team_id))
+        ends = boundaries[1:]
+        bucket = case(
+            *((IncidentRow.triggered_at < end, i) for i, end in enumerate(ends[:-1])),
+            else_=len(ends) - 1,
+        )
+        as_of = case(
+            *((IncidentRow.triggered_at < end, literal(end, UTCDateTime())) for end in ends[:-1]),
+            else_=literal(ends[-1], UTCDateTime()),
+        )
+        found = await self._figures(window.conditions(), bucket, as_of)
+        return [found.get(i, Figures()) for i in range(len(ends))]
+
+    async def _figures(
+        self, conditions: list[ColumnElement[bool]], group: Any, as_of: ColumnElement[datetime]
+    ) -> dict[Any, Figures]:
+        counts = await self._counts(conditions, group, as_of)
+        mtta = await self._distribution(conditions, group, as_of, IncidentRow.acknowledged_at)
+        mttr = await self._distribution(conditions, group, as_of, IncidentRow.resolved_at)
+        return {
+            key: Figures(
+                **values,
+                mtta=mtta.get(key, Distribution()),
+                mttr=mttr.get(key, Distribution()),
+            )
+            for key, values in counts.items()
+        }
+
+    async def _counts(
+        self, conditions: list[ColumnElement[bool]], group: Any, as_of: ColumnElement[datetime]
+    ) -> dict[Any, dict[str, int]]:
+        """Every count in one pass over the window's incidents."""
+        resolved = _before(IncidentRow.resolved_at, as_of)
+        escalated = exists().where(
+            PageRow.incident_id == IncidentRow.id, PageRow.level > 0, PageRow.paged_at < as_of
+        )
+        columns = [
+            func.count().label("opened"),
+            _count_if(_before(IncidentRow.acknowledged_at, as_of)).label("acknowledged"),
+            _count_if(resolved).label("resolved"),
+            _count_if(and_(resolved, IncidentRow.resolved_by.like("monitor:%"))).label(
+                "auto_resolved"
+            ),
+            _count_if(escalated).label("escalated"),
+        ]
+        query = select(*columns).where(*conditions)
+        if group is not None:
+            query = select(group.label("g"), *columns).where(*conditions).group_by(group)
+        names = ("opened", "acknowledged", "resolved", "auto_resolved", "escalated")
+        return {
+            row["g"] if group is not None else None: {c: int(row[c] or 0) for c in names}
+            for row in (await self.session.execute(query)).mappings()
+        }
+
+    async def _distribution(
+        self,
+        conditions: list[ColumnElement[bool]],
+        group: Any,
+        as_of: ColumnElement[datetime],
+        end: Any,
+    ) -> dict[Any, Distribution]:
+        """Mean, median and p90 of triggered → `end`, per group, in one statement.
+
+        Each duration is ranked within its group (ROW_NUMBER and COUNT over the partition);
+        the outer query keeps the rows at the nearest ranks: rank r is the p-th percentile
+        when r·100 ≥ p·n > (r−1)·100, i.e. r = ceil(p·n/100), in integer arithmetic.
+        """
+        seconds = elapsed_seconds(IncidentRow.triggered_at, end).label("s")
+        inner_columns: list[Any] = [seconds]
+        if group is not None:
+            inner_columns.insert(0, group.label("g"))
+        durations = (
+            select(*inner_columns).where(*conditions, _before(end, as_of)).subquery("durations")
+        )
+        partition = [durations.c.g] if group is not None else None
+        ranked_columns: list[Any] = [
+            durations.c.s,
+            func.row_number().over(partition_by=partition, order_by=durations.c.s).label("r"),
+            func.count().over(partition_by=partition).label("n"),
+        ]
+        if group is not None:
+            ranked_columns.insert(0, durations.c.g)
+        ranked = select(*ranked_columns).subquery("ranked")
+        r, n, s = ranked.c.r, ranked.c.n, ranked.c.s
+
+        def at_percentile(p: int) -> Any:
+            return func.max(case((and_(r * 100 >= n * p, (r - 1) * 100 < n * p), s)))
+
+        columns: list[Any] = [
+            func.max(n).label("n"),
+            func.avg(s).label("mean"),
+            at_percentile(50).label("median"),
+            at_percentile(90).label("p90"),
+        ]
+        if group is not None:
+            query = select(ranked.c.g, *columns).group_by(ranked.c.g)
+        else:
+            query = select(*columns)
+        answer: dict[Any, Distribution] = {}
+        for row in (await self.session.execute(query)).mappings():
+            if not row["n"]:
+                continue
+            answer[row["g"] if group is not None else None] = Distribution(
+                count=int(row["n"]),
+                mean=_seconds(row["mean"]),
+                median=_seconds(row["median"]),
+                p90=_seconds(row["p90"]),
+            )
+        return answer
+
+    async def per_service(self, *, window: Window) -> list[tuple[str | None, int]]:
+        """Incidents opened per service, most first."""
+        count = func.count().label("n")
+        rows = await self.session.execute(
+            select(IncidentRow.service_id, count)
+            .where(*window.conditions())
+            .group_by(IncidentRow.service_id)
+            .order_by(count.desc(), IncidentRow.service_id)
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    async def noisiest(self, *, window: Window, limit: int) -> tuple[list[NoisyAlert], int]:
+        """The alerts that fired most on the window's incidents, and how many alerts fired."""
+        notifications = func.sum(AlertRow.occurrences).label("notifications")
+        incidents = func.count(distinct(AlertRow.incident_id)).label("incidents")
+        rows = (
+            await self.session.execute(
+                select(
+                    AlertRow.integration,
+                    AlertRow.fingerprint,
+                    func.max(AlertRow.title).label("title"),
+                    notifications,
+                    incidents,
+                    func.count().over().label("total"),
+                )
+                .join(IncidentRow, IncidentRow.id == AlertRow.incident_id)
+                .where(*window.conditions())
+                .group_by(AlertRow.integration, AlertRow.fingerprint)
+                .order_by(notifications.desc(), incidents.desc(), AlertRow.fingerprint)
+                .limit(limit)
+            )
+        ).all()
+        total = int(rows[0].total) if rows else 0
+        alerts = [
+            NoisyAlert(
+                integration=row.integration,
+                fingerprint=row.fingerprint,
+                title=row.title,
+                notifications=int(row.notifications),
+                incidents=int(row.incidents),
+            )
+            for row in rows
+        ]
+        return alerts, total
+
+    async def slowest(self, *, window: Window, limit: int) -> list[SlowIncident]:
+        """The window's incidents that took longest to resolve, or are still open at its end
+        (counted as open until then), longest first."""
+        as_of = window.as_of()
+        resolved = _before(IncidentRow.resolved_at, as_of)
+        seconds = elapsed_seconds(
+            IncidentRow.triggered_at, case((resolved, IncidentRow.resolved_at), else_=as_of)
+        ).label("seconds")
+        rows = await self.session.execute(
+            select(
+                IncidentRow.id,
+                IncidentRow.title,
+                IncidentRow.severity,
+                IncidentRow.service_id,
+                IncidentRow.team_id,
+                IncidentRow.channel_id,
+                IncidentRow.channel_name,
+                seconds,
+                case((resolved, 1), else_=0).label("resolved"),
+            )
+            .where(*window.conditions())
+            .order_by(seconds.desc(), IncidentRow.id)
+            .limit(limit)
+        )
+        return [
+            SlowIncident(
+                id=row.id,
+                title=row.title,
+                severity=row.severity,
+                service_id=row.service_id,
+                team_id=row.team_id,
+                channel_id=row.channel_id,
+                channel_name=row.channel_name,
+                seconds=_seconds(row.seconds) or 0.0,
+                resolved=bool(row.resolved),
+            )
+            for row in rows
+        ]
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration from the database as seconds rounded to the millisecond (None stays None)."""
+    return None if value is None else round(float(value), 3)
+
+
+# --------------------------------------------------------------------------- report ledger
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    scope: str
+    period_start: datetime
+    period_end: datetime
+    recorded_at: datetime
+    announced: bool
+
+
+class ReportRepository:
+    """The ledger of scheduled reports: one row per (scope, period start), never two."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, scope: str, period_start: datetime) -> StoredReport | None:
+        row = await self.session.scalar(
+            select(ReportRow)
+            .where(ReportRow.scope == scope, ReportRow.period_start == period_start)
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            return None
+        return StoredReport(
+            scope=row.scope,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            recorded_at=row.recorded_at,
+            announced=row.announced,
+        )
+
+    async def last_end(self, *, scope: str) -> datetime | None:
+        """The end of the latest period recorded for `scope` (None: never seen)."""
+        value: datetime | None = await self.session.scalar(
+            select(func.max(ReportRow.period_end)).where(ReportRow.scope == scope)
+        )
+        return value
+
+    async def record(
+        self,
+        *,
+        scope: str,
+        period_start: datetime,
+        period_end: datetime,
+        now: datetime,
+        announced: bool,
+    ) -> bool:
+        """Record a period's report; False when it was recorded before (exactly once)."""
+        key = await insert_or_ignore(
+            self.session,
+            ReportRow,
+            {
+                "scope": scope,
+                "period_start": period_start,
+                "period_end": period_end,
+                "recorded_at": now,
+                "announced": announced,
+            },
+        )
+        return key is not None
+
+    async def announce(self, *, scope: str, period_start: datetime) -> bool:
+        """Mark a silently recorded report as announced; False when it already was."""
+        result = await self.session.execute(
+            update(ReportRow)
+            .where(
+                ReportRow.scope == scope,
+                ReportRow.period_start == period_start,
+                ReportRow.announced.is_(False),
+            )
+            .values(announced=True)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def delivery(
+        self, *, kind: str, scope: str, period_start: datetime
+    ) -> tuple[str, str | None] | None:
+        """(status, last error) of the newest outbox row delivering this report, or None."""
+        rows = await self.session.execute(
+            select(OutboxRow.payload, OutboxRow.status, OutboxRow.last_error)
+            .where(OutboxRow.kind == kind)
+            .order_by(OutboxRow.id.desc())
+            .limit(100)
+        )
+        start = period_start.isoformat()
+        for payload, status, error in rows:
+            if payload.get("scope") == scope and payload.get("period_start") == start:
+                return str(status), error
+        return None
+
+
+__all__ = [
+    "GROUP_BY",
+    "Distribution",
+    "Figures",
+    "GroupBy",
+    "NoisyAlert",
+    "ReportRepository",
+    "SlowIncident",
+    "StoredReport",
+    "StatsRepository",
+    "Window",
+    "elapsed_seconds",
+    "unindexed",
+]
