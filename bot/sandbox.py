@@ -163,6 +163,12 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
         f"  curl -s {emulator_url}/_emulator/command -H 'Content-Type: application/json' \\",
         '    -d \'{"user": "U0BOB0001", "channel": "C0INCIDENT", '
         '"command": "/incident", "text": "list"}\'',
+        "Who is on call (as bob), and the App Home tab (as alice):",
+        f"  curl -s {emulator_url}/_emulator/command -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0BOB0001", "channel": "C0PAYMENTS", '
+        '"command": "/oncall", "text": ""}\'',
+        f"  curl -s {emulator_url}/_emulator/home -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0ALICE01"}\'',
         "",
     ]
     return "\n".join(lines)
