@@ -76,3 +76,17 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 """A positive timedelta that pydantic reads from `1h30m`-style strings or whole seconds."""
+
+
+def human_seconds(seconds: float | None) -> str:
+    """A duration for people: `45s`, `2m 5s`, `3h 20m`, `2d 4h`; `—` for None."""
+    if seconds is None:
+        return "—"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60}s"
+    if total < 86400:
+        return f"{total // 3600}h {total % 3600 // 60}m"
+    return f"{total // 86400}d {total % 86400 // 3600}h"

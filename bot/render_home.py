@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident
+from bot.durations import human_seconds
 from bot.ids import Block
 from bot.render import MAX_HEADER_TEXT, MAX_VIEW_BLOCKS, Renderer, clip, fit_blocks, plain, section
 
@@ -44,20 +45,6 @@ class HomeBlock(StrEnum):
     ONCALL_MORE = "home_oncall_more"
     WEEK_TITLE = "home_week_title"
     WEEK = "home_week"
-
-
-def human_duration(seconds: float | None) -> str:
-    """A short reading of a duration: `42s`, `4m 12s`, `3h 5m`, `2d 4h`."""
-    if seconds is None:
-        return "—"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def header(text: str, *, block_id: str) -> dict[str, Any]:
@@ -168,10 +155,10 @@ class HomeRenderer:
             "home_week.j2",
             week=week,
             open_total=open_total,
-            mtta_median=human_duration(week.mtta_median),
-            mtta_mean=human_duration(week.mtta_mean),
-            mttr_median=human_duration(week.mttr_median),
-            mttr_mean=human_duration(week.mttr_mean),
+            mtta_median=human_seconds(week.mtta_median),
+            mtta_mean=human_seconds(week.mtta_mean),
+            mttr_median=human_seconds(week.mttr_median),
+            mttr_mean=human_seconds(week.mttr_mean),
         )
 
     # ---- one incident -------------------------------------------------------------------
@@ -212,4 +199,4 @@ class HomeRenderer:
         return copy.deepcopy(found)
 
 
-__all__ = ["HomeBlock", "HomeRenderer", "human_duration"]
+__all__ = ["HomeBlock", "HomeRenderer"]

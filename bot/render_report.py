@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from bot.durations import human_seconds
 from bot.render import (
     MAX_CONTEXT_TEXT,
     MAX_TEXT,
@@ -52,20 +53,6 @@ class ReportBlock(StrEnum):
     FOOTER = "report_footer"
 
 
-def format_seconds(seconds: float | None) -> str:
-    """A duration for people: `45s`, `2m 5s`, `3h 20m`, `2d 4h`; `—` for None."""
-    if seconds is None:
-        return "—"
-    total = int(round(seconds))
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        return f"{total // 60}m {total % 60}s"
-    if total < 86400:
-        return f"{total // 3600}h {total % 3600 // 60}m"
-    return f"{total // 86400}d {total % 86400 // 3600}h"
-
-
 def _change(current: int, previous: int | None) -> str:
     if previous is None:
         return ""
@@ -81,7 +68,7 @@ def _duration_change(current: float | None, previous: float | None) -> str:
     delta = current - previous
     if abs(delta) < 1:
         return " (=)"
-    return f" ({'↑' if delta > 0 else '↓'} {format_seconds(abs(delta))})"
+    return f" ({'↑' if delta > 0 else '↓'} {human_seconds(abs(delta))})"
 
 
 def _channel_link(channel_id: str, name: str | None = None) -> Markup:
@@ -104,7 +91,7 @@ class ReportRenderer:
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer
         filters = {
-            "human_seconds": format_seconds,
+            "human_seconds": human_seconds,
             "delta": _change,
             "delta_seconds": _duration_change,
             "channel_link": _channel_link,
@@ -284,7 +271,6 @@ def period_label(since: datetime, until: datetime) -> str:
 __all__ = [
     "ReportBlock",
     "ReportRenderer",
-    "format_seconds",
     "mrkdwn_to_text",
     "period_label",
     "to_terminal",

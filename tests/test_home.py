@@ -17,10 +17,11 @@ from bot.config import PulseOpsConfig
 from bot.domain import Resolve
 from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident
+from bot.durations import human_seconds
 from bot.emulator import rules
 from bot.ids import Action
 from bot.render import Names, Renderer
-from bot.render_home import HomeBlock, HomeRenderer, human_duration
+from bot.render_home import HomeBlock, HomeRenderer
 from bot.services.home import Dashboard, HomeService, TokenBucket, WeekStats, week_stats
 from tests.conftest import Harness, alertmanager_payload
 from tests.test_escalation import WEDNESDAY, oncall_config
@@ -460,7 +461,7 @@ def test_week_stats_median_and_mean() -> None:
         mttr_median=1200.0,
         mttr_mean=1800.0,
     )
-    assert [human_duration(s) for s in (42, 252, 11100, 187200, None)] == [
+    assert [human_seconds(s) for s in (42, 252, 11100, 187200, None)] == [
         "42s",
         "4m 12s",
         "3h 5m",

@@ -16,7 +16,8 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig
 from bot.domain.incident import Severity, Status
-from bot.render_report import format_seconds, mrkdwn_to_text
+from bot.durations import human_seconds
+from bot.render_report import mrkdwn_to_text
 from store.incidents import IncidentRepository
 from store.stats import StatsRepository, Window
 from tests.conftest import Harness, alertmanager_payload
@@ -327,7 +328,7 @@ async def test_sql_percentiles_match_nearest_rank(harness: Harness) -> None:
 
 
 def test_durations_read_like_people_write_them() -> None:
-    assert [format_seconds(s) for s in (None, 0, 45, 120, 125.4, 3600 * 5 + 61, 86400 * 2.5)] == [
+    assert [human_seconds(s) for s in (None, 0, 45, 120, 125.4, 3600 * 5 + 61, 86400 * 2.5)] == [
         "—",
         "0s",
         "45s",
