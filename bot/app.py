@@ -22,6 +22,7 @@ from bot.deps import Deps
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.render_home import HomeRenderer
+from bot.services.effects import ReportEffects
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
@@ -105,6 +106,13 @@ def create_app(
         on_commit=committed,
     )
     stats = StatsService(db=db, config=config, clock=clock)
+    reports = ReportService(db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick)
+    # the report effect delivers with the same service that records reports
+    outbox.register(
+        ReportEffects(
+            db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
+        )
+    )
     deps = Deps(
         settings=settings,
         config=config,
@@ -123,9 +131,7 @@ def create_app(
         ics_tokens=ics.feed_tokens(config, environ),
         home=dashboard,
         stats=stats,
-        reports=ReportService(
-            db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick
-        ),
+        reports=reports,
     )
 
     bolt = AsyncApp(

@@ -28,7 +28,6 @@ from bot.services.effects import (
     HandoffEffects,
     IncidentEffects,
     LeaseBusy,
-    ReportEffects,
 )
 from bot.services.incidents import ANNOUNCE
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -68,7 +67,6 @@ class OutboxWorker:
         for effects in (
             IncidentEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
             HandoffEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
-            ReportEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
         ):
             self.register(effects)
 

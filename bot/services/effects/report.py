@@ -14,7 +14,6 @@ from bot.render import Renderer
 from bot.render_report import ReportRenderer
 from bot.services.effects.base import Effects, Handler
 from bot.services.report import REPORT, Period, ReportService
-from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from store.outbox import OutboxItem
 from store.session import Database
@@ -31,10 +30,10 @@ class ReportEffects(Effects):
         renderer: Renderer,
         config: PulseOpsConfig,
         clock: Clock,
+        reports: ReportService,
     ) -> None:
         super().__init__(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
-        stats = StatsService(db=db, config=config, clock=clock)
-        self.reports = ReportService(db=db, config=config, clock=clock, stats=stats)
+        self.reports = reports
         self.view = ReportRenderer(renderer)
 
     def handlers(self) -> dict[str, Handler]:
