@@ -59,6 +59,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 config_path=Path(args.config) if args.config else None,
                 rate_limits=args.rate_limits,
                 latency_ms=args.latency_ms,
+                seed_weeks=args.seed_history,
             )
         )
     except ConfigError as exc:
@@ -182,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", default="pulseops-sandbox.db", help="SQLite file for the sandbox")
     sandbox.add_argument("--config", help="YAML config (default: the bundled example)")
     sandbox.add_argument("--rate-limits", action="store_true", help="enforce Slack's rate limits")
+    sandbox.add_argument(
+        "--seed-history",
+        nargs="?",
+        type=int,
+        const=4,
+        default=0,
+        metavar="WEEKS",
+        help="fill an empty database with WEEKS (default 4) of past incidents",
+    )
     sandbox.add_argument(
         "--latency-ms", type=int, default=0, help="latency added to each Slack call"
     )

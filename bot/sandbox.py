@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.config import EXAMPLE_CONFIG_PATH, PulseOpsConfig, load_config, load_settings
 from bot.emulator import Emulator, EmulatorUser
+from bot.ids import SlashCommand
 from bot.logs import configure_logging
+from bot.sandbox_alerts import AlertSender, samples_from
+from bot.sandbox_alerts import register as register_alert_routes
+from bot.sandbox_history import seed_history
 from bot.server import start
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
@@ -33,7 +40,9 @@ def sqlite_url(path: str) -> str:
     return f"sqlite+aiosqlite:///{Path(path).resolve()}"
 
 
-def sandbox_workspace(config: PulseOpsConfig) -> tuple[list[EmulatorUser], list[tuple[str, str]]]:
+def sandbox_workspace(
+    config: PulseOpsConfig,
+) -> tuple[list[EmulatorUser], list[tuple[str, str]]]:
     """The users and channels the emulator starts with, taken from the config."""
     people: dict[str, str] = {}
     for team in config.teams:
@@ -61,6 +70,7 @@ async def run_sandbox(
     config_path: Path | None = None,
     rate_limits: bool = False,
     latency_ms: int = 0,
+    seed_weeks: int = 0,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -70,12 +80,27 @@ async def run_sandbox(
     configure_logging(fmt="text", level=base_settings.log_level)
     logging.getLogger("pulseops.http").setLevel(logging.WARNING)
     users, channels = sandbox_workspace(config)
+    seeds: list[Any] = list(channels)
+    database_url = sqlite_url(db)
+    if seed_weeks > 0:
+        history = await seed_history(database_url, config, now=datetime.now(UTC), weeks=seed_weeks)
+        seeds += history.channels
+        print(
+            f"History: {db} already holds incidents; not seeding."
+            if history.skipped
+            else f"History: {history.incidents} past incidents over {seed_weeks} weeks.",
+            flush=True,
+        )
     emulator = Emulator(
         bot_token=SANDBOX_BOT_TOKEN,
         signing_secret=SANDBOX_SIGNING_SECRET,
         users=users,
-        channels=channels,
+        channels=seeds,
         rate_limits=rate_limits,
+    )
+    sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
+    register_alert_routes(
+        emulator.app, sender, commands=[command.value for command in SlashCommand]
     )
     emulator_url = await emulator.start(host=host, port=port)
     if latency_ms:
@@ -86,13 +111,14 @@ async def run_sandbox(
             "slack_signing_secret": SecretStr(SANDBOX_SIGNING_SECRET),
             "slack_app_token": None,
             "slack_api_url": emulator.api_url,
-            "database_url": sqlite_url(db),
+            "database_url": database_url,
         }
     )
     app = create_app(settings, config)
     runner, bound = await start(app, host=host, port=bot_port)
     bot_url = f"http://{host}:{bound}"
     emulator.request_url = f"{bot_url}/slack/events"
+    sender.bot_url = bot_url
     print(_banner(config, emulator_url.rstrip("/"), bot_url), flush=True)
     if ready is not None:
         ready.set()
@@ -106,6 +132,7 @@ async def run_sandbox(
     try:
         await stop.wait()
     finally:
+        await sender.close()
         await runner.cleanup()
         await emulator.stop()
 
@@ -115,6 +142,7 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
     lines = [
         "",
         "PulseOps sandbox is running (Ctrl-C to stop)",
+        f"  Open in a browser: {emulator_url}/",
         f"  PulseOps:       {bot_url}   (webhooks, /api/v1/incidents, /metrics)",
         f"  Slack emulator: {emulator_url}/_emulator/state",
         "",

@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from store.migrate import head_revision
 from tests.conftest import CONFIG_YAML
-
-PULSEOPS = [sys.executable, "-m", "bot.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+from tests.sandbox_process import PULSEOPS, ROOT, free_port, running_sandbox, wait_for
 
 
 def run(
@@ -34,12 +27,6 @@ def run(
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_config_check_accepts_the_example_and_a_valid_file(tmp_path: Path) -> None:
@@ -106,87 +93,40 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert f"revision {head_revision()}" in result.stdout
 
 
-def _http(
-    method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, object]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read() or b"null")
-
-
 @pytest.mark.slow
 def test_sandbox_end_to_end_from_the_shell(tmp_path: Path) -> None:
-    emu_port, bot_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            *PULSEOPS,
-            "sandbox",
-            "--port",
-            str(emu_port),
-            "--bot-port",
-            str(bot_port),
-            "--db",
-            str(tmp_path / "sandbox.db"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        banner = ""
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        while "Run a slash command" not in banner and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            banner += line
-        assert "PulseOps sandbox is running" in banner, banner
+    with running_sandbox(tmp_path) as sandbox:
         # the printed curl command, run as printed
-        curl = banner[banner.index(f"curl -s http://127.0.0.1:{bot_port}/webhooks") :]
+        banner = sandbox.banner
+        curl = banner[banner.index(f"curl -s {sandbox.bot_url}/webhooks") :]
         curl = curl[: curl.index("\n\n")].replace("\\\n", " ")
         fired = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=15)
         result = json.loads(fired.stdout)
         assert result["results"][0]["outcome"] == "created"
-        base = f"http://127.0.0.1:{emu_port}/_emulator"
-        for _ in range(100):
-            _, state = _http("GET", f"{base}/state")
-            names = [c["name"] for c in state["channels"]]  # type: ignore[index]
-            if any(n.startswith("inc-1-") for n in names):
-                break
-            time.sleep(0.1)
-        assert any(n.startswith("inc-1-checkout-error-rate") for n in names), names
-        status, clicked = _http(
+        names = wait_for(
+            lambda: [
+                c["name"] for c in sandbox.state()["channels"] if c["name"].startswith("inc-1-")
+            ],
+            what="the incident channel",
+        )
+        assert names[0].startswith("inc-1-checkout-error-rate"), names
+        _, clicked = sandbox.emulator(
             "POST",
-            f"{base}/click",
+            "/_emulator/click",
             {"user": "U0ALICE01", "action_id": "incident_acknowledge", "value": "1"},
         )
-        assert clicked["status"] == 200  # type: ignore[index]
-        for _ in range(100):
-            _, incident = _http("GET", f"http://127.0.0.1:{bot_port}/api/v1/incidents/1")
-            if incident["status"] == "acknowledged":  # type: ignore[index]
-                break
-            time.sleep(0.1)
-        assert incident["acknowledged_by"] == "U0ALICE01"  # type: ignore[index]
-        _, listed = _http(
+        assert clicked["status"] == 200
+        incident = wait_for(
+            lambda: (
+                (found := sandbox.api("/api/v1/incidents/1"))["status"] == "acknowledged" and found
+            ),
+            what="the acknowledgement",
+        )
+        assert incident["acknowledged_by"] == "U0ALICE01"
+        _, listed = sandbox.emulator(
             "POST",
-            f"{base}/command",
+            "/_emulator/command",
             {"user": "U0BOB0001", "channel": "C0INCIDENT", "command": "/incident", "text": "list"},
         )
         assert "INC-1" in json.dumps(listed)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert proc.returncode == 0
+    assert sandbox.process.returncode == 0

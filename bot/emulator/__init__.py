@@ -25,7 +25,8 @@ clicks, commands, view submissions and events go to it as envelopes (HTTP otherw
     await emu.socket_disconnect()   # Slack's "disconnect" (refresh_requested): reconnect
 
 Seed channels are `(id, name)` (every seeded human is a member), `(id, name, member_ids)` or
-`{"id", "name", "members", "is_private"}`; the bot joins them unless `bot_channels_member=False`.
+`{"id", "name", "members", "is_private", "is_archived", "topic"}`; the bot joins them unless
+`bot_channels_member=False`.
 Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies
 against real time, so pass `signing_clock=time.time` when `clock` is a fake one.
 """

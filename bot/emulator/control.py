@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.emulator import live
 from bot.emulator.api_views import public_view
 from bot.emulator.payloads import EmulatorError
 from bot.emulator.responses import use_response_url
@@ -76,13 +78,17 @@ async def _body(request: web.Request) -> dict[str, Any]:
 DriverCall = Callable[[dict[str, Any], web.Request], Awaitable[dict[str, Any]]]
 
 
-def _driving(call: DriverCall) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _driving(
+    call: DriverCall, changes: live.Changes
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         body = await _body(request)
         try:
             result = await call(body, request)
         except (EmulatorError, TypeError) as exc:
             return _json({"ok": False, "error": str(exc)}, status=400)
+        finally:
+            changes.bump()
         return _json({"ok": True, **result})
 
     return handler
@@ -98,6 +104,7 @@ def register(app: web.Application, emu: Emulator) -> None:
                 "faults": emu.faults.to_json(emu.clock()),
                 "request_url": emu.request_url,
                 "socket_mode": emu.socket.snapshot(),
+                "modal_stacks": {u: list(s) for u, s in emu.ws.modal_stacks.items() if s},
             }
         )
 
@@ -152,6 +159,7 @@ def register(app: web.Application, emu: Emulator) -> None:
             "at": emu.clock(),
         }
         emu.calls.append(record)
+        emu.changes.bump()
         return _json(answer, status=status)
 
     async def upload(request: web.Request) -> web.Response:
@@ -161,6 +169,7 @@ def register(app: web.Application, emu: Emulator) -> None:
         data = await request.read()
         stored["data"] = data
         stored["size"] = len(data)
+        emu.changes.bump()
         return web.Response(text=f"OK - {len(data)}")
 
     async def click(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
@@ -198,11 +207,38 @@ def register(app: web.Application, emu: Emulator) -> None:
     router.add_route("POST", "/_emulator/faults", faults)
     router.add_post("/_emulator/response/{token}", respond)
     router.add_post("/_emulator/upload/{file_id}", upload)
-    router.add_post("/_emulator/click", _driving(click))
-    router.add_post("/_emulator/command", _driving(command))
-    router.add_post("/_emulator/views/{view_id}/submit", _driving(submit))
-    router.add_post("/_emulator/views/{view_id}/close", _driving(close))
-    router.add_post("/_emulator/home", _driving(home))
-    router.add_post("/_emulator/messages", _driving(message))
-    router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver))
-    router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect))
+    router.add_post("/_emulator/click", _driving(click, emu.changes))
+    router.add_post("/_emulator/command", _driving(command, emu.changes))
+    router.add_post("/_emulator/views/{view_id}/submit", _driving(submit, emu.changes))
+    router.add_post("/_emulator/views/{view_id}/close", _driving(close, emu.changes))
+    router.add_post("/_emulator/home", _driving(home, emu.changes))
+    router.add_post("/_emulator/messages", _driving(message, emu.changes))
+    router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver, emu.changes))
+    router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect, emu.changes))
+
+
+def register_page(app: web.Application, emu: Emulator) -> None:
+    """Add the sandbox page (`/`), its files, its live stream and uploaded files' bytes."""
+
+    async def index(request: web.Request) -> web.Response:
+        return live.static_file("index.html")
+
+    async def asset(request: web.Request) -> web.Response:
+        return live.static_file(request.match_info["name"])
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        return await live.stream(request, emu.changes, lambda: len(emu.calls), emu.closing)
+
+    async def file(request: web.Request) -> web.Response:
+        stored = emu.ws.files.get(request.match_info["file_id"])
+        if stored is None or stored.get("data") is None:
+            return _json({"ok": False, "error": "file_not_found"}, status=404)
+        name = str(stored.get("name") or "")
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return web.Response(body=stored["data"], content_type=content_type)
+
+    router = app.router
+    router.add_get("/", index)
+    router.add_get("/_emulator/ui/{name}", asset)
+    router.add_get("/_emulator/events", events)
+    router.add_get("/_emulator/files/{file_id}", file)

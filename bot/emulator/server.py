@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator import control, socket_mode, webapi
+from bot.emulator import control, live, socket_mode, webapi
 from bot.emulator.driver import ACK_TIMEOUT, Driver
 from bot.emulator.faults import Faults, apply_settings, decide, error_for_status
 from bot.emulator.ratelimit import RateLimiter
@@ -72,6 +72,7 @@ class Emulator:
         self.limiter = RateLimiter(enabled=rate_limits)
         self.faults = Faults()
         self.calls: list[dict[str, Any]] = []
+        self.changes = live.Changes()
         self.socket = socket_mode.SocketModeServer(
             app_token=lambda: self.app_token,
             bot_token=lambda: self.bot_token,
@@ -108,11 +109,17 @@ class Emulator:
     async def stop(self) -> None:
         """Stop serving; calls hanging on a fault are released at once."""
         self._closing.set()
+        self.changes.bump()  # wakes the page streams so they see the emulator closing
         await self.socket.close()
         await self.driver.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set once the emulator is stopping (long-lived page streams end then)."""
+        return self._closing
 
     @property
     def base_url(self) -> str | None:
@@ -194,6 +201,7 @@ class Emulator:
         """Change the fault plan (keys of POST /_emulator/faults); return the plan in force."""
         self.faults = apply_settings(self.faults, settings, now=self.clock())
         self.limiter.set_overrides(self.faults.rate_limits)
+        self.changes.bump()
         return self.faults.to_json(self.clock())
 
     def reset(self) -> None:
@@ -205,6 +213,7 @@ class Emulator:
         self.limiter.reset()
         self.driver.reset()
         self.socket.unknown_acks.clear()
+        self.changes.bump()
 
     # -- Socket Mode ----------------------------------------------------------------------
 
@@ -320,6 +329,7 @@ class Emulator:
     ) -> web.Response:
         record["status"] = status
         record["response"] = copy.deepcopy(dict(body))
+        self.changes.bump()
         return web.json_response(dict(body), status=status, headers=headers, dumps=control.dumps)
 
     async def handle_api(self, request: web.Request) -> web.Response:
@@ -338,6 +348,7 @@ class Emulator:
             "at": now,
         }
         self.calls.append(record)
+        self.changes.bump()
         decision = decide(self.faults, method, now=now)
         if decision.latency:
             await self._sleep(decision.latency)
@@ -402,4 +413,5 @@ def create_emulator_app(emu: Emulator) -> web.Application:
     app.router.add_route("GET", "/api/{method}", emu.handle_api)
     app.router.add_get(socket_mode.SOCKET_PATH, emu.socket.handle)
     control.register(app, emu)
+    control.register_page(app, emu)
     return app

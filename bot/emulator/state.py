@@ -108,10 +108,13 @@ class Workspace:
             cid, name = str(seed["id"]), str(seed["name"])
             members = set(seed.get("members", humans))
             private = bool(seed.get("is_private", False))
+            archived = bool(seed.get("is_archived", False))
+            topic = str(seed.get("topic", ""))
         else:
             cid, name = seed[0], seed[1]
             members = set(seed[2]) if len(seed) > 2 else set(humans)
-            private = False
+            private = archived = False
+            topic = ""
         if self.bot_channels_member:
             members.add(BOT_USER_ID)
         channel = Channel(
@@ -120,6 +123,8 @@ class Workspace:
             created_by=humans[0] if humans else BOT_USER_ID,
             created=now,
             is_private=private,
+            is_archived=archived,
+            topic=topic,
             members=members,
         )
         self.channels[cid] = channel
