@@ -92,6 +92,16 @@ def _mention(target: str, kind: str = "user") -> Markup:
     return Markup(f"<!subteam^{safe}>" if kind == "user_group" else f"<@{safe}>")
 
 
+def _event_text(event: TimelineEvent) -> Markup:
+    """A timeline event's text, escaped, with the mention of a paged target left live."""
+    text = escape_mrkdwn(event.text)
+    target = event.data.get("target")
+    if event.kind == "paged" and isinstance(target, str):
+        mention = str(_mention(target, str(event.data.get("kind", "user"))))
+        text = text.replace(escape_mrkdwn(mention), mention, 1)
+    return Markup(text)
+
+
 def _link(url: str, text: str) -> Markup:
     if not url.startswith(("http://", "https://")) or any(c in url for c in "<>| "):
         return Markup(escape_mrkdwn(f"{text}: {url}"))
@@ -150,6 +160,7 @@ class Renderer:
             link=_link,
             clip=_clip_filter,
             mention=_mention,
+            event_text=_event_text,
         )
 
     def text(self, template: str, **context: Any) -> str:

@@ -127,6 +127,11 @@ async def test_first_level_pages_the_on_call_person_at_once(harness: Harness) ->
     assert len(mentions) == 1
     paged = [e for e in incident["timeline"] if e["kind"] == "paged"]
     assert len(paged) == 1 and "level 1" in paged[0]["text"]
+    # `/incident timeline` shows whom it paged as a mention, not as escaped markup
+    reply = await harness.emu.command(
+        user="U0ALICE01", channel=channel, command="/incident", text="timeline"
+    )
+    assert "Paged <@U0BOB0001> (level 1" in reply["body"], reply["body"]
     state = await escalation(harness, incident_id)
     assert state.status == "active"
     assert state.next_at == WEDNESDAY.replace(minute=5)
