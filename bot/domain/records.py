@@ -10,6 +10,25 @@ from bot.domain.incident import IncidentState, Severity, Status
 
 
 @dataclass(frozen=True, slots=True)
+class NewIncident:
+    """An incident about to be opened: what it is about, where it came from, who opened it."""
+
+    title: str
+    severity: Severity
+    service_id: str | None
+    source: str  # "slack", or the monitor's format ("alertmanager", "generic", …)
+    actor: str  # who or what opened it, for the first timeline entry
+    text: str  # the first timeline entry
+    description: str = ""
+    integration: str | None = None
+    dedup_key: str | None = None
+    created_by: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    links: list[dict[str, str]] = field(default_factory=list)
+    invite: tuple[str, ...] = ()  # people to invite to its channel besides the team
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: int
     title: str

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.domain import Acknowledge, Alert, AlertStatus, Command, Resolve, Severity
 from bot.domain.incident import Status, Transition
-from bot.domain.records import Incident
+from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict, UserError
 from bot.metrics import Metrics
 from bot.services.transactions import after_commit, pending_callbacks
@@ -73,23 +73,7 @@ class IncidentWrites(Protocol):
     """The incident operations alert ingest runs in its transaction (see IncidentService)."""
 
     async def create_in(
-        self,
-        session: AsyncSession,
-        *,
-        now: datetime,
-        title: str,
-        description: str,
-        severity: Severity,
-        service_id: str | None,
-        source: str,
-        integration: str | None,
-        dedup_key: str | None,
-        created_by: str | None,
-        labels: dict[str, str],
-        links: list[dict[str, str]],
-        actor: str,
-        text: str,
-        invite: Sequence[str] = (),
+        self, session: AsyncSession, new: NewIncident, *, now: datetime
     ) -> Incident: ...
 
     async def transition_in(
@@ -211,9 +195,7 @@ class AlertIngest:
     ) -> Incident:
         service_id = alert.service if self.config.service(alert.service or "") else None
         service_id = service_id or integration.service
-        incident = await self.incidents.create_in(
-            session,
-            now=now,
+        opened = NewIncident(
             title=alert.title,
             description=alert.description,
             severity=alert.severity or Severity(self.config.incidents.default_severity),
@@ -221,12 +203,12 @@ class AlertIngest:
             source=alert.source or integration.type,
             integration=integration.name,
             dedup_key=dedup_key,
-            created_by=None,
             labels=dict(alert.labels),
             links=[{"url": link.url, "text": link.text} for link in alert.links],
             actor=f"monitor:{integration.name}",
             text=f"Triggered by alert: {alert.title}",
         )
+        incident = await self.incidents.create_in(session, opened, now=now)
         await AlertRepository(session).add_first(
             incident_id=incident.id, integration=integration.name, alert=alert, now=now
         )

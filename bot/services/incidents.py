@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.domain import Alert, Command, Severity, apply
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
-from bot.domain.records import AlertRecord, Incident, TimelineEvent
+from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.errors import UserError
 from bot.metrics import Metrics
 from bot.services.alerts import AlertIngest, Delivery, IngestOutcome, IngestRequest
@@ -106,23 +106,18 @@ class IncidentService:
         """Open an incident declared by a person (no alert behind it)."""
 
         async def work(session: AsyncSession) -> Incident:
-            return await self.create_in(
-                session,
-                now=self.clock.now(),
+            declared = NewIncident(
                 title=title,
                 description=description,
                 severity=severity,
                 service_id=service_id,
                 source="slack",
-                integration=None,
-                dedup_key=None,
                 created_by=by,
-                labels={},
-                links=[],
                 actor=by,
                 text=f"Declared: {title}",
-                invite=[by],
+                invite=(by,),
             )
+            return await self.create_in(session, declared, now=self.clock.now())
 
         return await self._in_write(work)
 
@@ -194,42 +189,26 @@ class IncidentService:
         after_commit(session, lambda: observe(latency))
 
     async def create_in(
-        self,
-        session: AsyncSession,
-        *,
-        now: datetime,
-        title: str,
-        description: str,
-        severity: Severity,
-        service_id: str | None,
-        source: str,
-        integration: str | None,
-        dedup_key: str | None,
-        created_by: str | None,
-        labels: dict[str, str],
-        links: list[dict[str, str]],
-        actor: str,
-        text: str,
-        invite: Sequence[str] = (),
+        self, session: AsyncSession, new: NewIncident, *, now: datetime
     ) -> Incident:
         """Open an incident in the caller's transaction: timeline, outbox rows, escalation."""
-        service = self.config.service(service_id) if service_id else None
+        service = self.config.service(new.service_id) if new.service_id else None
         team_id = service.team if service else None
         incident = await IncidentRepository(session).add(
-            title=title[:1000],
-            description=description,
+            title=new.title[:1000],
+            description=new.description,
             status=Status.TRIGGERED.value,
-            severity=severity.value,
-            service_id=service_id,
+            severity=new.severity.value,
+            service_id=new.service_id,
             team_id=team_id,
-            source=source,
-            integration=integration,
-            dedup_key=dedup_key,
+            source=new.source,
+            integration=new.integration,
+            dedup_key=new.dedup_key,
             auto_resolve=service.auto_resolve if service else True,
-            created_by=created_by,
-            alert_count=1 if integration else 0,
-            labels=labels,
-            links=links,
+            created_by=new.created_by,
+            alert_count=1 if new.integration else 0,
+            labels=new.labels,
+            links=new.links,
             triggered_at=now,
             updated_at=now,
         )
@@ -237,22 +216,25 @@ class IncidentService:
             incident_id=incident.id,
             at=now,
             kind="triggered",
-            actor=actor,
-            text=text,
-            data={"severity": severity.value, "service": service_id},
+            actor=new.actor,
+            text=new.text,
+            data={"severity": new.severity.value, "service": new.service_id},
         )
         outbox = OutboxRepository(session)
         # the announcement first: it pages people even when channel creation is rate limited
         await outbox.enqueue(kind=ANNOUNCE, incident_id=incident.id, now=now)
         await outbox.enqueue(
-            kind=OPEN_CHANNEL, incident_id=incident.id, now=now, payload={"invite": list(invite)}
+            kind=OPEN_CHANNEL,
+            incident_id=incident.id,
+            now=now,
+            payload={"invite": list(new.invite)},
         )
         if self.escalations is not None:
             await self.escalations.start(session, incident, now)
         after_commit(
             session,
             self.metrics.incidents_opened.labels(
-                service=service_id or "none", severity=severity.value
+                service=new.service_id or "none", severity=new.severity.value
             ).inc,
         )
         return incident
