@@ -43,3 +43,7 @@ class Input(StrEnum):
 class SlashCommand(StrEnum):
     INCIDENT = "/incident"
     ONCALL = "/oncall"
+
+
+BOT_EVENTS = ("app_home_opened",)
+"""The Events API events the app subscribes to (manifest.yml `bot_events`); Slack sends no others."""

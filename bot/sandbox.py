@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from bot.app import create_app
 from bot.config import EXAMPLE_CONFIG_PATH, PulseOpsConfig, load_config, load_settings
 from bot.emulator import Emulator, EmulatorUser
-from bot.ids import SlashCommand
+from bot.ids import BOT_EVENTS, SlashCommand
 from bot.logs import configure_logging
 from bot.sandbox_alerts import AlertSender, samples_from
 from bot.sandbox_alerts import register as register_alert_routes
@@ -97,6 +97,7 @@ async def run_sandbox(
         users=users,
         channels=seeds,
         rate_limits=rate_limits,
+        bot_events=BOT_EVENTS,
     )
     sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
     register_alert_routes(

@@ -718,6 +718,19 @@ async def test_events_carry_unique_ids_and_retries(
     assert retry["status"] == 200
 
 
+async def test_only_subscribed_events_are_delivered(emu: Emulator, bot: FakeBot) -> None:
+    emu.driver.bot_events = frozenset({"app_home_opened"})  # as manifest.yml subscribes
+    said = await emu.post_user_message(user=BOB, channel=INCIDENTS, text="<@U0PULSEBOT> hi")
+    assert said["delivered"] is False and bot.received == []
+    assert emu.messages(INCIDENTS)[-1]["text"] == "<@U0PULSEBOT> hi"  # posted all the same
+    await emu.open_home(user=ALICE)
+    assert [p["event"]["type"] for _, p, _ in bot.received] == ["app_home_opened"]
+    emu.driver.bot_events = frozenset({"app_home_opened", "message.channels"})
+    said = await emu.post_user_message(user=BOB, channel=INCIDENTS, text="<@U0PULSEBOT> hi")
+    assert said["delivered"] and "app_mention" not in said
+    assert [p["event"]["type"] for _, p, _ in bot.received][1:] == ["message"]
+
+
 async def test_a_slow_bot_times_out_like_slack(emu: Emulator, bot: FakeBot) -> None:
     async def slow(kind: str, payload: Any) -> web.StreamResponse:
         await asyncio.sleep(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.ids import SlashCommand
+from bot.ids import BOT_EVENTS, SlashCommand
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
@@ -86,7 +86,7 @@ def test_request_urls_point_at_slack_events() -> None:
 def test_event_subscriptions_match_the_code() -> None:
     events = MANIFEST["settings"]["event_subscriptions"]
     assert events["request_url"] == "https://YOUR-HOST/slack/events"
-    assert set(events["bot_events"]) == events_registered()
+    assert set(events["bot_events"]) == events_registered() == set(BOT_EVENTS)
     assert "app_home_opened" in events["bot_events"]
 
 

@@ -27,7 +27,8 @@ clicks, commands, view submissions and events go to it as envelopes (HTTP otherw
 Seed channels are `(id, name)` (every seeded human is a member), `(id, name, member_ids)` or
 `{"id", "name", "members", "is_private", "is_archived", "topic"}`; the bot joins them unless
 `bot_channels_member=False`.
-Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies
+`bot_events` limits the Events API events delivered to those the app subscribes to (default:
+all). Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies
 against real time, so pass `signing_clock=time.time` when `clock` is a fake one.
 """
 

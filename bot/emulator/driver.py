@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +27,8 @@ from bot.emulator.state import (
 
 ACK_TIMEOUT = 3.0
 _FORM = "application/x-www-form-urlencoded"
+# channel_type of a message event -> the suffix of the event subscription that delivers it
+_SUBSCRIPTION_SUFFIX = {"channel": "channels", "group": "groups", "im": "im", "mpim": "mpim"}
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -61,8 +63,10 @@ class Driver:
         request_url: Callable[[], str | None],
         ack_timeout: float = ACK_TIMEOUT,
         socket: socket_mode.SocketModeServer | None = None,
+        bot_events: Iterable[str] | None = None,
     ) -> None:
         self.ws = ws
+        self.bot_events = frozenset(bot_events) if bot_events is not None else None
         self.socket = socket
         self.signing_secret = signing_secret
         self.clock = clock
@@ -387,9 +391,15 @@ class Driver:
         )
         return {**result, "event_id": event_id}
 
+    def subscribed(self, event_type: str) -> bool:
+        """Whether the app subscribes to that event (all of them when no list was given)."""
+        return self.bot_events is None or event_type in self.bot_events
+
     async def open_home(self, *, user: str) -> dict[str, Any]:
-        """The user opens the app's Home tab: app_home_opened."""
+        """The user opens the app's Home tab: app_home_opened (when the app subscribes)."""
         payloads.user_ref(self.ws, user)
+        if not self.subscribed("app_home_opened"):
+            return {"status": None, "body": None, "delivered": False}
         event: dict[str, Any] = {
             "type": "app_home_opened",
             "user": user,
@@ -423,7 +433,12 @@ class Driver:
             "status": None,
             "body": None,
         }
-        if BOT_USER_ID not in chan.members or not self.can_deliver():
+        subscribed = f"message.{_SUBSCRIPTION_SUFFIX[payloads.channel_type(chan)]}"
+        if (
+            BOT_USER_ID not in chan.members
+            or not self.can_deliver()
+            or not self.subscribed(subscribed)
+        ):
             return outcome
         event = {
             "type": "message",
@@ -438,7 +453,7 @@ class Driver:
         if thread_ts:
             event["thread_ts"] = thread_ts
         outcome.update(await self.send_event(event), delivered=True)
-        if f"<@{BOT_USER_ID}>" in text:
+        if f"<@{BOT_USER_ID}>" in text and self.subscribed("app_mention"):
             mention = {k: v for k, v in event.items() if k != "channel_type"}
             mention["type"] = "app_mention"
             outcome["app_mention"] = await self.send_event(mention)

@@ -54,6 +54,7 @@ class Emulator:
         signing_clock: Callable[[], float] | None = None,
         ack_timeout: float = ACK_TIMEOUT,
         app_token: str | None = None,
+        bot_events: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -85,6 +86,7 @@ class Emulator:
             request_url=lambda: self.request_url,
             ack_timeout=ack_timeout,
             socket=self.socket,
+            bot_events=bot_events,
         )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None

@@ -1,0 +1,215 @@
+"""The sandbox page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Each test starts `pulseops sandbox` as a user would and works the page as a person would:
+fire an alert from the page, click buttons as different people, type slash commands, fill a
+modal, toggle faults. What happened is checked where it lands: the page, the service's HTTP
+API (which only changes when the bot accepted Slack's signed request), and the emulator.
+
+Screenshots go to test-artifacts/browser/. Nothing downloads a browser: the tests skip, with
+the reason, when Chromium is not installed (`.ci/run` installs it with apt-get).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sandbox_process import ROOT, Sandbox, running_sandbox, wait_for
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = (
+    os.environ.get("PULSEOPS_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+TIMEOUT_MS = 20_000
+INJECTION = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> <!channel>'
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed: apt-get install chromium (.ci/run does)")
+    if sync_playwright is None:
+        pytest.skip("playwright is not installed: pip install -e '.[test]'")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with running_sandbox(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.goto(f"{sandbox.emulator_url}/")
+    expect(opened.locator("#live")).to_have_text("live")
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()
+    assert errors == [], errors  # no script errors in the page, ever
+
+
+def act_as(page: Page, user: str) -> None:
+    page.select_option("#user-picker", user)
+
+
+def fire(page: Page, *, sample: str = "alertmanager", summary: str, key: str = "1") -> None:
+    page.select_option("#alert-sample", sample)
+    page.fill("#alert-summary", summary)
+    page.fill("#alert-key", key)
+    page.click("#alert-fire")
+    expect(page.locator("#alert-result")).to_contain_text("202")
+
+
+def open_channel(page: Page, prefix: str) -> None:
+    link = page.locator(f'a.channel[data-channel-name^="{prefix}"]')
+    expect(link).to_have_count(1)
+    link.click()
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#composer", text)
+    page.press("#composer", "Enter")
+
+
+def incident(sandbox: Sandbox, number: int = 1) -> dict[str, Any]:
+    return sandbox.api(f"/api/v1/incidents/{number}")  # type: ignore[no-any-return]
+
+
+def test_fire_acknowledge_and_resolve_from_the_page(page: Page, sandbox: Sandbox) -> None:
+    fire(page, summary="Checkout error rate above 5%")
+    open_channel(page, "inc-1-checkout-error-rate")
+    ack = page.locator('.message button[data-action-id="incident_acknowledge"]')
+    expect(ack).to_have_count(1)
+    message = page.locator(
+        ".message", has=page.locator('button[data-action-id="incident_acknowledge"]')
+    )
+    ts = message.get_attribute("data-ts")
+    expect(page.locator("#channel-topic")).to_contain_text("INC-1")
+
+    act_as(page, "U0ALICE01")
+    ack.click()
+    same = page.locator(f'.message[data-ts="{ts}"]')
+    expect(same).to_contain_text("Acknowledged")
+    expect(same.locator(".edited")).to_have_count(1)
+    expect(same).to_have_count(1)  # updated in place, not posted again
+    assert incident(sandbox)["acknowledged_by"] == "U0ALICE01"
+
+    act_as(page, "U0BOB0001")
+    same.locator('button[data-action-id="incident_resolve"]').click()
+    expect(same).to_contain_text("Resolved")
+    expect(same.locator("button[data-action-id]")).to_have_count(0)
+    assert incident(sandbox)["resolved_by"] == "U0BOB0001"
+
+    send(page, "/incident timeline")
+    timeline = page.locator(".ephemeral", has_text="Timeline of INC-1")
+    expect(timeline).to_contain_text("Acknowledged")
+    expect(timeline).to_contain_text("Resolved")
+    expect(timeline.locator(".mention", has_text="@bob")).not_to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "incident-resolved.png"))
+
+
+def test_declare_an_incident_through_the_modal(page: Page, sandbox: Sandbox) -> None:
+    page.locator('a.channel[data-channel-id="C0INCIDENT"]').click()
+    act_as(page, "U0CAROL01")
+    send(page, "/incident declare")
+    modal = page.locator("#modal")
+    expect(modal).to_contain_text("Declare incident")
+    page.click("#modal-submit")  # the title is required: Slack refuses, nothing is created
+    expect(page.locator("#toast")).to_contain_text("declare_title")
+    assert sandbox.api("/api/v1/incidents")["incidents"] == []
+
+    modal.locator('[data-action-id="title"]').fill("Search results are stale")
+    modal.locator('select[data-action-id="severity"]').select_option("SEV2")
+    modal.locator('[data-action-id="description"]').fill("Index lag is 20 minutes")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    open_channel(page, "inc-1-search-results-are-stale")
+    declared = incident(sandbox)
+    assert declared["severity"] == "SEV2" and declared["created_by"] == "U0CAROL01"
+    assert declared["description"] == "Index lag is 20 minutes"
+
+
+def test_alert_text_is_shown_as_text_and_runs_nothing(page: Page, sandbox: Sandbox) -> None:
+    fire(page, sample="generic", summary=INJECTION)
+    wait_for(lambda: incident(sandbox)["slack"]["channel_id"], what="the incident channel")
+    page.locator('a.channel[data-channel-id="C0INCIDENT"]').click()
+    announcement = page.locator(".message", has_text="window.__pwned=1")
+    expect(announcement).to_have_count(1)
+    expect(announcement).to_contain_text("<script>")
+    expect(announcement).to_contain_text("<!channel>")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#messages script, #messages img[src='x']").count() == 0
+
+
+def test_faults_show_in_the_api_log_and_the_outbox_catches_up(page: Page, sandbox: Sandbox) -> None:
+    page.check("#fault-down")
+    wait_for(lambda: sandbox.state()["faults"]["down_for"], what="Slack to be down")
+    fire(page, summary="Payments are failing")
+    failed = page.locator("#api-log .call.error.fault")
+    expect(failed.first).to_be_visible()
+    expect(failed.first).to_contain_text("503")
+    assert not [c for c in sandbox.state()["channels"] if c["name"].startswith("inc-")]
+
+    page.uncheck("#fault-down")
+    open_channel(page, "inc-1-payments-are-failing")  # retried once Slack is back
+    created = page.locator('#api-log .call.ok[data-method="conversations.create"]')
+    expect(created).to_have_count(1)
+    created.click()
+    expect(created).to_contain_text('"name": "inc-1-payments-are-failing"')
+
+
+def test_storm_app_home_oncall_and_plain_messages(page: Page, sandbox: Sandbox) -> None:
+    page.fill("#storm-count", "40")
+    page.click("#storm")
+    expect(page.locator("#alert-result")).to_contain_text('"202": 40')
+    expect(page.locator("a.channel[data-channel-name^='inc-']")).to_have_count(10)
+
+    act_as(page, "U0ALICE01")
+    page.click("#open-home")
+    home = page.locator("#home")
+    expect(home).to_contain_text("On call")
+    expect(home.locator("button[data-action-id]").first).to_be_visible()
+
+    page.locator('a.channel[data-channel-id="C0PAYMENTS"]').click()
+    send(page, "/oncall")
+    expect(page.locator(".ephemeral")).to_contain_text("Payments")
+    send(page, "Looking into the storm now")
+    mine = page.locator(".message", has_text="Looking into the storm now")
+    expect(mine).to_contain_text("Alice")
+    posted = sandbox.emulator("GET", "/_emulator/channels/C0PAYMENTS/messages")[1]["messages"]
+    assert [m["user"] for m in posted if m["text"] == "Looking into the storm now"] == ["U0ALICE01"]
