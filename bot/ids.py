@@ -46,4 +46,4 @@ class SlashCommand(StrEnum):
 
 
 BOT_EVENTS = ("app_home_opened",)
-"""The Events API events the app subscribes to (manifest.yml `bot_events`); Slack sends no others."""
+"""The Events API events the app subscribes to (manifest.yml `bot_events`); no others arrive."""

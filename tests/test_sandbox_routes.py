@@ -18,7 +18,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.emulator import Emulator
-from tests.sandbox_process import Sandbox, running_sandbox, wait_for
+from tests.sandbox_process import ROOT, Sandbox, running_sandbox, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -142,10 +142,13 @@ def test_the_page_and_its_files_are_served(sandbox: Sandbox) -> None:
         assert page.headers["Content-Type"].startswith("text/html")
         html = page.read().decode()
     assert "/_emulator/ui/app.js" in html
-    for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
-        with urllib.request.urlopen(f"{sandbox.emulator_url}/_emulator/ui/{name}") as asset:
-            assert asset.headers["Content-Type"].startswith(kind)
-            assert asset.read()
+    kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    shipped = sorted((ROOT / "bot" / "emulator" / "static").iterdir())
+    assert len(shipped) > 3
+    for path in shipped:  # every file the page is made of is served, with its type
+        with urllib.request.urlopen(f"{sandbox.emulator_url}/_emulator/ui/{path.name}") as asset:
+            assert asset.headers["Content-Type"].startswith(kinds[path.suffix]), path.name
+            assert asset.read() == path.read_bytes()
     status, _ = sandbox.emulator("GET", "/_emulator/ui/..%2Fserver.py")
     assert status == 404
 

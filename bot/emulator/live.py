@@ -21,6 +21,15 @@ KEEPALIVE_SECONDS = 15.0
 STATIC_FILES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
+    "state.js": "text/javascript",
+    "dom.js": "text/javascript",
+    "mrkdwn.js": "text/javascript",
+    "blockkit.js": "text/javascript",
+    "messages.js": "text/javascript",
+    "layout.js": "text/javascript",
+    "composer.js": "text/javascript",
+    "modal.js": "text/javascript",
+    "devpanel.js": "text/javascript",
     "app.css": "text/css",
 }
 
@@ -83,7 +92,7 @@ def static_file(name: str) -> web.Response:
     """One of the page's files, read from the installed package."""
     content_type = STATIC_FILES.get(name)
     if content_type is None:
-        raise web.HTTPNotFound(text="not found")
+        return web.json_response({"ok": False, "error": "not_found"}, status=404)
     body = resources.files("bot.emulator").joinpath("static", name).read_bytes()
     return web.Response(
         body=body,
