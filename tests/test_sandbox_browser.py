@@ -192,6 +192,24 @@ def test_faults_show_in_the_api_log_and_the_outbox_catches_up(page: Page, sandbo
     created.click()
     expect(created).to_contain_text('"name": "inc-1-payments-are-failing"')
 
+    # one channel a minute: the second alert's channel is refused with a 429, then waits
+    page.fill("#fault-ratelimit-method", "conversations.create")
+    page.fill("#fault-ratelimit-rpm", "1")
+    page.click("#fault-ratelimit-apply")
+    page.fill("#fault-latency", "150")
+    page.click("#fault-latency-apply")
+    expect(page.locator("#faults-current")).to_contain_text("conversations.create")
+    expect(page.locator("#faults-current")).to_contain_text("150")
+    fire(page, summary="Refunds are failing", key="2")
+    open_channel(page, "inc-2-refunds-are-failing")
+    fire(page, summary="Payouts are failing", key="3")
+    limited = page.locator('#api-log .call.ratelimited[data-method="conversations.create"]')
+    expect(limited.first).to_contain_text("429")
+    faults = sandbox.state()["faults"]
+    assert faults["latency_ms"] == 150 and faults["rate_limits"] == {"conversations.create": 1}
+    page.click("#faults-clear")
+    expect(page.locator("#faults-current")).to_contain_text("No faults")
+
 
 def test_storm_app_home_oncall_and_plain_messages(page: Page, sandbox: Sandbox) -> None:
     page.fill("#storm-count", "40")
