@@ -163,31 +163,15 @@ def _incident(
 
 def _timeline(incident: IncidentRow) -> list[TimelineRow]:
     monitor = f"monitor:{incident.integration}" if incident.integration else "pulseops"
+    opened = {"severity": incident.severity, "service": incident.service_id}
+    steps: list[tuple[datetime | None, str, str, str, dict[str, Any]]] = [
+        (incident.triggered_at, "triggered", monitor, incident.title, opened),
+        (incident.acknowledged_at, "acknowledged", str(incident.acknowledged_by), "", {}),
+        (incident.resolved_at, "resolved", str(incident.resolved_by), "", {}),
+    ]
     return [
-        TimelineRow(
-            incident_id=incident.id,
-            at=incident.triggered_at,
-            kind="triggered",
-            actor=monitor,
-            text=incident.title,
-            data={"severity": incident.severity, "service": incident.service_id},
-        ),
-        TimelineRow(
-            incident_id=incident.id,
-            at=incident.acknowledged_at,
-            kind="acknowledged",
-            actor=str(incident.acknowledged_by),
-            text="",
-            data={},
-        ),
-        TimelineRow(
-            incident_id=incident.id,
-            at=incident.resolved_at,
-            kind="resolved",
-            actor=str(incident.resolved_by),
-            text="",
-            data={},
-        ),
+        TimelineRow(incident_id=incident.id, at=at, kind=kind, actor=actor, text=text, data=data)
+        for at, kind, actor, text, data in steps
     ]
 
 
