@@ -6,12 +6,12 @@ raises `IncidentNotFound`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -158,6 +158,14 @@ class IncidentRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def count_repeats(self, repeats: Mapping[int, int]) -> None:
+        """Add repeated notifications to incidents' alert counts: {incident id: repeats}."""
+        if repeats:
+            await self.session.execute(
+                _COUNT_ON_INCIDENT,
+                [{"incident": incident, "repeats": n} for incident, n in repeats.items()],
+            )
+
     async def set_slack(self, *, incident_id: int, **values: Any) -> None:
         """Record Slack identifiers (channel, message ts) delivered for the incident."""
         await self.session.execute(
@@ -202,6 +210,32 @@ class RepeatRecorded:
     last_note_at: datetime | None
 
 
+_alerts = cast(Table, AlertRow.__table__)
+_incidents = cast(Table, IncidentRow.__table__)
+# The storm hot path as prebuilt Core statements: built and cache-keyed once, not per alert.
+_COUNT_REPEAT = (
+    update(_alerts)
+    .where(
+        _alerts.c.incident_id
+        == select(_incidents.c.id)
+        .where(_incidents.c.dedup_key == bindparam("key"), _incidents.c.status != "resolved")
+        .scalar_subquery(),
+        _alerts.c.fingerprint == bindparam("print"),
+        _alerts.c.status == "firing",
+    )
+    .values(
+        occurrences=_alerts.c.occurrences + 1,
+        last_seen_at=bindparam("seen_at", type_=_alerts.c.last_seen_at.type),
+    )
+    .returning(_alerts.c.id, _alerts.c.incident_id, _alerts.c.occurrences, _alerts.c.last_note_at)
+)
+_COUNT_ON_INCIDENT = (
+    update(_incidents)
+    .where(_incidents.c.id == bindparam("incident"))
+    .values(alert_count=_incidents.c.alert_count + bindparam("repeats"))
+)
+
+
 class AlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -219,38 +253,18 @@ class AlertRepository:
     ) -> RepeatRecorded | None:
         """Count one more notification of an alert that is firing on an open incident.
 
-        The hot path of an alert storm, in one UPDATE … RETURNING plus the incident's
-        counter. None when the alert is not firing on an open incident with that dedup key
-        (new, resolved, or no incident): the caller takes the general path.
+        The hot path of an alert storm, in one UPDATE … RETURNING; the caller adds the repeats
+        to the incidents' counters with `count_repeats`, once per transaction. None when the
+        alert is not firing on an open incident with that dedup key (new, resolved, or no
+        incident): the caller takes the general path.
         """
-        open_incident = (
-            select(IncidentRow.id)
-            .where(IncidentRow.dedup_key == dedup_key, IncidentRow.status != "resolved")
-            .scalar_subquery()
-        )
         row = (
             await self.session.execute(
-                update(AlertRow)
-                .where(
-                    AlertRow.incident_id == open_incident,
-                    AlertRow.fingerprint == fingerprint,
-                    AlertRow.status == "firing",
-                )
-                .values(occurrences=AlertRow.occurrences + 1, last_seen_at=now)
-                .returning(
-                    AlertRow.id, AlertRow.incident_id, AlertRow.occurrences, AlertRow.last_note_at
-                )
-                .execution_options(synchronize_session=False)
+                _COUNT_REPEAT, {"key": dedup_key, "print": fingerprint, "seen_at": now}
             )
         ).first()
         if row is None:
             return None
-        await self.session.execute(
-            update(IncidentRow)
-            .where(IncidentRow.id == row.incident_id)
-            .values(alert_count=IncidentRow.alert_count + 1)
-            .execution_options(synchronize_session=False)
-        )
         return RepeatRecorded(
             alert_id=row.id,
             incident_id=row.incident_id,

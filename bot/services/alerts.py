@@ -8,6 +8,7 @@ operations it shares with people (open, transition, sync the messages) through
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -69,6 +70,10 @@ class Delivery:
     body: dict[str, Any]
 
 
+_REPEATS = "pulseops.repeats"
+"""session.info key: incident ids of the repeats recorded in this transaction, not yet counted."""
+
+
 class IncidentWrites(Protocol):
     """The incident operations alert ingest runs in its transaction (see IncidentService)."""
 
@@ -100,18 +105,23 @@ class AlertIngest:
     ) -> list[Delivery | UserError]:
         """Apply `requests` in the caller's transaction, each keyed one in a savepoint."""
         callbacks = pending_callbacks(session)
+        repeats: list[int] = session.info.setdefault(_REPEATS, [])
         results: list[Delivery | UserError] = []
         for request in requests:
             if not request.idempotency_key:  # nothing can refuse it: no savepoint needed
                 results.append(await self._ingest_delivery(session, request, now))
                 continue
-            mark = len(callbacks)
+            mark, counted = len(callbacks), len(repeats)
             try:
                 async with session.begin_nested():
                     results.append(await self._ingest_delivery(session, request, now))
             except UserError as exc:
                 del callbacks[mark:]
+                del repeats[counted:]
                 results.append(exc)
+        # one statement for every incident's repeats, however many alerts repeated
+        await IncidentRepository(session).count_repeats(Counter(repeats))
+        repeats.clear()
         return results
 
     async def _ingest_delivery(
@@ -167,6 +177,7 @@ class AlertIngest:
                 dedup_key=dedup_key, fingerprint=alert.fingerprint, now=now
             )
             if repeat is not None:
+                session.info[_REPEATS].append(repeat.incident_id)
                 await self._note_repeat(session, integration, alert, repeat, now)
                 return IngestOutcome(alert.fingerprint, "deduplicated", repeat.incident_id)
         incident = await incidents.get_open_by_dedup_key(dedup_key=dedup_key)
