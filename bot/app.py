@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.deps import Deps
+from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.render_home import HomeRenderer
@@ -159,64 +160,26 @@ def create_app(
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     metrics.watch_scheduler(scheduler)
+    jobs = Jobs(scheduler)
 
     async def on_startup(_: web.Application) -> None:
         await migrate.upgrade(db)
         if run_jobs:
-            scheduler.add_job(
-                outbox.tick,
-                "interval",
-                seconds=outbox_interval,
-                id="outbox",
-                max_instances=1,
-                coalesce=True,
+            jobs.start(
+                Every("outbox", outbox_interval, outbox.tick),
+                Every("escalations", sweep_interval, escalations.sweep),
+                # a handoff is announced within ~1 s (lateness target: 2 s)
+                Every("handoffs", 1.0, handoffs.sweep),
+                # a report is recorded within ~10 s of its scheduled time
+                Every("reports", 10, deps.reports.sweep),
+                Every("idempotency-purge", 600, incidents.purge_idempotency_keys),
+                # Home tabs catch up with other replicas' changes within ~30 s
+                Every("home-refresh", 30, dashboard.poll),
             )
-            scheduler.add_job(
-                escalations.sweep,
-                "interval",
-                seconds=sweep_interval,
-                id="escalations",
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.add_job(
-                handoffs.sweep,
-                "interval",
-                seconds=1.0,  # a handoff is announced within ~1 s (lateness target: 2 s)
-                id="handoffs",
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.add_job(
-                deps.reports.sweep,
-                "interval",
-                seconds=10,  # a report is recorded within ~10 s of its scheduled time
-                id="reports",
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.add_job(
-                incidents.purge_idempotency_keys,
-                "interval",
-                minutes=10,
-                id="idempotency-purge",
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.add_job(
-                dashboard.poll,
-                "interval",
-                seconds=30,  # Home tabs catch up with other replicas' changes within ~30 s
-                id="home-refresh",
-                max_instances=1,
-                coalesce=True,
-            )
-            scheduler.start()
             outbox.kick()  # deliver whatever a previous run left undelivered
 
     async def on_cleanup(_: web.Application) -> None:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
         await dashboard.close()
