@@ -15,11 +15,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:  # matplotlib takes ~0.4 s to import: loaded when a chart is first drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 WIDTH_PX, HEIGHT_PX, DPI = 1000, 500, 100
 MAX_TITLE = 90
@@ -96,6 +96,9 @@ def weekly_chart(points: Sequence[WeekPoint], *, title: str) -> bytes:
         ValueError: two points for the same week.
     """
     series = _weekly_series(points)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)  # attach the Agg canvas explicitly: no backend selection, no pyplot
     fig.subplots_adjust(left=0.07, right=0.92, top=0.84, bottom=0.15)
@@ -127,6 +130,8 @@ def weekly_chart(points: Sequence[WeekPoint], *, title: str) -> bytes:
 
 def _draw(fig: Figure, ax: Axes, series: list[WeekPoint]) -> None:
     """Bars, the two median lines on a twin axis, week ticks and the legend."""
+    from matplotlib.ticker import MaxNLocator
+
     n = len(series)
     xs = list(range(n))
     counts = [max(p.incidents, 0) for p in series]
