@@ -119,7 +119,7 @@ async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: 
     from bot.render_report import ReportRenderer, to_terminal
     from bot.services.report import REPORT
     from store import migrate
-    from store.stats import ReportRepository
+    from store.reports import ReportRepository
 
     try:
         app = create_app(settings, config, run_jobs=False)

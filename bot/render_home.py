@@ -19,7 +19,7 @@ from bot.ids import Block
 from bot.render import MAX_HEADER_TEXT, MAX_VIEW_BLOCKS, Renderer, clip, fit_blocks, plain, section
 
 if TYPE_CHECKING:
-    from bot.services.home import Dashboard, WeekStats
+    from bot.services.dashboard import Dashboard, WeekStats
 
 MAX_MINE = 10  # "your incidents" listed with buttons; the rest are counted
 MAX_TEAMS = 10  # on-call sections (one per team); the rest are counted

@@ -16,35 +16,22 @@ Semantics, shared by the API, `/incident stats` and the weekly report:
   page at an escalation level above the first (`pages.level > 0`).
 
 The dialect difference (seconds between two timestamps) is the `elapsed_seconds` construct,
-compiled once per backend below.
+compiled once per backend in `store.dialect`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import (
-    ColumnElement,
-    Float,
-    and_,
-    case,
-    distinct,
-    exists,
-    func,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, and_, case, distinct, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
-from store.models import AlertRow, IncidentRow, OutboxRow, PageRow, ReportRow
-from store.session import insert_or_ignore
+from store.dialect import elapsed_seconds, unindexed
+from store.figures import Distribution, Figures, NoisyAlert, SlowIncident
+from store.models import AlertRow, IncidentRow, PageRow
 from store.types import UTCDateTime
 
 GroupBy = Literal["service", "team", "severity"]
@@ -55,140 +42,6 @@ _GROUP_COLUMNS: dict[str, Any] = {
     "team": IncidentRow.team_id,
     "severity": IncidentRow.severity,
 }
-
-
-# --------------------------------------------------------------------------- the dialect part
-
-
-class elapsed_seconds(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it is
-    """Seconds from timestamp `start` to timestamp `end`, as a float, on either backend."""
-
-    type = Float()
-    name = "elapsed_seconds"
-    inherit_cache = True
-
-
-@compiles(elapsed_seconds)
-def _elapsed_sqlite(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps julian days as integer milliseconds: round back to exact milliseconds
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(ROUND((julianday({end}) - julianday({start})) * 86400000.0) / 1000.0)"
-
-
-@compiles(elapsed_seconds, "postgresql")
-def _elapsed_postgres(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
-
-
-class unindexed(FunctionElement[datetime]):  # noqa: N801
-    """A timestamp column the SQLite planner must not use an index for (unary `+`).
-
-    For a window holding most of the table, walking the `triggered_at` index visits the rows
-    in time order, i.e. in random page order, which is several times slower than one
-    sequential scan once the table outgrows SQLite's page cache. PostgreSQL's planner makes
-    that choice itself from its statistics.
-    """
-
-    type = UTCDateTime()
-    name = "unindexed"
-    inherit_cache = True
-
-
-@compiles(unindexed)
-def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = (compiler.process(c, **kw) for c in element.clauses)
-    return f"+{column}"
-
-
-@compiles(unindexed, "postgresql")
-def _unindexed_postgres(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = (compiler.process(c, **kw) for c in element.clauses)
-    return column
-
-
-# --------------------------------------------------------------------------- read models
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    """Durations in seconds: how many, their mean, median and p90 (None when there are none)."""
-
-    count: int = 0
-    mean: float | None = None
-    median: float | None = None
-    p90: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": self.mean, "median": self.median, "p90": self.p90}
-
-
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """The figures of one window (or one group of it), observed as of the window's end."""
-
-    opened: int = 0
-    acknowledged: int = 0
-    resolved: int = 0
-    auto_resolved: int = 0
-    escalated: int = 0
-    mtta: Distribution = field(default_factory=Distribution)
-    mttr: Distribution = field(default_factory=Distribution)
-
-    @property
-    def still_open(self) -> int:
-        return self.opened - self.resolved
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "opened": self.opened,
-            "acknowledged": self.acknowledged,
-            "resolved": self.resolved,
-            "still_open": self.still_open,
-            "auto_resolved": self.auto_resolved,
-            "escalated": self.escalated,
-            "mtta_seconds": self.mtta.to_json(),
-            "mttr_seconds": self.mttr.to_json(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class NoisyAlert:
-    """One alert (integration + fingerprint) and how much it fired in the window."""
-
-    integration: str
-    fingerprint: str
-    title: str
-    notifications: int  # every notification, repeats included
-    incidents: int  # incidents it opened or joined
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "integration": self.integration,
-            "fingerprint": self.fingerprint,
-            "title": self.title,
-            "notifications": self.notifications,
-            "incidents": self.incidents,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SlowIncident:
-    """An incident of the window with how long it took to resolve (or has been open)."""
-
-    id: int
-    title: str
-    severity: str
-    service_id: str | None
-    team_id: str | None
-    channel_id: str | None
-    channel_name: str | None
-    seconds: float
-    resolved: bool  # False: still open at the window's end, `seconds` is its age then
-
-    @property
-    def number(self) -> str:
-        return f"INC-{self.id}"
 
 
 # --------------------------------------------------------------------------- queries
@@ -479,112 +332,4 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-# --------------------------------------------------------------------------- report ledger
-
-
-@dataclass(frozen=True, slots=True)
-class StoredReport:
-    scope: str
-    period_start: datetime
-    period_end: datetime
-    recorded_at: datetime
-    announced: bool
-
-
-class ReportRepository:
-    """The ledger of scheduled reports: one row per (scope, period start), never two."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, *, scope: str, period_start: datetime) -> StoredReport | None:
-        row = await self.session.scalar(
-            select(ReportRow)
-            .where(ReportRow.scope == scope, ReportRow.period_start == period_start)
-            .execution_options(populate_existing=True)
-        )
-        if row is None:
-            return None
-        return StoredReport(
-            scope=row.scope,
-            period_start=row.period_start,
-            period_end=row.period_end,
-            recorded_at=row.recorded_at,
-            announced=row.announced,
-        )
-
-    async def last_end(self, *, scope: str) -> datetime | None:
-        """The end of the latest period recorded for `scope` (None: never seen)."""
-        value: datetime | None = await self.session.scalar(
-            select(func.max(ReportRow.period_end)).where(ReportRow.scope == scope)
-        )
-        return value
-
-    async def record(
-        self,
-        *,
-        scope: str,
-        period_start: datetime,
-        period_end: datetime,
-        now: datetime,
-        announced: bool,
-    ) -> bool:
-        """Record a period's report; False when it was recorded before (exactly once)."""
-        key = await insert_or_ignore(
-            self.session,
-            ReportRow,
-            {
-                "scope": scope,
-                "period_start": period_start,
-                "period_end": period_end,
-                "recorded_at": now,
-                "announced": announced,
-            },
-        )
-        return key is not None
-
-    async def announce(self, *, scope: str, period_start: datetime) -> bool:
-        """Mark a silently recorded report as announced; False when it already was."""
-        result = await self.session.execute(
-            update(ReportRow)
-            .where(
-                ReportRow.scope == scope,
-                ReportRow.period_start == period_start,
-                ReportRow.announced.is_(False),
-            )
-            .values(announced=True)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
-
-    async def delivery(
-        self, *, kind: str, scope: str, period_start: datetime
-    ) -> tuple[str, str | None] | None:
-        """(status, last error) of the newest outbox row delivering this report, or None."""
-        rows = await self.session.execute(
-            select(OutboxRow.payload, OutboxRow.status, OutboxRow.last_error)
-            .where(OutboxRow.kind == kind)
-            .order_by(OutboxRow.id.desc())
-            .limit(100)
-        )
-        start = period_start.isoformat()
-        for payload, status, error in rows:
-            if payload.get("scope") == scope and payload.get("period_start") == start:
-                return str(status), error
-        return None
-
-
-__all__ = [
-    "GROUP_BY",
-    "Distribution",
-    "Figures",
-    "GroupBy",
-    "NoisyAlert",
-    "ReportRepository",
-    "SlowIncident",
-    "StoredReport",
-    "StatsRepository",
-    "Window",
-    "elapsed_seconds",
-    "unindexed",
-]
+__all__ = ["GROUP_BY", "GroupBy", "StatsRepository", "Window"]

@@ -19,9 +19,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.domain.incident import Status
-from bot.domain.records import Incident
 from bot.errors import SlackFatal, SlackRetryable
 from bot.metrics import Metrics
-from bot.services.oncall import OnCallService, TeamOnCall
+from bot.services.dashboard import Dashboard, WeekStats, order_open, week_stats
+from bot.services.oncall import OnCallService
 from bot.slack.gateway import SlackGateway, backoff_delay
+from bot.slack.ratelimit import TokenBucket
 from store.incidents import IncidentFilter, IncidentRepository
 from store.models import IncidentRow, PageRow
 from store.session import Database
@@ -51,131 +51,8 @@ WEEK_ROWS_MAX = 100_000
 
 OPEN = (Status.TRIGGERED, Status.ACKNOWLEDGED)
 
-# Why an open incident is "yours" (the template words them).
-DECLARED, ACKNOWLEDGED, PAGED = "declared", "acknowledged", "paged"
-
 # A user's Home tab cannot be published: stop refreshing it.
 _GONE = frozenset({"user_not_found", "invalid_arguments", "account_inactive", "not_enabled"})
-
-
-# ---- dashboard values ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WeekStats:
-    """Response times of the incidents triggered in the last 7 days (seconds)."""
-
-    incidents: int
-    acknowledged: int
-    resolved: int
-    mtta_median: float | None
-    mtta_mean: float | None
-    mttr_median: float | None
-    mttr_mean: float | None
-    truncated: bool = False
-
-
-def week_stats(
-    rows: Iterable[tuple[datetime, datetime | None, datetime | None]], *, truncated: bool = False
-) -> WeekStats:
-    """MTTA/MTTR (median and mean) from (triggered_at, acknowledged_at, resolved_at) rows."""
-    count = 0
-    to_ack: list[float] = []
-    to_resolve: list[float] = []
-    for triggered, acknowledged, resolved in rows:
-        count += 1
-        if acknowledged is not None:
-            to_ack.append(max((acknowledged - triggered).total_seconds(), 0.0))
-        if resolved is not None:
-            to_resolve.append(max((resolved - triggered).total_seconds(), 0.0))
-    return WeekStats(
-        incidents=count,
-        acknowledged=len(to_ack),
-        resolved=len(to_resolve),
-        mtta_median=statistics.median(to_ack) if to_ack else None,
-        mtta_mean=statistics.fmean(to_ack) if to_ack else None,
-        mttr_median=statistics.median(to_resolve) if to_resolve else None,
-        mttr_mean=statistics.fmean(to_resolve) if to_resolve else None,
-        truncated=truncated,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Dashboard:
-    """What every Home tab shows, read once per refresh round; `mine` picks one user's part."""
-
-    generation: int
-    open: tuple[Incident, ...]  # by severity, unacknowledged first, newest first
-    open_total: int  # may exceed len(open): only the first `open_limit` are read
-    paged: Mapping[int, frozenset[str]]  # incident id -> users paged for it
-    oncall: tuple[TeamOnCall, ...]
-    week: WeekStats
-
-    def mine(self, user: str) -> list[tuple[Incident, tuple[str, ...]]]:
-        """The open incidents `user` declared, acknowledged or was paged for, with why."""
-        found = []
-        for incident in self.open:
-            reasons = tuple(
-                reason
-                for reason, applies in (
-                    (DECLARED, incident.created_by == user),
-                    (ACKNOWLEDGED, incident.acknowledged_by == user),
-                    (PAGED, user in self.paged.get(incident.id, ())),
-                )
-                if applies
-            )
-            if reasons:
-                found.append((incident, reasons))
-        return found
-
-
-def order_open(incidents: Iterable[Incident]) -> tuple[Incident, ...]:
-    """Most severe first; within a severity unacknowledged first, then newest first."""
-    return tuple(
-        sorted(
-            incidents,
-            key=lambda i: (i.severity.rank, i.status is not Status.TRIGGERED, -i.id),
-        )
-    )
-
-
-# ---- rate limiting -----------------------------------------------------------------------
-
-
-class TokenBucket:
-    """`rate` tokens a second on average, at most `burst` at once; time is injected."""
-
-    def __init__(self, *, rate: float, burst: float, monotonic: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._monotonic = monotonic
-        self._tokens = burst
-        self._at = monotonic()
-
-    def _fill(self) -> float:
-        now = self._monotonic()
-        if now > self._at:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-        return now
-
-    def wait_time(self) -> float:
-        """Seconds until a token is available (0.0: take one now)."""
-        now = self._fill()
-        if now < self._at:  # paused
-            return self._at - now + max(1.0 - self._tokens, 0.0) / self.rate
-        return max(1.0 - self._tokens, 0.0) / self.rate
-
-    def take(self) -> None:
-        """Spend one token (callers wait `wait_time()` first; the balance may go negative)."""
-        self._fill()
-        self._tokens -= 1.0
-
-    def pause(self, seconds: float) -> None:
-        """Slack said 429: no tokens for `seconds`, then refill from empty."""
-        self._fill()
-        self._tokens = 0.0
-        self._at = max(self._at, self._monotonic() + seconds)
 
 
 # ---- the service -------------------------------------------------------------------------
@@ -498,4 +375,5 @@ async def _paged_users(session: AsyncSession, incident_ids: list[int]) -> dict[i
     return {k: frozenset(v) for k, v in found.items()}
 
 
-__all__ = ["Dashboard", "HomeService", "TokenBucket", "WeekStats", "order_open", "week_stats"]
+# Dashboard, TokenBucket, WeekStats and week_stats: re-exported for tests/test_home.py
+__all__ = ["Dashboard", "HomeService", "TokenBucket", "WeekStats", "week_stats"]

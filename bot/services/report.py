@@ -22,22 +22,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from bot.clock import Clock
-from bot.config import PulseOpsConfig, ScheduleConfig, TeamConfig
+from bot.config import PulseOpsConfig, ScheduleConfig
 from bot.config.models import parse_cron
 from bot.domain.rotation import Override, local_to_utc, shifts_between
 from bot.errors import NotFound
 from bot.services.oncall import rotation_of
+from bot.services.report_schedule import (
+    Period,
+    ReportScope,
+    fires_between,
+    latest_fire,
+    next_fire,
+    period_at,
+)
 from bot.services.stats import PeriodStats, StatsService, WeekStats
+from store.figures import Figures, SlowIncident
 from store.oncall import OverrideRepository
 from store.outbox import OutboxRepository
+from store.reports import ReportRepository
 from store.session import Database
-from store.stats import Figures, ReportRepository, SlowIncident
 
 log = logging.getLogger(__name__)
 
@@ -55,94 +62,8 @@ NOISIEST = 5  # alerts listed as noisiest
 SERIES_WEEKS = 8  # weeks in the chart series
 MAX_SHIFTS = 2000  # beyond this many shifts in a period, on-call lists people without hours
 
-_MAX_SEARCH = 10_000  # fire times stepped through before giving up (a very dense crontab)
-
-
-# --------------------------------------------------------------------------- schedule arithmetic
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """[start, end), aware UTC."""
-
-    start: datetime
-    end: datetime
-
-
-def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:
-    """The first scheduled time strictly after `after` (UTC), or None."""
-    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
-    return None if fire is None else fire.astimezone(UTC)
-
-
-def latest_fire(trigger: CronTrigger, at: datetime) -> datetime | None:
-    """The last scheduled time at or before `at` (UTC), or None.
-
-    APScheduler only looks forward, so look back over growing windows until one holds a
-    fire time, then step forward to the last one not after `at`.
-    """
-    for back in (
-        timedelta(hours=2),
-        timedelta(days=2),
-        timedelta(days=9),
-        timedelta(days=63),
-        timedelta(days=400),
-        timedelta(days=3000),
-    ):
-        fire: datetime | None = trigger.get_next_fire_time(None, at - back)
-        if fire is None or fire > at:
-            continue
-        latest = fire
-        for _ in range(_MAX_SEARCH):
-            following = next_fire(trigger, latest)
-            if following is None or following > at:
-                break
-            latest = following
-        return latest.astimezone(UTC)
-    return None
-
-
-def period_at(trigger: CronTrigger, at: datetime) -> Period | None:
-    """The latest period completed at `at`: between the two latest scheduled times."""
-    end = latest_fire(trigger, at)
-    if end is None:
-        return None
-    start = latest_fire(trigger, end - timedelta(seconds=1))
-    return None if start is None else Period(start=start, end=end)
-
-
-def fires_between(trigger: CronTrigger, after: datetime, until: datetime) -> int:
-    """How many scheduled times fall in (after, until] (capped)."""
-    count, cursor = 0, after
-    while count < _MAX_SEARCH:
-        fire = next_fire(trigger, cursor)
-        if fire is None or fire > until:
-            break
-        count, cursor = count + 1, fire
-    return count
-
 
 # --------------------------------------------------------------------------- scopes and reports
-
-
-@dataclass(frozen=True, slots=True)
-class ReportScope:
-    """One report stream: a team's (posted in its channel) or the overall one ("all")."""
-
-    id: str
-    team: TeamConfig | None
-    channel: str | None
-    cron: str
-    time_zone: str
-    trigger: CronTrigger
-
-    @property
-    def team_id(self) -> str | None:
-        return self.team.id if self.team else None
-
-    @property
-    def name(self) -> str:
-        return self.team.name if self.team else "All teams"
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,19 +374,17 @@ def _who_was_on_call(
     return tuple(PersonOnCall(user=u, seconds=s) for u, s in totals.items())
 
 
+# latest_fire and period_at: re-exported for tests/test_report.py and tests/bench_report.py
 __all__ = [
     "ALL",
     "FIRST_SIGHT_GRACE",
     "LATE_AFTER",
     "REPORT",
-    "Period",
     "PersonOnCall",
     "Posting",
-    "ReportScope",
     "ReportService",
     "ScheduleOnCall",
     "WeeklyReport",
     "latest_fire",
-    "next_fire",
     "period_at",
 ]

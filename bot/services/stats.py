@@ -14,16 +14,9 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
+from store.figures import Figures, NoisyAlert, SlowIncident
 from store.session import Database
-from store.stats import (
-    GROUP_BY,
-    Figures,
-    GroupBy,
-    NoisyAlert,
-    SlowIncident,
-    StatsRepository,
-    Window,
-)
+from store.stats import GROUP_BY, GroupBy, StatsRepository, Window
 
 NO_GROUP = "(none)"
 """How an incident without a service or team is grouped and named."""

@@ -13,7 +13,8 @@ from bot.errors import NotFound
 from bot.render import Renderer
 from bot.render_report import ReportRenderer
 from bot.services.effects.base import Effects, Handler
-from bot.services.report import REPORT, Period, ReportService
+from bot.services.report import REPORT, ReportService
+from bot.services.report_schedule import Period
 from bot.slack.gateway import SlackGateway
 from store.outbox import OutboxItem
 from store.session import Database
