@@ -27,6 +27,14 @@ class OutboxItem:
     created_at: datetime
 
 
+_ENQUEUED = "pulseops.outbox_enqueued"
+
+
+def enqueued_in(session: AsyncSession) -> bool:
+    """Whether this session's transaction added outbox rows (work for the worker after it)."""
+    return bool(session.info.get(_ENQUEUED))
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -39,6 +47,7 @@ class OutboxRepository:
         incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
+        self.session.info[_ENQUEUED] = True
         self.session.add(
             OutboxRow(
                 incident_id=incident_id,

@@ -1,4 +1,5 @@
-"""The Database handle: engine creation and every SQLite/PostgreSQL difference, in one place.
+"""The Database handle: engine creation, sessions, and how SQLite and PostgreSQL differ in
+connections and transactions (SQL expressions that compile differently are in store.dialect).
 
 SQLite runs in WAL mode with a busy timeout, and write transactions start with
 `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing on upgrade.
@@ -7,7 +8,7 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,6 +43,7 @@ class Database:
         self._write_queue: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        self._grouped = GroupCommit(self)
 
     @property
     def is_sqlite(self) -> bool:
@@ -72,6 +74,16 @@ class Database:
         async with self._write_queue, self._write_sessions() as session, session.begin():
             yield session
 
+    async def write_grouped(self, work: Write) -> None:
+        """Run a small write, committed together with those other tasks queue meanwhile.
+
+        For independent, idempotent updates (saving a delivery's progress, marking it done):
+        a burst of them costs a few transactions instead of one each. Returns once the write
+        is committed; if any write of the group fails, the whole group is rolled back and
+        every caller in it gets the error.
+        """
+        await self._grouped.run(work)
+
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
         async with self.engine.connect() as conn:
@@ -79,6 +91,45 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+Write = Callable[[AsyncSession], Awaitable[object]]
+
+
+class GroupCommit:
+    """Writes queued while a transaction is in flight share the next one (see write_grouped)."""
+
+    def __init__(self, db: Database, *, max_group: int = 64) -> None:
+        self.db = db
+        self.max_group = max_group
+        self._pending: list[tuple[Write, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, work: Write) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((work, done))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._commit_pending())
+        # the group commits even if this caller goes away
+        await asyncio.shield(done)
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            group = self._pending[: self.max_group]
+            del self._pending[: self.max_group]
+            try:
+                async with self.db.write() as session:
+                    for work, _ in group:
+                        await work(session)
+            except Exception as exc:  # every caller of the group hears why
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in group:
+                if not done.done():
+                    done.set_result(None)
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -102,6 +102,7 @@ class BenchConfig:
     alerts: int
     fingerprints: int
     concurrency: int
+    rate: float | None
     slack_latency_ms: float
     db: str
     timeout_s: float
@@ -120,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--concurrency", type=int, default=50, help="concurrent HTTP connections (C)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="send at this many webhooks/s, as monitors do, instead of as fast as answers come"
+        " back (open loop; the connections still cap what is in flight)",
     )
     parser.add_argument(
         "--slack-latency-ms",
@@ -145,6 +153,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     ns = parser.parse_args(argv)
     if ns.alerts < 1 or ns.fingerprints < 1 or ns.concurrency < 1:
         parser.error("--alerts, --fingerprints and --concurrency must be positive")
+    if ns.rate is not None and ns.rate <= 0:
+        parser.error("--rate must be positive")
     return BenchConfig(**vars(ns))
 
 
@@ -306,21 +316,32 @@ def _error_text(payload: Any) -> str:
     return str(payload)[:120]
 
 
-def load_from_another_process(url: str, bodies: list[bytes], concurrency: int) -> list[Sent]:
+def load_from_another_process(
+    url: str, bodies: list[bytes], concurrency: int, rate: float | None
+) -> list[Sent]:
     """`post_all` in a process of its own (times are CLOCK_MONOTONIC, shared by processes)."""
-    return asyncio.run(post_all(url, bodies, concurrency))
+    return asyncio.run(post_all(url, bodies, concurrency, rate))
 
 
-async def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[Sent]:
-    """Post every body with at most `concurrency` requests (and connections) in flight."""
+async def post_all(
+    url: str, bodies: list[bytes], concurrency: int, rate: float | None = None
+) -> list[Sent]:
+    """Post every body with at most `concurrency` requests (and connections) in flight.
+
+    With `rate`, body i is not sent before i / rate seconds from the start (open loop).
+    """
     target = f"{url}/webhooks/{INTEGRATION}"
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
     results: list[Sent] = []
     work: Iterator[tuple[int, bytes]] = iter(enumerate(bodies))
 
+    start = time.perf_counter()
+
     async def worker(http: aiohttp.ClientSession) -> None:
         for index, body in work:  # a shared iterator: each item goes to exactly one worker
+            if rate is not None:
+                await asyncio.sleep(start + index / rate - time.perf_counter())
             results.append(await post_one(http, target, index, body))
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -456,6 +477,7 @@ def machine(cfg: BenchConfig, db_url: str) -> dict[str, Any]:
         "alerts (N)": cfg.alerts,
         "fingerprints (K)": cfg.fingerprints,
         "concurrency (C)": cfg.concurrency,
+        "send rate /s": cfg.rate or "as fast as answered",
         "slack latency ms": cfg.slack_latency_ms,
         "db": f"{cfg.db} ({redact(db_url)})",
         "python": platform.python_version(),
@@ -575,7 +597,7 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
             cpu0 = cpu_seconds()
             t0 = time.perf_counter()
             sent = await asyncio.get_running_loop().run_in_executor(
-                load, load_from_another_process, stack.url, bodies, cfg.concurrency
+                load, load_from_another_process, stack.url, bodies, cfg.concurrency, cfg.rate
             )
             t_ingested = time.perf_counter()
             incidents = set(creators(sent))

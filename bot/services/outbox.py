@@ -49,7 +49,7 @@ class OutboxWorker:
         config: PulseOpsConfig,
         clock: Clock,
         metrics: Metrics,
-        concurrency: int = 32,
+        concurrency: int = 64,
         lease: timedelta = timedelta(seconds=120),
         max_age: timedelta = timedelta(hours=24),
     ) -> None:
@@ -118,7 +118,6 @@ class OutboxWorker:
             if not in_flight:
                 break
             _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        await self.update_gauges()
         return attempted
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
@@ -139,6 +138,7 @@ class OutboxWorker:
             await asyncio.shield(self._draining)
 
     async def update_gauges(self) -> None:
+        """Set the depth and oldest-age gauges (GET /metrics calls this when scraped)."""
         async with self.db.read() as session:
             depth, oldest = await OutboxRepository(session).depth()
         self.metrics.outbox_depth.set(depth)
@@ -162,37 +162,44 @@ class OutboxWorker:
                     extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
                 )
                 self.metrics.outbox_failed.labels(kind=item.kind).inc()
-                async with self.db.write() as session:
-                    await OutboxRepository(session).fail(
-                        item_id=item.id, now=self.clock.now(), error=str(exc)
+                now, error = self.clock.now(), str(exc)
+                await self.db.write_grouped(
+                    lambda session: OutboxRepository(session).fail(
+                        item_id=item.id, now=now, error=error
                     )
+                )
             except Exception as exc:  # a bug or a database blip: keep the row, try later
                 log.exception("outbox delivery crashed", extra={"incident_id": item.incident_id})
                 await self._reschedule(item, None, f"{type(exc).__name__}: {exc}")
             else:
                 self.metrics.outbox_delivered.labels(kind=item.kind).inc()
-                async with self.db.write() as session:
-                    await OutboxRepository(session).complete(
-                        item_id=item.id, now=self.clock.now(), progress=item.progress
+                now = self.clock.now()
+                await self.db.write_grouped(
+                    lambda session: OutboxRepository(session).complete(
+                        item_id=item.id, now=now, progress=item.progress
                     )
+                )
 
     async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
         now = self.clock.now()
         delay = max(after or 0.0, backoff_delay(item.attempts, cap=60.0))
-        async with self.db.write() as session:
-            repo = OutboxRepository(session)
-            if now - item.created_at > self.max_age:
-                self.metrics.outbox_failed.labels(kind=item.kind).inc()
-                await repo.fail(
-                    item_id=item.id, now=now, error=f"gave up after {self.max_age}: {error}"
+        if now - item.created_at > self.max_age:
+            self.metrics.outbox_failed.labels(kind=item.kind).inc()
+            gave_up = f"gave up after {self.max_age}: {error}"
+            await self.db.write_grouped(
+                lambda session: OutboxRepository(session).fail(
+                    item_id=item.id, now=now, error=gave_up
                 )
-            else:
-                await repo.retry_later(
+            )
+        else:
+            await self.db.write_grouped(
+                lambda session: OutboxRepository(session).retry_later(
                     item_id=item.id,
                     at=now + timedelta(seconds=delay),
                     error=error,
                     progress=item.progress,
                 )
+            )
         log.warning(
             "slack effect postponed",
             extra={

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import Conflict
+from store.outbox import enqueued_in
 from store.session import Database, is_transient, is_unique_violation
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ async def in_write(
     """Run `work` in a write transaction, retrying races (unique violations, lock timeouts).
 
     After the commit, the callbacks `work` registered with `after_commit` run, then
-    `on_commit`. Raises Conflict when `work` still raises `Retry` on the last try, and the
-    database error when it is not a race or the last try fails.
+    `on_commit` if the transaction enqueued outbox work (something Slack must be told; an
+    alert storm's repeats enqueue none, so they do not wake the worker for nothing).
+    Raises Conflict when `work` still raises `Retry` on the last try, and the database error
+    when it is not a race or the last try fails.
     """
     for attempt in range(1, tries + 1):
         try:
@@ -42,7 +45,8 @@ async def in_write(
                 result = await work(session)
             for callback in session.info[_AFTER_COMMIT]:
                 callback()
-            on_commit()
+            if enqueued_in(session):
+                on_commit()
             return result
         except Retry:
             if attempt == tries:

@@ -54,8 +54,11 @@ class Effects(ABC):
     async def _save_progress(self, item: OutboxItem) -> None:
         """Persist `item.progress` now, in its own transaction, so a step that must not
         repeat stays on record even if the worker dies before the row completes."""
-        async with self.db.write() as session:
-            await OutboxRepository(session).save_progress(item_id=item.id, progress=item.progress)
+        await self.db.write_grouped(
+            lambda session: OutboxRepository(session).save_progress(
+                item_id=item.id, progress=item.progress
+            )
+        )
 
     async def _optional(self, step: Awaitable[object], incident_id: int | None) -> dict[str, Any]:
         """Run a step the incident can live without: a fatal Slack error is noted, not raised.

@@ -105,10 +105,11 @@ class IncidentEffects(Effects):
             _, ts = await self.gateway.post_message(
                 dm_channel, text=message.text, blocks=message.blocks
             )
-            async with self.db.write() as session:
-                await PageRepository(session).set_dm(
+            await self.db.write_grouped(
+                lambda session: PageRepository(session).set_dm(
                     page_id=page.id, channel=dm_channel, ts=ts, version=incident.version
                 )
+            )
         channel = incident.channel_id
         if page.kind == "user" and channel and not progress.get("invited"):
             progress["invited"] = await self._optional(
@@ -222,8 +223,9 @@ class IncidentEffects(Effects):
             return await IncidentRepository(session).get(incident_id=incident_id)
 
     async def _set(self, incident_id: int, **values: Any) -> None:
-        async with self.db.write() as session:
-            await IncidentRepository(session).set_slack(incident_id=incident_id, **values)
+        await self.db.write_grouped(
+            lambda session: IncidentRepository(session).set_slack(incident_id=incident_id, **values)
+        )
 
 
 def _stale(
