@@ -10,9 +10,11 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -187,7 +189,10 @@ def alertmanager_payload(
 
 
 class Harness:
-    """The running service plus the emulator, driven over HTTP."""
+    """The running service plus the emulator, driven over HTTP.
+
+    `async with Harness(...) as h:` starts the service and closes it on leaving.
+    """
 
     def __init__(
         self,
@@ -207,6 +212,18 @@ class Harness:
         self._runner: Any = None
         self.app: Any = None
         self.http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @property
     def deps(self) -> Deps:
@@ -243,6 +260,18 @@ class Harness:
         await self.stop()
         if self.http is not None:
             await self.http.close()
+
+    @asynccontextmanager
+    async def replica(self) -> AsyncIterator[Deps]:
+        """A second replica of the service on the same database (no jobs); yields its Deps."""
+        other = create_app(
+            self.settings(), self.config, clock=self.clock, environ={}, run_jobs=False
+        )
+        runner, _ = await start(other, host="127.0.0.1", port=0)
+        try:
+            yield other[DEPS]
+        finally:
+            await runner.cleanup()
 
     async def post_alert(
         self,
@@ -286,14 +315,28 @@ class Harness:
         return body  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
+@asynccontextmanager
+async def emulated(**workspace: Any) -> AsyncIterator[Emulator]:
+    """The test workspace (USERS, CHANNELS, the test tokens) in a running emulator, stopped on
+    leaving; `workspace` adds Emulator options (an app token, a plan, user groups)."""
     emu = Emulator(
-        bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
+        bot_token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        users=USERS,
+        channels=CHANNELS,
+        **workspace,
     )
     await emu.start(host="127.0.0.1", port=0)
-    yield emu
-    await emu.stop()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with emulated() as emu:
+        yield emu
 
 
 @pytest.fixture
@@ -310,7 +353,7 @@ def config() -> PulseOpsConfig:
 async def harness(
     emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
 ) -> AsyncIterator[Harness]:
-    h = Harness(emulator=emulator, database_url=database_url, config=config, clock=clock)
-    await h.start()
-    yield h
-    await h.close()
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock
+    ) as h:
+        yield h

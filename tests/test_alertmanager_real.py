@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import TOKENS, Harness
+from tests.helpers import buttons
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -198,15 +199,6 @@ def alert(
         "endsAt": ends_at.isoformat(),
         "generatorURL": "http://prometheus.example:9090/graph?g0.expr=latency",
     }
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    return [
-        el["action_id"]
-        for block in message.get("blocks", [])
-        if block.get("type") == "actions"
-        for el in block["elements"]
-    ]
 
 
 async def incidents_for(harness: Harness, alertname: str) -> list[dict[str, Any]]:

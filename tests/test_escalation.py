@@ -5,58 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import create_app
 from bot.clock import ManualClock, SystemClock
-from bot.config import PulseOpsConfig, parse_config
+from bot.config import PulseOpsConfig
 from bot.emulator import Emulator
-from bot.server import start
 from store.models import EscalationRow, PageRow
 from store.oncall import OverrideRepository
-from tests.conftest import CONFIG_YAML, Harness, alertmanager_payload
-from tests.test_webhooks import buttons
+from tests.conftest import Harness, alertmanager_payload
+from tests.helpers import (
+    WEDNESDAY,
+    buttons,
+    click,
+    dm_refs,
+    dms,
+    fire,
+    oncall_config,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-
-ONCALL_YAML = (
-    CONFIG_YAML.replace(
-        '    members: ["U0ALICE01", "U0BOB0001"]\n',
-        '    members: ["U0ALICE01", "U0BOB0001"]\n    escalation_policy: payments-default\n',
-    )
-    + """
-schedules:
-  - id: payments-primary
-    team: payments
-    time_zone: Europe/Berlin
-    rotation:
-      type: weekly
-      start: "2026-11-02T09:00:00"
-      participants: ["U0ALICE01", "U0BOB0001"]
-escalation_policies:
-  - id: payments-default
-    repeat: 1
-    levels:
-      - delay: {first}
-        targets: [{{schedule: payments-primary}}]
-      - delay: {second}
-        targets: [{{user: "U0CAROL01"}}, {{user_group: "S0PAYONCAL"}}]
-"""
-)
-
-# Wednesday of the rotation's fourth week: U0BOB0001 is on call (weeks alternate ALICE, BOB)
-WEDNESDAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def oncall_config(first: str = "5m", second: str = "10m") -> PulseOpsConfig:
-    return parse_config(
-        ONCALL_YAML.format(first=first, second=second), source="oncall.yml", environ={}
-    )
 
 
 @pytest.fixture
@@ -82,28 +53,6 @@ async def escalation(harness: Harness, incident_id: int) -> EscalationRow:
         row = await session.get(EscalationRow, incident_id)
         assert row is not None
         return row
-
-
-def dm_refs(harness: Harness, user: str) -> list[tuple[str, dict[str, Any]]]:
-    """(DM channel, message) for every message the bot sent `user` directly."""
-    opened = [
-        c["response"]["channel"]["id"]
-        for c in harness.emu.calls_to("conversations.open")
-        if c["response"].get("ok") and c["args"].get("users") == user
-    ]
-    return [(ch, m) for ch in dict.fromkeys(opened) for m in harness.emu.messages(ch)]
-
-
-def dms(harness: Harness, user: str) -> list[dict[str, Any]]:
-    return [message for _, message in dm_refs(harness, user)]
-
-
-async def fire(harness: Harness) -> int:
-    status, body = await harness.post_alert(alertmanager_payload())
-    assert status == 202, body
-    incident_id = int(body["results"][0]["incident_id"])
-    await harness.settle()
-    return incident_id
 
 
 async def test_first_level_pages_the_on_call_person_at_once(harness: Harness) -> None:
@@ -164,10 +113,7 @@ async def test_escalates_level_by_level_until_acknowledged(harness: Harness) -> 
         action_id="incident_acknowledge",
     )
     assert result["status"] == 200
-    for _ in range(100):
-        if (await harness.incident(incident_id))["status"] == "acknowledged":
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_status(harness, incident_id, "acknowledged")
     await harness.settle()
     assert (await escalation(harness, incident_id)).status == "stopped"
     count = len(await pages(harness, incident_id))
@@ -196,19 +142,11 @@ async def test_concurrent_sweeps_and_replicas_page_each_step_once(
     incident_id = await fire(harness)
     harness.clock.advance(300)
     # a second replica of the service on the same database
-    other = create_app(
-        harness.settings(), harness.config, clock=harness.clock, environ={}, run_jobs=False
-    )
-    runner, _ = await start(other, host="127.0.0.1", port=0)
-    try:
-        from bot.app import DEPS
-
+    async with harness.replica() as other:
         sweeps = [harness.deps.escalations.sweep() for _ in range(3)]
-        sweeps += [other[DEPS].escalations.sweep() for _ in range(3)]
+        sweeps += [other.escalations.sweep() for _ in range(3)]
         results = await asyncio.gather(*sweeps)
         assert sum(results) == 1
-    finally:
-        await runner.cleanup()
     await harness.settle()
     level_two = [p.target for p in await pages(harness, incident_id) if p.level == 1]
     assert level_two == ["U0CAROL01", "S0PAYONCAL"]
@@ -236,14 +174,7 @@ async def test_a_restart_neither_loses_nor_repeats_a_page(harness: Harness) -> N
 
 async def test_escalate_button_and_command_page_the_next_level_now(harness: Harness) -> None:
     incident_id = await fire(harness)
-    incident = await harness.incident(incident_id)
-    result = await harness.emu.click(
-        user="U0ALICE01",
-        channel=incident["slack"]["channel_id"],
-        ts=incident["slack"]["message_ts"],
-        action_id="incident_escalate",
-    )
-    assert result["status"] == 200
+    await click(harness, incident_id, "incident_escalate", user="U0ALICE01")
     for _ in range(100):
         if len(await pages(harness, incident_id)) == 3:
             break
@@ -302,16 +233,14 @@ async def test_a_page_survives_a_slack_outage(harness: Harness) -> None:
 
 @pytest.fixture
 async def realtime(emulator: Emulator, database_url: str) -> AsyncIterator[Harness]:
-    h = Harness(
+    async with Harness(
         emulator=emulator,
         database_url=database_url,
         config=oncall_config("1s", "1s"),
         clock=SystemClock(),
         run_jobs=True,
-    )
-    await h.start()
-    yield h
-    await h.close()
+    ) as h:
+        yield h
 
 
 @pytest.mark.slow
@@ -328,15 +257,9 @@ async def test_real_time_escalation_and_acknowledge(realtime: Harness) -> None:
     rows = await pages(harness, incident_id)
     lateness = [(p.paged_at - p.scheduled_at).total_seconds() for p in rows if p.level == 1]
     assert all(0 <= late < 2 for late in lateness), lateness
-    while not (incident := await harness.incident(incident_id))["slack"]["message_ts"]:
+    while not (await harness.incident(incident_id))["slack"]["message_ts"]:
         await asyncio.sleep(0.05)
-    result = await harness.emu.click(
-        user="U0CAROL01",
-        channel=incident["slack"]["channel_id"],
-        ts=incident["slack"]["message_ts"],
-        action_id="incident_acknowledge",
-    )
-    assert result["status"] == 200
+    await click(harness, incident_id, "incident_acknowledge", user="U0CAROL01")
     while (await harness.incident(incident_id))["status"] != "acknowledged":
         assert asyncio.get_running_loop().time() < deadline + 5
         await asyncio.sleep(0.05)

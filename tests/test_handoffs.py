@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import DEPS, create_app
 from bot.clock import ManualClock, SystemClock
 from bot.config import PulseOpsConfig, parse_config
-from bot.domain.incident import Severity, Status
-from bot.domain.records import Incident
 from bot.domain.rotation import Shift
 from bot.emulator import Emulator
 from bot.render import Names, Renderer
-from bot.server import start
 from store.models import HandoffRow, OutboxRow, ScheduleStateRow
-from tests.conftest import (
-    BOT_TOKEN,
-    CHANNELS,
-    CONFIG_YAML,
-    SIGNING_SECRET,
-    USERS,
-    Harness,
-    alertmanager_payload,
-)
-from tests.test_escalation import dms
+from tests.conftest import CHANNELS, CONFIG_YAML, Harness, emulated
+from tests.helpers import PAYMENTS_WEEKLY, dms, fire, make_incident
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -56,19 +43,7 @@ schedules:
 
 # Weekly on Mondays at 09:00 Berlin time: across 2027-03-28 (clocks go forward) the UTC
 # instant moves from 08:00 to 07:00.
-WEEKLY_YAML = (
-    CONFIG_YAML
-    + """
-schedules:
-  - id: payments-primary
-    team: payments
-    time_zone: Europe/Berlin
-    rotation:
-      type: weekly
-      start: "2026-11-02T09:00:00"
-      participants: ["U0ALICE01", "U0BOB0001"]
-"""
-)
+WEEKLY_YAML = CONFIG_YAML + PAYMENTS_WEEKLY
 
 WEDNESDAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 # Day 24 of the rotation: shift 24 is ALICE's (24 % 3 == 0), taking over from CAROL's shift 23.
@@ -123,29 +98,17 @@ async def handoff_effects(harness: Harness) -> list[OutboxRow]:
         return list(rows.all())
 
 
-async def fire(harness: Harness, **alert: Any) -> int:
-    status, body = await harness.post_alert(alertmanager_payload(**alert))
-    assert status == 202, body
-    await harness.settle()
-    return int(body["results"][0]["incident_id"])
-
-
 async def sweep_at(harness: Harness, instant: datetime) -> int:
     assert isinstance(harness.clock, ManualClock)
     harness.clock.set(instant)
     return await harness.deps.handoffs.sweep()
 
 
-@asynccontextmanager
-async def running(
+def running(
     emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
-) -> AsyncIterator[Harness]:
-    harness = Harness(emulator=emulator, database_url=database_url, config=config, clock=clock)
-    await harness.start()
-    try:
-        yield harness
-    finally:
-        await harness.close()
+) -> Harness:
+    """The service on `config` and `clock` (not started): `async with running(...) as h:`."""
+    return Harness(emulator=emulator, database_url=database_url, config=config, clock=clock)
 
 
 async def test_a_handoff_is_announced_once_with_dm_and_user_group(harness: Harness) -> None:
@@ -210,17 +173,11 @@ async def test_a_handoff_is_announced_once_with_dm_and_user_group(harness: Harne
 async def test_concurrent_sweeps_on_two_replicas_announce_once(harness: Harness) -> None:
     await sweep_at(harness, THURSDAY_HANDOFF - SECOND)
     harness.clock.advance(1)
-    other = create_app(
-        harness.settings(), harness.config, clock=harness.clock, environ={}, run_jobs=False
-    )
-    runner, _ = await start(other, host="127.0.0.1", port=0)
-    try:
+    async with harness.replica() as other:
         sweeps = [harness.deps.handoffs.sweep() for _ in range(3)]
-        sweeps += [other[DEPS].handoffs.sweep() for _ in range(3)]
+        sweeps += [other.handoffs.sweep() for _ in range(3)]
         assert sum(await asyncio.gather(*sweeps)) == 1
-        await other[DEPS].outbox.wait_idle()
-    finally:
-        await runner.cleanup()
+        await other.outbox.wait_idle()
     await harness.settle()
     assert len(handoff_posts(harness)) == 1
     assert len(dms(harness, ALICE)) == 1
@@ -322,29 +279,21 @@ async def test_a_retry_after_the_post_repeats_neither_post_nor_dm(harness: Harne
 async def test_a_user_group_failure_degrades_without_failing_the_handoff(
     database_url: str, workspace: dict[str, Any], error: str
 ) -> None:
-    emulator = Emulator(
-        bot_token=BOT_TOKEN,
-        signing_secret=SIGNING_SECRET,
-        users=USERS,
-        channels=CHANNELS,
-        **workspace,
-    )
-    await emulator.start(host="127.0.0.1", port=0)
-    try:
-        async with running(emulator, database_url, daily_config(), ManualClock(WEDNESDAY)) as h:
-            await h.deps.handoffs.sweep()
-            assert await sweep_at(h, THURSDAY_HANDOFF) == 1
-            await h.settle()
-            assert len(handoff_posts(h)) == 1
-            assert len(dms(h, ALICE)) == 1
-            (effect,) = await handoff_effects(h)
-            assert effect.status == "done"
-            assert effect.progress["user_group"] == {
-                "done": False,
-                "error": f"usergroups.users.update: {error}",
-            }
-    finally:
-        await emulator.stop()
+    async with (
+        emulated(**workspace) as emulator,
+        running(emulator, database_url, daily_config(), ManualClock(WEDNESDAY)) as h,
+    ):
+        await h.deps.handoffs.sweep()
+        assert await sweep_at(h, THURSDAY_HANDOFF) == 1
+        await h.settle()
+        assert len(handoff_posts(h)) == 1
+        assert len(dms(h, ALICE)) == 1
+        (effect,) = await handoff_effects(h)
+        assert effect.status == "done"
+        assert effect.progress["user_group"] == {
+            "done": False,
+            "error": f"usergroups.users.update: {error}",
+        }
 
 
 async def test_without_a_channel_the_post_is_skipped_and_the_dm_still_sent(
@@ -454,15 +403,13 @@ async def test_real_time_handoffs_from_the_scheduler(emulator: Emulator, databas
     yaml = DAILY_YAML.replace("      type: daily\n", "      type: custom\n      length: 2s\n")
     yaml = yaml.replace("2026-11-02T09:00:00", (start + SECOND).isoformat())
     config = parse_config(yaml, source="handoffs.yml", environ={})
-    h = Harness(
+    async with Harness(
         emulator=emulator,
         database_url=database_url,
         config=config,
         clock=SystemClock(),
         run_jobs=True,
-    )
-    await h.start()
-    try:
+    ) as h:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while len(handoff_posts(h)) < 2:
@@ -471,53 +418,27 @@ async def test_real_time_handoffs_from_the_scheduler(emulator: Emulator, databas
         rows = await handoff_rows(h)
         lateness = [(r.recorded_at - r.at).total_seconds() for r in rows]
         assert all(0 <= late < 2 for late in lateness), lateness
-    finally:
-        await h.close()
     assert len(handoff_posts(h)) == len(rows)
     assert all("late" not in p for p in handoff_posts(h))
 
 
-def incident(number: int, title: str) -> Incident:
-    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    return Incident(
-        id=number,
-        title=title,
-        description="",
-        status=Status.TRIGGERED,
-        severity=Severity.SEV2,
-        service_id="payment-api",
-        team_id="payments",
-        source="alertmanager",
-        integration="prometheus",
-        dedup_key=None,
-        auto_resolve=True,
-        created_by=None,
-        version=1,
-        alert_count=1,
-        labels={},
-        links=[],
-        triggered_at=at,
-        acknowledged_at=None,
-        acknowledged_by=None,
-        resolved_at=None,
-        resolved_by=None,
-        updated_at=at,
-        channel_id=f"C0INC{number:05d}",
-    )
-
-
 def test_the_message_lists_ten_incidents_and_counts_the_rest() -> None:
     renderer = Renderer(Names(services={}, teams={"payments": "Payments"}))
-    render = renderer.handoff_message
-    message = render(
+    render = partial(
+        renderer.handoff_message,
         schedule_id="payments-primary",
         team_id="payments",
         outgoing=BOB,
         incoming=ALICE,
         at=THURSDAY_HANDOFF,
+    )
+    message = render(
         late=False,
         missed=0,
-        incidents=[incident(n, f"<@U0EVIL> title {n}") for n in range(1, 13)],
+        incidents=[
+            make_incident(n, title=f"<@U0EVIL> title {n}", channel_id=f"C0INC{n:05d}")
+            for n in range(1, 13)
+        ],
         total=14,
         next_shift=Shift(user=CAROL, start=THURSDAY_HANDOFF + timedelta(days=1), end=WEDNESDAY),
     )
@@ -529,11 +450,6 @@ def test_the_message_lists_ten_incidents_and_counts_the_rest() -> None:
     assert "<#C0INC00001>" in body
     assert message.text == f"On-call handoff for Payments: <@{BOB}> → <@{ALICE}>"
     empty = render(
-        schedule_id="payments-primary",
-        team_id="payments",
-        outgoing=BOB,
-        incoming=ALICE,
-        at=THURSDAY_HANDOFF,
         late=True,
         missed=1,
         incidents=[],

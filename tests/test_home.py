@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig
 from bot.domain import Resolve
-from bot.domain.incident import Severity, Status
+from bot.domain.incident import Severity
 from bot.domain.records import Incident
 from bot.durations import human_seconds
 from bot.emulator import rules
@@ -24,7 +22,7 @@ from bot.render import Names, Renderer
 from bot.render_home import HomeBlock, HomeRenderer
 from bot.services.home import Dashboard, HomeService, TokenBucket, WeekStats, week_stats
 from tests.conftest import Harness, alertmanager_payload
-from tests.test_escalation import WEDNESDAY, oncall_config
+from tests.helpers import WEDNESDAY, click, eventually, fire, make_incident, oncall_config
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -65,13 +63,6 @@ def refreshes(harness: Harness) -> float:
     return total
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def open_home(harness: Harness, user: str) -> dict[str, Any]:
     """`user` opens the Home tab; wait for the bot's answer and return the published view."""
     before = refreshes(harness)
@@ -105,13 +96,6 @@ def text(view: dict[str, Any], block_id: str) -> str:
 
 def buttons(view: dict[str, Any], block_id: str) -> list[str]:
     return [e["action_id"] for e in block(view, block_id)["elements"]]
-
-
-async def fire(harness: Harness, **kwargs: Any) -> int:
-    status, body = await harness.post_alert(alertmanager_payload(**kwargs))
-    assert status == 202, body
-    await harness.settle()
-    return int(body["results"][0]["incident_id"])
 
 
 # ---- opening the Home tab ----------------------------------------------------------------
@@ -192,12 +176,7 @@ async def test_declared_and_acknowledged_incidents_are_yours(
 
     # CAROL acknowledges the page BOB got (from the channel): now it is hers as well
     harness.clock.advance(90)
-    incident = await harness.incident(paged)
-    channel, ts = incident["slack"]["channel_id"], incident["slack"]["message_ts"]
-    click = await harness.emu.click(
-        user=CAROL, action_id=Action.ACKNOWLEDGE, channel=channel, ts=ts
-    )
-    assert click["status"] == 200
+    await click(harness, paged, Action.ACKNOWLEDGE, user=CAROL)
     await eventually(lambda: has_block(harness.emu.home_views[CAROL], f"{HomeBlock.MINE}_{paged}"))
     await home.wait_idle()
     view = harness.emu.home_views[CAROL]
@@ -364,35 +343,6 @@ async def open_home_until_failed(harness: Harness, user: str) -> None:
 
 
 # ---- pure parts: rendering limits, rate limiting, statistics ----------------------------
-
-
-def make_incident(n: int, *, severity: Severity = Severity.SEV2, **changes: Any) -> Incident:
-    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    incident = Incident(
-        id=n,
-        title=f"Incident {n} <!here>",
-        description="",
-        status=Status.TRIGGERED,
-        severity=severity,
-        service_id="payment-api",
-        team_id="payments",
-        source="alertmanager",
-        integration="prometheus",
-        dedup_key=None,
-        auto_resolve=True,
-        created_by=None,
-        version=1,
-        alert_count=1,
-        labels={},
-        links=[],
-        triggered_at=at,
-        acknowledged_at=None,
-        acknowledged_by=None,
-        resolved_at=None,
-        resolved_by=None,
-        updated_at=at,
-    )
-    return replace(incident, **changes)
 
 
 def dashboard(incidents: list[Incident], *, total: int | None = None) -> Dashboard:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from bot.config import PulseOpsConfig
 from bot.emulator import Emulator
 from bot.ids import Action
 from bot.metrics import Metrics
-from tests.conftest import Harness, alertmanager_payload
-from tests.test_escalation import WEDNESDAY, oncall_config
+from tests.conftest import Harness
+from tests.helpers import WEDNESDAY, click, eventually, fire, oncall_config, wait_for_status
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 DASHBOARD = Path(__file__).resolve().parent.parent / "grafana" / "pulseops-dashboard.json"
@@ -79,27 +78,6 @@ async def scrape(harness: Harness) -> Scrape:
     return Scrape(body)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-async def fire(harness: Harness, **kwargs: Any) -> int:
-    status, body = await harness.post_alert(alertmanager_payload(**kwargs))
-    assert status == 202, body
-    await harness.settle()
-    return int(body["results"][0]["incident_id"])
-
-
-async def click(harness: Harness, incident_id: int, action: Action, *, user: str) -> None:
-    incident = await harness.incident(incident_id)
-    channel, ts = incident["slack"]["channel_id"], incident["slack"]["message_ts"]
-    result = await harness.emu.click(user=user, action_id=action, channel=channel, ts=ts)
-    assert result["status"] == 200, result
-
-
 async def status_of(harness: Harness, incident_id: int) -> str:
     return str((await harness.incident(incident_id))["status"])
 
@@ -112,16 +90,10 @@ async def test_metrics_follow_an_incident_from_alert_to_resolution(harness: Harn
     sev1 = await fire(harness, severity="critical")
     harness.clock.advance(120)
     await click(harness, sev1, Action.ACKNOWLEDGE, user=BOB)
-    for _ in range(500):
-        if await status_of(harness, sev1) == "acknowledged":
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_status(harness, sev1, "acknowledged", timeout=10)
     harness.clock.advance(480)
     await click(harness, sev1, Action.RESOLVE, user=BOB)
-    for _ in range(500):
-        if await status_of(harness, sev1) == "resolved":
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_status(harness, sev1, "resolved", timeout=10)
     await harness.settle()
 
     # a second incident nobody answers: escalated by timeout, then by hand, then auto-resolved
@@ -189,12 +161,10 @@ async def running(
     emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
 ) -> AsyncIterator[Harness]:
     """The app with its periodic jobs on."""
-    h = Harness(
+    async with Harness(
         emulator=emulator, database_url=database_url, config=config, clock=clock, run_jobs=True
-    )
-    await h.start()
-    yield h
-    await h.close()
+    ) as h:
+        yield h
 
 
 async def test_scheduler_job_runs_are_counted_by_job(running: Harness) -> None:

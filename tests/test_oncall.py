@@ -14,6 +14,7 @@ from bot.config import PulseOpsConfig, parse_config
 from bot.errors import ConfigError
 from store.oncall import OverrideRepository, StoredOverride
 from tests.conftest import CONFIG_YAML, Harness
+from tests.helpers import PAYMENTS_WEEKLY
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -23,16 +24,8 @@ FEED_TOKEN = "feed-secret-7f3a"
 
 ONCALL_YAML = (
     CONFIG_YAML
-    + f"""
-schedules:
-  - id: payments-primary
-    team: payments
-    time_zone: Europe/Berlin
-    rotation:
-      type: weekly
-      start: "2026-11-02T09:00:00"
-      participants: ["{ALICE}", "{BOB}"]
-    ics_token: "{FEED_TOKEN}"
+    + PAYMENTS_WEEKLY
+    + f"""    ics_token: "{FEED_TOKEN}"
   - id: search-primary
     team: search
     time_zone: America/New_York

@@ -13,17 +13,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import DEPS, create_app
 from bot.cli import _report_weekly
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, parse_config
 from bot.config.models import parse_cron
 from bot.errors import ConfigError
 from bot.render import MAX_BLOCKS, MAX_SECTION_TEXT
-from bot.server import start
 from bot.services.report import latest_fire, period_at
 from store.models import OutboxRow, ReportRow
-from tests.conftest import CONFIG_YAML, Harness, alertmanager_payload
+from tests.conftest import CONFIG_YAML, Harness
+from tests.helpers import PAYMENTS_WEEKLY, fire_named
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,16 +37,8 @@ REPORT_YAML = (
         '    report_cron: "0 8 * * 1"\n'
         "    report_time_zone: America/New_York\n",
     )
-    + """
-schedules:
-  - id: payments-primary
-    team: payments
-    time_zone: Europe/Berlin
-    rotation:
-      type: weekly
-      start: "2026-11-02T09:00:00"
-      participants: ["U0ALICE01", "U0BOB0001"]
-reports:
+    + PAYMENTS_WEEKLY
+    + """reports:
   cron: "0 9 * * 1"
   time_zone: Europe/Berlin
 """
@@ -89,16 +80,6 @@ def reports_in(harness: Harness, channel: str) -> list[dict[str, Any]]:
     return [m for m in harness.emu.messages(channel) if m["text"].startswith("Weekly report")]
 
 
-async def fire(harness: Harness, name: str, **alert: Any) -> int:
-    status, body = await harness.post_alert(
-        alertmanager_payload(
-            group_key=f"{{}}:{{alertname={name!r}}}", alertname=name, fingerprint=name, **alert
-        )
-    )
-    assert status == 202, body
-    return int(body["results"][0]["incident_id"])
-
-
 async def command(harness: Harness, text: str, *, user: str = ALICE) -> None:
     result = await harness.emu.command(
         user=user, channel="C0INCIDENT", command="/incident", text=text
@@ -116,17 +97,17 @@ async def seed_weeks(harness: Harness) -> dict[str, int]:
     week X (acknowledged after 60 s, resolved after an hour), Y (acknowledged after 120 s,
     still open), Z (resolved by its monitor after 30 minutes), and one search incident."""
     await at(harness, PERIOD_START - timedelta(days=5))
-    before = await fire(harness, "LastWeek")
+    before = await fire_named(harness, "LastWeek")
     await at(harness, PERIOD_START - timedelta(days=5) + timedelta(minutes=10))
     await command(harness, f"ack {before}")
     await at(harness, WEDNESDAY)
     ids = {
-        "X": await fire(harness, "DbDown", summary=EVIL),
-        "Y": await fire(harness, "Latency"),
-        "Z": await fire(harness, "Flapping"),
+        "X": await fire_named(harness, "DbDown", summary=EVIL),
+        "Y": await fire_named(harness, "Latency"),
+        "Z": await fire_named(harness, "Flapping"),
     }
     for _ in range(4):
-        await fire(harness, "Flapping")
+        await fire_named(harness, "Flapping")
     status, body = await harness.post_alert(
         {"title": "Search slow", "dedup_key": "search-slow"}, integration="generic"
     )
@@ -137,7 +118,7 @@ async def seed_weeks(harness: Harness) -> dict[str, int]:
     await at(harness, WEDNESDAY + timedelta(seconds=120))
     await command(harness, f"ack {ids['Y']}", user=BOB)
     await at(harness, WEDNESDAY + timedelta(minutes=30))
-    await fire(harness, "Flapping", status="resolved")
+    await fire_named(harness, "Flapping", status="resolved")
     await at(harness, WEDNESDAY + timedelta(hours=1))
     await command(harness, f"resolve {ids['X']}")
     await harness.settle()
@@ -266,21 +247,15 @@ async def test_sixty_incidents_fit_slack_limits(harness: Harness) -> None:
 
 @BOTH
 async def test_posted_exactly_once_across_sweeps_replicas_and_restarts(harness: Harness) -> None:
-    await fire(harness, "Once")
+    await fire_named(harness, "Once")
     await harness.deps.reports.sweep()  # first sight, mid-week
     await at(harness, MONDAY + timedelta(seconds=3))
-    other = create_app(
-        harness.settings(), harness.config, clock=harness.clock, environ={}, run_jobs=False
-    )
-    runner, _ = await start(other, host="127.0.0.1", port=0)
-    try:
+    async with harness.replica() as other:
         sweeps = [harness.deps.reports.sweep() for _ in range(4)]
-        sweeps += [other[DEPS].reports.sweep() for _ in range(4)]
+        sweeps += [other.reports.sweep() for _ in range(4)]
         assert sum(await asyncio.gather(*sweeps)) == 2
-        await asyncio.gather(harness.settle(), other[DEPS].outbox.drain())
-        await other[DEPS].outbox.wait_idle()
-    finally:
-        await runner.cleanup()
+        await asyncio.gather(harness.settle(), other.outbox.drain())
+        await other.outbox.wait_idle()
     await harness.settle()
     assert len(reports_in(harness, "C0PAYMENTS")) == 1
     assert len(reports_in(harness, "C0INCIDENT")) == 1
@@ -367,11 +342,9 @@ async def test_a_missing_team_channel_fails_only_that_report(
     emulator: Any, database_url: str
 ) -> None:
     config = report_config(REPORT_YAML.replace('channel: "C0PAYMENTS"', 'channel: "#gone"'))
-    harness = Harness(
+    async with Harness(
         emulator=emulator, database_url=database_url, config=config, clock=ManualClock(MONDAY)
-    )
-    await harness.start()
-    try:
+    ) as harness:
         assert await harness.deps.reports.sweep() == 2
         await harness.settle()
         assert len(reports_in(harness, "C0INCIDENT")) == 1
@@ -381,17 +354,15 @@ async def test_a_missing_team_channel_fails_only_that_report(
         assert "channel_not_found" in (statuses["payments"].last_error or "")
         _, metrics = await harness.get("/metrics")
         assert 'pulseops_outbox_failed_total{kind="report"} 1.0' in metrics
-    finally:
-        await harness.close()
 
 
 async def test_weekly_series_for_the_chart(harness: Harness) -> None:
     for weeks_back, count in ((0, 2), (2, 1), (7, 3)):
         await at(harness, WEDNESDAY - timedelta(weeks=weeks_back))
         for i in range(count):
-            await fire(harness, f"W{weeks_back}n{i}")
+            await fire_named(harness, f"W{weeks_back}n{i}")
     await at(harness, WEDNESDAY - timedelta(weeks=8))
-    await fire(harness, "TooOld")
+    await fire_named(harness, "TooOld")
     await at(harness, MONDAY + timedelta(minutes=1))
     series = await harness.deps.reports.weekly_series(team_id="payments")
     assert [w.week_start for w in series] == [
@@ -422,7 +393,7 @@ async def test_post_on_demand_is_exactly_once_with_the_schedule(
     period = period_at(parse_cron("0 9 * * 1", "Europe/Berlin"), now)
     assert period is not None
     await at(harness, period.start + timedelta(hours=1))
-    await fire(harness, "OnDemand")
+    await fire_named(harness, "OnDemand")
     await harness.settle()
     assert await _report_weekly(harness.settings(), harness.config, team="payments", post=True) == 0
     assert "Posted the Payments report to C0PAYMENTS" in capsys.readouterr().out
@@ -473,16 +444,12 @@ def test_the_team_id_all_is_reserved() -> None:
 
 async def test_reports_can_be_turned_off(emulator: Any, database_url: str) -> None:
     config = report_config(REPORT_YAML.replace("reports:\n", "reports:\n  enabled: false\n"))
-    harness = Harness(
+    async with Harness(
         emulator=emulator, database_url=database_url, config=config, clock=ManualClock(MONDAY)
-    )
-    await harness.start()
-    try:
+    ) as harness:
         assert await harness.deps.reports.sweep() == 0
         assert await report_rows(harness) == []
         assert (await harness.deps.reports.post(team_id="payments")).enqueued  # by hand: yes
-    finally:
-        await harness.close()
 
 
 def test_periods_follow_local_time_across_daylight_saving() -> None:
@@ -501,13 +468,31 @@ def test_periods_follow_local_time_across_daylight_saving() -> None:
     assert period is not None and period.end - period.start == timedelta(minutes=1)
 
 
+async def report_weekly_cli(*args: str, env: dict[str, str]) -> tuple[int | None, str, str]:
+    """`pulseops report weekly ARGS` as a subprocess: its exit status, output and errors."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "report",
+        "weekly",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
 @pytest.mark.slow
 async def test_cli_prints_the_report(harness: Harness, database_url: str, tmp_path: Path) -> None:
     trigger = parse_cron("0 9 * * 1", "Europe/Berlin")
     period = period_at(trigger, datetime.now(UTC))
     assert period is not None
     await at(harness, period.start + timedelta(hours=2))
-    await fire(harness, "Printed", summary=EVIL)
+    await fire_named(harness, "Printed", summary=EVIL)
     await at(harness, period.start + timedelta(hours=2, minutes=5))
     await command(harness, "ack 1")
     await harness.settle()
@@ -519,40 +504,12 @@ async def test_cli_prints_the_report(harness: Harness, database_url: str, tmp_pa
         "PULSEOPS_CONFIG": str(config_path),
         "SLACK_BOT_TOKEN": "",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "report",
-        "weekly",
-        "--team",
-        "payments",
-        "--print",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0, err.decode()
-    text = out.decode()
+    returncode, text, err = await report_weekly_cli("--team", "payments", "--print", env=env)
+    assert returncode == 0, err
     assert text.startswith("Weekly report: Payments\n"), text
     assert "Opened: 1" in text and "MTTA: median 5m 0s" in text
     assert f"INC-1 [SEV1] {EVIL}" in text  # plain text for a terminal: unescaped, no mrkdwn
     assert "&lt;" not in text and "<#" not in text and "*" not in text
     assert f"#{(await harness.incident(1))['slack']['channel_name']}" in text
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "report",
-        "weekly",
-        "--team",
-        "nope",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 2 and "no team `nope`" in err.decode()
+    returncode, _, err = await report_weekly_cli("--team", "nope", env=env)
+    assert returncode == 2 and "no team `nope`" in err

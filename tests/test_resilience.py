@@ -12,7 +12,7 @@ from bot.config import parse_config
 from bot.domain import Acknowledge, Resolve
 from store.models import IncidentRow, OutboxRow
 from tests.conftest import BOT_TOKEN, CONFIG_YAML, Harness, alertmanager_payload
-from tests.test_webhooks import buttons
+from tests.helpers import buttons
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)

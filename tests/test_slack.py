@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import SIGNING_SECRET, Harness, alertmanager_payload
-from tests.test_webhooks import all_text, buttons
+from tests.helpers import all_text, buttons, reply_text, wait_for_status
 
 pytestmark = pytest.mark.asyncio
 
@@ -45,6 +45,7 @@ async def test_acknowledge_then_resolve_by_clicks(harness: Harness) -> None:
     incident_id, incident = await open_incident(harness)
     await click(harness, "U0ALICE01", incident, "incident_acknowledge")
     await wait_for_status(harness, incident_id, "acknowledged")
+    await harness.settle()
     incident = await harness.incident(incident_id)
     assert incident["acknowledged_by"] == "U0ALICE01"
     assert incident["timeline"][-1]["kind"] == "acknowledged"
@@ -55,6 +56,7 @@ async def test_acknowledge_then_resolve_by_clicks(harness: Harness) -> None:
         assert "<@U0ALICE01>" in all_text(message)
     await click(harness, "U0BOB0001", incident, "incident_resolve", where="announcement")
     await wait_for_status(harness, incident_id, "resolved")
+    await harness.settle()
     incident = await harness.incident(incident_id)
     assert incident["resolved_by"] == "U0BOB0001"
     assert [e["kind"] for e in incident["timeline"]] == ["triggered", "acknowledged", "resolved"]
@@ -62,15 +64,6 @@ async def test_acknowledge_then_resolve_by_clicks(harness: Harness) -> None:
         message = harness.emu.messages(channel)[0]
         assert buttons(message) == []
         assert "<@U0BOB0001>" in all_text(message)
-
-
-async def wait_for_status(harness: Harness, incident_id: int, status: str) -> None:
-    for _ in range(100):
-        if (await harness.incident(incident_id))["status"] == status:
-            await harness.settle()
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"INC-{incident_id} never became {status}")
 
 
 async def test_illegal_click_gets_ephemeral_and_changes_nothing(harness: Harness) -> None:
@@ -176,6 +169,7 @@ async def test_concurrent_clicks_make_exactly_one_transition(harness: Harness) -
     )
     assert all(r["status"] == 200 for r in results)
     await wait_for_status(harness, incident_id, "acknowledged")
+    await harness.settle()
     for _ in range(100):
         if len(harness.emu.ephemerals) == len(users) - 1:
             break
@@ -194,11 +188,6 @@ async def command(
     result = await harness.emu.command(user=user, channel=channel, command="/incident", text=text)
     assert result["status"] == 200, result
     return result
-
-
-def reply_text(result: dict) -> str:
-    body = result["body"]
-    return body.get("text", "") if isinstance(body, dict) else str(body)
 
 
 async def test_slash_list_status_timeline_help(harness: Harness) -> None:

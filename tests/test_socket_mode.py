@@ -36,7 +36,9 @@ from tests.conftest import (
     USERS,
     Harness,
     alertmanager_payload,
+    emulated,
 )
+from tests.helpers import reply_text
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,16 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     """The workspace with Socket Mode enabled (an app-level token) and no request URL."""
-    emu = Emulator(
-        bot_token=BOT_TOKEN,
-        signing_secret=SIGNING_SECRET,
-        users=USERS,
-        channels=CHANNELS,
-        app_token=APP_TOKEN,
-    )
-    await emu.start(host="127.0.0.1", port=0)
-    yield emu
-    await emu.stop()
+    async with emulated(app_token=APP_TOKEN) as emu:
+        yield emu
 
 
 class SocketHarness(Harness):
@@ -93,10 +87,10 @@ class SocketHarness(Harness):
 async def harness(
     emulator: Emulator, database_url: str, config: PulseOpsConfig, clock: ManualClock
 ) -> AsyncIterator[SocketHarness]:
-    h = SocketHarness(emulator=emulator, database_url=database_url, config=config, clock=clock)
-    await h.start()
-    yield h
-    await h.close()
+    async with SocketHarness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock
+    ) as h:
+        yield h
 
 
 async def eventually(check: Any, *, timeout: float = 3.0) -> Any:
@@ -106,11 +100,6 @@ async def eventually(check: Any, *, timeout: float = 3.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.02)
-
-
-def reply_text(result: dict[str, Any]) -> str:
-    body = result["body"]
-    return body.get("text", "") if isinstance(body, dict) else str(body)
 
 
 # -- the emulator's side of the protocol -------------------------------------------------
@@ -373,8 +362,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_env(emulator: Emulator, tmp_path: Path, *, app_token: str) -> dict[str, str]:
-    """The environment of a `pulseops serve` subprocess in Socket Mode against the emulator."""
+async def serve(
+    emulator: Emulator, tmp_path: Path, *, app_token: str
+) -> asyncio.subprocess.Process:
+    """`pulseops serve` as a subprocess in Socket Mode against the emulator, its output and
+    errors in one pipe."""
     config = tmp_path / "pulseops.yml"
     config.write_text(CONFIG_YAML)
     env = {
@@ -393,24 +385,24 @@ def serve_env(emulator: Emulator, tmp_path: Path, *, app_token: str) -> dict[str
         PULSEOPS_LOG_FORMAT="text",
         PYTHONPATH=str(ROOT),
     )
-    return env
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        env=env,
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
 
 @pytest.mark.slow
 async def test_pulseops_serve_with_a_refused_app_token_exits_2(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=serve_env(emulator, tmp_path, app_token="xapp-1-wrong"),
-        cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await serve(emulator, tmp_path, app_token="xapp-1-wrong")
     output, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     log = output.decode(errors="replace")
     assert proc.returncode == 2, log
@@ -422,18 +414,7 @@ async def test_pulseops_serve_runs_in_socket_mode_and_stops_cleanly(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     """`pulseops serve` with SLACK_APP_TOKEN and no signing secret, as the contract says."""
-    env = serve_env(emulator, tmp_path, app_token=APP_TOKEN)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=env,
-        cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await serve(emulator, tmp_path, app_token=APP_TOKEN)
     try:
         await emulator.wait_for_socket(within=30)
         helped = await emulator.command(

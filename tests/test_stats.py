@@ -6,7 +6,6 @@ every duration is exact and the figures can be checked by hand.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ from bot.durations import human_seconds
 from bot.render_report import mrkdwn_to_text
 from store.incidents import IncidentRepository
 from store.stats import StatsRepository, Window
-from tests.conftest import Harness, alertmanager_payload
-from tests.test_escalation import oncall_config
+from tests.conftest import Harness
+from tests.helpers import click, fire_named, oncall_config, reply_text, wait_for_status
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -42,43 +41,17 @@ def iso(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
 
-async def fire(harness: Harness, name: str, **alert: Any) -> int:
-    status, body = await harness.post_alert(
-        alertmanager_payload(
-            group_key=f"{{}}:{{alertname={name!r}}}", alertname=name, fingerprint=name, **alert
-        )
-    )
-    assert status == 202, body
-    return int(body["results"][0]["incident_id"])
-
-
-async def click(harness: Harness, incident_id: int, action: str, user: str) -> None:
-    """Click a button of the incident's message in its channel and wait for the new state."""
-    incident = await harness.incident(incident_id)
-    result = await harness.emu.click(
-        user=user,
-        channel=incident["slack"]["channel_id"],
-        ts=incident["slack"]["message_ts"],
-        action_id=action,
-    )
-    assert result["status"] == 200, result
-    want = "acknowledged" if action == "incident_acknowledge" else "resolved"
-    for _ in range(200):
-        if (await harness.incident(incident_id))["status"] == want:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"INC-{incident_id} never became {want}")
-
-
 async def seed(harness: Harness) -> dict[str, int]:
     """Five incidents at T0: A, B, C acknowledged after 60, 120 and 300 s; A resolved by a
     click at +600 s, B by its monitor at +900 s; D (search) untouched; E escalated."""
     assert isinstance(harness.clock, ManualClock)
     ids = {
-        "A": await fire(harness, "CheckoutErrors", summary="Checkout <!channel> errors & more"),
-        "B": await fire(harness, "LedgerLag", severity="error"),
-        "C": await fire(harness, "CardDeclines"),
-        "E": await fire(harness, "FraudQueue"),
+        "A": await fire_named(
+            harness, "CheckoutErrors", summary="Checkout <!channel> errors & more"
+        ),
+        "B": await fire_named(harness, "LedgerLag", severity="error"),
+        "C": await fire_named(harness, "CardDeclines"),
+        "E": await fire_named(harness, "FraudQueue"),
     }
     status, body = await harness.post_alert(
         {"title": "Search slow", "severity": "SEV3", "dedup_key": "search-slow"},
@@ -88,7 +61,7 @@ async def seed(harness: Harness) -> dict[str, int]:
     ids["D"] = int(body["results"][0]["incident_id"])
     # the same alert repeats: the noisiest
     for _ in range(3):
-        await fire(harness, "CheckoutErrors", summary="Checkout <!channel> errors & more")
+        await fire_named(harness, "CheckoutErrors", summary="Checkout <!channel> errors & more")
     await harness.settle()
     for at, name, user in (
         (60, "A", "U0ALICE01"),
@@ -96,13 +69,15 @@ async def seed(harness: Harness) -> dict[str, int]:
         (300, "C", "U0BOB0001"),
     ):
         harness.clock.set(T0 + timedelta(seconds=at))
-        await click(harness, ids[name], "incident_acknowledge", user)
+        await click(harness, ids[name], "incident_acknowledge", user=user)
+        await wait_for_status(harness, ids[name], "acknowledged")
     harness.clock.set(T0 + timedelta(seconds=310))
     assert await harness.deps.escalations.sweep() == 1  # E, the only one unacknowledged
     harness.clock.set(T0 + timedelta(seconds=600))
-    await click(harness, ids["A"], "incident_resolve", "U0ALICE01")
+    await click(harness, ids["A"], "incident_resolve", user="U0ALICE01")
+    await wait_for_status(harness, ids["A"], "resolved")
     harness.clock.set(T0 + timedelta(seconds=900))
-    await fire(harness, "LedgerLag", severity="error", status="resolved")
+    await fire_named(harness, "LedgerLag", severity="error", status="resolved")
     await harness.settle()
     return ids
 
@@ -192,7 +167,7 @@ async def test_group_by_service_team_and_severity(harness: Harness) -> None:
 
 
 async def test_defaults_to_the_last_seven_days(harness: Harness) -> None:
-    await fire(harness, "Recent")
+    await fire_named(harness, "Recent")
     body = await stats(harness, "")
     assert body["until"] == iso(T0) and body["since"] == iso(T0 - timedelta(days=7))
     assert body["overall"]["opened"] == 0  # opened at T0: the window is [since, until)
@@ -231,8 +206,7 @@ async def command(harness: Harness, text: str, *, user: str = "U0ALICE01") -> st
         user=user, channel="C0PAYMENTS", command="/incident", text=text
     )
     assert result["status"] == 200, result
-    body = result["body"]
-    return str(body.get("text", "") if isinstance(body, dict) else body)
+    return reply_text(result)
 
 
 async def test_slash_stats_for_a_team_is_ephemeral(harness: Harness) -> None:

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import pytest
 
 from bot.domain.naming import VALID_CHANNEL_NAME
 from bot.logs import JsonFormatter
 from tests.conftest import Harness, alertmanager_payload
+from tests.helpers import all_text, buttons
 
 pytestmark = pytest.mark.asyncio
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    return [
-        el["action_id"]
-        for block in message.get("blocks", [])
-        if block.get("type") == "actions"
-        for el in block["elements"]
-    ]
-
-
-def all_text(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks", [])) + message.get("text", "")
 
 
 async def test_alertmanager_alert_opens_incident_channel_and_messages(harness: Harness) -> None:
