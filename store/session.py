@@ -22,7 +22,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store.batching import Batcher
+
 _BEGIN_OPTION = "pulseops_begin"
+Write = Callable[[AsyncSession], Awaitable[object]]
 
 
 class Database:
@@ -43,7 +46,7 @@ class Database:
         self._write_queue: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
-        self._grouped = GroupCommit(self)
+        self._grouped: Batcher[Write, None] = Batcher(self._write_all, max_batch=64)
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,7 +85,13 @@ class Database:
         is committed; if any write of the group fails, the whole group is rolled back and
         every caller in it gets the error.
         """
-        await self._grouped.run(work)
+        await self._grouped.submit(work)
+
+    async def _write_all(self, works: list[Write]) -> list[None]:
+        async with self.write() as session:
+            for work in works:
+                await work(session)
+        return [None] * len(works)
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -91,45 +100,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-Write = Callable[[AsyncSession], Awaitable[object]]
-
-
-class GroupCommit:
-    """Writes queued while a transaction is in flight share the next one (see write_grouped)."""
-
-    def __init__(self, db: Database, *, max_group: int = 64) -> None:
-        self.db = db
-        self.max_group = max_group
-        self._pending: list[tuple[Write, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def run(self, work: Write) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((work, done))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._commit_pending())
-        # the group commits even if this caller goes away
-        await asyncio.shield(done)
-
-    async def _commit_pending(self) -> None:
-        while self._pending:
-            group = self._pending[: self.max_group]
-            del self._pending[: self.max_group]
-            try:
-                async with self.db.write() as session:
-                    for work, _ in group:
-                        await work(session)
-            except Exception as exc:  # every caller of the group hears why
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, done in group:
-                if not done.done():
-                    done.set_result(None)
 
 
 def is_unique_violation(exc: BaseException) -> bool:
