@@ -140,21 +140,20 @@ class IncidentRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def count_alerts(
-        self, *, incident_id: int, now: datetime, alerts: int = 1, rerender: bool
-    ) -> None:
-        """Count `alerts` more notifications; with `rerender`, raise the version too.
+    async def count_alerts(self, *, incident_id: int, now: datetime, alerts: int = 1) -> None:
+        """Count `alerts` new alerts on the incident and raise its version (messages re-render).
 
-        The version is what the Slack messages follow: a plain repeat does not raise it, so an
-        alert storm does not turn into a storm of message edits.
+        Plain repeats are counted with `count_repeats` instead: they do not raise the version,
+        so an alert storm does not turn into a storm of message edits.
         """
-        values: dict[str, Any] = {"alert_count": IncidentRow.alert_count + alerts}
-        if rerender:
-            values.update(version=IncidentRow.version + 1, updated_at=now)
         await self.session.execute(
             update(IncidentRow)
             .where(IncidentRow.id == incident_id)
-            .values(values)
+            .values(
+                alert_count=IncidentRow.alert_count + alerts,
+                version=IncidentRow.version + 1,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
 

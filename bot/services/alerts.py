@@ -294,7 +294,7 @@ class AlertIngest:
                 text=f"Alert joined the incident: {alert.title}",
                 data={"fingerprint": alert.fingerprint},
             )
-            await incidents.count_alerts(incident_id=incident.id, now=now, rerender=True)
+            await incidents.count_alerts(incident_id=incident.id, now=now)
             await self.incidents.enqueue_sync(session, incident.id, now)
             return IngestOutcome(alert.fingerprint, "grouped", incident.id)
         refired = row.status == AlertStatus.RESOLVED.value
@@ -307,8 +307,8 @@ class AlertIngest:
             await self._repeat_note(
                 session, integration, alert, incident.id, row.occurrences, now, refired=refired
             )
-        # a repeat is counted but does not re-render the Slack messages (no update storm)
-        await incidents.count_alerts(incident_id=incident.id, now=now, rerender=False)
+        # a repeat is counted with the batch's others and re-renders nothing (no update storm)
+        session.info[_REPEATS].append(incident.id)
         return IngestOutcome(alert.fingerprint, "deduplicated", incident.id)
 
     async def _resolve_alert(
