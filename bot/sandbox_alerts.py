@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +50,9 @@ class Sample:
     integration: str
     token: str
     service: str | None
+
+
+Work = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class BadRequest(ValueError):
@@ -235,7 +238,7 @@ def register(app: web.Application, sender: AlertSender, *, commands: list[str]) 
             }
         )
 
-    def route(work: Any) -> Any:
+    def route(work: Work) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
                 body = await request.json()
