@@ -18,19 +18,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
+from bot.delivery.effects import ReportEffects
+from bot.delivery.worker import OutboxWorker
 from bot.deps import Deps
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
-from bot.render_home import HomeRenderer
-from bot.services.effects import ReportEffects
+from bot.render.home import HomeRenderer
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.oncall import OnCallService
-from bot.services.outbox import OutboxWorker
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the whole product offline against the built-in Slack emulator."""
-    from bot.sandbox import run_sandbox
+    from bot.sandbox.runner import run_sandbox
 
     try:
         asyncio.run(
@@ -115,9 +115,9 @@ def cmd_report_weekly(args: argparse.Namespace) -> int:
 
 async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: bool) -> int:
     from bot.app import DEPS, create_app
+    from bot.delivery.kinds import OutboxKind
     from bot.errors import UserError
-    from bot.render_report import ReportRenderer, to_terminal
-    from bot.services.report import REPORT
+    from bot.render.report import ReportRenderer, to_terminal
     from store import migrate
     from store.reports import ReportRepository
 
@@ -146,7 +146,7 @@ async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: 
         await deps.outbox.drain()
         async with deps.db.read() as session:
             delivery = await ReportRepository(session).delivery(
-                kind=REPORT, scope=scope.id, period_start=period.start
+                kind=OutboxKind.REPORT, scope=scope.id, period_start=period.start
             )
         status, error = delivery or ("pending", None)
         if status == "done":

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
+from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.services.escalation import EscalationService
@@ -14,7 +15,6 @@ from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestBatcher
 from bot.services.oncall import OnCallService
-from bot.services.outbox import OutboxWorker
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.deps import Deps
 from bot.domain import Acknowledge, Resolve
 from bot.errors import UserError
-from bot.ids import Action
+from bot.slack.ids import Action
 from handlers.incident_ops import run_command
 from handlers.refs import parse_incident_ref
 

@@ -10,10 +10,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.deps import Deps
 from bot.domain import Status
-from bot.durations import parse_duration
+from bot.domain.durations import parse_duration
 from bot.errors import SlackError, UserError
-from bot.ids import SlashCommand
-from bot.render_report import ReportRenderer, period_label
+from bot.render.report import ReportRenderer, period_label
+from bot.slack.ids import SlashCommand
 from handlers.incident_ops import VERBS, run_command
 from handlers.refs import parse_incident_ref
 from store.incidents import IncidentFilter

@@ -18,10 +18,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.deps import Deps
-from bot.durations import parse_duration
+from bot.domain.durations import parse_duration
 from bot.errors import UserError
-from bot.ids import SlashCommand
 from bot.services.oncall import OverrideEnd
+from bot.slack.ids import SlashCommand
 
 # A Slack escape sequence (`<@U123|name>`, which may hold spaces) or a plain word.
 _TOKEN = re.compile(r"<[^>]*>|\S+")

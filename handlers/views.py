@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.deps import Deps
 from bot.domain import Severity
-from bot.ids import Block, Callback, Input
+from bot.slack.ids import Block, Callback, Input
 
 
 def _value(values: dict[str, Any], block: Block, action: Input) -> str:

@@ -35,7 +35,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.emulator import Emulator  # noqa: E402
+from bot.sandbox.emulator import Emulator  # noqa: E402
 from store.models import PageRow  # noqa: E402
 from tests.conftest import (  # noqa: E402
     BOT_TOKEN,

@@ -73,7 +73,7 @@ from sqlalchemy import text  # noqa: E402
 from bot.app import DEPS, create_app  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import PulseOpsConfig, Settings, parse_config  # noqa: E402
-from bot.emulator import Emulator  # noqa: E402
+from bot.sandbox.emulator import Emulator  # noqa: E402
 from bot.server import start  # noqa: E402
 from tests.conftest import (  # noqa: E402
     BOT_TOKEN,

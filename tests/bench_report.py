@@ -49,7 +49,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import PulseOpsConfig, parse_config  # noqa: E402
 from bot.render import Names, Renderer  # noqa: E402
-from bot.render_report import ReportRenderer  # noqa: E402
+from bot.render.report import ReportRenderer  # noqa: E402
 from bot.services.report import ReportService, period_at  # noqa: E402
 from bot.services.stats import StatsService  # noqa: E402
 from store import migrate  # noqa: E402

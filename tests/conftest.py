@@ -26,7 +26,7 @@ from bot.app import DEPS, create_app
 from bot.clock import Clock, ManualClock
 from bot.config import PulseOpsConfig, Settings, parse_config
 from bot.deps import Deps
-from bot.emulator import Emulator, EmulatorUser
+from bot.sandbox.emulator import Emulator, EmulatorUser
 from bot.server import start
 
 BOT_TOKEN = "xoxb-test-token"

@@ -20,8 +20,8 @@ from bot.config.checks import (
     _Frozen,
 )
 from bot.config.oncall import _check_time_zone
+from bot.config.types import Duration
 from bot.domain.incident import Severity
-from bot.durations import Duration
 from bot.errors import ConfigError
 
 INTEGRATION_TYPES = ("alertmanager", "generic", "pagerduty")

@@ -20,8 +20,8 @@ from bot.config.checks import (
     _Frozen,
     _non_empty_list,
 )
+from bot.config.types import Duration
 from bot.config.yaml import Loc, Problems
-from bot.durations import Duration
 from bot.errors import ConfigError
 
 ROTATION_TYPES = ("daily", "weekly", "biweekly", "custom")

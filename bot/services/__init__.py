@@ -1,7 +1,1 @@
-"""Domain services: incidents (ingest, transitions, declare, queries) and the Slack outbox."""
-
-from bot.services.alerts import IngestOutcome
-from bot.services.incidents import IncidentService
-from bot.services.outbox import OutboxWorker
-
-__all__ = ["IncidentService", "IngestOutcome", "OutboxWorker"]
+"""Application services: incidents, alert ingest, escalation, on-call, handoffs, insight."""

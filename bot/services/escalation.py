@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import EscalationPolicyConfig, PulseOpsConfig
+from bot.delivery.kinds import OutboxKind
 from bot.domain.escalation import FIRST, Policy, Step, deadline_after, next_step
 from bot.domain.records import Incident
 from bot.errors import UserError
@@ -28,8 +29,6 @@ from store.outbox import OutboxRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)
-
-PAGE = "page"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +229,7 @@ class EscalationService:
                 },
             )
             await outbox.enqueue(
-                kind=PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
+                kind=OutboxKind.PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
             )
             self.metrics.pages_sent.labels(kind=target.kind).inc()
         model = policy_model(policy)

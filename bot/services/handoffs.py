@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig, ScheduleConfig
+from bot.delivery.kinds import OutboxKind
 from bot.domain.rotation import Handoff, Rotation, handoffs_between
 from bot.metrics import Metrics
 from bot.services.oncall import rotation_of
@@ -29,7 +30,6 @@ from store.session import Database
 
 log = logging.getLogger(__name__)
 
-HANDOFF = "handoff"
 
 # A handoff announced more than this after it happened says so in its message.
 LATE_AFTER = timedelta(seconds=60)
@@ -103,7 +103,7 @@ class HandoffService:
                     recorded.append(handoff)
             if due and recorded and recorded[-1] == due[-1]:
                 await OutboxRepository(session).enqueue(
-                    kind=HANDOFF,
+                    kind=OutboxKind.HANDOFF,
                     now=now,
                     payload=handoff_payload(
                         schedule.id, due[-1], now=now, missed=len(recorded) - 1
@@ -127,4 +127,4 @@ class HandoffService:
         return len(recorded), enqueued
 
 
-__all__ = ["HANDOFF", "LATE_AFTER", "HandoffService", "handoff_payload"]
+__all__ = ["LATE_AFTER", "HandoffService", "handoff_payload"]

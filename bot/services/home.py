@@ -41,7 +41,7 @@ from store.models import IncidentRow, PageRow
 from store.session import Database
 
 if TYPE_CHECKING:
-    from bot.render_home import HomeRenderer
+    from bot.render.home import HomeRenderer
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
+from bot.delivery.kinds import OutboxKind
 from bot.domain import Alert, Command, Severity, apply
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
@@ -29,10 +30,6 @@ from store.outbox import IdempotencyRepository, OutboxRepository
 from store.session import Database
 
 T = TypeVar("T")
-
-ANNOUNCE = "announce"
-OPEN_CHANNEL = "open_channel"
-SYNC_MESSAGES = "sync_messages"
 
 
 class IncidentService:
@@ -222,9 +219,9 @@ class IncidentService:
         )
         outbox = OutboxRepository(session)
         # the announcement first: it pages people even when channel creation is rate limited
-        await outbox.enqueue(kind=ANNOUNCE, incident_id=incident.id, now=now)
+        await outbox.enqueue(kind=OutboxKind.ANNOUNCE, incident_id=incident.id, now=now)
         await outbox.enqueue(
-            kind=OPEN_CHANNEL,
+            kind=OutboxKind.OPEN_CHANNEL,
             incident_id=incident.id,
             now=now,
             payload={"invite": list(new.invite)},
@@ -242,7 +239,7 @@ class IncidentService:
     async def enqueue_sync(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
         """Have the outbox bring the incident's Slack messages up to its current state."""
         await OutboxRepository(session).enqueue(
-            kind=SYNC_MESSAGES, incident_id=incident_id, now=now
+            kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now
         )
 
     # ---- queries ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import Clock
 from bot.config import PulseOpsConfig, ScheduleConfig
 from bot.config.models import parse_cron
+from bot.delivery.kinds import OutboxKind
 from bot.domain.rotation import Override, local_to_utc, shifts_between
 from bot.errors import NotFound
 from bot.services.oncall import rotation_of
@@ -48,7 +49,6 @@ from store.session import Database
 
 log = logging.getLogger(__name__)
 
-REPORT = "report"  # the outbox kind
 ALL = "all"  # the scope of the overall report
 
 LATE_AFTER = timedelta(minutes=15)
@@ -238,7 +238,7 @@ class ReportService:
                 if last_end is not None and last_end < period.start:
                     missed = fires_between(scope.trigger, last_end, period.start)
             await OutboxRepository(session).enqueue(
-                kind=REPORT,
+                kind=OutboxKind.REPORT,
                 now=now,
                 payload={
                     "scope": scope.id,
@@ -326,7 +326,7 @@ class ReportService:
 
         Weeks are 7 local days in the scope's report time zone, ending at `end`, so with the
         default schedule each starts on a Monday at 09:00. This is the integration point for
-        `bot.chart.weekly_chart`.
+        `bot.render.chart.weekly_chart`.
         """
         scope = self.scope(team_id)
         if end is None:
@@ -379,7 +379,6 @@ __all__ = [
     "ALL",
     "FIRST_SIGHT_GRACE",
     "LATE_AFTER",
-    "REPORT",
     "PersonOnCall",
     "Posting",
     "ReportService",

@@ -78,7 +78,7 @@ class PeriodStats:
 class WeekStats:
     """One week of the chart series; medians in seconds, None when nothing was measured.
 
-    Field for field the same as `bot.chart.WeekPoint`: `WeekPoint(*dataclasses.astuple(w))`.
+    Field for field the same as `bot.render.chart.WeekPoint`: `WeekPoint(*dataclasses.astuple(w))`.
     """
 
     week_start: date  # local date the week starts on (a Monday with the default schedule)

@@ -1,0 +1,35 @@
+"""Config value types read by pydantic: `Duration` from `1h30m`-style strings or seconds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+from bot.domain.durations import ACCEPTED, MAX_SECONDS, format_duration, parse_duration
+
+
+def _coerce_duration(value: Any) -> Any:
+    """Accept a duration string, whole seconds as an int, or a positive timedelta."""
+    if isinstance(value, timedelta):
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+    if isinstance(value, bool):  # bool is an int subclass; `true` is never a duration
+        raise ValueError(f"invalid duration {value!r}: {ACCEPTED}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"invalid duration {value!r}: must be longer than zero")
+        if value > MAX_SECONDS:
+            raise ValueError(f"invalid duration {value!r}: must be at most 100 years")
+        return timedelta(seconds=value)
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_coerce_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""A positive timedelta that pydantic reads from `1h30m`-style strings or whole seconds."""

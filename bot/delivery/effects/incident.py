@@ -1,0 +1,251 @@
+"""Incident effects: the announcement, the incident channel, message syncs and pages.
+
+Two messages follow each incident (the announcement and the channel message), plus the DM of
+each page; `_sync` brings them up to the incident's version under a lease, so edits from
+several replicas never go backwards.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.kinds import OutboxKind
+from bot.domain.naming import channel_name_candidates
+from bot.domain.records import Incident
+from bot.errors import SlackFatal
+from store.incidents import IncidentRepository
+from store.oncall import Page, PageRepository
+from store.outbox import OutboxItem
+
+
+class IncidentEffects(Effects):
+    """Delivers what an incident's state changes need in Slack."""
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            OutboxKind.ANNOUNCE: self._announce,
+            OutboxKind.OPEN_CHANNEL: self._open_channel,
+            OutboxKind.SYNC_MESSAGES: self._sync_messages,
+            OutboxKind.PAGE: self._page,
+        }
+
+    async def _announce(self, item: OutboxItem) -> None:
+        """Post the announcement in the incidents channel (once), then keep it current."""
+        assert item.incident_id is not None
+        incident = await self._incident(item.incident_id)
+        if incident.announcement_ts:
+            await self._sync(incident.id)
+            return
+        message = self.renderer.incident_message(incident, announcement=True)
+        channel, ts = await self.gateway.post_message(
+            self.config.slack.incidents_channel, text=message.text, blocks=message.blocks
+        )
+        await self._set(
+            incident.id,
+            announcement_channel=channel,
+            announcement_ts=ts,
+            announcement_version=incident.version,
+        )
+        await self._sync(incident.id)  # catch up if the incident changed meanwhile
+
+    async def _open_channel(self, item: OutboxItem) -> None:
+        """Create the incident channel, invite the team, set the topic, post and pin the message."""
+        assert item.incident_id is not None
+        # steps done are noted in item.progress, saved when the row completes or is
+        # rescheduled; the two that must never repeat (create, post) are saved at once
+        progress = item.progress
+        incident = await self._incident(item.incident_id)
+        if not incident.channel_id:
+            channel = await self._create_channel(incident)
+            await self._set(incident.id, channel_id=channel["id"], channel_name=channel["name"])
+            incident = await self._incident(incident.id)
+        channel_id = incident.channel_id
+        assert channel_id is not None
+        if not progress.get("invited"):
+            async with self.db.read() as session:
+                pages = await PageRepository(session).for_incident(incident_id=incident.id)
+            users = self._invitees(incident, item.payload.get("invite", []), pages)
+            progress["invited"] = await self._optional(
+                self.gateway.invite(channel_id, users), incident.id
+            )
+        if not progress.get("topic"):
+            progress["topic"] = await self._optional(
+                self.gateway.set_topic(channel_id, self.renderer.topic(incident)), incident.id
+            )
+        if not incident.message_ts:
+            message = self.renderer.incident_message(incident)
+            _, ts = await self.gateway.post_message(
+                channel_id, text=message.text, blocks=message.blocks
+            )
+            await self._set(incident.id, message_ts=ts, message_version=incident.version)
+            incident = await self._incident(incident.id)
+        if not progress.get("pinned"):
+            assert incident.message_ts is not None
+            progress["pinned"] = await self._optional(
+                self.gateway.pin(channel_id, incident.message_ts), incident.id
+            )
+        # the announcement now links to the channel; both messages catch up with the state
+        await self._sync(incident.id, force_announcement=True)
+
+    async def _page(self, item: OutboxItem) -> None:
+        """Page one person (a DM with the buttons, an invite and a mention in the channel),
+        or mention a user group in the incident channel."""
+        assert item.incident_id is not None
+        progress = item.progress
+        async with self.db.read() as session:
+            page = await PageRepository(session).get(page_id=int(item.payload["page_id"]))
+        incident = await self._incident(item.incident_id)
+        level = page.level + 1
+        if page.kind == "user" and not page.dm_ts:
+            dm_channel = await self.gateway.open_dm(page.target)
+            message = self.renderer.page_message(incident, level=level)
+            _, ts = await self.gateway.post_message(
+                dm_channel, text=message.text, blocks=message.blocks
+            )
+            await self.db.write_grouped(
+                lambda session: PageRepository(session).set_dm(
+                    page_id=page.id, channel=dm_channel, ts=ts, version=incident.version
+                )
+            )
+        channel = incident.channel_id
+        if page.kind == "user" and channel and not progress.get("invited"):
+            progress["invited"] = await self._optional(
+                self.gateway.invite(channel, [page.target]), incident.id
+            )
+        # no channel yet (e.g. channel creation rate limited): the DM is the page, and the
+        # channel invites everyone paged when it is created
+        where = channel if page.kind == "user" else channel or incident.announcement_channel
+        if where and not progress.get("mentioned"):
+            text = self.renderer.page_mention(
+                incident, target=page.target, kind=page.kind, level=level
+            )
+            progress["mentioned"] = await self._optional(
+                self.gateway.post_message(where, text=text), incident.id
+            )
+        await self._sync(incident.id)  # a DM posted from an older state catches up
+
+    async def _create_channel(self, incident: Incident) -> dict[str, Any]:
+        last: SlackFatal | None = None
+        for name in channel_name_candidates(
+            self.config.slack.channel_prefix, incident.id, incident.title
+        ):
+            try:
+                return await self.gateway.create_channel(
+                    name, private=self.config.slack.private_channels
+                )
+            except SlackFatal as exc:
+                if exc.error != "name_taken":
+                    raise
+                last = exc
+        raise SlackFatal("conversations.create", f"every candidate name is taken ({last})")
+
+    def _invitees(self, incident: Incident, extra: list[str], pages: list[Page]) -> list[str]:
+        team = self.config.team(incident.team_id) if incident.team_id else None
+        users = list(team.members) if team else []
+        for user in [*extra, *(p.target for p in pages if p.kind == "user")]:
+            if user not in users and user.startswith(("U", "W")):
+                users.append(user)
+        return users
+
+    async def _sync_messages(self, item: OutboxItem) -> None:
+        """Bring the incident's messages up to its current state."""
+        assert item.incident_id is not None
+        await self._sync(item.incident_id)
+
+    async def _sync(self, incident_id: int, *, force_announcement: bool = False) -> None:
+        """Bring both incident messages up to the current state, newest state last.
+
+        A lease on the incident serialises editors across replicas; rendered versions only
+        move forward, and the state is re-read after each round so a change made while we
+        were editing is rendered too.
+        """
+        incident, pages = await self._incident_and_pages(incident_id)
+        if not _stale(incident, pages, force_announcement):
+            return
+        now = self.clock.now()
+        async with self.db.write() as session:
+            if not await IncidentRepository(session).take_sync_lease(
+                incident_id=incident_id, now=now, until=now + timedelta(seconds=30)
+            ):
+                raise LeaseBusy()
+        released = False
+        try:
+            for _ in range(5):
+                stale = _stale(incident, pages, force_announcement)
+                force_announcement = False
+                for column, channel, ts, is_announcement in stale:
+                    if column.startswith("page:"):
+                        level = next(p.level for p in pages if f"page:{p.id}" == column) + 1
+                        message = self.renderer.page_message(incident, level=level)
+                    else:
+                        message = self.renderer.incident_message(
+                            incident, announcement=is_announcement
+                        )
+                    await self.gateway.update_message(
+                        channel, ts, text=message.text, blocks=message.blocks
+                    )
+                async with self.db.write() as session:
+                    repo = IncidentRepository(session)
+                    page_repo = PageRepository(session)
+                    for column, *_ in stale:
+                        if column.startswith("page:"):
+                            await page_repo.mark_dm_rendered(
+                                page_id=int(column[5:]), version=incident.version
+                            )
+                        else:
+                            await repo.mark_rendered(
+                                incident_id=incident_id, column=column, version=incident.version
+                            )
+                    incident = await repo.get(incident_id=incident_id)
+                    pages = await page_repo.for_incident(incident_id=incident_id)
+                    if not _stale(incident, pages, False):
+                        await repo.release_sync_lease(incident_id=incident_id)
+                        released = True
+                        return
+        finally:
+            if not released:
+                async with self.db.write() as session:
+                    await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _incident_and_pages(self, incident_id: int) -> tuple[Incident, list[Page]]:
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=incident_id)
+            pages = await PageRepository(session).for_incident(incident_id=incident_id)
+        return incident, pages
+
+    async def _incident(self, incident_id: int) -> Incident:
+        async with self.db.read() as session:
+            return await IncidentRepository(session).get(incident_id=incident_id)
+
+    async def _set(self, incident_id: int, **values: Any) -> None:
+        await self.db.write_grouped(
+            lambda session: IncidentRepository(session).set_slack(incident_id=incident_id, **values)
+        )
+
+
+def _stale(
+    incident: Incident, pages: list[Page], force_announcement: bool
+) -> list[tuple[str, str, str, bool]]:
+    """Messages showing an older version than the incident's: (column, channel, ts, is_ann).
+
+    `column` is the incident column holding the rendered version, or `page:<id>` for a DM.
+    """
+    stale = []
+    for page in pages:
+        if page.dm_channel and page.dm_ts and page.dm_version < incident.version:
+            stale.append((f"page:{page.id}", page.dm_channel, page.dm_ts, False))
+    if incident.message_ts and incident.channel_id and incident.message_version < incident.version:
+        stale.append(("message_version", incident.channel_id, incident.message_ts, False))
+    if (
+        incident.announcement_ts
+        and incident.announcement_channel
+        and (incident.announcement_version < incident.version or force_announcement)
+    ):
+        stale.append(
+            ("announcement_version", incident.announcement_channel, incident.announcement_ts, True)
+        )
+    return stale

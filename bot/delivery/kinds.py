@@ -1,0 +1,16 @@
+"""The kinds of outbox work: one name per Slack side effect a state change can require."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OutboxKind(StrEnum):
+    """What an outbox row asks the worker to deliver (stored as its value)."""
+
+    ANNOUNCE = "announce"  # the incident in the incidents channel (pages people first)
+    OPEN_CHANNEL = "open_channel"  # the incident's channel, invites, topic, pinned message
+    SYNC_MESSAGES = "sync_messages"  # bring every copy of the incident message up to date
+    PAGE = "page"  # one page: a DM with buttons, an invite and a mention
+    HANDOFF = "handoff"  # a rotation handoff message and the user-group update
+    REPORT = "report"  # a weekly report with its chart

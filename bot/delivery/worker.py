@@ -1,0 +1,211 @@
+"""The outbox worker: delivers Slack side effects recorded with each state change.
+
+Rows are claimed with a lease (several replicas can run workers), delivered through the
+gateway, and completed; a retryable Slack failure reschedules the row, a fatal one marks it
+dead. Multi-step effects save their progress after each step, so a retry or a restart
+resumes where it stopped and nothing already delivered is sent twice. The effects themselves
+live in `bot.delivery.effects`, one module per area, registered here by outbox kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+import weakref
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.config import PulseOpsConfig
+from bot.delivery.effects import (
+    Effects,
+    Handler,
+    HandoffEffects,
+    IncidentEffects,
+    LeaseBusy,
+)
+from bot.delivery.kinds import OutboxKind
+from bot.errors import SlackFatal, SlackRetryable
+from bot.metrics import Metrics
+from bot.render import Renderer
+from bot.slack.gateway import SlackGateway, backoff_delay
+from store.outbox import OutboxItem, OutboxRepository
+from store.session import Database
+
+log = logging.getLogger(__name__)
+
+
+class OutboxWorker:
+    """Claims due outbox rows and runs each kind's handler, `concurrency` rows at a time."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        renderer: Renderer,
+        config: PulseOpsConfig,
+        clock: Clock,
+        metrics: Metrics,
+        concurrency: int = 64,
+        lease: timedelta = timedelta(seconds=120),
+        max_age: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.metrics = metrics
+        self.lease = lease
+        self.max_age = max_age
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.concurrency = concurrency
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._draining: asyncio.Task[int] | None = None
+        self._again = False
+        self.handlers: dict[str, Handler] = {}
+        for effects in (
+            IncidentEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
+            HandoffEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
+        ):
+            self.register(effects)
+
+    def register(self, effects: Effects) -> None:
+        """Deliver the outbox kinds `effects` handles with its handlers."""
+        for kind, handler in effects.handlers().items():
+            if kind in self.handlers:
+                raise ValueError(f"two handlers for outbox kind {kind!r}")
+            self.handlers[kind] = handler
+
+    # ---- driving ------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """The periodic sweep: deliver what has become due (retries, rows left by a restart)."""
+        self.kick()
+
+    def kick(self) -> None:
+        """Deliver soon: start a drain now, or have the running one look for new rows."""
+        self._again = True
+        if self._draining and not self._draining.done():
+            return
+        self._draining = asyncio.get_running_loop().create_task(self._drain_loop())
+
+    async def _drain_loop(self) -> int:
+        try:
+            return await self.drain()
+        except Exception:  # the periodic sweep will try again; never lose the task silently
+            log.exception("outbox drain failed")
+            return 0
+
+    async def drain(self) -> int:
+        """Deliver every due row, `concurrency` at a time; return how many were attempted.
+
+        Rows are claimed as slots free up (announcements first), so one slow effect never
+        holds back the others.
+        """
+        attempted = 0
+        in_flight: set[asyncio.Task[None]] = set()
+        exhausted = False
+        while True:
+            if self._again:
+                self._again, exhausted = False, False
+            free = self.concurrency - len(in_flight)
+            if free > 0 and not exhausted:
+                items = await self._claim(free)
+                exhausted = len(items) < free
+                attempted += len(items)
+                in_flight.update(asyncio.create_task(self._deliver(i)) for i in items)
+            if not in_flight:
+                break
+            _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        return attempted
+
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        now = self.clock.now()
+        async with self.db.write() as session:
+            return await OutboxRepository(session).claim(
+                now=now,
+                lease_until=now + self.lease,
+                worker=self.worker_id,
+                limit=limit,
+                # announcements first: they tell people; channels follow as Slack allows
+                first_kinds=(OutboxKind.ANNOUNCE,),
+            )
+
+    async def wait_idle(self) -> None:
+        """Wait for the drain in flight (tests and shutdown)."""
+        while self._draining and not self._draining.done():
+            await asyncio.shield(self._draining)
+
+    async def update_gauges(self) -> None:
+        """Set the depth and oldest-age gauges (GET /metrics calls this when scraped)."""
+        async with self.db.read() as session:
+            depth, oldest = await OutboxRepository(session).depth()
+        self.metrics.outbox_depth.set(depth)
+        age = (self.clock.now() - oldest).total_seconds() if oldest else 0.0
+        self.metrics.outbox_oldest_age.set(max(age, 0.0))
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        lock = self._locks.get(item.incident_id or 0)
+        if lock is None:
+            lock = self._locks[item.incident_id or 0] = asyncio.Lock()
+        async with lock:
+            try:
+                await self.handlers[item.kind](item)
+            except SlackRetryable as exc:
+                await self._reschedule(item, exc.retry_after, str(exc))
+            except LeaseBusy:
+                await self._reschedule(item, 1.0, "incident messages busy in another worker")
+            except SlackFatal as exc:
+                log.error(
+                    "slack effect failed for good",
+                    extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
+                )
+                self.metrics.outbox_failed.labels(kind=item.kind).inc()
+                now, error = self.clock.now(), str(exc)
+                await self.db.write_grouped(
+                    lambda session: OutboxRepository(session).fail(
+                        item_id=item.id, now=now, error=error
+                    )
+                )
+            except Exception as exc:  # a bug or a database blip: keep the row, try later
+                log.exception("outbox delivery crashed", extra={"incident_id": item.incident_id})
+                await self._reschedule(item, None, f"{type(exc).__name__}: {exc}")
+            else:
+                self.metrics.outbox_delivered.labels(kind=item.kind).inc()
+                now = self.clock.now()
+                await self.db.write_grouped(
+                    lambda session: OutboxRepository(session).complete(
+                        item_id=item.id, now=now, progress=item.progress
+                    )
+                )
+
+    async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
+        now = self.clock.now()
+        delay = max(after or 0.0, backoff_delay(item.attempts, cap=60.0))
+        if now - item.created_at > self.max_age:
+            self.metrics.outbox_failed.labels(kind=item.kind).inc()
+            gave_up = f"gave up after {self.max_age}: {error}"
+            await self.db.write_grouped(
+                lambda session: OutboxRepository(session).fail(
+                    item_id=item.id, now=now, error=gave_up
+                )
+            )
+        else:
+            await self.db.write_grouped(
+                lambda session: OutboxRepository(session).retry_later(
+                    item_id=item.id,
+                    at=now + timedelta(seconds=delay),
+                    error=error,
+                    progress=item.progress,
+                )
+            )
+        log.warning(
+            "slack effect postponed",
+            extra={
+                "incident_id": item.incident_id,
+                "kind": item.kind,
+                "error": error,
+                "retry_in": round(delay, 2),
+            },
+        )

@@ -1,0 +1,1 @@
+"""The sandbox wing: `pulseops sandbox`, sample alerts, seeded history and the Slack emulator."""

@@ -1,0 +1,304 @@
+"""Socket Mode: apps.connections.open and the WebSocket that carries envelopes to the app.
+
+The protocol, as Slack speaks it and slack_sdk's aiohttp client expects it:
+
+- `apps.connections.open` takes the app-level token (xapp-…) in `Authorization: Bearer`; a
+  token passed as a form or query argument is refused (`invalid_auth`), a bot token gets
+  `not_allowed_token_type`. It answers `{"ok": true, "url": "wss://…?ticket=…&app_id=…"}`;
+  here the URL is `ws://HOST:PORT/_emulator/socket?ticket=…&app_id=…` and a ticket is
+  redeemed once (each reconnection asks for a new URL).
+- On connect the server sends `{"type": "hello", "num_connections", "debug_info",
+  "connection_info": {"app_id"}}`.
+- Requests arrive as envelopes `{"envelope_id", "type": "slash_commands" | "interactive" |
+  "events_api", "accepts_response_payload", "payload", …}` (`events_api` adds
+  `retry_attempt` and `retry_reason`). The payload is what Slack would POST over HTTP, as
+  JSON: the slash command's form fields as an object, the interaction payload, the
+  `event_callback` body.
+- The app acknowledges with `{"envelope_id", "payload"?}` within 3 seconds; the optional
+  payload is the response body (a command's message, a view_submission's response_action).
+- `{"type": "disconnect", "reason": "refresh_requested" | "warning" | …}` asks the app to
+  fetch a new URL and reconnect.
+- Ping frames are answered with pong frames carrying the same data (aiohttp's autoping);
+  slack_sdk sends "sdk-ping-pong:<time>" pings and treats a missing pong as a dead link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.sandbox.emulator.state import APP_ID
+
+log = logging.getLogger(__name__)
+
+METHOD = "apps.connections.open"
+SOCKET_PATH = "/_emulator/socket"
+MAX_CONNECTIONS = 10  # Slack allows up to 10 open connections per app
+BOT_TOKEN_PREFIXES = ("xoxb-", "xoxp-", "xoxe-")
+
+# The envelope type of each driver request kind; view_submission and block_suggestion are
+# the interactions whose acknowledgement can carry a response (response_action, options).
+_ACCEPTS_RESPONSE = frozenset({"view_submission", "block_suggestion"})
+
+
+def envelope_type(kind: str) -> str | None:
+    """The Socket Mode envelope type for a driver request kind (None: HTTP only)."""
+    if kind == "command":
+        return "slash_commands"
+    if kind.startswith("event:"):
+        return "events_api"
+    if kind == "url_verification":
+        return None  # Slack never sends url_verification over Socket Mode
+    return "interactive"
+
+
+def accepts_response_payload(envelope: str, payload: Mapping[str, Any]) -> bool:
+    """Whether the app may answer this envelope with a payload in its acknowledgement."""
+    if envelope == "slash_commands":
+        return True
+    if envelope == "interactive":
+        return payload.get("type") in _ACCEPTS_RESPONSE
+    return False
+
+
+@dataclass
+class Connection:
+    """One open Socket Mode WebSocket."""
+
+    id: str
+    ws: web.WebSocketResponse
+    opened_at: float
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SocketModeServer:
+    """The Socket Mode side of the emulator: tickets, connections and envelope delivery."""
+
+    def __init__(
+        self,
+        *,
+        app_token: Callable[[], str | None],
+        bot_token: Callable[[], str],
+        base_url: Callable[[], str | None],
+    ) -> None:
+        self._app_token = app_token
+        self._bot_token = bot_token
+        self._base_url = base_url
+        self._tickets: set[str] = set()
+        self.connections: list[Connection] = []
+        self._pending: dict[str, tuple[Connection, asyncio.Future[dict[str, Any]]]] = {}
+        self._changed = asyncio.Event()
+        self._next = 0
+        self.opened = 0  # connections ever accepted
+        self.unknown_acks: list[dict[str, Any]] = []
+
+    # -- apps.connections.open ------------------------------------------------------------
+
+    def authenticate(self, header_token: str | None, arg_token: str | None) -> str | None:
+        """Slack's error for the token of an apps.connections.open call, or None."""
+        token = header_token or arg_token
+        if not token:
+            return "not_authed"
+        app_token = self._app_token()
+        if header_token is None:
+            # "you will need to pass this token in the HTTP Authorization header of your
+            # request; passing it as a POST parameter will result in an error"
+            return "invalid_auth"
+        if token == self._bot_token() or token.startswith(BOT_TOKEN_PREFIXES):
+            return "not_allowed_token_type"
+        if app_token is None or token != app_token:
+            return "invalid_auth"
+        return None
+
+    def open_url(self) -> dict[str, Any]:
+        """The apps.connections.open answer: a fresh single-use WebSocket URL."""
+        base = self._base_url()
+        if base is None:
+            return {"ok": False, "error": "internal_error"}
+        ticket = secrets.token_hex(16)
+        self._tickets.add(ticket)
+        scheme, rest = base.split("://", 1)
+        ws_scheme = "wss" if scheme == "https" else "ws"
+        url = f"{ws_scheme}://{rest.rstrip('/')}{SOCKET_PATH}?ticket={ticket}&app_id={APP_ID}"
+        return {"ok": True, "url": url}
+
+    # -- the WebSocket --------------------------------------------------------------------
+
+    def live_count(self) -> int:
+        """How many Socket Mode clients are connected."""
+        return sum(1 for c in self.connections if not c.ws.closed)
+
+    @property
+    def connected(self) -> bool:
+        """Whether at least one Socket Mode client is connected."""
+        return self.live_count() > 0
+
+    async def wait_connected(self, within: float = 5.0, *, count: int = 1) -> None:
+        """Wait until `count` clients are connected (raise TimeoutError after `within` s)."""
+        deadline = time.monotonic() + within
+        while True:
+            self._changed.clear()
+            if self.live_count() >= count:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no Socket Mode client connected within {within} s")
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """GET /_emulator/socket?ticket=…: the Socket Mode WebSocket."""
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.json_response({"ok": False, "error": "invalid_ticket"}, status=401)
+        if self.live_count() >= MAX_CONNECTIONS:
+            return web.json_response({"ok": False, "error": "too_many_websockets"}, status=429)
+        self._tickets.discard(ticket)
+        ws = web.WebSocketResponse(autoping=True)  # pong every ping with its own data
+        await ws.prepare(request)
+        self.opened += 1
+        conn = Connection(id=f"conn-{self.opened}", ws=ws, opened_at=time.time())
+        self.connections.append(conn)
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": self.live_count(),
+                    "debug_info": {
+                        "host": "applink-emulator",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+            self._changed.set()
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._on_text(conn, message.data)
+                elif message.type == WSMsgType.ERROR:
+                    log.debug("socket mode connection %s failed: %s", conn.id, ws.exception())
+        finally:
+            self.connections.remove(conn)
+            self._fail_pending(conn, "socket_closed")
+            self._changed.set()
+        return ws
+
+    def _on_text(self, conn: Connection, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            conn.received.append({"invalid": data})
+            return
+        if not isinstance(message, dict):
+            conn.received.append({"invalid": data})
+            return
+        conn.received.append(message)
+        envelope_id = message.get("envelope_id")
+        pending = self._pending.pop(str(envelope_id), None) if envelope_id else None
+        if pending is None:
+            self.unknown_acks.append(message)
+            return
+        _, future = pending
+        if not future.done():
+            future.set_result(message)
+
+    def _fail_pending(self, conn: Connection, reason: str) -> None:
+        for envelope_id, (owner, future) in list(self._pending.items()):
+            if owner is conn:
+                self._pending.pop(envelope_id, None)
+                if not future.done():
+                    future.set_exception(ConnectionError(reason))
+
+    def _pick(self) -> Connection | None:
+        live = [c for c in self.connections if not c.ws.closed]
+        if not live:
+            return None
+        self._next = (self._next + 1) % len(live)
+        return live[self._next]
+
+    # -- delivery -------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        envelope: str,
+        payload: Mapping[str, Any],
+        *,
+        ack_timeout: float,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> dict[str, Any]:
+        """Send one envelope and wait for its acknowledgement, like an HTTP POST.
+
+        Returns {"status", "body", "transport", "envelope_id"}: status 200 and the ack's
+        payload (or "" without one), or status 0 with `error` ("operation_timeout" when no
+        ack came within `ack_timeout`, "dispatch_failed: …" when the socket went away).
+        """
+        conn = self._pick()
+        envelope_id = str(uuid.uuid4())
+        base: dict[str, Any] = {"transport": "socket", "envelope_id": envelope_id}
+        if conn is None:
+            return {**base, "status": 0, "body": None, "error": "dispatch_failed: no socket"}
+        body: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": dict(payload),
+            "type": envelope,
+            "accepts_response_payload": accepts_response_payload(envelope, payload),
+        }
+        if envelope == "events_api":
+            body.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[envelope_id] = (conn, future)
+        try:
+            await conn.ws.send_json(body)
+            ack = await asyncio.wait_for(future, timeout=ack_timeout)
+        except TimeoutError:
+            return {**base, "status": 0, "body": None, "error": "operation_timeout"}
+        except (ConnectionError, RuntimeError) as exc:
+            return {**base, "status": 0, "body": None, "error": f"dispatch_failed: {exc}"}
+        finally:
+            self._pending.pop(envelope_id, None)
+        answer = ack.get("payload")
+        return {**base, "status": 200, "body": "" if answer is None else answer}
+
+    async def disconnect(self, reason: str = "refresh_requested") -> int:
+        """Ask every connected client to reconnect; return how many were told."""
+        told = 0
+        for conn in list(self.connections):
+            if conn.ws.closed:
+                continue
+            await conn.ws.send_json(
+                {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-emulator"}}
+            )
+            told += 1
+        return told
+
+    async def close(self) -> None:
+        """Close every connection (the emulator is stopping)."""
+        for conn in list(self.connections):
+            if not conn.ws.closed:
+                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"emulator stopping")
+        self._tickets.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The Socket Mode state for /_emulator/state."""
+        return {
+            "enabled": self._app_token() is not None,
+            "connections": [
+                {"id": c.id, "opened_at": c.opened_at, "received": len(c.received)}
+                for c in self.connections
+                if not c.ws.closed
+            ],
+            "pending": len(self._pending),
+        }

@@ -1,0 +1,203 @@
+"""`pulseops sandbox`: the real service on SQLite wired to the built-in Slack emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.app import create_app
+from bot.config import EXAMPLE_CONFIG_PATH, PulseOpsConfig, load_config, load_settings
+from bot.logs import configure_logging
+from bot.sandbox.alerts import AlertSender, samples_from
+from bot.sandbox.alerts import register as register_alert_routes
+from bot.sandbox.emulator import Emulator, EmulatorUser
+from bot.sandbox.history import seed_history
+from bot.server import start
+from bot.slack.ids import BOT_EVENTS, SlashCommand
+
+SANDBOX_BOT_TOKEN = "xoxb-sandbox"
+SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
+
+# friendly names for the example config's people; other ids get their id as name
+KNOWN_PEOPLE = {
+    "U0ALICE01": "alice",
+    "U0BOB0001": "bob",
+    "U0CAROL01": "carol",
+    "U0DAVE001": "dave",
+}
+
+
+def sqlite_url(path: str) -> str:
+    """An aiosqlite URL for a file path (relative paths resolved against the working directory)."""
+    return f"sqlite+aiosqlite:///{Path(path).resolve()}"
+
+
+def sandbox_workspace(
+    config: PulseOpsConfig,
+) -> tuple[list[EmulatorUser], list[tuple[str, str]]]:
+    """The users and channels the emulator starts with, taken from the config."""
+    people: dict[str, str] = {}
+    for team in config.teams:
+        for member in team.members:
+            people.setdefault(member, KNOWN_PEOPLE.get(member, member.lower()))
+    users = [
+        EmulatorUser(id=uid, name=name, real_name=name.capitalize()) for uid, name in people.items()
+    ]
+    channels: list[tuple[str, str]] = []
+    incidents = config.slack.incidents_channel
+    if not incidents.startswith("#"):
+        channels.append((incidents, "incidents"))
+    for team in config.teams:
+        if team.channel and not team.channel.startswith("#"):
+            channels.append((team.channel, team.id))
+    return users, channels
+
+
+async def run_sandbox(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3001,
+    bot_port: int = 3000,
+    db: str = "pulseops-sandbox.db",
+    config_path: Path | None = None,
+    rate_limits: bool = False,
+    latency_ms: int = 0,
+    seed_weeks: int = 0,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start the emulator and the service, print how to use them, run until interrupted."""
+    config = load_config(config_path or EXAMPLE_CONFIG_PATH)
+    base_settings = load_settings()
+    configure_logging(fmt="text", level=base_settings.log_level)
+    logging.getLogger("pulseops.http").setLevel(logging.WARNING)
+    users, channels = sandbox_workspace(config)
+    seeds: list[Any] = list(channels)
+    database_url = sqlite_url(db)
+    if seed_weeks > 0:
+        history = await seed_history(database_url, config, now=datetime.now(UTC), weeks=seed_weeks)
+        seeds += history.channels
+        print(
+            f"History: {db} already holds incidents; not seeding."
+            if history.skipped
+            else f"History: {history.incidents} past incidents over {seed_weeks} weeks.",
+            flush=True,
+        )
+    emulator = Emulator(
+        bot_token=SANDBOX_BOT_TOKEN,
+        signing_secret=SANDBOX_SIGNING_SECRET,
+        users=users,
+        channels=seeds,
+        rate_limits=rate_limits,
+        bot_events=BOT_EVENTS,
+    )
+    sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
+    register_alert_routes(
+        emulator.app, sender, commands=[command.value for command in SlashCommand]
+    )
+    emulator_url = await emulator.start(host=host, port=port)
+    if latency_ms:
+        emulator.set_faults(latency_ms=latency_ms)
+    settings = base_settings.model_copy(
+        update={
+            "slack_bot_token": SecretStr(SANDBOX_BOT_TOKEN),
+            "slack_signing_secret": SecretStr(SANDBOX_SIGNING_SECRET),
+            "slack_app_token": None,
+            "slack_api_url": emulator.api_url,
+            "database_url": database_url,
+        }
+    )
+    app = create_app(settings, config)
+    runner, bound = await start(app, host=host, port=bot_port)
+    bot_url = f"http://{host}:{bound}"
+    emulator.request_url = f"{bot_url}/slack/events"
+    sender.bot_url = bot_url
+    print(_banner(config, emulator_url.rstrip("/"), bot_url), flush=True)
+    if ready is not None:
+        ready.set()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await sender.close()
+        await runner.cleanup()
+        await emulator.stop()
+
+
+def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
+    integration = next((i for i in config.integrations if i.type == "alertmanager"), None)
+    lines = [
+        "",
+        "PulseOps sandbox is running (Ctrl-C to stop)",
+        f"  Open in a browser: {emulator_url}/",
+        f"  PulseOps:       {bot_url}   (webhooks, /api/v1/incidents, /metrics)",
+        f"  Slack emulator: {emulator_url}/_emulator/state",
+        "",
+    ]
+    if integration and integration.token:
+        alert = {
+            "version": "4",
+            "groupKey": '{}:{alertname="HighErrorRate"}',
+            "status": "firing",
+            "receiver": "pulseops",
+            "groupLabels": {"alertname": "HighErrorRate"},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "HighErrorRate",
+                        "severity": "critical",
+                        "service": integration.service or "",
+                    },
+                    "annotations": {"summary": "Checkout error rate above 5%"},
+                    "startsAt": "2026-11-23T09:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus:9090/graph",
+                    "fingerprint": "c0ffee0000000001",
+                }
+            ],
+        }
+        token = integration.token.get_secret_value()
+        lines += [
+            "Fire an alert:",
+            f"  curl -s {bot_url}/webhooks/{integration.name} \\",
+            f"    -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
+            f"    -d '{json.dumps(alert)}'",
+            "",
+        ]
+    lines += [
+        "See the channels, messages and buttons Slack would show:",
+        f"  curl -s {emulator_url}/_emulator/state",
+        "Click Acknowledge on incident 1 as alice:",
+        f"  curl -s {emulator_url}/_emulator/click -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0ALICE01", "action_id": "incident_acknowledge", "value": "1"}\'',
+        "Run a slash command as bob:",
+        f"  curl -s {emulator_url}/_emulator/command -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0BOB0001", "channel": "C0INCIDENT", '
+        '"command": "/incident", "text": "list"}\'',
+        "Who is on call (as bob), and the App Home tab (as alice):",
+        f"  curl -s {emulator_url}/_emulator/command -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0BOB0001", "channel": "C0PAYMENTS", '
+        '"command": "/oncall", "text": ""}\'',
+        f"  curl -s {emulator_url}/_emulator/home -H 'Content-Type: application/json' \\",
+        '    -d \'{"user": "U0ALICE01"}\'',
+        "",
+    ]
+    return "\n".join(lines)

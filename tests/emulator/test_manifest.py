@@ -1,0 +1,98 @@
+"""manifest.yml matches the code: every registered command, exactly the scopes used."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from bot.slack.ids import BOT_EVENTS, SlashCommand
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+# Slack method -> the bot scopes that allow it (any one suffices; both for public+private use)
+METHOD_SCOPES = {
+    "conversations.create": {"channels:manage", "groups:write"},
+    "conversations.invite": {"channels:manage", "groups:write"},
+    "conversations.setTopic": {"channels:manage", "groups:write"},
+    "chat.postMessage": {"chat:write", "chat:write.public"},
+    "chat.update": {"chat:write"},
+    "pins.add": {"pins:write"},
+    "views.open": set(),
+    "views.publish": set(),
+    "conversations.open": {"im:write"},
+    "usergroups.users.update": {"usergroups:write"},
+    "files.getUploadURLExternal": {"files:write"},
+    "files.completeUploadExternal": {"files:write"},
+}
+
+
+def methods_called() -> set[str]:
+    """Every Slack method name the code passes to the gateway."""
+    found: set[str] = set()
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]:
+        if "emulator" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "call"
+                and node.args
+            ):
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    found.add(first.value)
+    return found
+
+
+def events_registered() -> set[str]:
+    """Every Events API event type a handler registers with `app.event("...")`."""
+    found: set[str] = set()
+    for path in (ROOT / "handlers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+    return found
+
+
+def test_commands_match_the_code() -> None:
+    commands = {c["command"] for c in MANIFEST["features"]["slash_commands"]}
+    assert commands == {c.value for c in SlashCommand}
+    for command in MANIFEST["features"]["slash_commands"]:
+        assert command["url"] == "https://YOUR-HOST/slack/events"
+
+
+def test_scopes_are_exactly_those_used() -> None:
+    called = methods_called()
+    assert called, "no Slack calls found"
+    assert called <= set(METHOD_SCOPES), f"unknown scope for {called - set(METHOD_SCOPES)}"
+    needed = set().union(*(METHOD_SCOPES[m] for m in called)) | {"commands"}
+    assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == needed
+
+
+def test_request_urls_point_at_slack_events() -> None:
+    assert MANIFEST["settings"]["interactivity"]["request_url"] == "https://YOUR-HOST/slack/events"
+    assert MANIFEST["features"]["bot_user"]["display_name"]
+
+
+def test_event_subscriptions_match_the_code() -> None:
+    events = MANIFEST["settings"]["event_subscriptions"]
+    assert events["request_url"] == "https://YOUR-HOST/slack/events"
+    assert set(events["bot_events"]) == events_registered() == set(BOT_EVENTS)
+    assert "app_home_opened" in events["bot_events"]
+
+
+def test_home_tab_is_enabled() -> None:
+    app_home = MANIFEST["features"]["app_home"]
+    assert app_home["home_tab_enabled"] is True
+    # pages are DMs from the app: its Messages tab must stay visible (read-only is enough)
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is True
