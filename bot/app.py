@@ -18,9 +18,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
+from bot.config.directory import directory_of
 from bot.delivery.effects import ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import Deps
+from bot.domain.routing import route
+from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
@@ -29,7 +32,7 @@ from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
-from bot.services.ingest import IngestBatcher
+from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
@@ -69,13 +72,16 @@ def create_app(
         token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
     )
     gateway = SlackGateway(client, metrics=metrics, monotonic=lambda: clock.now().timestamp())
-    escalations = EscalationService(db=db, config=config, clock=clock, metrics=metrics)
+    directory = directory_of(config)
     renderer = Renderer(
         Names(
             services={s.id: s.name for s in config.services},
             teams={t.id: t.name for t in config.teams},
         ),
-        escalatable=lambda incident: escalations.policy_for(incident) is not None,
+        escalatable=lambda incident: (
+            route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
+            is not None
+        ),
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
@@ -94,7 +100,9 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
-    escalations.on_commit = committed
+    escalations = EscalationService(
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+    )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
     )
@@ -105,6 +113,13 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+    )
+    integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
+    ingest = AlertIngest(
+        pipeline=build_pipeline(config, tokens=integration_tokens, metrics=metrics),
+        incidents=incidents,
+        clock=clock,
+        metrics=metrics,
     )
     stats = StatsService(db=db, config=config, clock=clock)
     reports = ReportService(db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick)
@@ -125,9 +140,8 @@ def create_app(
         incidents=incidents,
         escalations=escalations,
         handoffs=handoffs,
-        ingest=IngestBatcher(incidents),
+        ingest=ingest,
         outbox=outbox,
-        integration_tokens={i.name: i.resolve_token(environ) for i in config.integrations},
         oncall=oncall_service,
         ics_tokens=ics.feed_tokens(config, environ),
         home=dashboard,

@@ -13,7 +13,7 @@ from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
 from bot.services.incidents import IncidentService
-from bot.services.ingest import IngestBatcher
+from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
@@ -33,9 +33,8 @@ class Deps:
     incidents: IncidentService
     escalations: EscalationService
     handoffs: HandoffService
-    ingest: IngestBatcher
+    ingest: AlertIngest
     outbox: OutboxWorker
-    integration_tokens: dict[str, str]
     oncall: OnCallService
     ics_tokens: dict[str, str]  # schedule id -> calendar feed token; absent: feed disabled
     stats: StatsService

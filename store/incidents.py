@@ -15,9 +15,10 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.domain.alerts import Alert
+from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import IncidentState, Severity, Status
-from bot.domain.records import AlertRecord, Incident, TimelineEvent
+from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
+from bot.domain.routing import Ownership
 from bot.errors import NotFound
 from store.models import AlertRow, IncidentRow, TimelineRow
 
@@ -61,6 +62,23 @@ def to_incident(row: IncidentRow) -> Incident:
     )
 
 
+def to_alert(row: AlertRow) -> AlertRecord:
+    return AlertRecord(
+        id=row.id,
+        incident_id=row.incident_id,
+        integration=row.integration,
+        fingerprint=row.fingerprint,
+        status=row.status,
+        title=row.title,
+        labels=dict(row.labels or {}),
+        occurrences=row.occurrences,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        resolved_at=row.resolved_at,
+        last_note_at=row.last_note_at,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentFilter:
     status: Sequence[Status] = ()
@@ -92,9 +110,29 @@ class IncidentRepository:
         )
         return to_incident(row) if row else None
 
-    async def add(self, **values: Any) -> Incident:
-        links = values.pop("links", [])
-        row = IncidentRow(links={"items": links}, version=1, **values)
+    async def add(
+        self, new: NewIncident, *, ownership: Ownership, now: datetime, alert_count: int
+    ) -> Incident:
+        """Store a new, triggered incident owned as `ownership` says."""
+        row = IncidentRow(
+            title=new.title[:1000],
+            description=new.description,
+            status=Status.TRIGGERED.value,
+            severity=new.severity.value,
+            service_id=ownership.service_id,
+            team_id=ownership.team_id,
+            source=new.source,
+            integration=new.integration,
+            dedup_key=new.dedup_key,
+            auto_resolve=ownership.auto_resolve,
+            created_by=new.created_by,
+            alert_count=alert_count,
+            labels=new.labels,
+            links={"items": new.links},
+            triggered_at=now,
+            updated_at=now,
+            version=1,
+        )
         self.session.add(row)
         await self.session.flush()
         return to_incident(row)
@@ -165,8 +203,26 @@ class IncidentRepository:
                 [{"incident": incident, "repeats": n} for incident, n in repeats.items()],
             )
 
-    async def set_slack(self, *, incident_id: int, **values: Any) -> None:
-        """Record Slack identifiers (channel, message ts) delivered for the incident."""
+    async def set_announcement(
+        self, *, incident_id: int, channel: str, ts: str, version: int
+    ) -> None:
+        """Record the announcement posted for the incident and the version it shows."""
+        await self._set(
+            incident_id,
+            announcement_channel=channel,
+            announcement_ts=ts,
+            announcement_version=version,
+        )
+
+    async def set_channel(self, *, incident_id: int, channel_id: str, channel_name: str) -> None:
+        """Record the incident's own channel."""
+        await self._set(incident_id, channel_id=channel_id, channel_name=channel_name)
+
+    async def set_message(self, *, incident_id: int, ts: str, version: int) -> None:
+        """Record the incident message in its channel and the version it shows."""
+        await self._set(incident_id, message_ts=ts, message_version=version)
+
+    async def _set(self, incident_id: int, **values: str | int | datetime | None) -> None:
         await self.session.execute(
             update(IncidentRow)
             .where(IncidentRow.id == incident_id)
@@ -198,7 +254,7 @@ class IncidentRepository:
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
     async def release_sync_lease(self, *, incident_id: int) -> None:
-        await self.set_slack(incident_id=incident_id, sync_lease_until=None)
+        await self._set(incident_id, sync_lease_until=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +295,38 @@ class AlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, *, incident_id: int, fingerprint: str) -> AlertRow | None:
-        return await self.session.scalar(
+    async def get(self, *, incident_id: int, fingerprint: str) -> AlertRecord | None:
+        row = await self.session.scalar(
             select(AlertRow)
             .where(AlertRow.incident_id == incident_id, AlertRow.fingerprint == fingerprint)
             # record_repeat() updates rows behind the identity map's back: always re-read
             .execution_options(populate_existing=True)
+        )
+        return None if row is None else to_alert(row)
+
+    async def refire(self, *, alert_id: int, now: datetime) -> int:
+        """Count one more notification of a stored alert, firing again; return its count."""
+        occurrences = await self.session.scalar(
+            update(AlertRow)
+            .where(AlertRow.id == alert_id)
+            .values(
+                status=AlertStatus.FIRING.value,
+                occurrences=AlertRow.occurrences + 1,
+                last_seen_at=now,
+                resolved_at=None,
+            )
+            .returning(AlertRow.occurrences)
+            .execution_options(synchronize_session=False)
+        )
+        return int(occurrences or 0)
+
+    async def mark_resolved(self, *, alert_id: int, now: datetime) -> None:
+        """The monitor reports this alert resolved."""
+        await self.session.execute(
+            update(AlertRow)
+            .where(AlertRow.id == alert_id)
+            .values(status=AlertStatus.RESOLVED.value, resolved_at=now, last_seen_at=now)
+            .execution_options(synchronize_session=False)
         )
 
     async def record_repeat(
@@ -313,22 +395,7 @@ class AlertRepository:
         rows = await self.session.scalars(
             select(AlertRow).where(AlertRow.incident_id == incident_id).order_by(AlertRow.id)
         )
-        return [
-            AlertRecord(
-                id=r.id,
-                incident_id=r.incident_id,
-                integration=r.integration,
-                fingerprint=r.fingerprint,
-                status=r.status,
-                title=r.title,
-                labels=dict(r.labels or {}),
-                occurrences=r.occurrences,
-                first_seen_at=r.first_seen_at,
-                last_seen_at=r.last_seen_at,
-                resolved_at=r.resolved_at,
-            )
-            for r in rows
-        ]
+        return [to_alert(r) for r in rows]
 
 
 class TimelineRepository:

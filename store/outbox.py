@@ -27,14 +27,6 @@ class OutboxItem:
     created_at: datetime
 
 
-_ENQUEUED = "pulseops.outbox_enqueued"
-
-
-def enqueued_in(session: AsyncSession) -> bool:
-    """Whether this session's transaction added outbox rows (work for the worker after it)."""
-    return bool(session.info.get(_ENQUEUED))
-
-
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -47,7 +39,6 @@ class OutboxRepository:
         incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        self.session.info[_ENQUEUED] = True
         self.session.add(
             OutboxRow(
                 incident_id=incident_id,
@@ -159,17 +150,32 @@ class OutboxRepository:
         return int(row[0]), row[1]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """What a delivery with an Idempotency-Key was answered, to replay for the same body."""
+
+    body_sha256: str
+    status: int
+    body: dict[str, Any]
+
+
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, *, integration: str, key: str, now: datetime) -> IdempotencyRow | None:
-        return await self.session.scalar(
+    async def get(self, *, integration: str, key: str, now: datetime) -> StoredAnswer | None:
+        """The answer recorded for an unexpired Idempotency-Key, or None."""
+        row = await self.session.scalar(
             select(IdempotencyRow).where(
                 IdempotencyRow.integration == integration,
                 IdempotencyRow.key == key,
                 IdempotencyRow.expires_at > now,
             )
+        )
+        if row is None:
+            return None
+        return StoredAnswer(
+            body_sha256=row.body_sha256, status=row.status_code, body=dict(row.response)
         )
 
     async def put(

@@ -145,6 +145,7 @@ class AlertRecord:
     first_seen_at: datetime
     last_seen_at: datetime
     resolved_at: datetime | None
+    last_note_at: datetime | None = None  # the last "alert repeated" timeline note
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,7 @@
-"""Alert ingestion: webhook body parsers (one per integration type) producing domain Alerts."""
+"""The alert path: parsers (one per integration type), the pipeline's stages and decisions.
+
+`build_pipeline(config)` in `bot.ingest.pipeline` assembles the stages in order.
+"""
 
 from bot.ingest.parsers import (
     PARSERS,

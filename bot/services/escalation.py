@@ -12,21 +12,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import EscalationPolicyConfig, PulseOpsConfig
+from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain.escalation import FIRST, Policy, Step, deadline_after, next_step
 from bot.domain.records import Incident
+from bot.domain.routing import route
 from bot.errors import UserError
 from bot.metrics import Metrics
 from bot.services.oncall import OnCallLookup
+from bot.services.transactions import in_write
 from store.incidents import IncidentRepository, TimelineRepository
 from store.oncall import EscalationRepository, PageRepository
-from store.outbox import OutboxRepository
 from store.session import Database
+from store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -61,46 +65,45 @@ class EscalationService:
         self.metrics = metrics
         self.on_commit = on_commit
         self.oncall = OnCallLookup(config)
+        self.directory = directory_of(config)
 
     def policy_for(self, incident: Incident) -> EscalationPolicyConfig | None:
-        if incident.service_id:
-            policy = self.config.policy_for_service(incident.service_id)
-            if policy is not None:
-                return policy
-        team = self.config.team(incident.team_id) if incident.team_id else None
-        if team and team.escalation_policy:
-            return self.config.escalation_policy(team.escalation_policy)
-        return None
+        """The incident's escalation policy: its service's, else its team's, else none."""
+        owner = route(self.directory, service_id=incident.service_id, team_id=incident.team_id)
+        return self.config.escalation_policy(owner.policy_id) if owner.policy_id else None
 
     # ---- hooks inside the incident's own transaction -----------------------------------
 
-    async def start(self, session: AsyncSession, incident: Incident, now: datetime) -> None:
+    async def start(self, uow: UnitOfWork, incident: Incident, now: datetime) -> None:
         """Page the first level of the incident's policy (if it has one)."""
         policy = self.policy_for(incident)
         if policy is None:
             return
+        session = uow.session
         repo = EscalationRepository(session)
         if await repo.get(incident_id=incident.id) is None:
             await repo.create(incident_id=incident.id, policy_id=policy.id, now=now)
-            await self._page(session, incident, policy, FIRST, scheduled_at=now, now=now)
+            await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now)
         else:  # reopened: start over from the first level
             step = 1 + await PageRepository(session).last_step(
                 incident_id=incident.id, cycle=FIRST.cycle, level=FIRST.level
             )
-            await self._page(session, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
+            await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
 
-    async def stop(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
+    async def stop(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
         """Acknowledged or resolved: no further automatic pages."""
-        await EscalationRepository(session).stop(incident_id=incident_id, now=now)
+        await EscalationRepository(uow.session).stop(incident_id=incident_id, now=now)
 
     # ---- the sweep and manual escalation ------------------------------------------------
 
     async def sweep(self) -> int:
         """Page every step whose deadline has passed; return how many steps were paged."""
         now = self.clock.now()
-        paged = 0
-        async with self.db.write() as session:
-            for state in await EscalationRepository(session).due(now=now, limit=100):
+
+        async def work(uow: UnitOfWork) -> int:
+            paged = 0
+            repo = EscalationRepository(uow.session)
+            for state in await repo.due(now=now, limit=100):
                 policy = self.config.escalation_policy(state.policy_id)
                 step = (
                     next_step(policy_model(policy), Step(state.level, state.cycle))
@@ -108,7 +111,7 @@ class EscalationService:
                     else None
                 )
                 if policy is None or step is None or state.next_at is None:
-                    await EscalationRepository(session).advance(
+                    await repo.advance(
                         incident_id=state.incident_id,
                         level=state.level,
                         cycle=state.cycle,
@@ -117,21 +120,23 @@ class EscalationService:
                         now=now,
                     )
                     continue
-                incident = await IncidentRepository(session).get(incident_id=state.incident_id)
-                self.metrics.escalation_lateness.observe((now - state.next_at).total_seconds())
-                await self._page(
-                    session, incident, policy, step, scheduled_at=state.next_at, now=now
-                )
+                incident = await IncidentRepository(uow.session).get(incident_id=state.incident_id)
+                lateness = (now - state.next_at).total_seconds()
+                uow.after_commit(partial(self.metrics.escalation_lateness.observe, lateness))
+                await self._page(uow, incident, policy, step, scheduled_at=state.next_at, now=now)
                 paged += 1
-        if paged:
-            self.metrics.escalation_steps.labels(trigger="timeout").inc(paged)
-            self.on_commit()
-        return paged
+            if paged:
+                uow.after_commit(self.metrics.escalation_steps.labels(trigger="timeout").inc)
+            return paged
+
+        return await in_write(self.db, work, on_commit=self.on_commit)
 
     async def escalate_now(self, *, incident_id: int, by: str) -> str:
         """Page the next level now (the Escalate button, `/incident escalate`)."""
         now = self.clock.now()
-        async with self.db.write() as session:
+
+        async def work(uow: UnitOfWork) -> str:
+            session = uow.session
             incident = await IncidentRepository(session).get(incident_id=incident_id)
             if not incident.is_open:
                 raise UserError(f"{incident.number} is resolved: there is nobody left to page.")
@@ -163,7 +168,7 @@ class EscalationService:
                 data={"level": step.level + 1, "cycle": step.cycle},
             )
             await self._page(
-                session,
+                uow,
                 incident,
                 policy,
                 step,
@@ -172,15 +177,16 @@ class EscalationService:
                 step=extra,
                 keep_status=state is not None and state.status != "active",
             )
-        self.metrics.escalation_steps.labels(trigger="manual").inc()
-        self.on_commit()
-        return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
+            uow.after_commit(self.metrics.escalation_steps.labels(trigger="manual").inc)
+            return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
+
+        return await in_write(self.db, work, on_commit=self.on_commit)
 
     # ---- paging -------------------------------------------------------------------------
 
     async def _page(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         incident: Incident,
         policy: EscalationPolicyConfig,
         at: Step,
@@ -191,9 +197,9 @@ class EscalationService:
         keep_status: bool = False,
     ) -> None:
         level = policy.levels[at.level]
+        session = uow.session
         pages = PageRepository(session)
         timeline = TimelineRepository(session)
-        outbox = OutboxRepository(session)
         for target in await self._targets(session, level.targets, now):
             page_id = await pages.record(
                 incident_id=incident.id,
@@ -228,10 +234,10 @@ class EscalationService:
                     "late_seconds": round((now - scheduled_at).total_seconds(), 3),
                 },
             )
-            await outbox.enqueue(
+            await uow.enqueue(
                 kind=OutboxKind.PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
             )
-            self.metrics.pages_sent.labels(kind=target.kind).inc()
+            uow.after_commit(self.metrics.pages_sent.labels(kind=target.kind).inc)
         model = policy_model(policy)
         deadline = deadline_after(model, at, scheduled_at)
         if keep_status:

@@ -1,39 +1,52 @@
 """Incident service: alerts in, state changes out, each with its timeline and outbox rows.
 
-Every public method runs one write transaction: the incident, its timeline and the Slack
-effects it needs (outbox rows) commit together, then the outbox worker is woken. Applying
-alerts is delegated to `bot.services.alerts`; the `*_in` methods and `enqueue_sync` run in a
-caller's transaction (alert ingest uses them).
+Every change runs in one write transaction (a `UnitOfWork`): the incident, its timeline and
+the Slack effects it needs (outbox rows) commit together, then the outbox worker is woken.
+People's commands come in through `declare` and `transition`; the alert pipeline's decisions
+through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
+from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
-from bot.domain import Alert, Command, Severity, apply
+from bot.domain import Acknowledge, Command, Resolve, Severity, apply
+from bot.domain.alerts import Alert
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
-from bot.errors import UserError
+from bot.domain.routing import route
+from bot.ingest.decisions import (
+    AcknowledgeIncident,
+    Decision,
+    Dropped,
+    GroupInto,
+    Ignore,
+    IngestOutcome,
+    Muted,
+    Open,
+    Outcome,
+    Repeat,
+    ResolveAlert,
+)
 from bot.metrics import Metrics
-from bot.services.alerts import AlertIngest, Delivery, IngestOutcome, IngestRequest
 from bot.services.escalation import EscalationService
-from bot.services.transactions import Retry, after_commit, in_write
+from bot.services.transactions import Retry, in_write
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
-from store.outbox import IdempotencyRepository, OutboxRepository
+from store.outbox import IdempotencyRepository
 from store.session import Database
+from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
 
 class IncidentService:
-    """Opens incidents, applies alerts and commands to them, and answers queries."""
+    """Opens incidents, applies alert decisions and people's commands, and answers queries."""
 
     def __init__(
         self,
@@ -42,8 +55,8 @@ class IncidentService:
         config: PulseOpsConfig,
         clock: Clock,
         metrics: Metrics,
-        escalations: EscalationService | None = None,
-        on_commit: Callable[[], None] = lambda: None,
+        escalations: EscalationService,
+        on_commit: Callable[[], None],
     ) -> None:
         self.db = db
         self.config = config
@@ -51,43 +64,11 @@ class IncidentService:
         self.metrics = metrics
         self.escalations = escalations
         self.on_commit = on_commit
-        self._alerts = AlertIngest(incidents=self, config=config, metrics=metrics)
+        self.directory = directory_of(config)
 
-    # ---- transactions -------------------------------------------------------------------
-
-    async def _in_write(self, work: Callable[[AsyncSession], Awaitable[T]], *, tries: int = 5) -> T:
+    async def write(self, work: Callable[[UnitOfWork], Awaitable[T]], *, tries: int = 5) -> T:
         """Run `work` in a write transaction, retrying races (unique violations, lock timeouts)."""
         return await in_write(self.db, work, on_commit=self.on_commit, tries=tries)
-
-    # ---- alerts -------------------------------------------------------------------------
-
-    async def ingest(
-        self,
-        *,
-        integration: IntegrationConfig,
-        alerts: Sequence[Alert],
-        idempotency_key: str | None = None,
-        body: bytes = b"",
-    ) -> Delivery:
-        """Apply one delivery's alerts in its own transaction (see `ingest_many`)."""
-        request = IngestRequest.of(integration, alerts, idempotency_key=idempotency_key, body=body)
-        (result,) = await self.ingest_many([request])
-        if isinstance(result, UserError):
-            raise result
-        return result
-
-    async def ingest_many(self, requests: Sequence[IngestRequest]) -> list[Delivery | UserError]:
-        """Apply several deliveries in ONE write transaction (group commit).
-
-        A delivery with an Idempotency-Key runs in a savepoint: one refused (the key reused
-        with another body) changes nothing and gets its UserError back; the others commit
-        together. Without a key nothing can refuse a delivery.
-        """
-
-        async def work(session: AsyncSession) -> list[Delivery | UserError]:
-            return await self._alerts.apply(session, requests, now=self.clock.now())
-
-        return await self._in_write(work)
 
     # ---- people -------------------------------------------------------------------------
 
@@ -101,22 +82,18 @@ class IncidentService:
         by: str,
     ) -> Incident:
         """Open an incident declared by a person (no alert behind it)."""
-
-        async def work(session: AsyncSession) -> Incident:
-            declared = NewIncident(
-                title=title,
-                description=description,
-                severity=severity,
-                service_id=service_id,
-                source="slack",
-                created_by=by,
-                actor=by,
-                text=f"Declared: {title}",
-                invite=(by,),
-            )
-            return await self.create_in(session, declared, now=self.clock.now())
-
-        return await self._in_write(work)
+        declared = NewIncident(
+            title=title,
+            description=description,
+            severity=severity,
+            service_id=service_id,
+            source="slack",
+            created_by=by,
+            actor=by,
+            text=f"Declared: {title}",
+            invite=(by,),
+        )
+        return await self.write(lambda uow: self._open(uow, declared, now=self.clock.now()))
 
     async def transition(self, *, incident_id: int, command: Command) -> Transition:
         """Apply a person's command; exactly one of several concurrent equal commands wins.
@@ -124,23 +101,136 @@ class IncidentService:
         Raises InvalidTransition (the move is illegal now) or IncidentNotFound.
         """
 
-        async def work(session: AsyncSession) -> Transition:
-            incident = await IncidentRepository(session).get(incident_id=incident_id)
-            return await self.transition_in(session, incident, command, self.clock.now())
+        async def work(uow: UnitOfWork) -> Transition:
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            return await self._transition(uow, incident, command, self.clock.now())
 
-        return await self._in_write(work)
+        return await self.write(work)
 
-    # ---- in the caller's transaction (shared with alert ingest) ------------------------
+    # ---- alert decisions (in the delivery's transaction) ---------------------------------
 
-    async def transition_in(
-        self, session: AsyncSession, incident: Incident, command: Command, now: datetime
+    async def apply(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        decision: Decision,
+        now: datetime,
+    ) -> IngestOutcome:
+        """Carry out what the alert pipeline decided for one alert."""
+        alert = decision.alert
+        actor = f"monitor:{integration.name}"
+        match decision:
+            case Open(new=new):
+                incident = await self._open(uow, new, now=now)
+                await AlertRepository(uow.session).add_first(
+                    incident_id=incident.id, integration=integration.name, alert=alert, now=now
+                )
+                return IngestOutcome(alert.fingerprint, Outcome.CREATED, incident.id)
+            case GroupInto(incident=incident):
+                await self._group_into(uow, integration, incident, alert, now)
+                return IngestOutcome(alert.fingerprint, Outcome.GROUPED, incident.id)
+            case Repeat():
+                await self._repeat(uow, actor, decision, now)
+                return IngestOutcome(alert.fingerprint, Outcome.DEDUPLICATED, decision.incident_id)
+            case AcknowledgeIncident(incident=incident):
+                await self._transition(uow, incident, Acknowledge(by=actor), now)
+                return IngestOutcome(alert.fingerprint, Outcome.ACKNOWLEDGED, incident.id)
+            case ResolveAlert():
+                outcome = await self._resolve_alert(uow, actor, decision, now)
+                return IngestOutcome(alert.fingerprint, outcome, decision.incident.id)
+            case Ignore(incident_id=incident_id):
+                return IngestOutcome(alert.fingerprint, Outcome.IGNORED, incident_id)
+            case Muted():
+                return IngestOutcome(alert.fingerprint, Outcome.MUTED)
+            case Dropped():
+                return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
+
+    async def _group_into(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        incident: Incident,
+        alert: Alert,
+        now: datetime,
+    ) -> None:
+        await AlertRepository(uow.session).add_first(
+            incident_id=incident.id, integration=integration.name, alert=alert, now=now
+        )
+        await TimelineRepository(uow.session).add(
+            incident_id=incident.id,
+            at=now,
+            kind="alert_added",
+            actor=f"monitor:{integration.name}",
+            text=f"Alert joined the incident: {alert.title}",
+            data={"fingerprint": alert.fingerprint},
+        )
+        await IncidentRepository(uow.session).count_alerts(incident_id=incident.id, now=now)
+        await self._enqueue_sync(uow, incident.id, now)
+
+    async def _repeat(self, uow: UnitOfWork, actor: str, repeat: Repeat, now: datetime) -> None:
+        """Count a repeat (with the batch's others); note it on the timeline now and then.
+
+        A repeat re-renders nothing, so an alert storm is no storm of message edits.
+        """
+        alerts = AlertRepository(uow.session)
+        occurrences = repeat.occurrences
+        if not repeat.counted:
+            occurrences = await alerts.refire(alert_id=repeat.alert_id, now=now)
+        uow.count_repeat(repeat.incident_id)
+        if not (repeat.refired or self._note_due(repeat.last_note_at, now)):
+            return
+        await alerts.set_last_note(alert_id=repeat.alert_id, at=now)
+        title = repeat.alert.title
+        await TimelineRepository(uow.session).add(
+            incident_id=repeat.incident_id,
+            at=now,
+            kind="alert_refired" if repeat.refired else "alert_repeated",
+            actor=actor,
+            text=(
+                f"Alert fired again: {title}"
+                if repeat.refired
+                else f"Alert repeated ({occurrences} notifications so far): {title}"
+            ),
+            data={"fingerprint": repeat.alert.fingerprint, "occurrences": occurrences},
+        )
+
+    def _note_due(self, last_note_at: datetime | None, now: datetime) -> bool:
+        """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
+        interval = self.config.incidents.repeat_note_interval
+        return last_note_at is None or now - last_note_at >= interval
+
+    async def _resolve_alert(
+        self, uow: UnitOfWork, actor: str, resolved: ResolveAlert, now: datetime
+    ) -> Outcome:
+        alerts = AlertRepository(uow.session)
+        incident = resolved.incident
+        if not resolved.already_resolved:
+            await alerts.mark_resolved(alert_id=resolved.alert_id, now=now)
+            await TimelineRepository(uow.session).add(
+                incident_id=incident.id,
+                at=now,
+                kind="alert_resolved",
+                actor=actor,
+                text=f"Monitor reports resolved: {resolved.alert.title}",
+                data={"fingerprint": resolved.alert.fingerprint},
+            )
+        if not incident.auto_resolve or await alerts.count_firing(incident_id=incident.id) > 0:
+            return Outcome.ALERT_RESOLVED
+        fresh = await IncidentRepository(uow.session).get(incident_id=incident.id)
+        await self._transition(uow, fresh, Resolve(by=actor), now)
+        return Outcome.RESOLVED
+
+    # ---- shared by people and alerts ----------------------------------------------------
+
+    async def _transition(
+        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
     ) -> Transition:
         """Apply `command` to `incident` in the caller's transaction.
 
         Raises InvalidTransition; a lost compare-and-set raises `Retry` (`in_write` retries).
         """
         transition = apply(incident.state, command, now=now)
-        ok = await IncidentRepository(session).compare_and_set_state(
+        ok = await IncidentRepository(uow.session).compare_and_set_state(
             incident_id=incident.id,
             expected_version=incident.version,
             state=transition.after,
@@ -149,7 +239,7 @@ class IncidentService:
         if not ok:
             raise Retry()
         if Effect.TIMELINE in transition.effects:
-            await TimelineRepository(session).add(
+            await TimelineRepository(uow.session).add(
                 incident_id=incident.id,
                 at=now,
                 kind=transition.event_kind,
@@ -158,20 +248,17 @@ class IncidentService:
                 data={"from": transition.before.status.value, "to": transition.after.status.value},
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
-            await self.enqueue_sync(session, incident.id, now)
-        if self.escalations is not None:
-            if Effect.STOP_ESCALATION in transition.effects:
-                await self.escalations.stop(session, incident.id, now)
-            if Effect.START_ESCALATION in transition.effects:
-                await self.escalations.start(session, incident, now)
-        after_commit(
-            session, self.metrics.transitions.labels(status=transition.after.status.value).inc
-        )
-        self._observe_response_time(session, incident, transition, now)
+            await self._enqueue_sync(uow, incident.id, now)
+        if Effect.STOP_ESCALATION in transition.effects:
+            await self.escalations.stop(uow, incident.id, now)
+        if Effect.START_ESCALATION in transition.effects:
+            await self.escalations.start(uow, incident, now)
+        uow.after_commit(self.metrics.transitions.labels(status=transition.after.status.value).inc)
+        self._observe_response_time(uow, incident, transition, now)
         return transition
 
     def _observe_response_time(
-        self, session: AsyncSession, incident: Incident, transition: Transition, now: datetime
+        self, uow: UnitOfWork, incident: Incident, transition: Transition, now: datetime
     ) -> None:
         """Time to acknowledge / resolve, counted from the trigger once the move commits."""
         latency = max((now - incident.triggered_at).total_seconds(), 0.0)
@@ -183,33 +270,15 @@ class IncidentService:
         else:
             return
         observe = histogram.labels(severity=incident.severity.value).observe
-        after_commit(session, lambda: observe(latency))
+        uow.after_commit(lambda: observe(latency))
 
-    async def create_in(
-        self, session: AsyncSession, new: NewIncident, *, now: datetime
-    ) -> Incident:
+    async def _open(self, uow: UnitOfWork, new: NewIncident, *, now: datetime) -> Incident:
         """Open an incident in the caller's transaction: timeline, outbox rows, escalation."""
-        service = self.config.service(new.service_id) if new.service_id else None
-        team_id = service.team if service else None
-        incident = await IncidentRepository(session).add(
-            title=new.title[:1000],
-            description=new.description,
-            status=Status.TRIGGERED.value,
-            severity=new.severity.value,
-            service_id=new.service_id,
-            team_id=team_id,
-            source=new.source,
-            integration=new.integration,
-            dedup_key=new.dedup_key,
-            auto_resolve=service.auto_resolve if service else True,
-            created_by=new.created_by,
-            alert_count=1 if new.integration else 0,
-            labels=new.labels,
-            links=new.links,
-            triggered_at=now,
-            updated_at=now,
+        ownership = route(self.directory, service_id=new.service_id)
+        incident = await IncidentRepository(uow.session).add(
+            new, ownership=ownership, now=now, alert_count=1 if new.integration else 0
         )
-        await TimelineRepository(session).add(
+        await TimelineRepository(uow.session).add(
             incident_id=incident.id,
             at=now,
             kind="triggered",
@@ -217,30 +286,25 @@ class IncidentService:
             text=new.text,
             data={"severity": new.severity.value, "service": new.service_id},
         )
-        outbox = OutboxRepository(session)
         # the announcement first: it pages people even when channel creation is rate limited
-        await outbox.enqueue(kind=OutboxKind.ANNOUNCE, incident_id=incident.id, now=now)
-        await outbox.enqueue(
+        await uow.enqueue(kind=OutboxKind.ANNOUNCE, incident_id=incident.id, now=now)
+        await uow.enqueue(
             kind=OutboxKind.OPEN_CHANNEL,
             incident_id=incident.id,
             now=now,
             payload={"invite": list(new.invite)},
         )
-        if self.escalations is not None:
-            await self.escalations.start(session, incident, now)
-        after_commit(
-            session,
+        await self.escalations.start(uow, incident, now)
+        uow.after_commit(
             self.metrics.incidents_opened.labels(
                 service=new.service_id or "none", severity=new.severity.value
-            ).inc,
+            ).inc
         )
         return incident
 
-    async def enqueue_sync(self, session: AsyncSession, incident_id: int, now: datetime) -> None:
+    async def _enqueue_sync(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
         """Have the outbox bring the incident's Slack messages up to its current state."""
-        await OutboxRepository(session).enqueue(
-            kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now
-        )
+        await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -274,10 +338,4 @@ class IncidentService:
             return await IdempotencyRepository(session).purge(now=self.clock.now())
 
 
-__all__ = [
-    "Delivery",
-    "IncidentService",
-    "IngestOutcome",
-    "IngestRequest",
-    "InvalidTransition",
-]
+__all__ = ["IncidentService", "InvalidTransition"]

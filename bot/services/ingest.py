@@ -1,26 +1,47 @@
-"""Group commit for webhook deliveries: those that arrive while a transaction is in flight
-share the next one, so a burst of alerts costs a few commits instead of one per request.
+"""Alert ingest: accepted deliveries through the pipeline's stages, applied with group commit.
 
-A delivery is answered only after the transaction holding it has committed (durable 2xx).
-At low load a batch holds a single delivery and nothing waits.
+Deliveries that arrive while a transaction is in flight share the next one, so a burst of
+alerts costs a few commits instead of one per request. A delivery is answered only after the
+transaction holding it has committed (durable 2xx). At low load a batch holds a single
+delivery and nothing waits.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 
+from bot.clock import Clock
 from bot.errors import UserError
-from bot.services.alerts import Delivery, IngestRequest
+from bot.ingest.decisions import IngestOutcome
+from bot.ingest.pipeline import Pipeline
+from bot.ingest.stages import Delivery, IngestRequest
+from bot.metrics import Metrics
 from bot.services.incidents import IncidentService
 from store.batching import Batcher
+from store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-class IngestBatcher:
-    def __init__(self, service: IncidentService, *, max_batch: int = 32) -> None:
-        self.service = service
-        self._batcher: Batcher[IngestRequest, Delivery] = Batcher(self._ingest, max_batch=max_batch)
+class AlertIngest:
+    """Applies accepted deliveries: the pipeline decides, the incident service applies."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        incidents: IncidentService,
+        clock: Clock,
+        metrics: Metrics,
+        max_batch: int = 32,
+    ) -> None:
+        self.pipeline = pipeline
+        self.incidents = incidents
+        self.clock = clock
+        self.metrics = metrics
+        self._batcher: Batcher[IngestRequest, Delivery] = Batcher(self._batch, max_batch=max_batch)
 
     async def submit(self, request: IngestRequest) -> Delivery:
         """Queue one delivery for the next commit and wait for its answer.
@@ -34,9 +55,58 @@ class IngestBatcher:
         """Wait until every queued delivery has been committed (shutdown)."""
         await self._batcher.wait_idle()
 
-    async def _ingest(self, requests: list[IngestRequest]) -> list[Delivery | UserError]:
+    async def apply(self, requests: Sequence[IngestRequest]) -> list[Delivery | UserError]:
+        """Apply several deliveries in ONE write transaction (group commit).
+
+        A delivery with an Idempotency-Key runs in a savepoint: one refused (the key reused
+        with another body) changes nothing and gets its UserError back; the others commit
+        together. Without a key nothing can refuse a delivery.
+        """
+
+        async def work(uow: UnitOfWork) -> list[Delivery | UserError]:
+            now = self.clock.now()
+            results: list[Delivery | UserError] = []
+            for request in requests:
+                if request.idempotency_key is None:
+                    results.append(await self._deliver(uow, request, now))
+                    continue
+                try:
+                    async with uow.savepoint():
+                        results.append(await self._deliver(uow, request, now))
+                except UserError as exc:
+                    results.append(exc)
+            # one statement for every incident's repeats, however many alerts repeated
+            await uow.flush_repeats()
+            return results
+
+        return await self.incidents.write(work)
+
+    async def _batch(self, requests: list[IngestRequest]) -> list[Delivery | UserError]:
         try:
-            return await self.service.ingest_many(requests)
+            return await self.apply(requests)
         except Exception:
             log.exception("ingest batch of %d failed", len(requests))
             raise
+
+    async def _deliver(self, uow: UnitOfWork, request: IngestRequest, now: datetime) -> Delivery:
+        async def apply() -> Delivery:
+            outcomes: list[IngestOutcome] = []
+            for alert in request.alerts:
+                decision = await self.pipeline.decide_for(uow, request, alert, now)
+                outcomes.append(await self.incidents.apply(uow, request.integration, decision, now))
+            counter = self.metrics.alerts_received
+            for outcome in outcomes:
+                labels = counter.labels(
+                    integration=request.integration.name, outcome=outcome.outcome.value
+                )
+                uow.after_commit(labels.inc)
+            return Delivery(
+                status=202,
+                body={
+                    "status": "accepted",
+                    "alerts": len(outcomes),
+                    "results": [o.to_json() for o in outcomes],
+                },
+            )
+
+        return await self.pipeline.deliver_in(uow, request, now, apply)

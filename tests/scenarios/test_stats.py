@@ -17,7 +17,7 @@ from bot.config import PulseOpsConfig
 from bot.domain.durations import human_seconds
 from bot.domain.incident import Severity, Status
 from bot.render.report import mrkdwn_to_text
-from store.incidents import IncidentRepository
+from store.models import IncidentRow
 from store.stats import StatsRepository, Window
 from tests.conftest import Harness
 from tests.helpers import click, fire_named, oncall_config, reply_text, wait_for_status
@@ -268,24 +268,28 @@ async def test_sql_percentiles_match_nearest_rank(harness: Harness) -> None:
     rng = random.Random(7)
     samples: dict[str, list[float]] = {"payments": [], "search": []}
     async with harness.deps.db.write() as session:
-        repo = IncidentRepository(session)
         for i in range(157):
             team = "payments" if i % 3 else "search"
             triggered = T0 + timedelta(seconds=rng.randrange(0, 86400))
             ack = round(rng.uniform(0.5, 7200), 3)
             samples[team].append(ack)
-            await repo.add(
-                title=f"load {i}",
-                status=Status.ACKNOWLEDGED.value,
-                severity=Severity.SEV2.value,
-                service_id=None,
-                team_id=team,
-                source="test",
-                integration=None,
-                dedup_key=None,
-                triggered_at=triggered,
-                acknowledged_at=triggered + timedelta(seconds=ack),
-                updated_at=triggered,
+            session.add(
+                IncidentRow(
+                    title=f"load {i}",
+                    status=Status.ACKNOWLEDGED.value,
+                    severity=Severity.SEV2.value,
+                    service_id=None,
+                    team_id=team,
+                    source="test",
+                    integration=None,
+                    dedup_key=None,
+                    triggered_at=triggered,
+                    acknowledged_at=triggered + timedelta(seconds=ack),
+                    updated_at=triggered,
+                    version=1,
+                    labels={},
+                    links={"items": []},
+                )
             )
     async with harness.deps.db.read() as session:
         found = await StatsRepository(session).figures(

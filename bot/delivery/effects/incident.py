@@ -7,6 +7,7 @@ several replicas never go backwards.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -42,11 +43,10 @@ class IncidentEffects(Effects):
         channel, ts = await self.gateway.post_message(
             self.config.slack.incidents_channel, text=message.text, blocks=message.blocks
         )
-        await self._set(
-            incident.id,
-            announcement_channel=channel,
-            announcement_ts=ts,
-            announcement_version=incident.version,
+        await self._write(
+            lambda repo: repo.set_announcement(
+                incident_id=incident.id, channel=channel, ts=ts, version=incident.version
+            )
         )
         await self._sync(incident.id)  # catch up if the incident changed meanwhile
 
@@ -59,7 +59,11 @@ class IncidentEffects(Effects):
         incident = await self._incident(item.incident_id)
         if not incident.channel_id:
             channel = await self._create_channel(incident)
-            await self._set(incident.id, channel_id=channel["id"], channel_name=channel["name"])
+            await self._write(
+                lambda repo: repo.set_channel(
+                    incident_id=incident.id, channel_id=channel["id"], channel_name=channel["name"]
+                )
+            )
             incident = await self._incident(incident.id)
         channel_id = incident.channel_id
         assert channel_id is not None
@@ -79,7 +83,11 @@ class IncidentEffects(Effects):
             _, ts = await self.gateway.post_message(
                 channel_id, text=message.text, blocks=message.blocks
             )
-            await self._set(incident.id, message_ts=ts, message_version=incident.version)
+            await self._write(
+                lambda repo: repo.set_message(
+                    incident_id=incident.id, ts=ts, version=incident.version
+                )
+            )
             incident = await self._incident(incident.id)
         if not progress.get("pinned"):
             assert incident.message_ts is not None
@@ -221,10 +229,9 @@ class IncidentEffects(Effects):
         async with self.db.read() as session:
             return await IncidentRepository(session).get(incident_id=incident_id)
 
-    async def _set(self, incident_id: int, **values: Any) -> None:
-        await self.db.write_grouped(
-            lambda session: IncidentRepository(session).set_slack(incident_id=incident_id, **values)
-        )
+    async def _write(self, write: Callable[[IncidentRepository], Awaitable[None]]) -> None:
+        """Record what Slack answered, grouped with other deliveries' small writes."""
+        await self.db.write_grouped(lambda session: write(IncidentRepository(session)))
 
 
 def _stale(

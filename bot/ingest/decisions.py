@@ -1,0 +1,123 @@
+"""What the alert pipeline decides for one alert: typed decisions, and the outcome each yields.
+
+A stage returns one of these (or None to let the next stage decide); `IncidentService.apply`
+carries it out in the delivery's transaction and answers an `IngestOutcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.alerts import Alert
+from bot.domain.records import Incident, NewIncident
+
+
+class Outcome(StrEnum):
+    """What happened to one alert (the `outcome` of a webhook answer and of the metric)."""
+
+    CREATED = "created"  # opened a new incident
+    GROUPED = "grouped"  # a new alert joined an open incident
+    DEDUPLICATED = "deduplicated"  # the same alert again, counted on its incident
+    ACKNOWLEDGED = "acknowledged"  # the monitor acknowledged the incident
+    ALERT_RESOLVED = "alert_resolved"  # the alert resolved; others still fire
+    RESOLVED = "resolved"  # the last alert resolved and the incident with it
+    IGNORED = "ignored"  # nothing to do (resolved or acknowledged, with no incident)
+    MUTED = "muted"  # silenced or in a maintenance window
+    DROPPED = "dropped"  # a route drops it: recorded, never an incident
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What happened to one alert, as the webhook answer reports it."""
+
+    fingerprint: str
+    outcome: Outcome
+    incident_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        data["incident"] = f"INC-{self.incident_id}" if self.incident_id else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Open a new incident for the alert."""
+
+    alert: Alert
+    new: NewIncident
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInto:
+    """A new alert of an open incident's group joins it."""
+
+    alert: Alert
+    incident: Incident
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """The same alert again on its open incident.
+
+    `counted` when the dedup stage already counted it (the storm fast path); otherwise the
+    alert is stored firing again (`refired` when it had resolved). `last_note_at` decides
+    whether a timeline note is due.
+    """
+
+    alert: Alert
+    incident_id: int
+    alert_id: int
+    occurrences: int
+    last_note_at: datetime | None
+    counted: bool
+    refired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgeIncident:
+    """The monitor acknowledged the alert of a triggered incident."""
+
+    alert: Alert
+    incident: Incident
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveAlert:
+    """The monitor reports the alert resolved; the incident resolves with its last alert."""
+
+    alert: Alert
+    incident: Incident
+    alert_id: int
+    already_resolved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Nothing to do for this alert."""
+
+    alert: Alert
+    incident_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Muted:
+    """A silence or a maintenance window holds the alert: no incident, nobody paged."""
+
+    alert: Alert
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A route drops the alert: recorded and counted, never an incident."""
+
+    alert: Alert
+    by: str
+
+
+Decision = Open | GroupInto | Repeat | AcknowledgeIncident | ResolveAlert | Ignore | Muted | Dropped

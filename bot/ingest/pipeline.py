@@ -1,0 +1,125 @@
+"""The alert path as one pipeline of stages, assembled by `build_pipeline` (read it first).
+
+Receiving stages run before anything is written and refuse bad deliveries; the delivery
+stages wrap applying one delivery in its transaction; the alert stages decide, alert by
+alert, what happens (see `bot.ingest.decisions`). Applying a decision is the incident
+service's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import PulseOpsConfig
+from bot.config.directory import directory_of
+from bot.domain.alerts import Alert
+from bot.domain.incident import Severity
+from bot.errors import UserError
+from bot.ingest.decisions import Decision
+from bot.ingest.parsers import PARSERS
+from bot.ingest.stages import (
+    MAX_IDEMPOTENCY_KEY,
+    AlertContext,
+    AlertStage,
+    Authenticate,
+    BoundBody,
+    Dedup,
+    Delivery,
+    DeliveryStage,
+    Group,
+    Idempotency,
+    IngestRequest,
+    Mute,
+    Parse,
+    Received,
+    ReceiveStage,
+    Rejected,
+    Route,
+    dedup_key,
+)
+from bot.metrics import Metrics
+from store.unit_of_work import UnitOfWork
+
+
+def build_pipeline(
+    config: PulseOpsConfig, *, tokens: Mapping[str, str], metrics: Metrics
+) -> Pipeline:
+    """The alert path of `config`, stage by stage, in the order the stages run."""
+    return Pipeline(
+        receive=(
+            Authenticate(config, tokens),
+            BoundBody(config.incidents.max_body_bytes),
+            Parse(PARSERS),
+        ),
+        deliver=(Idempotency(config.incidents.idempotency_ttl),),
+        decide=(
+            Dedup(),
+            Mute(),
+            Route(directory_of(config)),
+            Group(Severity(config.incidents.default_severity)),
+        ),
+        metrics=metrics,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    receive: tuple[ReceiveStage, ...]
+    deliver: tuple[DeliveryStage, ...]
+    decide: tuple[AlertStage, ...]
+    metrics: Metrics
+
+    async def accept(self, received: Received) -> IngestRequest:
+        """Run the receiving stages; raise the sender's error (nothing written) if one refuses."""
+        try:
+            for stage in self.receive:
+                received = await stage(received)
+        except Rejected as rejected:
+            name = "unknown" if rejected.reason == "not_found" else received.name
+            self.metrics.webhooks_rejected.labels(integration=name, reason=rejected.reason).inc()
+            raise rejected.error from None
+        assert received.integration is not None
+        key = received.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+            raise UserError(
+                f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+                fields={"Idempotency-Key": "too long"},
+            )
+        return IngestRequest.of(
+            received.integration, received.alerts, idempotency_key=key, body=received.body
+        )
+
+    async def deliver_in(
+        self,
+        uow: UnitOfWork,
+        request: IngestRequest,
+        now: datetime,
+        apply: Callable[[], Awaitable[Delivery]],
+    ) -> Delivery:
+        """Apply one delivery through the delivery stages, outermost first."""
+
+        async def run(index: int) -> Delivery:
+            if index == len(self.deliver):
+                return await apply()
+            return await self.deliver[index](uow, request, now, lambda: run(index + 1))
+
+        return await run(0)
+
+    async def decide_for(
+        self, uow: UnitOfWork, request: IngestRequest, alert: Alert, now: datetime
+    ) -> Decision:
+        """Pass one alert through the alert stages until one decides."""
+        ctx = AlertContext(
+            uow=uow,
+            integration=request.integration,
+            alert=alert,
+            now=now,
+            dedup_key=dedup_key(request.integration.name, alert.group_key),
+        )
+        for stage in self.decide:
+            decision = await stage(ctx)
+            if decision is not None:
+                return decision
+        raise AssertionError("the last alert stage always decides")
