@@ -116,7 +116,11 @@ def create_app(
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     ingest = AlertIngest(
-        pipeline=build_pipeline(config, tokens=integration_tokens, metrics=metrics),
+        pipeline=build_pipeline(
+            config,
+            tokens=integration_tokens,
+            metrics=metrics,
+        ),
         incidents=incidents,
         clock=clock,
         metrics=metrics,

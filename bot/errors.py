@@ -3,7 +3,9 @@
 PulseOpsError
 ├── UserError          a person or a client did something wrong; carries the message to show
 │   ├── NotFound       the thing named does not exist (HTTP 404)
-│   └── Conflict       the request conflicts with the current state (HTTP 409)
+│   ├── Conflict       the request conflicts with the current state (HTTP 409)
+│   ├── PayloadTooLarge the body is over a size or count limit (HTTP 413)
+│   └── TooManyRequests over a rate limit; carries Retry-After (HTTP 429)
 ├── AuthError          missing or wrong credentials (HTTP 401)
 ├── ConfigError        the configuration is invalid; carries one line per problem
 └── SlackError         a Slack Web API call failed
@@ -13,6 +15,7 @@ PulseOpsError
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 
@@ -33,6 +36,11 @@ class UserError(PulseOpsError):
         self.message = message
         self.fields = dict(fields or {})
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers to answer with besides the JSON body (e.g. Retry-After)."""
+        return {}
+
 
 class NotFound(UserError):
     status = 404
@@ -44,6 +52,22 @@ class Conflict(UserError):
 
 class PayloadTooLarge(UserError):
     status = 413
+
+
+class TooManyRequests(UserError):
+    """Over a rate limit: try again after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: float, fields: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, fields=fields)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
 class AuthError(PulseOpsError):

@@ -46,7 +46,9 @@ def http_middleware(metrics: Metrics) -> Any:
                 response = await handler(request)
             except UserError as exc:
                 response = web.json_response(
-                    error_body(exc.message, fields=exc.fields), status=exc.status
+                    error_body(exc.message, fields=exc.fields),
+                    status=exc.status,
+                    headers=exc.headers,
                 )
             except AuthError as exc:
                 response = web.json_response(error_body(str(exc)), status=exc.status)

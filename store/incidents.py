@@ -110,6 +110,24 @@ class IncidentRepository:
         )
         return to_incident(row) if row else None
 
+    async def count_opened_since(
+        self, *, integration: str, since: datetime, excluding_dedup_key: str
+    ) -> int:
+        """Incidents the integration opened since `since`, not counting one dedup key's."""
+        return (
+            await self.session.scalar(
+                select(func.count()).where(
+                    IncidentRow.triggered_at >= since,
+                    IncidentRow.integration == integration,
+                    or_(
+                        IncidentRow.dedup_key.is_(None),
+                        IncidentRow.dedup_key != excluding_dedup_key,
+                    ),
+                )
+            )
+            or 0
+        )
+
     async def add(
         self, new: NewIncident, *, ownership: Ownership, now: datetime, alert_count: int
     ) -> Incident:

@@ -241,7 +241,12 @@ async def start_stack(db_url: str, slack_latency_ms: float) -> Stack:
         slack_api_url=emu.api_url,
         database_url=db_url,
     )
-    config: PulseOpsConfig = parse_config(CONFIG_YAML, source="bench.yml", environ={})
+    # the load is one integration sending as fast as it can: lift its rate limit
+    unlimited = CONFIG_YAML.replace(
+        "  max_body_bytes: 65536\n",
+        "  max_body_bytes: 65536\n  max_requests_per_second: 1000000\n  request_burst: 1000000\n",
+    )
+    config: PulseOpsConfig = parse_config(unlimited, source="bench.yml", environ={})
     app = create_app(settings, config, clock=SystemClock(), environ={}, run_jobs=True)
     runner, port = await start(app, host="127.0.0.1", port=0)
     url = f"http://127.0.0.1:{port}"

@@ -112,6 +112,7 @@ class IntegrationConfig(_Frozen):
     token: SecretStr | None = None
     token_env: str | None = None
     service: str | None = None
+    max_requests_per_second: float | None = Field(default=None, gt=0)  # else incidents.*
 
     @field_validator("name")
     @classmethod
@@ -162,6 +163,13 @@ class IncidentsConfig(_Frozen):
     idempotency_ttl: Duration = timedelta(hours=24)
     repeat_note_interval: Duration = timedelta(hours=1)
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+    max_alerts_per_delivery: int = Field(default=1000, gt=0, le=100_000)
+    # beyond this many new incidents a minute from one integration, new alerts join one
+    # "alert storm" incident instead of opening an incident (and a channel) each
+    max_new_incidents_per_minute: int = Field(default=120, gt=0)
+    # each integration's webhook requests: a token bucket per integration and replica
+    max_requests_per_second: float = Field(default=200.0, gt=0)
+    request_burst: int = Field(default=400, gt=0)
 
     @field_validator("default_severity", mode="before")
     @classmethod

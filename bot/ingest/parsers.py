@@ -134,7 +134,15 @@ def _unset_time(value: Any) -> Any:
     return value
 
 
-OptionalTime = Annotated[datetime | None, BeforeValidator(_unset_time)]
+def _in_utc(value: datetime | None) -> datetime | None:
+    """A time that stays a valid datetime in UTC (year 1 to 9999 after the offset)."""
+    try:
+        return _utc(value)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+OptionalTime = Annotated[datetime | None, BeforeValidator(_unset_time), AfterValidator(_in_utc)]
 
 
 class AlertmanagerAlert(_Body):
@@ -313,7 +321,7 @@ class PagerDutyPayload(_Body):
     ) = None
     source: str | None = None
     severity: Literal["critical", "error", "warning", "info"] | None = None
-    timestamp: datetime | None = None
+    timestamp: Annotated[datetime | None, AfterValidator(_in_utc)] = None
     component: str | None = None
     group: str | None = None
     class_: str | None = Field(default=None, alias="class")

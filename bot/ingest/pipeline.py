@@ -8,6 +8,7 @@ service's job.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from bot.ingest.stages import (
     AlertStage,
     Authenticate,
     BoundBody,
+    DecodeJson,
     Dedup,
     Delivery,
     DeliveryStage,
@@ -33,10 +35,12 @@ from bot.ingest.stages import (
     IngestRequest,
     Mute,
     Parse,
+    RateLimit,
     Received,
     ReceiveStage,
     Rejected,
     Route,
+    StormGuard,
     dedup_key,
 )
 from bot.metrics import Metrics
@@ -44,21 +48,32 @@ from store.unit_of_work import UnitOfWork
 
 
 def build_pipeline(
-    config: PulseOpsConfig, *, tokens: Mapping[str, str], metrics: Metrics
+    config: PulseOpsConfig,
+    *,
+    tokens: Mapping[str, str],
+    metrics: Metrics,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Pipeline:
     """The alert path of `config`, stage by stage, in the order the stages run."""
+    limits = config.incidents
     return Pipeline(
         receive=(
             Authenticate(config, tokens),
-            BoundBody(config.incidents.max_body_bytes),
-            Parse(PARSERS),
+            RateLimit(config, monotonic=monotonic),
+            BoundBody(limits.max_body_bytes),
+            DecodeJson(),
+            Parse(PARSERS, max_alerts=limits.max_alerts_per_delivery),
         ),
         deliver=(Idempotency(config.incidents.idempotency_ttl),),
         decide=(
             Dedup(),
             Mute(),
             Route(directory_of(config)),
-            Group(Severity(config.incidents.default_severity)),
+            StormGuard(
+                max_per_minute=limits.max_new_incidents_per_minute,
+                default_severity=Severity(limits.default_severity),
+            ),
+            Group(Severity(limits.default_severity)),
         ),
         metrics=metrics,
     )
@@ -86,6 +101,11 @@ class Pipeline:
             raise UserError(
                 f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters",
                 fields={"Idempotency-Key": "too long"},
+            )
+        if key is not None and not (key.isascii() and key.isprintable()):
+            raise UserError(
+                "Idempotency-Key must be printable ASCII (e.g. a UUID)",
+                fields={"Idempotency-Key": "not printable ASCII"},
             )
         return IngestRequest.of(
             received.integration, received.alerts, idempotency_key=key, body=received.body

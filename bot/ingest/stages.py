@@ -2,7 +2,7 @@
 
 Receiving (before any write): authenticate → bound the body → parse it.
 Per delivery, in its transaction: idempotency.
-Per alert, in that transaction: dedup → mute → route → group. An alert stage returns a
+Per alert, in that transaction: dedup → mute → route → storm guard → group. An alert stage returns a
 `Decision` to stop there, or None to pass the alert on; the last stage always decides.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,7 +24,15 @@ from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import Severity, Status
 from bot.domain.records import AlertRecord, Incident, NewIncident
 from bot.domain.routing import Directory, Ownership, route
-from bot.errors import AuthError, Conflict, NotFound, PulseOpsError, UserError
+from bot.errors import (
+    AuthError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PulseOpsError,
+    TooManyRequests,
+    UserError,
+)
 from bot.ingest.decisions import (
     AcknowledgeIncident,
     Decision,
@@ -34,6 +43,7 @@ from bot.ingest.decisions import (
     ResolveAlert,
 )
 from bot.ingest.parsers import Parser, validation_problems
+from bot.slack.ratelimit import TokenBucket
 from store.incidents import AlertRepository, IncidentRepository
 from store.outbox import IdempotencyRepository
 from store.unit_of_work import UnitOfWork
@@ -70,6 +80,7 @@ class Received:
     now: datetime
     integration: IntegrationConfig | None = None
     body: bytes = b""
+    document: object = None
     alerts: tuple[Alert, ...] = ()
 
 
@@ -95,12 +106,56 @@ class Authenticate:
             )
         scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         expected = self.tokens[integration.name]
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+        if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
             raise Rejected(
                 "unauthorized",
                 AuthError("missing or wrong bearer token in the Authorization header"),
             )
         return replace(received, integration=integration)
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a presented secret, whatever characters it holds."""
+    try:
+        return hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+        )
+    except UnicodeEncodeError:  # a lone surrogate that no header byte produced
+        return False
+
+
+class RateLimit:
+    """Each integration's requests through a token bucket: past it, 429 with Retry-After.
+
+    The bucket is per replica, so N replicas admit up to N times the rate.
+    """
+
+    def __init__(self, config: PulseOpsConfig, *, monotonic: Callable[[], float]) -> None:
+        limits = config.incidents
+        self.buckets = {
+            i.name: TokenBucket(
+                rate=i.max_requests_per_second or limits.max_requests_per_second,
+                burst=max(limits.request_burst, 1),
+                monotonic=monotonic,
+            )
+            for i in config.integrations
+        }
+
+    async def __call__(self, received: Received) -> Received:
+        assert received.integration is not None, "Authenticate runs first"
+        bucket = self.buckets[received.integration.name]
+        wait = bucket.wait_time()
+        if wait > 0:
+            raise Rejected(
+                "rate_limited",
+                TooManyRequests(
+                    f"integration {received.name!r} is over its rate limit of "
+                    f"{bucket.rate:g} requests a second; retry after {wait:.1f} s",
+                    retry_after=wait,
+                ),
+            )
+        bucket.take()
+        return received
 
 
 class BoundBody:
@@ -117,30 +172,95 @@ class BoundBody:
         return replace(received, body=body)
 
 
-class Parse:
-    """JSON, then the integration type's parser: one `Alert` per alert in the body."""
+class DecodeJson:
+    """The body as JSON, holding only text the store can keep (no NUL, no lone surrogate)."""
 
-    def __init__(self, parsers: Mapping[str, Parser]) -> None:
+    async def __call__(self, received: Received) -> Received:
+        try:
+            document = json.loads(received.body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            # ValueError: malformed JSON, or an integer beyond Python's digit limit;
+            # RecursionError: nesting deeper than the decoder's stack
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise Rejected(
+                "bad_json",
+                UserError(f"body is not valid JSON: {reason}", fields={"body": "invalid JSON"}),
+            ) from None
+        if _MAYBE_UNSTORABLE.search(received.body):
+            problem = unstorable_text(document)
+            if problem is not None:
+                path, why = problem
+                raise Rejected(
+                    "invalid", UserError(f"{path or 'body'} {why}", fields={path or "body": why})
+                )
+        return replace(received, document=document)
+
+
+class Parse:
+    """The integration type's parser: one `Alert` per alert in the document."""
+
+    def __init__(self, parsers: Mapping[str, Parser], *, max_alerts: int) -> None:
         self.parsers = parsers
+        self.max_alerts = max_alerts
 
     async def __call__(self, received: Received) -> Received:
         assert received.integration is not None, "Authenticate runs first"
         kind = received.integration.type
         try:
-            document = json.loads(received.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Rejected(
-                "bad_json",
-                UserError(f"body is not valid JSON: {exc}", fields={"body": "invalid JSON"}),
-            ) from None
-        try:
-            alerts = self.parsers[kind](document, received.now)
+            alerts = self.parsers[kind](received.document, received.now)
         except ValidationError as exc:
             raise Rejected(
                 "invalid",
                 UserError(f"body is not a valid {kind} payload", fields=validation_problems(exc)),
             ) from None
+        if len(alerts) > self.max_alerts:
+            raise Rejected(
+                "too_many_alerts",
+                PayloadTooLarge(
+                    f"body holds {len(alerts)} alerts; at most {self.max_alerts} are accepted "
+                    "in one delivery (incidents.max_alerts_per_delivery)",
+                    fields={"alerts": f"more than {self.max_alerts}"},
+                ),
+            )
         return replace(received, alerts=tuple(alerts))
+
+
+# JSON escapes of NUL and of UTF-16 surrogates: only a body holding one needs the full walk
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def unstorable_text(document: object) -> tuple[str, str] | None:
+    """The first string (key or value) that no database column can hold, as (path, why).
+
+    Walks without recursion, so any depth that JSON decoding accepted is fine.
+    """
+    stack: list[tuple[str, object]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            why = _text_problem(value)
+            if why:
+                return path, why
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                why = _text_problem(key)
+                if why:
+                    return child, f"has a key that {why.removeprefix('contains ')}"
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(value))
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired UTF-16 surrogate"
+    return None
 
 
 # ---- per delivery -------------------------------------------------------------------------
@@ -217,11 +337,30 @@ class Idempotency:
             key=key,
             body_sha256=request.body_sha256,
             status_code=delivery.status,
-            response=dict(delivery.body),
+            response=compact(delivery.body),
             now=now,
             expires_at=now + self.ttl,
         )
         return delivery
+
+
+MAX_STORED_RESULTS = 100
+
+
+def compact(answer: dict[str, object]) -> dict[str, object]:
+    """The answer as stored for replays: at most `MAX_STORED_RESULTS` per-alert results.
+
+    Keys live for `idempotency_ttl`, so what each may store is bounded; a replay of a larger
+    delivery says how many results it left out.
+    """
+    results = answer.get("results")
+    if not isinstance(results, list) or len(results) <= MAX_STORED_RESULTS:
+        return dict(answer)
+    return {
+        **answer,
+        "results": results[:MAX_STORED_RESULTS],
+        "results_omitted": len(results) - MAX_STORED_RESULTS,
+    }
 
 
 # ---- per alert ----------------------------------------------------------------------------
@@ -321,6 +460,86 @@ class Route:
                 fallback_service=ctx.integration.service,
             )
         return None
+
+
+def storm_key(integration: str) -> str:
+    """The dedup key of an integration's "alert storm" incident."""
+    return f"{integration}:storm"
+
+
+class StormGuard:
+    """Past `max_per_minute` new incidents a minute from one integration, new alerts join one
+    "alert storm" incident instead of opening an incident (and a channel, and pages) each.
+
+    Nothing is dropped: each alert is stored on the storm incident and counted there, and the
+    monitor's resolve for it resolves it there. The guard lifts by itself once the
+    integration opens fewer incidents a minute again.
+    """
+
+    def __init__(self, *, max_per_minute: int, default_severity: Severity) -> None:
+        self.max_per_minute = max_per_minute
+        self.default_severity = default_severity
+
+    async def __call__(self, ctx: AlertContext) -> Decision | None:
+        if ctx.incident is not None:
+            return None
+        key = storm_key(ctx.integration.name)
+        incidents = IncidentRepository(ctx.uow.session)
+        if ctx.alert.status is not AlertStatus.FIRING:  # perhaps one the storm holds
+            storm = await incidents.get_open_by_dedup_key(dedup_key=key)
+            if storm is not None:
+                existing = await AlertRepository(ctx.uow.session).get(
+                    incident_id=storm.id, fingerprint=ctx.alert.fingerprint
+                )
+                if existing is not None:
+                    ctx.incident, ctx.existing = storm, existing
+            return None
+        opened = await incidents.count_opened_since(
+            integration=ctx.integration.name,
+            since=ctx.now - timedelta(minutes=1),
+            excluding_dedup_key=key,
+        )
+        if opened < self.max_per_minute:
+            return None
+        storm = await incidents.get_open_by_dedup_key(dedup_key=key)
+        if storm is None:
+            return Open(alert=ctx.alert, new=self._storm_incident(ctx, key))
+        existing = await AlertRepository(ctx.uow.session).get(
+            incident_id=storm.id, fingerprint=ctx.alert.fingerprint
+        )
+        if existing is None:
+            return GroupInto(alert=ctx.alert, incident=storm)
+        return Repeat(
+            alert=ctx.alert,
+            incident_id=storm.id,
+            alert_id=existing.id,
+            occurrences=existing.occurrences,
+            last_note_at=existing.last_note_at,
+            counted=False,
+            refired=existing.status == AlertStatus.RESOLVED.value,
+        )
+
+    def _storm_incident(self, ctx: AlertContext, key: str) -> NewIncident:
+        name, limit = ctx.integration.name, self.max_per_minute
+        ownership = ctx.ownership or Ownership(None, None, None)
+        return NewIncident(
+            title=f"Alert storm from {name}: more than {limit} new incidents a minute",
+            description=(
+                f"Integration {name} opened more than {limit} incidents within a minute. "
+                "Further new alerts from it are grouped here, each stored and counted, "
+                "instead of opening an incident and a channel each. The grouping lifts by "
+                f"itself once {name} opens fewer than {limit} incidents a minute; to allow "
+                "more, raise incidents.max_new_incidents_per_minute in the configuration."
+            ),
+            severity=ctx.alert.severity or self.default_severity,
+            service_id=ownership.service_id,
+            source=ctx.alert.source or ctx.integration.type,
+            integration=name,
+            dedup_key=key,
+            labels={"pulseops_storm": "true"},
+            actor=ctx.actor,
+            text=f"Alert storm: more than {limit} new incidents a minute from {name}",
+        )
 
 
 class Group:

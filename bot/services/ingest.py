@@ -81,12 +81,27 @@ class AlertIngest:
 
         return await self.incidents.write(work)
 
-    async def _batch(self, requests: list[IngestRequest]) -> list[Delivery | UserError]:
+    async def _batch(self, requests: list[IngestRequest]) -> list[Delivery | BaseException]:
+        """Apply a group; if it fails, apply each delivery alone so one failure fails one.
+
+        Whatever made the group fail (a value the database refuses, a bug) then fails only the
+        delivery that caused it; the others are committed, each in its own transaction.
+        """
         try:
-            return await self.apply(requests)
+            return list(await self.apply(requests))
         except Exception:
-            log.exception("ingest batch of %d failed", len(requests))
-            raise
+            if len(requests) == 1:
+                log.exception("ingest of a delivery failed")
+                raise
+            log.warning("ingest group of %d failed; applying each alone", len(requests))
+        results: list[Delivery | BaseException] = []
+        for request in requests:
+            try:
+                results.extend(await self.apply([request]))
+            except Exception as exc:
+                log.exception("ingest of a delivery failed")
+                results.append(exc)
+        return results
 
     async def _deliver(self, uow: UnitOfWork, request: IngestRequest, now: datetime) -> Delivery:
         async def apply() -> Delivery:

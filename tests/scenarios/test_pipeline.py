@@ -13,12 +13,15 @@ from bot.ingest.stages import (
     AlertContext,
     Authenticate,
     BoundBody,
+    DecodeJson,
     Dedup,
     Group,
     Idempotency,
     Mute,
     Parse,
+    RateLimit,
     Route,
+    StormGuard,
 )
 from bot.metrics import Metrics
 from tests.conftest import Harness, alertmanager_payload
@@ -26,9 +29,15 @@ from tests.conftest import Harness, alertmanager_payload
 
 def test_build_pipeline_assembles_the_stages_in_order(config: PulseOpsConfig) -> None:
     pipeline = build_pipeline(config, tokens={}, metrics=Metrics())
-    assert [type(s) for s in pipeline.receive] == [Authenticate, BoundBody, Parse]
+    assert [type(s) for s in pipeline.receive] == [
+        Authenticate,
+        RateLimit,
+        BoundBody,
+        DecodeJson,
+        Parse,
+    ]
     assert [type(s) for s in pipeline.deliver] == [Idempotency]
-    assert [type(s) for s in pipeline.decide] == [Dedup, Mute, Route, Group]
+    assert [type(s) for s in pipeline.decide] == [Dedup, Mute, Route, StormGuard, Group]
 
 
 class MuteLabelled:
