@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from bot.delivery.effects import ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import Deps
 from bot.domain.routing import route
+from bot.errors import RequestTimeout
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
@@ -44,6 +46,7 @@ from store.session import Database
 
 log = logging.getLogger(__name__)
 
+SLACK_BODY_TIMEOUT = 5.0  # Slack sends small bodies at once and waits only 3 s for an answer
 DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 
@@ -168,7 +171,14 @@ def create_app(
     app[BOLT] = bolt
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
-        bolt_request = await to_bolt_request(request)
+        try:
+            async with asyncio.timeout(SLACK_BODY_TIMEOUT):
+                bolt_request = await to_bolt_request(request)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {SLACK_BODY_TIMEOUT:g} s",
+                fields={"body": "too slow"},
+            ) from None
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket

@@ -4,6 +4,7 @@ PulseOpsError
 ├── UserError          a person or a client did something wrong; carries the message to show
 │   ├── NotFound       the thing named does not exist (HTTP 404)
 │   ├── Conflict       the request conflicts with the current state (HTTP 409)
+│   ├── RequestTimeout the body did not arrive in time (HTTP 408)
 │   ├── PayloadTooLarge the body is over a size or count limit (HTTP 413)
 │   └── TooManyRequests over a rate limit; carries Retry-After (HTTP 429)
 ├── AuthError          missing or wrong credentials (HTTP 401)
@@ -52,6 +53,12 @@ class Conflict(UserError):
 
 class PayloadTooLarge(UserError):
     status = 413
+
+
+class RequestTimeout(UserError):
+    """The client did not send its body in time."""
+
+    status = 408
 
 
 class TooManyRequests(UserError):

@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.app import BOLT, create_app
 from bot.config import PulseOpsConfig, Settings
 from bot.errors import ConfigError
+from bot.slowclients import GuardedAppRunner, SlowClientGuard
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -19,9 +20,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def start(app: web.Application, *, host: str, port: int) -> tuple[web.AppRunner, int]:
+HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request's headers
+MAX_PENDING_CONNECTIONS = 256  # connections still sending headers; past it, new ones close
+KEEPALIVE_TIMEOUT = 75.0  # an idle kept-alive connection is closed after this
+
+
+async def start(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    header_timeout: float = HEADER_TIMEOUT,
+    max_pending: int = MAX_PENDING_CONNECTIONS,
+) -> tuple[web.AppRunner, int]:
     """Start serving `app`; return the runner and the bound port (port 0 picks a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = GuardedAppRunner(
+        app,
+        guard=SlowClientGuard(header_timeout=header_timeout, max_pending=max_pending),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -5,15 +5,20 @@ Every rejection (401, 400, 404, 409, 413) happens before anything is written.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.deps import Deps
-from bot.errors import PayloadTooLarge
+from bot.errors import PayloadTooLarge, RequestTimeout
 from bot.ingest.stages import BodyReader, Received
 
+BODY_TIMEOUT = 10.0  # seconds a sender has to send the whole body
 
-def bounded_reader(request: web.Request) -> BodyReader:
-    """Read `request`'s body, refusing it as soon as it is larger than the limit given."""
+
+def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> BodyReader:
+    """Read `request`'s body, refusing it once larger than the limit given or slower than
+    `timeout` seconds."""
 
     async def read(limit: int) -> bytes:
         too_large = PayloadTooLarge(
@@ -23,11 +28,17 @@ def bounded_reader(request: web.Request) -> BodyReader:
             raise too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in request.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {timeout:g} s", fields={"body": "too slow"}
+            ) from None
         return b"".join(chunks)
 
     return read

@@ -30,6 +30,7 @@ from bot.errors import (
     NotFound,
     PayloadTooLarge,
     PulseOpsError,
+    RequestTimeout,
     TooManyRequests,
     UserError,
 )
@@ -159,7 +160,8 @@ class RateLimit:
 
 
 class BoundBody:
-    """Read the body, refusing anything over `limit` bytes before it is all in memory."""
+    """Read the body, refusing anything over `limit` bytes before it is all in memory, or too
+    slow to arrive (the reader's own time limit)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -168,7 +170,8 @@ class BoundBody:
         try:
             body = await received.read(self.limit)
         except UserError as exc:
-            raise Rejected("too_large", exc) from None
+            reason = "too_slow" if exc.status == RequestTimeout.status else "too_large"
+            raise Rejected(reason, exc) from None
         return replace(received, body=body)
 
 

@@ -1,0 +1,107 @@
+"""Slow clients cannot hold the server: a deadline for each request's headers, and a cap on
+connections still sending theirs.
+
+aiohttp bounds header sizes but not how long a client may take to send them: 500 clients
+sending one header line every 5 s would hold 500 connections (and file descriptors) for as
+long as they like. Here a connection must complete a request's headers within
+`header_timeout` of its first byte (or of connecting), or it is closed; past
+`max_pending` such connections, new ones are closed at once. Idle keep-alive connections are
+left to aiohttp's own keep-alive timeout. Reading a body is bounded where handlers read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class SlowClientGuard:
+    """Shared by one server's connections: the limits, and how many are still sending headers."""
+
+    def __init__(self, *, header_timeout: float, max_pending: int) -> None:
+        self.header_timeout = header_timeout
+        self.max_pending = max_pending
+        self.pending = 0
+        self.closed_slow = 0  # connections closed for taking too long (for tests and logs)
+        self.refused = 0  # connections closed at once because too many were pending
+
+
+class GuardedRequestHandler(web.RequestHandler):
+    """aiohttp's request handler, closing connections that send their headers too slowly."""
+
+    __slots__ = ("_guard", "_deadline", "_handled")
+
+    def __init__(self, *args: Any, guard: SlowClientGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = guard
+        self._deadline: asyncio.TimerHandle | None = None
+        self._handled = 0  # requests whose headers were complete when last checked
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._guard.pending >= self._guard.max_pending:
+            self._guard.refused += 1
+            transport.close()
+            return
+        self._start_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self._request_in_progress is False and not self._messages:
+            self._start_deadline()  # the first byte of the next request on a kept-alive link
+        super().data_received(data)
+        if self._request_count > self._handled:
+            self._handled = self._request_count
+            self._stop_deadline()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def _start_deadline(self) -> None:
+        if self._deadline is None:
+            self._guard.pending += 1
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(self._guard.header_timeout, self._too_slow)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+            self._guard.pending -= 1
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        self._guard.pending -= 1
+        self._guard.closed_slow += 1
+        log.info("closed a connection that did not send its request headers in time")
+        if self.transport is not None:
+            self.transport.close()
+
+
+class GuardedServer(web.Server):
+    """aiohttp's low-level server, making `GuardedRequestHandler`s."""
+
+    guard: SlowClientGuard
+
+    def __call__(self) -> web.RequestHandler:
+        return GuardedRequestHandler(self, loop=self._loop, guard=self.guard, **self._kwargs)
+
+
+class GuardedAppRunner(web.AppRunner):
+    """`web.AppRunner` whose server applies a `SlowClientGuard`."""
+
+    def __init__(self, app: web.Application, *, guard: SlowClientGuard, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.guard = guard
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # the application builds a plain Server; give it the guarded handler factory
+        server.__class__ = GuardedServer
+        server.guard = self.guard  # type: ignore[attr-defined]
+        return server
