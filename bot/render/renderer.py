@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from bot.domain.incident import Severity, Status
+from bot.domain.oncall import NewOverride, StoredOverride, TeamOnCall
 from bot.domain.records import Incident, TimelineEvent
 from bot.domain.rotation import Shift
 from bot.render.blocks import (
@@ -32,10 +33,6 @@ from bot.render.blocks import (
     section,
 )
 from bot.slack.ids import Action, Block, Callback, Input
-
-if TYPE_CHECKING:
-    from bot.services.oncall import NewOverride, TeamOnCall
-    from store.oncall import StoredOverride
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
