@@ -20,7 +20,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.delivery.effects import ReportEffects
 from bot.delivery.worker import OutboxWorker
-from bot.deps import Deps
+from bot.deps import DEPS, Deps
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
@@ -35,13 +35,12 @@ from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, home, ics, oncall, views, webhooks
-from handlers.middleware import http_middleware, register_bolt_errors
+from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
 from store.session import Database
 
 log = logging.getLogger(__name__)
 
-DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
@@ -142,6 +141,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
     )
     register_bolt_errors(bolt)
+    bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
     for module in (commands, actions, views, oncall, home):
         module.register(bolt, deps)
 
