@@ -22,7 +22,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import ReportEffects
 from bot.delivery.worker import OutboxWorker
-from bot.deps import Deps
+from bot.deps import DEPS, Deps
 from bot.domain.routing import route
 from bot.errors import RequestTimeout
 from bot.ingest.pipeline import build_pipeline
@@ -40,14 +40,13 @@ from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, home, ics, oncall, views, webhooks
-from handlers.middleware import http_middleware, register_bolt_errors
+from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
 from store.session import Database
 
 log = logging.getLogger(__name__)
 
 SLACK_BODY_TIMEOUT = 5.0  # Slack sends small bodies at once and waits only 3 s for an answer
-DEPS = web.AppKey("deps", Deps)
 BOLT = web.AppKey("bolt", AsyncApp)
 
 
@@ -163,6 +162,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
     )
     register_bolt_errors(bolt)
+    bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
     for module in (commands, actions, views, oncall, home):
         module.register(bolt, deps)
 

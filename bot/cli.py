@@ -114,8 +114,9 @@ def cmd_report_weekly(args: argparse.Namespace) -> int:
 
 
 async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: bool) -> int:
-    from bot.app import DEPS, create_app
+    from bot.app import create_app
     from bot.delivery.kinds import OutboxKind
+    from bot.deps import DEPS
     from bot.errors import UserError
     from bot.render.report import ReportRenderer, to_terminal
     from store import migrate

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
@@ -40,3 +42,7 @@ class Deps:
     stats: StatsService
     reports: ReportService
     home: HomeService
+
+
+DEPS = web.AppKey("deps", Deps)
+"""Where the app factory keeps the `Deps` on the aiohttp application (routes read it)."""

@@ -2,5 +2,8 @@
 
 Slack surfaces (Bolt): `commands`, `oncall`, `actions`, `views`, `home`. HTTP (aiohttp):
 `webhooks`, `api`, `ics`.
-`middleware` holds the aiohttp request-id/logging/error middleware and the Bolt error handler.
+Listeners and routes are top-level functions that `register` only wires, so each can be
+imported and called alone: Bolt listeners read `Deps` from their context (`deps_of(context)`,
+put there by `middleware.provide_deps`), routes from `request.app[DEPS]`.
+`middleware` also holds the aiohttp request-id/logging/error middleware and the Bolt error handler.
 """

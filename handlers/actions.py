@@ -4,48 +4,61 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.deps import Deps
 from bot.domain import Acknowledge, Resolve
 from bot.errors import UserError
 from bot.slack.ids import Action
 from handlers.incident_ops import run_command
+from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 
-_COMMANDS: dict[Action, type[Acknowledge] | type[Resolve]] = {
+COMMANDS: dict[Action, type[Acknowledge] | type[Resolve]] = {
     Action.ACKNOWLEDGE: Acknowledge,
     Action.RESOLVE: Resolve,
 }
 
 
+async def incident_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Acknowledge or Resolve clicked: apply it; a refusal is answered to the clicker alone."""
+    await ack()
+    deps = deps_of(context)
+    action = body["actions"][0]
+    command = COMMANDS[Action(action["action_id"])](by=body["user"]["id"])
+    try:
+        incident_id = parse_incident_ref(
+            str(action.get("value", "")), replies=deps.renderer.replies
+        )
+        await run_command(deps, incident_id=incident_id, command=command)
+    except UserError as exc:
+        await respond(
+            text=deps.renderer.replies.warning(exc.message),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    # on success the outbox updates every copy of the message in place
+
+
+async def escalate_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Escalate clicked: page the next level now; the outcome goes to the clicker alone."""
+    await ack()
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    try:
+        incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
+        text = await deps.escalations.escalate_now(incident_id=incident_id, by=body["user"]["id"])
+    except UserError as exc:
+        text = replies.warning(exc.message)
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register the incident message buttons."""
-
-    async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        action = body["actions"][0]
-        command = _COMMANDS[Action(action["action_id"])](by=body["user"]["id"])
-        try:
-            incident_id = parse_incident_ref(str(action.get("value", "")))
-            await run_command(deps, incident_id=incident_id, command=command)
-        except UserError as exc:
-            await respond(
-                text=f":warning: {exc.message}", response_type="ephemeral", replace_original=False
-            )
-        # on success the outbox updates every copy of the message in place
-
-    for action_id in _COMMANDS:
-        app.action(action_id)(on_click)
-
-    @app.action(Action.ESCALATE)
-    async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        try:
-            incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")))
-            text = await deps.escalations.escalate_now(
-                incident_id=incident_id, by=body["user"]["id"]
-            )
-        except UserError as exc:
-            text = f":warning: {exc.message}"
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+    """Register the incident message buttons (the listeners read `deps` from the context)."""
+    for action_id in COMMANDS:
+        app.action(action_id)(incident_button)
+    app.action(Action.ESCALATE)(escalate_button)

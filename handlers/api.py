@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
-from bot.deps import Deps
+from bot.deps import DEPS, Deps
 from bot.domain import Status
 from bot.errors import UserError
 from handlers.refs import parse_incident_ref
@@ -92,70 +92,84 @@ def _stats_query(
     return since, until, group_by, filters.team_id, filters.service_id
 
 
-def register(app: web.Application, deps: Deps) -> None:
-    """Add the API and probe routes."""
+async def list_incidents(request: web.Request) -> web.Response:
+    """`GET /api/v1/incidents`: a page of incidents matching the filters, newest first."""
+    deps = request.app[DEPS]
+    filters = _filters(request, deps)
+    limit = _int(request, "limit", 50, lo=1, hi=MAX_PAGE)
+    offset = _int(request, "offset", 0, lo=0, hi=10**9)
+    incidents, total = await deps.incidents.list_incidents(
+        filters=filters, limit=limit, offset=offset
+    )
+    body = {
+        "incidents": [i.to_json() for i in incidents],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
+    return web.json_response(body)
 
-    async def list_incidents(request: web.Request) -> web.Response:
-        filters = _filters(request, deps)
-        limit = _int(request, "limit", 50, lo=1, hi=MAX_PAGE)
-        offset = _int(request, "offset", 0, lo=0, hi=10**9)
-        incidents, total = await deps.incidents.list_incidents(
-            filters=filters, limit=limit, offset=offset
-        )
-        body = {
-            "incidents": [i.to_json() for i in incidents],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": offset + limit if offset + limit < total else None,
-        }
-        return web.json_response(body)
 
-    async def get_incident(request: web.Request) -> web.Response:
-        incident_id = parse_incident_ref(request.match_info["id"])
-        incident, events, alerts = await deps.incidents.details(incident_id=incident_id)
-        body = incident.to_json()
-        body["timeline"] = [e.to_json() for e in events]
-        body["alerts"] = [a.to_json() for a in alerts]
-        return web.json_response(body)
+async def get_incident(request: web.Request) -> web.Response:
+    """`GET /api/v1/incidents/{id}`: one incident with its timeline and alerts."""
+    deps = request.app[DEPS]
+    incident_id = parse_incident_ref(request.match_info["id"], replies=deps.renderer.replies)
+    incident, events, alerts = await deps.incidents.details(incident_id=incident_id)
+    body = incident.to_json()
+    body["timeline"] = [e.to_json() for e in events]
+    body["alerts"] = [a.to_json() for a in alerts]
+    return web.json_response(body)
 
-    async def stats(request: web.Request) -> web.Response:
-        since, until, group_by, team_id, service_id = _stats_query(request, deps)
-        found = await deps.stats.period(
-            since=since, until=until, group_by=group_by, team_id=team_id, service_id=service_id
-        )
-        return web.json_response(found.to_json())
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+async def stats(request: web.Request) -> web.Response:
+    """`GET /api/v1/stats`: figures for a period, optionally grouped and filtered."""
+    deps = request.app[DEPS]
+    since, until, group_by, team_id, service_id = _stats_query(request, deps)
+    found = await deps.stats.period(
+        since=since, until=until, group_by=group_by, team_id=team_id, service_id=service_id
+    )
+    return web.json_response(found.to_json())
 
-    async def readyz(_: web.Request) -> web.Response:
-        try:
-            await deps.db.ping()
-            current = await migrate.current_revision(deps.db)
-        except Exception as exc:  # unreachable database: not ready, say why
-            return web.json_response(
-                {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
-                status=503,
-            )
-        head = migrate.head_revision()
-        if current != head:
-            return web.json_response(
-                {
-                    "status": "unavailable",
-                    "database": "ok",
-                    "migrations": {"current": current, "head": head},
-                },
-                status=503,
-            )
+
+async def healthz(_: web.Request) -> web.Response:
+    """`GET /healthz`: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """`GET /readyz`: the database answers and its schema is at the head migration."""
+    deps = request.app[DEPS]
+    try:
+        await deps.db.ping()
+        current = await migrate.current_revision(deps.db)
+    except Exception as exc:  # unreachable database: not ready, say why
         return web.json_response(
-            {"status": "ok", "database": "ok", "migrations": {"current": current}}
+            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
+            status=503,
         )
+    head = migrate.head_revision()
+    if current != head:
+        return web.json_response(
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "migrations": {"current": current, "head": head},
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ok", "database": "ok", "migrations": {"current": current}})
 
-    async def metrics(_: web.Request) -> web.Response:
-        await deps.outbox.update_gauges()
-        return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
 
+async def metrics(request: web.Request) -> web.Response:
+    """`GET /metrics`: Prometheus text exposition."""
+    deps = request.app[DEPS]
+    await deps.outbox.update_gauges()
+    return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def register(app: web.Application, deps: Deps) -> None:
+    """Add the API and probe routes (they read `deps` from `app[DEPS]`)."""
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
     app.router.add_get("/api/v1/stats", stats)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.deps import Deps
 from bot.domain import Status
@@ -15,6 +15,7 @@ from bot.errors import SlackError, UserError
 from bot.render.report import ReportRenderer, period_label
 from bot.slack.ids import SlashCommand
 from handlers.incident_ops import VERBS, run_command
+from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 from store.incidents import IncidentFilter
 
@@ -23,13 +24,16 @@ Sub = Callable[[Deps, dict[str, Any], str, AsyncAck, AsyncRespond], Awaitable[No
 
 async def _incident_id(deps: Deps, command: dict[str, Any], arg: str) -> int:
     """The incident named in `arg`, else the one whose channel this is."""
+    replies = deps.renderer.replies
     if arg:
-        return parse_incident_ref(arg)
+        return parse_incident_ref(arg, replies=replies)
     incident = await deps.incidents.get_by_channel(channel_id=command.get("channel_id", ""))
     if incident is None:
         raise UserError(
-            "This is not an incident channel: give the incident number, e.g. "
-            f"`{command.get('command', '/incident')} {command.get('text', '').split(' ')[0]} 42`."
+            replies.not_incident_channel(
+                command=command.get("command", "/incident"),
+                subcommand=command.get("text", "").split(" ")[0],
+            )
         )
     return incident.id
 
@@ -42,13 +46,9 @@ async def _declare(
     view = deps.renderer.declare_modal(services=services, channel_id=command.get("channel_id"))
     # trigger_id is valid for 3 seconds: the modal opens before any other work
     try:
-        await deps.gateway.call("views.open", trigger_id=command["trigger_id"], view=view)
+        await deps.gateway.open_view(command["trigger_id"], view)
     except SlackError as exc:
-        await respond(
-            text=f":warning: Could not open the form (Slack said `{exc.error}`). "
-            "Run `/incident declare` again.",
-            response_type="ephemeral",
-        )
+        await respond(text=deps.renderer.replies.form_failed(exc.error), response_type="ephemeral")
 
 
 async def _list(
@@ -98,13 +98,13 @@ async def _escalate(
     )
 
 
-STATS_USAGE = "`/incident stats [7d|30d] [team]`, e.g. `/incident stats 30d payments`"
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
 
 def parse_stats_args(deps: Deps, arg: str) -> tuple[timedelta, str | None]:
     """`[period] [team]` in either order: a duration such as 7d, a team id or name."""
+    replies = deps.renderer.replies
     period: timedelta | None = None
     team_id: str | None = None
     for word in arg.split():
@@ -112,18 +112,19 @@ def parse_stats_args(deps: Deps, arg: str) -> tuple[timedelta, str | None]:
             try:
                 period = parse_duration(word.lower())
             except ValueError:
-                raise UserError(f"`{word[:20]}` is not a period. Usage: {STATS_USAGE}.") from None
+                raise UserError(replies.stats_not_a_period(word)) from None
             if not timedelta(hours=1) <= period <= STATS_LONGEST:
-                raise UserError(f"The period must be between 1h and 366d. Usage: {STATS_USAGE}.")
+                raise UserError(replies.stats_period_range())
             continue
         if team_id is not None:
-            raise UserError(f"Give at most one team. Usage: {STATS_USAGE}.")
+            raise UserError(replies.stats_one_team())
         team = deps.config.team(word.lower()) or next(
             (t for t in deps.config.teams if t.name.lower() == word.lower()), None
         )
         if team is None:
-            known = ", ".join(f"`{t.id}`" for t in deps.config.teams) or "none are configured"
-            raise UserError(f"Unknown team `{word[:40]}` (teams: {known}). Usage: {STATS_USAGE}.")
+            raise UserError(
+                replies.stats_unknown_team(word, team_ids=[t.id for t in deps.config.teams])
+            )
         team_id = team.id
     return period or STATS_DEFAULT, team_id
 
@@ -170,21 +171,25 @@ SUBCOMMANDS: dict[str, Sub] = {
 }
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    """Register `/incident`."""
+async def incident_command(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """`/incident <subcommand> [args]`: run the subcommand; problems are answered ephemerally."""
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    name, _, arg = (command.get("text") or "").strip().partition(" ")
+    sub = SUBCOMMANDS.get(name.lower() or "help")
+    if sub is None:
+        await ack(text=deps.renderer.help(replies.unknown_subcommand(name)))
+        return
+    try:
+        await sub(deps, command, arg.strip(), ack, respond)
+    except UserError as exc:
+        await ack(
+            text=deps.renderer.help(exc.message) if name == "" else replies.warning(exc.message)
+        )
 
-    @app.command(SlashCommand.INCIDENT)
-    async def incident_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        name, _, arg = (command.get("text") or "").strip().partition(" ")
-        sub = SUBCOMMANDS.get(name.lower() or "help")
-        if sub is None:
-            await ack(text=deps.renderer.help(f"Unknown subcommand `{name[:40]}`."))
-            return
-        try:
-            await sub(deps, command, arg.strip(), ack, respond)
-        except UserError as exc:
-            await ack(
-                text=deps.renderer.help(exc.message) if name == "" else f":warning: {exc.message}"
-            )
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register `/incident` (the listener reads `deps` from the context)."""
+    app.command(SlashCommand.INCIDENT)(incident_command)

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.services.home import HomeService
+from handlers.middleware import deps_of
 
 
 class HomeRespond:
@@ -28,24 +29,28 @@ class HomeRespond:
             self.home.notify(user_id=self.user_id, text=text)
 
 
+async def home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
+    """app_home_opened: publish the opener's dashboard (the Messages tab needs nothing)."""
+    user = event.get("user")
+    if event.get("tab", "home") != "home" or not isinstance(user, str):
+        return  # the Messages tab: nothing to publish
+    view = event.get("view") or {}
+    deps_of(context).home.opened(user_id=user, view_hash=view.get("hash") if view else None)
+
+
+async def home_respond(
+    context: AsyncBoltContext, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
+) -> None:
+    """Global middleware: a click on the Home tab gets a `respond` that notifies on the tab."""
+    view = body.get("view") if body.get("type") == "block_actions" else None
+    if isinstance(view, dict) and view.get("type") == "home" and not body.get("response_url"):
+        user = body.get("user")
+        if isinstance(user, dict) and isinstance(user.get("id"), str):
+            context["respond"] = HomeRespond(deps_of(context).home, user["id"])
+    await next_()
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register app_home_opened and the Home tab's respond() middleware."""
-
-    @app.event("app_home_opened")
-    async def home_opened(event: dict[str, Any]) -> None:
-        user = event.get("user")
-        if event.get("tab", "home") != "home" or not isinstance(user, str):
-            return  # the Messages tab: nothing to publish
-        view = event.get("view") or {}
-        deps.home.opened(user_id=user, view_hash=view.get("hash") if view else None)
-
-    @app.middleware
-    async def home_respond(
-        context: AsyncBoltContext, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
-    ) -> None:
-        view = body.get("view") if body.get("type") == "block_actions" else None
-        if isinstance(view, dict) and view.get("type") == "home" and not body.get("response_url"):
-            user = body.get("user")
-            if isinstance(user, dict) and isinstance(user.get("id"), str):
-                context["respond"] = HomeRespond(deps.home, user["id"])
-        await next_()
+    """Register app_home_opened and the Home tab's respond() middleware (after provide_deps)."""
+    app.event("app_home_opened")(home_opened)
+    app.middleware(home_respond)

@@ -17,7 +17,7 @@ from aiohttp import web
 from icalendar import Calendar, Event, vDuration
 
 from bot.config import PulseOpsConfig
-from bot.deps import Deps
+from bot.deps import DEPS, Deps
 from bot.domain.rotation import Shift
 from bot.errors import AuthError, NotFound
 from bot.services.oncall import Feed
@@ -79,31 +79,33 @@ def feed_tokens(config: PulseOpsConfig, environ: Mapping[str, str]) -> dict[str,
     return tokens
 
 
-def register(app: web.Application, deps: Deps) -> None:
-    """Add the calendar feed route."""
-
-    async def feed(request: web.Request) -> web.Response:
-        schedule_id = request.match_info["schedule"]
-        if deps.config.schedule(schedule_id) is None:
-            raise NotFound(f"no schedule {schedule_id!r}", fields={"schedule": "unknown"})
-        expected = deps.ics_tokens.get(schedule_id)
-        if expected is None:
-            raise NotFound(
-                f"schedule {schedule_id!r} has no calendar feed (set ics_token or ics_token_env)",
-                fields={"schedule": "feed disabled"},
-            )
-        given = request.query.get("token", "")
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise AuthError("missing or wrong token: add ?token=<the schedule's ics_token>")
-        body = build_calendar(await deps.oncall.feed(schedule_id=schedule_id))
-        return web.Response(
-            body=body,
-            content_type="text/calendar",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'inline; filename="{schedule_id}.ics"',
-                "Cache-Control": "private, max-age=300",
-            },
+async def feed(request: web.Request) -> web.Response:
+    """`GET /oncall/{schedule}.ics?token=…`: the schedule's feed, if enabled and the token fits."""
+    deps = request.app[DEPS]
+    schedule_id = request.match_info["schedule"]
+    if deps.config.schedule(schedule_id) is None:
+        raise NotFound(f"no schedule {schedule_id!r}", fields={"schedule": "unknown"})
+    expected = deps.ics_tokens.get(schedule_id)
+    if expected is None:
+        raise NotFound(
+            f"schedule {schedule_id!r} has no calendar feed (set ics_token or ics_token_env)",
+            fields={"schedule": "feed disabled"},
         )
+    given = request.query.get("token", "")
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("missing or wrong token: add ?token=<the schedule's ics_token>")
+    body = build_calendar(await deps.oncall.feed(schedule_id=schedule_id))
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'inline; filename="{schedule_id}.ics"',
+            "Cache-Control": "private, max-age=300",
+        },
+    )
 
+
+def register(app: web.Application, deps: Deps) -> None:
+    """Add the calendar feed route (it reads `deps` from `app[DEPS]`)."""
     app.router.add_get("/oncall/{schedule}.ics", feed)

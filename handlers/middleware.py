@@ -1,7 +1,9 @@
-"""Cross-cutting HTTP work: request ids, one JSON access-log line, errors mapped to answers.
+"""Cross-cutting work: request ids, access log, errors mapped to answers; Deps for listeners.
 
-`UserError` and friends become JSON 4xx bodies naming the field; anything unexpected is
-logged with an error id the client can quote, and answered 500.
+HTTP: `UserError` and friends become JSON 4xx bodies naming the field; anything unexpected is
+logged with an error id the client can quote, and answered 500. Slack: `provide_deps` puts the
+app's `Deps` into every Bolt context (`deps_of` reads it), and one error handler turns a
+`UserError` into an ephemeral hint and anything else into an error id.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
+from bot.deps import Deps
 from bot.errors import AuthError, UserError
 from bot.logs import request_id_var
 from bot.metrics import Metrics
@@ -90,31 +93,76 @@ def http_middleware(metrics: Metrics) -> Any:
     return middleware
 
 
-def register_bolt_errors(app: AsyncApp) -> None:
-    """One Bolt error handler: a UserError becomes an ephemeral hint, anything else an error id."""
+# ---- Slack (Bolt) -----------------------------------------------------------------------
 
-    @app.error
-    async def on_error(
-        error: Exception, body: dict[str, Any], respond: AsyncRespond, response: BoltResponse
-    ) -> BoltResponse | None:
-        if isinstance(error, UserError):
-            text = f":warning: {error.message}"
-        else:
-            error_id = uuid.uuid4().hex[:12]
-            user = (body.get("user") or {}).get("id") or body.get("user_id")
-            log.error(
-                "unhandled error in a Slack listener",
-                exc_info=error,
-                extra={"error_id": error_id, "user": user, "type": body.get("type")},
-            )
-            text = (
-                f":x: Something went wrong on our side and nothing was changed. "
-                f"Quote error id `{error_id}` when you report it."
-            )
-        if response is not None and response.status == 200:
-            # already acknowledged: say it through the response_url
-            if body.get("response_url"):
-                await respond(text=text, response_type="ephemeral", replace_original=False)
-            return None
-        # not acknowledged yet: answer Slack's request itself (shown to the user alone)
-        return BoltResponse(status=200, body=text)
+DEPS_CONTEXT_KEY = "deps"
+"""Where `provide_deps` puts the app's `Deps` in every Bolt request's context."""
+
+BoltMiddleware = Callable[[AsyncBoltContext, Callable[[], Awaitable[None]]], Awaitable[None]]
+
+
+def provide_deps(deps: Deps) -> BoltMiddleware:
+    """A global Bolt middleware putting `deps` into each request's context for the listeners.
+
+    Listeners are plain functions Bolt calls with keyword arguments by name; they read their
+    dependencies with `deps_of(context)`, so a test can call one with a context it built.
+    """
+
+    async def deps_middleware(
+        context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+    ) -> None:
+        context[DEPS_CONTEXT_KEY] = deps
+        await next_()
+
+    return deps_middleware
+
+
+def deps_of(context: Mapping[str, Any]) -> Deps:
+    """The app's dependencies from a Bolt context (set by `provide_deps`).
+
+    Raises:
+        RuntimeError: the context holds none (the app did not install `provide_deps`).
+    """
+    deps = context.get(DEPS_CONTEXT_KEY)
+    if not isinstance(deps, Deps):
+        raise RuntimeError("no Deps in the Bolt context: install provide_deps(deps) first")
+    return deps
+
+
+async def on_bolt_error(
+    error: Exception,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    response: BoltResponse | None,
+    context: AsyncBoltContext,
+) -> BoltResponse | None:
+    """The one Bolt error handler: a UserError becomes an ephemeral hint, anything else an
+    error id the person can quote (logged with the error)."""
+    deps = context.get(DEPS_CONTEXT_KEY)
+    if not isinstance(deps, Deps):  # failed in Bolt's own middleware, before ours ran
+        log.error("error before a Slack request reached PulseOps", exc_info=error)
+        return None
+    replies = deps.renderer.replies
+    if isinstance(error, UserError):
+        text = replies.warning(error.message)
+    else:
+        error_id = uuid.uuid4().hex[:12]
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        log.error(
+            "unhandled error in a Slack listener",
+            exc_info=error,
+            extra={"error_id": error_id, "user": user, "type": body.get("type")},
+        )
+        text = replies.internal_error(error_id)
+    if response is not None and response.status == 200:
+        # already acknowledged: say it through the response_url
+        if body.get("response_url"):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        return None
+    # not acknowledged yet: answer Slack's request itself (shown to the user alone)
+    return BoltResponse(status=200, body=text)
+
+
+def register_bolt_errors(app: AsyncApp) -> None:
+    """Install the one Bolt error handler."""
+    app.error(on_bolt_error)

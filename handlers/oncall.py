@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.domain.durations import parse_duration
 from bot.errors import UserError
+from bot.render import Replies
 from bot.services.oncall import OverrideEnd
 from bot.slack.ids import SlashCommand
+from handlers.middleware import deps_of
 
 # A Slack escape sequence (`<@U123|name>`, which may hold spaces) or a plain word.
 _TOKEN = re.compile(r"<[^>]*>|\S+")
@@ -46,17 +48,14 @@ class OverrideArgs:
     schedule: str | None
 
 
-def parse_user(token: str) -> str:
+def parse_user(token: str, *, replies: Replies) -> str:
     """A user id from `<@U123|name>`, `<@U123>` or a bare `U123`; Usage otherwise."""
     match = _MENTION.fullmatch(token)
     if match:
         return match[1]
     if _USER_ID.fullmatch(token):
         return token
-    raise Usage(
-        f"`{token[:40]}` is not a person: mention them so Slack links the name, "
-        "e.g. `/oncall override @alice 4h`."
-    )
+    raise Usage(replies.oncall_not_a_person(token))
 
 
 def _time(text: str) -> time:
@@ -66,11 +65,10 @@ def _time(text: str) -> time:
     return time(int(match[1]), int(match[2]), int(match[3] or 0))
 
 
-def parse_until(words: list[str]) -> tuple[OverrideEnd, int]:
+def parse_until(words: list[str], *, replies: Replies) -> tuple[OverrideEnd, int]:
     """`until 18:00`, `until 2026-11-24T09:00` or `until 2026-11-24 09:00`; returns words used."""
-    example = "write `until 18:00` or `until 2026-11-24T09:00` (the schedule's local time)"
     if not words:
-        raise Usage(f"Until when? {example}.")
+        raise Usage(replies.oncall_until_when())
     first = words[0]
     try:
         match = _DATETIME.fullmatch(first)
@@ -87,37 +85,37 @@ def parse_until(words: list[str]) -> tuple[OverrideEnd, int]:
         date = datetime.strptime(day, "%Y-%m-%d").date()
         return OverrideEnd(until=datetime.combine(date, _time(at))), used
     except ValueError:
-        raise Usage(f"`{first[:40]}` is not a time: {example}.") from None
+        raise Usage(replies.oncall_not_a_time(first)) from None
 
 
-def parse_override(words: list[str]) -> OverrideArgs:
+def parse_override(words: list[str], *, replies: Replies) -> OverrideArgs:
     """The words after `override` (not `remove`): person, how long, optional schedule."""
     if not words:
-        raise Usage("Who, and for how long? e.g. `/oncall override @alice 4h`.")
-    user = parse_user(words[0])
+        raise Usage(replies.oncall_who_and_how_long())
+    user = parse_user(words[0], replies=replies)
     rest = words[1:]
     if rest and rest[0].lower() == "for":
         rest = rest[1:]
     if not rest:
-        raise Usage("For how long? Add a duration such as `4h` or `until 18:00`.")
+        raise Usage(replies.oncall_how_long())
     if rest[0].lower() == "until":
-        end, used = parse_until(rest[1:])
+        end, used = parse_until(rest[1:], replies=replies)
         rest = rest[1 + used :]
     else:
         try:
             end = OverrideEnd(duration=parse_duration(rest[0]))
         except ValueError as exc:
-            raise Usage(f"{exc}; or write `until 18:00`.") from None
+            raise Usage(replies.oncall_bad_duration(str(exc))) from None
         rest = rest[1:]
     if len(rest) > 1:
-        raise Usage(f"Unexpected `{' '.join(rest)[:60]}`: give at most one schedule id.")
+        raise Usage(replies.oncall_unexpected(" ".join(rest)))
     return OverrideArgs(user=user, end=end, schedule=rest[0].lower() if rest else None)
 
 
-def parse_override_id(words: list[str]) -> int:
+def parse_override_id(words: list[str], *, replies: Replies) -> int:
     """The id in `override remove <id>` (`12` or `#12`)."""
     if len(words) != 1 or not words[0].removeprefix("#").isdigit():
-        raise Usage("Which override? e.g. `/oncall override remove 12` (see `/oncall overrides`).")
+        raise Usage(replies.oncall_which_override())
     return int(words[0].removeprefix("#"))
 
 
@@ -127,16 +125,19 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
     verb = words[0].lower() if words else ""
     rest = words[1:]
     oncall, renderer = deps.oncall, deps.renderer
+    replies = renderer.replies
     by = command.get("user_id", "")
     if not words:
         return renderer.oncall_now(await oncall.who())
     if verb == "help":
         return renderer.oncall_help(schedule_ids=[s.id for s in deps.config.schedules])
     if verb == "override" and rest and rest[0].lower() in _REMOVE:
-        removed = await oncall.remove_override(override_id=parse_override_id(rest[1:]), by=by)
+        removed = await oncall.remove_override(
+            override_id=parse_override_id(rest[1:], replies=replies), by=by
+        )
         return renderer.oncall_override_removed(removed)
     if verb == "override":
-        args = parse_override(rest)
+        args = parse_override(rest, replies=replies)
         schedule = oncall.schedule_for_override(
             explicit=args.schedule,
             user=args.user,
@@ -149,26 +150,29 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
         return renderer.oncall_override_added(added)
     if verb == "overrides":
         if len(rest) > 1:
-            raise Usage("`/oncall overrides` takes at most one schedule id.")
+            raise Usage(replies.oncall_overrides_args())
         schedule_id = rest[0].lower() if rest else None
         found = await oncall.overrides(schedule_id=schedule_id)
         return renderer.oncall_overrides(found, now=deps.clock.now(), schedule_id=schedule_id)
     if len(words) == 1 and not words[0].startswith("<"):
         return renderer.oncall_now(await oncall.who(selector=verb))
-    raise Usage(f"Unknown subcommand `{words[0][:40]}`.")
+    raise Usage(replies.oncall_unknown_subcommand(words[0]))
+
+
+async def oncall_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+    """`/oncall …`: the answer, the help text after bad syntax, or the problem, ephemerally."""
+    deps = deps_of(context)
+    try:
+        text = await answer(deps, command)
+    except Usage as exc:
+        text = deps.renderer.oncall_help(
+            exc.message, schedule_ids=[s.id for s in deps.config.schedules]
+        )
+    except UserError as exc:
+        text = deps.renderer.oncall_error(exc.message)
+    await ack(text=text)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register `/oncall`."""
-
-    @app.command(SlashCommand.ONCALL)
-    async def oncall_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        try:
-            text = await answer(deps, command)
-        except Usage as exc:
-            text = deps.renderer.oncall_help(
-                exc.message, schedule_ids=[s.id for s in deps.config.schedules]
-            )
-        except UserError as exc:
-            text = deps.renderer.oncall_error(exc.message)
-        await ack(text=text)
+    """Register `/oncall` (the listener reads `deps` from the context)."""
+    app.command(SlashCommand.ONCALL)(oncall_command)

@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 
 from bot.errors import UserError
-from bot.render import escape_mrkdwn
+from bot.render import Replies
 
 _REF = re.compile(r"^(?:inc-?|#)?(\d{1,9})$", re.IGNORECASE)
 
 
-def parse_incident_ref(text: str) -> int:
+def parse_incident_ref(text: str, *, replies: Replies) -> int:
     """The incident id in `text`; UserError saying what to type otherwise."""
     match = _REF.match(text.strip())
     if not match:
-        raise UserError(
-            f"`{escape_mrkdwn(text.strip()[:40])}` is not an incident number; "
-            "type e.g. `42` or `INC-42`."
-        )
+        raise UserError(replies.not_incident_number(text.strip()))
     return int(match.group(1))

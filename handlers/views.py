@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.domain import Severity
 from bot.slack.ids import Block, Callback, Input
+from handlers.middleware import deps_of
+
+MAX_TITLE = 200  # the form's title input allows no more
 
 
 def _value(values: dict[str, Any], block: Block, action: Input) -> str:
@@ -18,34 +21,40 @@ def _value(values: dict[str, Any], block: Block, action: Input) -> str:
     return str(element.get("value") or "")
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    """Register the declare modal's submission."""
+async def declare_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The declare form submitted: field errors keep it open, else the incident is declared."""
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    values = view.get("state", {}).get("values", {})
+    title = _value(values, Block.TITLE, Input.TITLE).strip()
+    severity = Severity.parse(_value(values, Block.SEVERITY, Input.SEVERITY))
+    service_id = _value(values, Block.SERVICE, Input.SERVICE) or None
+    description = _value(values, Block.DESCRIPTION, Input.DESCRIPTION).strip()
+    errors: dict[str, str] = {}
+    if not title:
+        errors[Block.TITLE] = replies.declare_title_missing()
+    elif len(title) > MAX_TITLE:
+        errors[Block.TITLE] = replies.declare_title_too_long(MAX_TITLE)
+    if severity is None:
+        errors[Block.SEVERITY] = replies.declare_severity_missing()
+    if service_id and deps.config.service(service_id) is None:
+        errors[Block.SERVICE] = replies.declare_service_unknown()
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    assert severity is not None
+    await deps.incidents.declare(
+        title=title,
+        severity=severity,
+        service_id=service_id,
+        description=description,
+        by=body["user"]["id"],
+    )
 
-    @app.view(Callback.DECLARE)
-    async def declare_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view.get("state", {}).get("values", {})
-        title = _value(values, Block.TITLE, Input.TITLE).strip()
-        severity = Severity.parse(_value(values, Block.SEVERITY, Input.SEVERITY))
-        service_id = _value(values, Block.SERVICE, Input.SERVICE) or None
-        description = _value(values, Block.DESCRIPTION, Input.DESCRIPTION).strip()
-        errors: dict[str, str] = {}
-        if not title:
-            errors[Block.TITLE] = "Give the incident a title, e.g. “Checkout returns 500s”."
-        elif len(title) > 200:
-            errors[Block.TITLE] = "Keep the title under 200 characters."
-        if severity is None:
-            errors[Block.SEVERITY] = "Pick a severity from SEV1 (worst) to SEV4."
-        if service_id and deps.config.service(service_id) is None:
-            errors[Block.SERVICE] = "Pick one of the listed services."
-        if errors:
-            await ack(response_action="errors", errors=errors)
-            return
-        await ack()
-        assert severity is not None
-        await deps.incidents.declare(
-            title=title,
-            severity=severity,
-            service_id=service_id,
-            description=description,
-            by=body["user"]["id"],
-        )
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register the declare modal's submission (the listener reads `deps` from the context)."""
+    app.view(Callback.DECLARE)(declare_submitted)

@@ -9,7 +9,7 @@ import asyncio
 
 from aiohttp import web
 
-from bot.deps import Deps
+from bot.deps import DEPS, Deps
 from bot.errors import PayloadTooLarge, RequestTimeout
 from bot.ingest.stages import BodyReader, Received
 
@@ -44,8 +44,9 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
     return read
 
 
-async def receive(request: web.Request, deps: Deps) -> web.Response:
+async def receive(request: web.Request) -> web.Response:
     """Accept one delivery (the receiving stages), then apply it (committed before 2xx)."""
+    deps = request.app[DEPS]
     accepted = await deps.ingest.pipeline.accept(
         Received(
             name=request.match_info["integration"],
@@ -60,8 +61,4 @@ async def receive(request: web.Request, deps: Deps) -> web.Response:
 
 def register(app: web.Application, deps: Deps) -> None:
     """Add the alert webhook route."""
-
-    async def webhook(request: web.Request) -> web.Response:
-        return await receive(request, deps)
-
-    app.router.add_post("/webhooks/{integration}", webhook)
+    app.router.add_post("/webhooks/{integration}", receive)

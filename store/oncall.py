@@ -9,26 +9,10 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.rotation import Override
+from bot.domain.oncall import StoredOverride
 from bot.errors import NotFound
 from store.models import EscalationRow, HandoffRow, OverrideRow, PageRow, ScheduleStateRow
 from store.session import insert_or_ignore
-
-
-@dataclass(frozen=True, slots=True)
-class StoredOverride:
-    id: int
-    schedule_id: str
-    user: str
-    start: datetime
-    end: datetime
-    created_at: datetime
-    created_by: str
-
-    def as_domain(self) -> Override:
-        return Override(
-            user=self.user, start=self.start, end=self.end, created_at=self.created_at, id=self.id
-        )
 
 
 def _override(row: OverrideRow) -> StoredOverride:

@@ -1,6 +1,7 @@
-"""Rendering: Jinja templates and Block Kit for Slack (renderer, blocks, home, report, chart).
+"""Rendering: Jinja templates and Block Kit for Slack (renderer, replies, blocks, home, report).
 
-Nothing here touches the store or the services: it turns domain records into text and blocks.
+`chart` draws the report's PNG chart. Nothing here touches the store or the services: it turns
+domain records into text and blocks.
 """
 
 from bot.render.blocks import (
@@ -17,6 +18,7 @@ from bot.render.blocks import (
     section,
 )
 from bot.render.renderer import MAX_HANDOFF_INCIDENTS, Message, Names, Renderer
+from bot.render.replies import Replies
 
 __all__ = [
     "MAX_BLOCKS",
@@ -27,6 +29,7 @@ __all__ = [
     "Message",
     "Names",
     "Renderer",
+    "Replies",
     "button",
     "clip",
     "escape_mrkdwn",

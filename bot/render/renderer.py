@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from bot.domain.incident import Severity, Status
+from bot.domain.oncall import NewOverride, StoredOverride, TeamOnCall
 from bot.domain.records import Incident, TimelineEvent
 from bot.domain.rotation import Shift
 from bot.render.blocks import (
@@ -31,11 +32,8 @@ from bot.render.blocks import (
     plain,
     section,
 )
+from bot.render.replies import Replies
 from bot.slack.ids import Action, Block, Callback, Input
-
-if TYPE_CHECKING:
-    from bot.services.oncall import NewOverride, TeamOnCall
-    from store.oncall import StoredOverride
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -153,10 +151,19 @@ class Renderer:
             mention=_mention,
             event_text=_event_text,
         )
+        self.replies = Replies(self)
 
     def text(self, template: str, **context: Any) -> str:
         """Render a template to mrkdwn text (escaped), clipped to Slack's text limit."""
         return clip(self.env.get_template(template).render(**context).strip(), MAX_TEXT)
+
+    def reply(self, template: str, name: str, /, **context: Any) -> Markup:
+        """Render macro `name` of `template` (a catalogue of short replies) like `text`.
+
+        The result is Markup: passed into another template, it is not escaped a second time.
+        """
+        macro = getattr(self.env.get_template(template).module, name)
+        return Markup(clip(str(macro(**context)).strip(), MAX_TEXT))
 
     def _ctx(self, incident: Incident) -> dict[str, Any]:
         return {
@@ -342,24 +349,25 @@ class Renderer:
         self, *, services: Iterable[tuple[str, str]], channel_id: str | None = None
     ) -> dict[str, Any]:
         """The `/incident declare` modal."""
+        words = self.replies.declare_text
         severity_options = [option(s.value, s.value) for s in Severity]
         service_options = [option(name, sid) for sid, name in services][:100]
         blocks: list[dict[str, Any]] = [
             {
                 "type": "input",
                 "block_id": Block.TITLE,
-                "label": plain("Title"),
+                "label": plain(words("title_label")),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": Input.TITLE,
                     "max_length": 200,
-                    "placeholder": plain("What is broken?"),
+                    "placeholder": plain(words("title_placeholder")),
                 },
             },
             {
                 "type": "input",
                 "block_id": Block.SEVERITY,
-                "label": plain("Severity"),
+                "label": plain(words("severity_label")),
                 "element": {
                     "type": "static_select",
                     "action_id": Input.SEVERITY,
@@ -373,7 +381,7 @@ class Renderer:
                 {
                     "type": "input",
                     "block_id": Block.SERVICE,
-                    "label": plain("Service"),
+                    "label": plain(words("service_label")),
                     "optional": True,
                     "element": {
                         "type": "static_select",
@@ -386,7 +394,7 @@ class Renderer:
             {
                 "type": "input",
                 "block_id": Block.DESCRIPTION,
-                "label": plain("Description"),
+                "label": plain(words("description_label")),
                 "optional": True,
                 "element": {
                     "type": "plain_text_input",
@@ -399,9 +407,9 @@ class Renderer:
         return {
             "type": "modal",
             "callback_id": Callback.DECLARE,
-            "title": plain("Declare incident"),
-            "submit": plain("Declare"),
-            "close": plain("Cancel"),
+            "title": plain(words("modal_title")),
+            "submit": plain(words("submit")),
+            "close": plain(words("close")),
             "private_metadata": channel_id or "",
             "blocks": blocks,
         }

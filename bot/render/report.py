@@ -5,6 +5,8 @@ the filters these messages need. Every list is cut to fit its section ("… and 
 section under Slack's 3000 characters and the message well under the ~13,000 characters of
 block text Slack accepts, so a report never fails with `invalid_blocks`.
 `to_terminal()` turns a message into plain text for `pulseops report weekly --print`.
+Reports and statistics arrive as whatever fits the small protocols below (what these messages
+read of them), so rendering imports nothing from the services.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
@@ -23,9 +25,79 @@ from bot.domain.durations import human_seconds
 from bot.render.blocks import MAX_CONTEXT_TEXT, MAX_TEXT, clip, escape_mrkdwn, fit_blocks, section
 from bot.render.renderer import Message, Renderer
 
-if TYPE_CHECKING:  # bot.services imports the outbox, whose report effect imports this module
-    from bot.services.report import WeeklyReport
-    from bot.services.stats import Group, PeriodStats
+
+class FiguresView(Protocol):
+    """What these messages read of a period's figures (templates read the rest)."""
+
+    @property
+    def opened(self) -> int: ...
+
+
+class StatsView(Protocol):
+    """What these messages read of a period's statistics (templates read the rest)."""
+
+    @property
+    def team_id(self) -> str | None: ...
+
+    @property
+    def group_by(self) -> str | None: ...
+
+    @property
+    def overall(self) -> FiguresView: ...
+
+    @property
+    def groups(self) -> Sequence[object]: ...
+
+    @property
+    def noisiest(self) -> Sequence[object]: ...
+
+    @property
+    def noisiest_total(self) -> int: ...
+
+
+class ScopeView(Protocol):
+    """What the weekly report reads of its scope (one team's, or everyone's)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def time_zone(self) -> str: ...
+
+    @property
+    def team(self) -> object | None: ...
+
+
+class ReportView(Protocol):
+    """What the weekly report message shows."""
+
+    @property
+    def scope(self) -> ScopeView: ...
+
+    @property
+    def period(self) -> object: ...
+
+    @property
+    def stats(self) -> StatsView: ...
+
+    @property
+    def previous(self) -> object | None: ...
+
+    @property
+    def slowest(self) -> Sequence[object]: ...
+
+    @property
+    def oncall(self) -> Sequence[object]: ...
+
+    @property
+    def next_at(self) -> datetime | None: ...
+
+    @property
+    def late(self) -> bool: ...
+
+    @property
+    def missed(self) -> int: ...
+
 
 SECTION_BUDGET = 2000
 """Characters one list section may take: five of them stay under Slack's message total."""
@@ -96,7 +168,7 @@ class ReportRenderer:
 
     # ---- /incident stats ----------------------------------------------------------------
 
-    def stats(self, stats: PeriodStats, *, label: str, scope_name: str) -> str:
+    def stats(self, stats: StatsView, *, label: str, scope_name: str) -> str:
         """The ephemeral answer to `/incident stats`: figures, a breakdown, noisy alerts."""
         for shown in range(min(len(stats.groups), MAX_GROUPS), -1, -1):
             text = self.renderer.text(
@@ -114,7 +186,7 @@ class ReportRenderer:
 
     # ---- the weekly report --------------------------------------------------------------
 
-    def weekly_report(self, report: WeeklyReport) -> Message:
+    def weekly_report(self, report: ReportView) -> Message:
         """The report message: summary, breakdown, slowest, noisiest, on call, footer."""
         scope, stats = report.scope, report.stats
         figures, previous = stats.overall, report.previous
@@ -180,7 +252,7 @@ class ReportRenderer:
         )
         return Message(text=text, blocks=fit_blocks(blocks))
 
-    def _breakdown(self, groups: Sequence[Group], *, group_by: str) -> dict[str, Any]:
+    def _breakdown(self, groups: Sequence[object], *, group_by: str) -> dict[str, Any]:
         return self._list(
             "report_breakdown.j2",
             "groups",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.incident import Status
+from bot.domain.oncall import TeamOnCall
 from bot.domain.records import Incident
-from bot.services.oncall import TeamOnCall
 
 # Why an open incident is "yours" (the template words them).
 DECLARED, ACKNOWLEDGED, PAGED = "declared", "acknowledged", "paged"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig, ScheduleConfig, TeamConfig
+from bot.domain.oncall import NewOverride, OnCall, StoredOverride, TeamOnCall
 from bot.domain.rotation import (
     Rotation,
     RotationType,
@@ -21,7 +22,7 @@ from bot.domain.rotation import (
     shifts_between,
 )
 from bot.errors import NotFound, UserError
-from store.oncall import OverrideRepository, StoredOverride
+from store.oncall import OverrideRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)
@@ -52,23 +53,6 @@ def rotation_of(schedule: ScheduleConfig) -> Rotation:
 
 
 @dataclass(frozen=True, slots=True)
-class OnCall:
-    """Who is on call for a schedule at an instant, until when, and who is next."""
-
-    schedule: ScheduleConfig
-    current: Shift
-    next: Shift | None
-
-
-@dataclass(frozen=True, slots=True)
-class TeamOnCall:
-    """One team's schedules and who is on call for each."""
-
-    team: TeamConfig
-    schedules: tuple[OnCall, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class OverrideEnd:
     """When an override ends: after `duration`, at local date-time `until`, or the next `at`.
 
@@ -93,15 +77,6 @@ class OverrideEnd:
         if end <= now:  # "until 18:00" at 19:00 means tomorrow's 18:00
             end = local_to_utc(candidate + timedelta(days=1), zone)
         return end
-
-
-@dataclass(frozen=True, slots=True)
-class NewOverride:
-    """An override just stored, with the older ones it overlaps (it wins over them)."""
-
-    override: StoredOverride
-    schedule: ScheduleConfig
-    overlaps: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,10 @@ class SlackGateway:
         data = await self.call("conversations.open", users=user)
         return str(data["channel"]["id"])
 
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the person whose interaction issued `trigger_id` (valid 3 s, once)."""
+        await self.call("views.open", trigger_id=trigger_id, view=view)
+
     async def set_usergroup_members(self, usergroup: str, users: Sequence[str]) -> None:
         await self.call("usergroups.users.update", usergroup=usergroup, users=",".join(users))
 

@@ -11,8 +11,9 @@ from icalendar import Calendar
 from bot.app import DEPS, create_app
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, parse_config
+from bot.domain.oncall import StoredOverride
 from bot.errors import ConfigError
-from store.oncall import OverrideRepository, StoredOverride
+from store.oncall import OverrideRepository
 from tests.conftest import CONFIG_YAML, Harness
 from tests.helpers import PAYMENTS_WEEKLY
 

@@ -1,0 +1,129 @@
+"""The short replies handlers give in Slack (hints, refusals, confirmations), from templates.
+
+Each method renders one macro of a reply catalogue (`replies.j2`, `incident_replies.j2`,
+`oncall_replies.j2`, `declare.j2`) through the app's `Renderer`. A reply is `Markup`: mrkdwn
+with what it quotes escaped once, so a template it is passed on to shows it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from markupsafe import Markup
+
+if TYPE_CHECKING:  # the renderer builds its Replies
+    from bot.render.renderer import Renderer
+
+_GENERAL = "replies.j2"
+_INCIDENT = "incident_replies.j2"
+_ONCALL = "oncall_replies.j2"
+_DECLARE = "declare.j2"
+
+
+class Replies:
+    """Every short reply a person reads in Slack, one method each."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+
+    # ---- any surface --------------------------------------------------------------------
+
+    def warning(self, problem: str) -> Markup:
+        """`:warning:` and a UserError's message, which is mrkdwn already (shown as is)."""
+        return self.renderer.reply(_GENERAL, "warning", problem=Markup(problem))
+
+    def internal_error(self, error_id: str) -> Markup:
+        """What a person reads when a listener failed unexpectedly: the error id to quote."""
+        return self.renderer.reply(_GENERAL, "internal_error", error_id=error_id)
+
+    # ---- /incident and the incident buttons ---------------------------------------------
+
+    def not_incident_channel(self, *, command: str, subcommand: str) -> Markup:
+        return self.renderer.reply(
+            _INCIDENT, "not_incident_channel", command=command, subcommand=subcommand
+        )
+
+    def unknown_subcommand(self, name: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "unknown_subcommand", name=name)
+
+    def not_incident_number(self, text: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "not_incident_number", text=text)
+
+    def form_failed(self, error: str) -> Markup:
+        """The declare form could not be opened (Slack refused views.open)."""
+        return self.renderer.reply(_INCIDENT, "form_failed", error=error)
+
+    def transitioned(self, *, kind: str, incident_id: int) -> Markup:
+        """The confirmation of an acknowledge or resolve (`kind` is the timeline event)."""
+        return self.renderer.reply(_INCIDENT, "done", kind=kind, incident_id=incident_id)
+
+    def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
+        """Why a command cannot apply: the incident is already `status` (by whom)."""
+        return self.renderer.reply(
+            _INCIDENT, "refused", number=number, title=title, status=status, by=by, verb=verb
+        )
+
+    def stats_not_a_period(self, word: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "stats_not_a_period", word=word)
+
+    def stats_period_range(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "stats_period_range")
+
+    def stats_one_team(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "stats_one_team")
+
+    def stats_unknown_team(self, word: str, *, team_ids: Iterable[str]) -> Markup:
+        return self.renderer.reply(
+            _INCIDENT, "stats_unknown_team", word=word, team_ids=list(team_ids)
+        )
+
+    # ---- /oncall syntax -----------------------------------------------------------------
+
+    def oncall_not_a_person(self, token: str) -> Markup:
+        return self.renderer.reply(_ONCALL, "not_a_person", token=token)
+
+    def oncall_until_when(self) -> Markup:
+        return self.renderer.reply(_ONCALL, "until_when")
+
+    def oncall_not_a_time(self, word: str) -> Markup:
+        return self.renderer.reply(_ONCALL, "not_a_time", word=word)
+
+    def oncall_who_and_how_long(self) -> Markup:
+        return self.renderer.reply(_ONCALL, "who_and_how_long")
+
+    def oncall_how_long(self) -> Markup:
+        return self.renderer.reply(_ONCALL, "how_long")
+
+    def oncall_bad_duration(self, problem: str) -> Markup:
+        return self.renderer.reply(_ONCALL, "bad_duration", problem=problem)
+
+    def oncall_unexpected(self, words: str) -> Markup:
+        return self.renderer.reply(_ONCALL, "unexpected", words=words)
+
+    def oncall_which_override(self) -> Markup:
+        return self.renderer.reply(_ONCALL, "which_override")
+
+    def oncall_overrides_args(self) -> Markup:
+        return self.renderer.reply(_ONCALL, "overrides_args")
+
+    def oncall_unknown_subcommand(self, word: str) -> Markup:
+        return self.renderer.reply(_ONCALL, "unknown_subcommand", word=word)
+
+    # ---- the declare form ---------------------------------------------------------------
+
+    def declare_text(self, name: str) -> str:
+        """One piece of the declare modal's wording (title, labels, buttons)."""
+        return str(self.renderer.reply(_DECLARE, name))
+
+    def declare_title_missing(self) -> Markup:
+        return self.renderer.reply(_DECLARE, "title_missing")
+
+    def declare_title_too_long(self, limit: int) -> Markup:
+        return self.renderer.reply(_DECLARE, "title_too_long", limit=limit)
+
+    def declare_severity_missing(self) -> Markup:
+        return self.renderer.reply(_DECLARE, "severity_missing")
+
+    def declare_service_unknown(self) -> Markup:
+        return self.renderer.reply(_DECLARE, "service_unknown")
