@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError
 
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
@@ -42,7 +43,7 @@ from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, home, ics, oncall, views, webhooks
 from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
-from store.session import Database
+from store.session import Database, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,14 @@ def create_app(
     jobs = Jobs(scheduler)
 
     async def on_startup(_: web.Application) -> None:
-        await migrate.upgrade(db)
+        try:
+            await migrate.upgrade(db)
+        except (DBAPIError, OSError) as exc:
+            if not is_unavailable(exc):
+                raise
+            # e.g. a read-only or full disk: serve anyway; /readyz says why until writes work
+            log.error("could not migrate the database at start-up: %s", exc)
+            db.unwritable = True
         if run_jobs:
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),

@@ -7,6 +7,7 @@ PulseOpsError
 │   ├── RequestTimeout the body did not arrive in time (HTTP 408)
 │   ├── PayloadTooLarge the body is over a size or count limit (HTTP 413)
 │   └── TooManyRequests over a rate limit; carries Retry-After (HTTP 429)
+├── StoreUnavailable   the database cannot write now; carries Retry-After (HTTP 503)
 ├── AuthError          missing or wrong credentials (HTTP 401)
 ├── ConfigError        the configuration is invalid; carries one line per problem
 └── SlackError         a Slack Web API call failed
@@ -75,6 +76,17 @@ class TooManyRequests(UserError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class StoreUnavailable(PulseOpsError):
+    """The database cannot write now (full disk, read-only, unreachable): try again later."""
+
+    status = 503
+    retry_after = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class AuthError(PulseOpsError):

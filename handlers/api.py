@@ -8,9 +8,10 @@ from aiohttp import web
 
 from bot.deps import DEPS, Deps
 from bot.domain import Status
-from bot.errors import UserError
+from bot.errors import StoreUnavailable, UserError
 from handlers.refs import parse_incident_ref
 from store import migrate
+from store.health import probe_write
 from store.incidents import IncidentFilter
 from store.stats import GROUP_BY, GroupBy
 
@@ -138,7 +139,7 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """`GET /readyz`: the database answers and its schema is at the head migration."""
+    """`GET /readyz`: the database answers, can write, and its schema is at the head migration."""
     deps = request.app[DEPS]
     try:
         await deps.db.ping()
@@ -148,6 +149,15 @@ async def readyz(request: web.Request) -> web.Response:
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
             status=503,
         )
+    if deps.db.unwritable:  # writes have been failing: ready again once a probe write commits
+        try:
+            await probe_write(deps.db, now=deps.clock.now())
+        except StoreUnavailable as exc:
+            return web.json_response(
+                {"status": "unavailable", "database": str(exc)},
+                status=503,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
     head = migrate.head_revision()
     if current != head:
         return web.json_response(

@@ -19,7 +19,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot.deps import Deps
-from bot.errors import AuthError, UserError
+from bot.errors import AuthError, StoreUnavailable, UserError
 from bot.logs import request_id_var
 from bot.metrics import Metrics
 
@@ -55,6 +55,10 @@ def http_middleware(metrics: Metrics) -> Any:
                 )
             except AuthError as exc:
                 response = web.json_response(error_body(str(exc)), status=exc.status)
+            except StoreUnavailable as exc:  # not the sender's fault: come back shortly
+                response = web.json_response(
+                    error_body(str(exc)), status=exc.status, headers=exc.headers
+                )
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
@@ -145,6 +149,8 @@ async def on_bolt_error(
     replies = deps.renderer.replies
     if isinstance(error, UserError):
         text = replies.warning(error.message)
+    elif isinstance(error, StoreUnavailable):
+        text = replies.store_unavailable()
     else:
         error_id = uuid.uuid4().hex[:12]
         user = (body.get("user") or {}).get("id") or body.get("user_id")

@@ -8,6 +8,7 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +23,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.errors import StoreUnavailable
 from store.batching import Batcher
+
+log = logging.getLogger(__name__)
 
 _BEGIN_OPTION = "pulseops_begin"
 Write = Callable[[AsyncSession], Awaitable[object]]
@@ -47,6 +51,10 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._grouped: Batcher[Write, None] = Batcher(self._write_all, max_batch=64)
+        # set when a write failed because the store cannot write (full disk, read-only, gone);
+        # cleared only by a probe write that needs fresh space (store.health), which /readyz
+        # runs while it is set: a small in-place update may still commit on a full disk
+        self.unwritable = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,12 +78,20 @@ class Database:
         writer at a time and its busy handler is not fair, so without the queue a steady
         stream of ingest commits could starve the outbox worker. Do not nest write() calls.
         """
-        if self._write_queue is None:
-            async with self._write_sessions() as session, session.begin():
-                yield session
-            return
-        async with self._write_queue, self._write_sessions() as session, session.begin():
-            yield session
+        try:
+            if self._write_queue is None:
+                async with self._write_sessions() as session, session.begin():
+                    yield session
+            else:
+                async with self._write_queue, self._write_sessions() as session, session.begin():
+                    yield session
+        except (DBAPIError, OSError) as exc:
+            if not is_unavailable(exc):
+                raise
+            if not self.unwritable:
+                log.error("the database cannot write: %s", exc)
+            self.unwritable = True
+            raise StoreUnavailable(f"the database cannot write: {_reason(exc)}") from exc
 
     async def write_grouped(self, work: Write) -> None:
         """Run a small write, committed together with those other tasks queue meanwhile.
@@ -108,6 +124,38 @@ def is_unique_violation(exc: BaseException) -> bool:
         return False
     message = str(exc.orig).lower()
     return "unique" in message or "duplicate key" in message
+
+
+# SQLite's messages and PostgreSQL's SQLSTATEs for "the store cannot write now"
+_UNAVAILABLE_MESSAGES = (
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+    "no space left on device",
+)
+_UNAVAILABLE_SQLSTATES = ("53", "08", "57P", "25006")  # resources, connection, shutdown, read-only
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the store cannot write at all now (full disk, read-only, unreachable)."""
+    if isinstance(exc, OSError):  # e.g. the server refused the connection
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    if sqlstate and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    message = str(orig).lower()
+    return any(m in message for m in _UNAVAILABLE_MESSAGES)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0] if str(orig) else ''}"[:200]
 
 
 def is_transient(exc: BaseException) -> bool:

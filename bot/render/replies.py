@@ -37,6 +37,10 @@ class Replies:
         """What a person reads when a listener failed unexpectedly: the error id to quote."""
         return self.renderer.reply(_GENERAL, "internal_error", error_id=error_id)
 
+    def store_unavailable(self) -> Markup:
+        """What a person reads when the database cannot write: nothing changed, try later."""
+        return self.renderer.reply(_GENERAL, "store_unavailable")
+
     # ---- /incident and the incident buttons ---------------------------------------------
 
     def not_incident_channel(self, *, command: str, subcommand: str) -> Markup:

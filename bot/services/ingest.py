@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.clock import Clock
-from bot.errors import UserError
+from bot.errors import StoreUnavailable, UserError
 from bot.ingest.decisions import IngestOutcome
 from bot.ingest.pipeline import Pipeline
 from bot.ingest.stages import Delivery, IngestRequest
@@ -89,6 +89,8 @@ class AlertIngest:
         """
         try:
             return list(await self.apply(requests))
+        except StoreUnavailable:
+            raise  # nothing can be written now: every delivery hears 503 at once
         except Exception:
             if len(requests) == 1:
                 log.exception("ingest of a delivery failed")
