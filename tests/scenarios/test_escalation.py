@@ -183,8 +183,12 @@ async def test_escalate_button_and_command_page_the_next_level_now(harness: Harn
         if len(await pages(harness, incident_id)) == 3:
             break
         await asyncio.sleep(0.02)
-    notes = [e for e in harness.emu.ephemerals if e["user"] == "U0ALICE01"]
-    assert notes and "Paged level 2" in notes[-1]["text"]
+    # the note is sent after the pages are committed: wait for it too
+    await eventually(
+        lambda: any(
+            "Paged level 2" in e["text"] for e in harness.emu.ephemerals if e["user"] == "U0ALICE01"
+        )
+    )
     timeline = (await harness.incident(incident_id))["timeline"]
     assert any(e["kind"] == "escalated" and e["actor"] == "U0ALICE01" for e in timeline)
     reply = await harness.emu.command(
