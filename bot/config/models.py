@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal, Self
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -23,8 +23,10 @@ from bot.config.oncall import _check_time_zone
 from bot.config.types import Duration
 from bot.domain.incident import Severity
 from bot.errors import ConfigError
+from bot.ingest.parsers import PARSERS
 
-INTEGRATION_TYPES = ("alertmanager", "generic", "pagerduty")
+INTEGRATION_TYPES = tuple(PARSERS)
+"""The integration `type`s the configuration accepts: one per webhook body parser."""
 
 
 class SlackConfig(_Frozen):
@@ -108,7 +110,7 @@ class IntegrationConfig(_Frozen):
     """A webhook source: `POST /webhooks/<name>` with `Authorization: Bearer <token>`."""
 
     name: str
-    type: Literal["alertmanager", "generic", "pagerduty"]
+    type: str  # a key of bot.ingest.parsers.PARSERS: adding a parser is what adds a type
     token: SecretStr | None = None
     token_env: str | None = None
     service: str | None = None
@@ -118,6 +120,15 @@ class IntegrationConfig(_Frozen):
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_id(value, "integration name")
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in PARSERS:
+            return value
+        *others, last = [repr(kind) for kind in PARSERS]
+        accepted = f"{', '.join(others)} or {last}" if others else last
+        raise ValueError(f"Input should be {accepted} (got {value!r})")
 
     @field_validator("token")
     @classmethod

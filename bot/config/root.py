@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import PrivateAttr, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from bot.config.checks import _Frozen
 from bot.config.models import (
@@ -20,7 +27,7 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
-from bot.config.yaml import Loc, Problems, validate_yaml
+from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.errors import ConfigError
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
@@ -45,17 +52,31 @@ class PulseOpsConfig(_Frozen):
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _cross_check(self, info: ValidationInfo) -> Self:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_check(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo
+    ) -> Self:
+        """Unique ids, references that resolve and set environment variables, checked even
+        when some fields failed: one run reports both kinds of problem.
+
+        With field errors there is no model to check, so the raw data is checked instead,
+        skipping every value that failed or has the wrong shape.
+        """
         environ = info.context.get("environ") if isinstance(info.context, dict) else None
-        problems = [
-            *_duplicate_problems(self),
-            *_reference_problems(self),
-            *_environment_problems(self, environ),
-        ]
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            field_problems = list(expand(exc))
+            failed = {loc for loc, _ in field_problems}
+            cross = _cross_problems(data, environ, failed)
+            if not cross:
+                raise
+            raise Problems([*field_problems, *cross]) from None
+        problems = _cross_problems(config, environ, set())
         if problems:
             raise Problems(problems)
-        return self
+        return config
 
     def model_post_init(self, context: Any) -> None:
         """Index every section by id for the lookup helpers."""
@@ -121,7 +142,47 @@ class PulseOpsConfig(_Frozen):
         return None if team is None else team.channel
 
 
-def _duplicate_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
+# The cross-checks read a validated PulseOpsConfig or, when some fields failed, the raw YAML
+# data: `_entries` and `_text` give the same view of both, and `failed` holds the locations
+# whose own validation failed (not checked again, so one mistake is reported once).
+
+Source = object  # a PulseOpsConfig, one of its models, or raw YAML data
+
+
+def _entries(source: Source, key: str) -> list[object]:
+    """The items of the list under `key` ([] when it is absent or not a list)."""
+    value = source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _text(item: Source, key: str) -> str | None:
+    """The string under `key` of one item (None when absent or not a string)."""
+    if isinstance(item, Mapping):
+        value = item.get(key)
+    else:
+        value = getattr(item, key, None) if isinstance(item, BaseModel) else None
+    return value if isinstance(value, str) else None
+
+
+def _values(source: Source, section: str, key: str, failed: Set[Loc]) -> Iterator[tuple[int, str]]:
+    """(index, value) of every string `key` in `section` whose own validation passed."""
+    for i, item in enumerate(_entries(source, section)):
+        value = _text(item, key)
+        if value is not None and (section, i, key) not in failed:
+            yield i, value
+
+
+def _cross_problems(
+    source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
+) -> list[tuple[Loc, str]]:
+    return [
+        *_duplicate_problems(source, failed),
+        *_reference_problems(source, failed),
+        *_environment_problems(source, environ, failed),
+    ]
+
+
+def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc, str]]:
     for section, key, what in (
         ("teams", "id", "team id"),
         ("services", "id", "service id"),
@@ -130,8 +191,7 @@ def _duplicate_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
         ("escalation_policies", "id", "escalation policy id"),
     ):
         first: dict[str, int] = {}
-        for i, item in enumerate(getattr(config, section)):
-            value = getattr(item, key)
+        for i, value in _values(source, section, key, failed):
             if value in first:
                 yield (
                     (section, i, key),
@@ -140,64 +200,65 @@ def _duplicate_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
             else:
                 first[value] = i
     groups: dict[str, int] = {}
-    for i, schedule in enumerate(config.schedules):
-        if schedule.user_group is None:
-            continue
-        if schedule.user_group in groups:
+    for i, group in _values(source, "schedules", "user_group", failed):
+        if group in groups:
             yield (
                 ("schedules", i, "user_group"),
-                f"user group {schedule.user_group!r} is already kept in sync by "
-                f"schedules[{groups[schedule.user_group]}]; two schedules would overwrite "
+                f"user group {group!r} is already kept in sync by "
+                f"schedules[{groups[group]}]; two schedules would overwrite "
                 "each other's members",
             )
         else:
-            groups[schedule.user_group] = i
+            groups[group] = i
 
 
-def _reference_problems(config: PulseOpsConfig) -> Iterator[tuple[Loc, str]]:
-    team_ids = [t.id for t in config.teams]
-    service_ids = [s.id for s in config.services]
-    schedule_ids = [s.id for s in config.schedules]
-    policy_ids = [p.id for p in config.escalation_policies]
+def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc, str]]:
+    def ids(section: str) -> list[str] | None:
+        """The section's ids; None when they are uncertain (the section, an entry or an id
+        failed), so that a reference is not called unknown because of another mistake."""
+        known = [value for _, value in _values(source, section, "id", failed)]
+        if (section,) in failed or len(known) != len(_entries(source, section)):
+            return None
+        return known
 
-    def unknown(what: str, value: str, known: list[str]) -> str:
-        return f"unknown {what} {value!r} ({_known(known)})"
+    team_ids, service_ids = ids("teams"), ids("services")
+    schedule_ids, policy_ids = ids("schedules"), ids("escalation_policies")
 
-    for i, team in enumerate(config.teams):
-        if team.escalation_policy is not None and team.escalation_policy not in policy_ids:
-            problem = unknown("escalation policy", team.escalation_policy, policy_ids)
-            yield (("teams", i, "escalation_policy"), problem)
-    for i, service in enumerate(config.services):
-        if service.team not in team_ids:
-            yield (("services", i, "team"), unknown("team", service.team, team_ids))
-        if service.escalation_policy is not None and service.escalation_policy not in policy_ids:
-            problem = unknown("escalation policy", service.escalation_policy, policy_ids)
-            yield (("services", i, "escalation_policy"), problem)
-    for i, integration in enumerate(config.integrations):
-        if integration.service is not None and integration.service not in service_ids:
-            problem = unknown("service", integration.service, service_ids)
-            yield (("integrations", i, "service"), problem)
-    for i, schedule in enumerate(config.schedules):
-        if schedule.team not in team_ids:
-            yield (("schedules", i, "team"), unknown("team", schedule.team, team_ids))
-    for i, policy in enumerate(config.escalation_policies):
-        for j, level in enumerate(policy.levels):
-            for k, target in enumerate(level.targets):
-                if target.schedule is not None and target.schedule not in schedule_ids:
-                    loc = ("escalation_policies", i, "levels", j, "targets", k, "schedule")
-                    yield (loc, unknown("schedule", target.schedule, schedule_ids))
+    def unknown(loc: Loc, what: str, value: str, known: list[str]) -> tuple[Loc, str]:
+        return loc, f"unknown {what} {value!r} ({_known(known)})"
+
+    for section, key, what, known in (
+        ("teams", "escalation_policy", "escalation policy", policy_ids),
+        ("services", "team", "team", team_ids),
+        ("services", "escalation_policy", "escalation policy", policy_ids),
+        ("integrations", "service", "service", service_ids),
+        ("schedules", "team", "team", team_ids),
+    ):
+        if known is None:
+            continue
+        for i, value in _values(source, section, key, failed):
+            if value not in known:
+                yield unknown((section, i, key), what, value, known)
+    if schedule_ids is None:
+        return
+    for i, policy in enumerate(_entries(source, "escalation_policies")):
+        for j, level in enumerate(_entries(policy, "levels")):
+            for k, target in enumerate(_entries(level, "targets")):
+                loc: Loc = ("escalation_policies", i, "levels", j, "targets", k, "schedule")
+                schedule = _text(target, "schedule")
+                if schedule is not None and loc not in failed and schedule not in schedule_ids:
+                    yield unknown(loc, "schedule", schedule, schedule_ids)
 
 
 def _environment_problems(
-    config: PulseOpsConfig, environ: Mapping[str, str] | None
+    source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
 ) -> Iterator[tuple[Loc, str]]:
     """Unset `token_env` / `ics_token_env` variables (skipped when no environment is given)."""
     if environ is None:
         return
     for section, key in (("integrations", "token_env"), ("schedules", "ics_token_env")):
-        for i, item in enumerate(getattr(config, section)):
-            name = getattr(item, key)
-            if name and not environ.get(name):
+        for i, name in _values(source, section, key, failed):
+            if not environ.get(name):
                 yield ((section, i, key), f"environment variable {name} is not set")
 
 

@@ -141,6 +141,19 @@ class SlackGateway:
             raise
         return list(data.get("errors", []))
 
+    async def channel_members(self, channel: str) -> set[str]:
+        """Every member of `channel` (conversations.members, all pages)."""
+        members: set[str] = set()
+        cursor = ""
+        while True:
+            data = await self.call(
+                "conversations.members", channel=channel, limit=200, cursor=cursor or None
+            )
+            members.update(str(m) for m in data.get("members", []))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return members
+
     async def set_topic(self, channel: str, topic: str) -> None:
         await self.call("conversations.setTopic", channel=channel, topic=topic[:250])
 

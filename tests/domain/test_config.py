@@ -545,6 +545,74 @@ def test_bad_values_are_all_reported_in_line_order() -> None:
     assert "incidents.idempotency_ttl: invalid duration '5 minutes'" in found[2]
 
 
+def test_field_and_reference_problems_are_reported_together() -> None:
+    text = (
+        ONCALL.replace("team: search\n    escalation_policy", "team: serch\n    escalation_policy")
+        .replace("service: payment-api", "service: payments-api\n    colour: red")
+        .replace("targets: [{schedule: search-primary}]", "targets: [{schedule: search-2}]")
+        .replace("      - delay: 10s\n", "      - delay: 10 seconds\n")
+    )
+    assert problems(text) == [
+        f"pulseops.yml:{line_of(text, 'serch')}: services[1].team: "
+        "unknown team 'serch' (known: payments, search)",
+        f"pulseops.yml:{line_of(text, 'payments-api')}: integrations[0].service: "
+        "unknown service 'payments-api' (known: payment-api, search-api)",
+        f"pulseops.yml:{line_of(text, 'colour')}: integrations[0].colour: unknown key",
+        f"pulseops.yml:{line_of(text, '10 seconds')}: escalation_policies[0].levels[1].delay: "
+        "invalid duration '10 seconds': write a whole number and a unit s, m, h, d or w, "
+        "e.g. 30s, 5m, 12h, 3d or 1h30m",
+        f"pulseops.yml:{line_of(text, 'search-2')}: "
+        "escalation_policies[1].levels[0].targets[0].schedule: "
+        "unknown schedule 'search-2' (known: payments-primary, search-primary)",
+    ]
+
+
+def test_references_are_checked_in_entries_whose_other_fields_failed() -> None:
+    text = VALID.replace("type: alertmanager", "type: nagios").replace(
+        "service: payment-api", "service: nope"
+    )
+    line = line_of(text, "nope")
+    assert problems(text)[1] == (
+        f"pulseops.yml:{line}: integrations[0].service: "
+        "unknown service 'nope' (known: payment-api, search-api)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # a reference to a team whose id is invalid is not called unknown as well
+        (("  - id: payments\n", "  - id: Payments\n"), ["teams[0].id: invalid id 'Payments'"]),
+        (("  - id: search\n", "  - id: [search]\n"), ["teams[1].id: Input should be a valid"]),
+        (("  - id: search\n    name: Search\n", "  - search\n"), ["teams[1]: must be a mapping"]),
+        (("teams:\n", "teams: 5\nold_teams:\n"), ["teams: must be a list", "old_teams: unknown"]),
+        # a reference of the wrong shape is reported once, by its own field
+        (("team: search", "team: [search]"), ["services[1].team: Input should be a valid string"]),
+        # an invalid variable name is not looked up
+        (('token: "change-me"', "token_env: 1BAD"), ["integrations[0].token_env: invalid env"]),
+        # duplicates are only counted among valid ids
+        (("  - id: search-api\n", "  - id: Payment-api\n"), ["services[1].id: invalid id"]),
+    ],
+    ids=[
+        "bad-id",
+        "id-not-text",
+        "entry-not-mapping",
+        "section-not-list",
+        "ref-not-text",
+        "bad-env-name",
+        "bad-duplicate",
+    ],
+)
+def test_cross_checks_skip_what_failed_its_own_check(
+    change: tuple[str, str], expected: list[str]
+) -> None:
+    assert change[0] in VALID
+    found = problems(VALID.replace(change[0], change[1], 1))
+    assert len(found) == len(expected), found
+    for problem, start in zip(found, expected, strict=True):
+        assert problem.split(": ", 1)[1].startswith(start), found
+
+
 def test_unknown_integration_type_lists_the_accepted_ones() -> None:
     text = VALID.replace("type: alertmanager", "type: nagios")
     (problem,) = problems(text)
@@ -609,6 +677,7 @@ def test_config_check_reports_every_problem(
     assert captured.out == ""
     assert "teams[0].nme: unknown key" in captured.err
     assert "teams[0].name: required key is missing" in captured.err
+    assert "services[1].team: unknown team 'serch'" in captured.err
 
 
 def test_config_check_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

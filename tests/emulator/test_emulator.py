@@ -373,6 +373,39 @@ async def test_invite_reports_each_user(emu: Emulator, client: AsyncWebClient) -
     ] == "channel_not_found"
 
 
+async def test_members_pages_through_a_channel_and_needs_the_read_scope(
+    emu: Emulator, client: AsyncWebClient
+) -> None:
+    channel = (await client.conversations_create(name="inc-3", is_private=True))["channel"]["id"]
+    await client.conversations_invite(channel=channel, users=[ALICE, BOB, CAROL])
+    first = await client.conversations_members(channel=channel, limit=3)
+    assert len(first["members"]) == 3 and first["response_metadata"]["next_cursor"]
+    rest = await client.conversations_members(
+        channel=channel, cursor=first["response_metadata"]["next_cursor"]
+    )
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert {*first["members"], *rest["members"]} == {"U0PULSEBOT", ALICE, BOB, CAROL}
+    assert (await slack_error(client.conversations_members(channel=channel, cursor="x")))[
+        "error"
+    ] == "invalid_cursor"
+    # private channels need groups:read, public ones channels:read
+    emu.scopes = emu.scopes - {"groups:read"}
+    refused = await slack_error(client.conversations_members(channel=channel))
+    assert (refused["error"], refused["needed"]) == ("missing_scope", "groups:read")
+    assert set((await client.conversations_members(channel=PAYMENTS))["members"]) >= {ALICE}
+    emu.scopes = emu.scopes - {"channels:read"}
+    assert (await slack_error(client.conversations_members(channel=PAYMENTS)))[
+        "error"
+    ] == "missing_scope"
+    # a private channel the bot has left is invisible to it
+    emu.scopes = emu.scopes | {"groups:read"}
+    emu.channels[channel].members.discard("U0PULSEBOT")
+    for ref in (channel, "C0NOWHERE0"):
+        assert (await slack_error(client.conversations_members(channel=ref)))[
+            "error"
+        ] == "channel_not_found"
+
+
 async def test_views_open_needs_a_fresh_unused_trigger(
     emu: Emulator, client: AsyncWebClient, clock: StepClock
 ) -> None:

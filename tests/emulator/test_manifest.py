@@ -16,6 +16,7 @@ MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
 METHOD_SCOPES = {
     "conversations.create": {"channels:manage", "groups:write"},
     "conversations.invite": {"channels:manage", "groups:write"},
+    "conversations.members": {"channels:read", "groups:read"},
     "conversations.setTopic": {"channels:manage", "groups:write"},
     "chat.postMessage": {"chat:write", "chat:write.public"},
     "chat.update": {"chat:write"},

@@ -68,6 +68,32 @@ def test_config_check_names_line_and_field(
     assert re.search(expected, result.stderr), result.stderr
 
 
+def test_config_check_reports_field_and_reference_problems_in_one_run(tmp_path: Path) -> None:
+    text = (
+        CONFIG_YAML.replace("  idempotency_ttl: 1h", "  idempotency_ttl: 1 hour")
+        .replace("    team: search\n    auto_resolve", "    team: serch\n    auto_resolve")
+        .replace("    service: search-api\n", "    service: search-apy\n    colour: red\n")
+    )
+    bad = tmp_path / "pulseops.yml"
+    bad.write_text(text)
+    result = run("config", "check", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = text.splitlines()
+
+    def at(needle: str) -> str:
+        return f"{bad}:{next(i for i, line in enumerate(lines, 1) if needle in line)}: "
+
+    assert result.stderr.splitlines() == [
+        at("team: serch") + "services[2].team: unknown team 'serch' (known: payments, search)",
+        at("search-apy") + "integrations[1].service: unknown service 'search-apy' "
+        "(known: batch-jobs, payment-api, search-api)",
+        at("colour") + "integrations[1].colour: unknown key",
+        at("1 hour") + "incidents.idempotency_ttl: invalid duration '1 hour': write a whole "
+        "number and a unit s, m, h, d or w, e.g. 30s, 5m, 12h, 3d or 1h30m",
+    ]
+
+
 def test_serve_refuses_to_start_with_bad_config_or_missing_tokens(tmp_path: Path) -> None:
     bad = tmp_path / "pulseops.yml"
     bad.write_text(CONFIG_YAML.replace("team: payments", "team: nobody", 1))

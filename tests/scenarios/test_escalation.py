@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import ManualClock, SystemClock
-from bot.config import PulseOpsConfig
-from bot.sandbox.emulator import Emulator
-from store.models import EscalationRow, PageRow
+from bot.config import PulseOpsConfig, parse_config
+from bot.delivery.kinds import OutboxKind
+from bot.sandbox.emulator import DEFAULT_SCOPES, Emulator
+from store.models import EscalationRow, OutboxRow, PageRow
 from store.oncall import OverrideRepository
-from tests.conftest import Harness, alertmanager_payload
+from tests.conftest import Harness, alertmanager_payload, emulated
 from tests.helpers import (
+    ONCALL_YAML,
     WEDNESDAY,
     buttons,
     click,
     dm_refs,
     dms,
+    eventually,
     fire,
     oncall_config,
     wait_for_status,
@@ -179,8 +183,12 @@ async def test_escalate_button_and_command_page_the_next_level_now(harness: Harn
         if len(await pages(harness, incident_id)) == 3:
             break
         await asyncio.sleep(0.02)
-    notes = [e for e in harness.emu.ephemerals if e["user"] == "U0ALICE01"]
-    assert notes and "Paged level 2" in notes[-1]["text"]
+    # the note is sent after the pages are committed: wait for it too
+    await eventually(
+        lambda: any(
+            "Paged level 2" in e["text"] for e in harness.emu.ephemerals if e["user"] == "U0ALICE01"
+        )
+    )
     timeline = (await harness.incident(incident_id))["timeline"]
     assert any(e["kind"] == "escalated" and e["actor"] == "U0ALICE01" for e in timeline)
     reply = await harness.emu.command(
@@ -266,6 +274,131 @@ async def test_real_time_escalation_and_acknowledge(realtime: Harness) -> None:
     count = len(await pages(harness, incident_id))
     await asyncio.sleep(2.5)  # two more delays: nothing more is paged
     assert len(await pages(harness, incident_id)) == count
+
+
+def invited(harness: Harness) -> list[str]:
+    """Everyone PulseOps asked Slack to invite, in order."""
+    return [
+        user
+        for call in harness.emu.calls_to("conversations.invite")
+        for user in str(call["args"]["users"]).split(",")
+    ]
+
+
+def already_in_channel(harness: Harness) -> list[dict[str, Any]]:
+    """The invite calls Slack answered (wholly or for one user) with already_in_channel."""
+    return [
+        call
+        for call in harness.emu.calls_to("conversations.invite")
+        if call["response"].get("error") == "already_in_channel"
+        or any(e.get("error") == "already_in_channel" for e in call["response"].get("errors", []))
+    ]
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
+async def test_paging_invites_only_people_not_in_the_channel(
+    emulator: Emulator, database_url: str, private: bool
+) -> None:
+    text = ONCALL_YAML.format(first="5m", second="10m")
+    if private:
+        text = text.replace(
+            '  incidents_channel: "C0INCIDENT"\n',
+            '  incidents_channel: "C0INCIDENT"\n  private_channels: true\n',
+        )
+    config = parse_config(text, source="oncall.yml", environ={})
+    assert config.slack.private_channels is private
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=ManualClock(WEDNESDAY)
+    ) as harness:
+        incident_id = await fire(harness)
+        channel = (await harness.incident(incident_id))["slack"]["channel_id"]
+        assert harness.emu.channels[channel].is_private is private
+        # Bob, on call and in the team, is invited with the team when the channel opens; his
+        # page then finds him in the channel already
+        assert invited(harness) == ["U0ALICE01", "U0BOB0001"]
+        # level 2 pages Carol (not a member: invited), then the policy repeats and pages Bob
+        # (a member: not invited again)
+        for _ in range(2):
+            harness.clock.advance(600)
+            assert await harness.deps.escalations.sweep() == 1
+            await harness.settle()
+        assert [(p.target, p.cycle) for p in await pages(harness, incident_id)] == [
+            ("U0BOB0001", 0),
+            ("U0CAROL01", 0),
+            ("S0PAYONCAL", 0),
+            ("U0BOB0001", 1),
+        ]
+        assert invited(harness) == ["U0ALICE01", "U0BOB0001", "U0CAROL01"]
+        assert already_in_channel(harness) == []
+        assert {"U0ALICE01", "U0BOB0001", "U0CAROL01"} <= harness.emu.channels[channel].members
+        assert all(c["response"]["ok"] for c in harness.emu.calls_to("conversations.members"))
+        # every page still mentions its person in the channel
+        texts = [m["text"] for m in harness.emu.messages(channel)]
+        for user, times in (("U0BOB0001", 2), ("U0CAROL01", 1)):
+            assert sum(f"<@{user}> you are paged" in t for t in texts) == times
+
+
+async def test_someone_who_joined_by_themselves_is_not_invited(harness: Harness) -> None:
+    incident_id = await fire(harness)
+    channel = (await harness.incident(incident_id))["slack"]["channel_id"]
+    await harness.emu.post_user_message(user="U0CAROL01", channel=channel, text="looking")
+    assert "U0CAROL01" in harness.emu.channels[channel].members
+    harness.clock.advance(300)
+    assert await harness.deps.escalations.sweep() == 1
+    await harness.settle()
+    assert len(dms(harness, "U0CAROL01")) == 1
+    assert "U0CAROL01" not in invited(harness)
+    assert already_in_channel(harness) == []
+
+
+async def test_a_page_redelivered_after_a_crash_does_not_invite_again(harness: Harness) -> None:
+    incident_id = await fire(harness)
+    harness.clock.advance(300)
+    assert await harness.deps.escalations.sweep() == 1
+    await harness.settle()
+    assert invited(harness).count("U0CAROL01") == 1
+    # a worker that died after inviting Carol, before its progress was saved: the page's
+    # row is due again with no step on record
+    async with harness.deps.db.write() as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.incident_id == incident_id, OutboxRow.kind == OutboxKind.PAGE)
+            .values(
+                status="pending", progress={}, done_at=None, next_attempt_at=harness.clock.now()
+            )
+        )
+    await harness.settle()
+    assert invited(harness).count("U0CAROL01") == 1
+    assert already_in_channel(harness) == []
+    # someone who left the channel is invited again when paged again
+    channel = (await harness.incident(incident_id))["slack"]["channel_id"]
+    harness.emu.channels[channel].members.discard("U0BOB0001")
+    await click(harness, incident_id, "incident_escalate", user="U0ALICE01")
+    await eventually(lambda: invited(harness).count("U0BOB0001") == 2)
+    assert already_in_channel(harness) == []
+
+
+async def test_without_the_read_scopes_paging_still_invites(database_url: str) -> None:
+    """An app installed before it asked for channels:read / groups:read invites as before."""
+    scopes = [s for s in DEFAULT_SCOPES if s not in {"channels:read", "groups:read"}]
+    async with (
+        emulated(scopes=scopes) as emu,
+        Harness(
+            emulator=emu,
+            database_url=database_url,
+            config=oncall_config(),
+            clock=ManualClock(WEDNESDAY),
+        ) as harness,
+    ):
+        incident_id = await fire(harness)
+        harness.clock.advance(300)
+        assert await harness.deps.escalations.sweep() == 1
+        await harness.settle()
+        refused = harness.emu.calls_to("conversations.members")
+        assert refused and all(c["response"]["error"] == "missing_scope" for c in refused)
+        channel = (await harness.incident(incident_id))["slack"]["channel_id"]
+        assert {"U0ALICE01", "U0BOB0001", "U0CAROL01"} <= harness.emu.channels[channel].members
+        assert "U0CAROL01" in invited(harness)
 
 
 async def test_rate_limited_pages_are_retried_and_sent_once(harness: Harness) -> None:

@@ -7,6 +7,7 @@ several replicas never go backwards.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from bot.errors import SlackFatal
 from store.incidents import IncidentRepository
 from store.oncall import Page, PageRepository
 from store.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
 
 
 class IncidentEffects(Effects):
@@ -72,7 +75,7 @@ class IncidentEffects(Effects):
                 pages = await PageRepository(session).for_incident(incident_id=incident.id)
             users = self._invitees(incident, item.payload.get("invite", []), pages)
             progress["invited"] = await self._optional(
-                self.gateway.invite(channel_id, users), incident.id
+                self._invite(channel_id, users, incident.id), incident.id
             )
         if not progress.get("topic"):
             progress["topic"] = await self._optional(
@@ -120,7 +123,7 @@ class IncidentEffects(Effects):
         channel = incident.channel_id
         if page.kind == "user" and channel and not progress.get("invited"):
             progress["invited"] = await self._optional(
-                self.gateway.invite(channel, [page.target]), incident.id
+                self._invite(channel, [page.target], incident.id), incident.id
             )
         # no channel yet (e.g. channel creation rate limited): the DM is the page, and the
         # channel invites everyone paged when it is created
@@ -148,6 +151,26 @@ class IncidentEffects(Effects):
                     raise
                 last = exc
         raise SlackFatal("conversations.create", f"every candidate name is taken ({last})")
+
+    async def _invite(
+        self, channel: str, users: list[str], incident_id: int
+    ) -> list[dict[str, Any]]:
+        """Invite those of `users` who are not in `channel` yet; return Slack's per-user errors.
+
+        Membership is asked of Slack rather than remembered: people join and leave incident
+        channels by themselves, and a row redelivered after a crash sees who is in by now.
+        """
+        try:
+            members = await self.gateway.channel_members(channel)
+        except SlackFatal as exc:
+            # e.g. an app installed before it asked for channels:read / groups:read: invite
+            # everyone as before (Slack answers already_in_channel, which is harmless)
+            log.warning(
+                "cannot list the incident channel's members",
+                extra={"incident_id": incident_id, "method": exc.method, "error": exc.error},
+            )
+            members = set()
+        return await self.gateway.invite(channel, [u for u in users if u not in members])
 
     def _invitees(self, incident: Incident, extra: list[str], pages: list[Page]) -> list[str]:
         team = self.config.team(incident.team_id) if incident.team_id else None

@@ -25,6 +25,7 @@ DEFAULT_SCOPES = (
     "channels:manage",
     "channels:read",
     "groups:write",
+    "groups:read",
     "pins:write",
     "commands",
     "users:read",
