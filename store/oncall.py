@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -221,9 +220,37 @@ class PageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, **values: Any) -> int | None:
+    async def record(
+        self,
+        *,
+        incident_id: int,
+        cycle: int,
+        level: int,
+        step: int,
+        target: str,
+        kind: str,
+        via: str,
+        paged_at: datetime,
+        scheduled_at: datetime,
+        dm_version: int = 0,
+    ) -> int | None:
         """Record a page; None when this step already paged this target (exactly once)."""
-        page_id = await insert_or_ignore(self.session, PageRow, values)
+        page_id = await insert_or_ignore(
+            self.session,
+            PageRow,
+            {
+                "incident_id": incident_id,
+                "cycle": cycle,
+                "level": level,
+                "step": step,
+                "target": target,
+                "kind": kind,
+                "via": via,
+                "paged_at": paged_at,
+                "scheduled_at": scheduled_at,
+                "dm_version": dm_version,
+            },
+        )
         return int(page_id) if page_id is not None else None
 
     async def get(self, *, page_id: int) -> Page:

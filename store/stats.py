@@ -3,7 +3,8 @@
 Nothing here loads incidents into Python: every figure is an aggregate over the incidents
 opened in a window, computed by the database in a few statements (one per metric family).
 
-Semantics, shared by the API, `/incident stats` and the weekly report:
+Semantics, the one definition App Home, `/incident stats`, the weekly report and the API
+show (the records are `bot.domain.insight`'s):
 
 - The cohort of a window [since, until) is the incidents *triggered* in it.
 - Everything is observed **as of `until`**: an acknowledgement, resolution or page after the
@@ -29,8 +30,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, case, distinct, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.insight import Distribution, Figures, NoisyAlert, SlowIncident
 from store.dialect import elapsed_seconds, unindexed
-from store.figures import Distribution, Figures, NoisyAlert, SlowIncident
 from store.models import AlertRow, IncidentRow, PageRow
 from store.types import UTCDateTime
 
@@ -122,6 +123,10 @@ class StatsRepository:
         group = _GROUP_COLUMNS[group_by] if group_by else None
         return await self._figures(window.conditions(), group, window.as_of())
 
+    async def overall(self, *, window: Window) -> Figures:
+        """The figures of all the window's incidents (the window planned first: see `plan`)."""
+        return (await self.figures(window=await self.plan(window)))[None]
+
     async def buckets(
         self, *, boundaries: Sequence[datetime], team_id: str | None = None
     ) -> list[Figures]:
@@ -152,18 +157,16 @@ class StatsRepository:
         mtta = await self._distribution(conditions, group, as_of, IncidentRow.acknowledged_at)
         mttr = await self._distribution(conditions, group, as_of, IncidentRow.resolved_at)
         return {
-            key: Figures(
-                **values,
-                mtta=mtta.get(key, Distribution()),
-                mttr=mttr.get(key, Distribution()),
+            key: replace(
+                figures, mtta=mtta.get(key, Distribution()), mttr=mttr.get(key, Distribution())
             )
-            for key, values in counts.items()
+            for key, figures in counts.items()
         }
 
     async def _counts(
         self, conditions: list[ColumnElement[bool]], group: Any, as_of: ColumnElement[datetime]
-    ) -> dict[Any, dict[str, int]]:
-        """Every count in one pass over the window's incidents."""
+    ) -> dict[Any, Figures]:
+        """Every count in one pass over the window's incidents (distributions left empty)."""
         resolved = _before(IncidentRow.resolved_at, as_of)
         escalated = exists().where(
             PageRow.incident_id == IncidentRow.id, PageRow.level > 0, PageRow.paged_at < as_of
@@ -180,9 +183,14 @@ class StatsRepository:
         query = select(*columns).where(*conditions)
         if group is not None:
             query = select(group.label("g"), *columns).where(*conditions).group_by(group)
-        names = ("opened", "acknowledged", "resolved", "auto_resolved", "escalated")
         return {
-            row["g"] if group is not None else None: {c: int(row[c] or 0) for c in names}
+            row["g"] if group is not None else None: Figures(
+                opened=int(row["opened"] or 0),
+                acknowledged=int(row["acknowledged"] or 0),
+                resolved=int(row["resolved"] or 0),
+                auto_resolved=int(row["auto_resolved"] or 0),
+                escalated=int(row["escalated"] or 0),
+            )
             for row in (await self.session.execute(query)).mappings()
         }
 

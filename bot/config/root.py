@@ -28,6 +28,7 @@ from bot.config.models import (
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
+from bot.domain.routing import Ownership, route
 from bot.errors import ConfigError
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
@@ -108,17 +109,22 @@ class PulseOpsConfig(_Frozen):
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
-        service = self.service(service_id)
-        return None if service is None else self.team(service.team)
+        owner = self._route(service_id)
+        return self.team(owner.team_id) if owner.service_id and owner.team_id else None
 
     def policy_for_service(self, service_id: str) -> EscalationPolicyConfig | None:
         """The service's escalation policy, else its team's, else None (also for unknown ids)."""
-        service = self.service(service_id)
-        if service is None:
-            return None
-        team = self.team(service.team)
-        policy_id = service.escalation_policy or (team.escalation_policy if team else None)
-        return None if policy_id is None else self.escalation_policy(policy_id)
+        owner = self._route(service_id)
+        return (
+            self.escalation_policy(owner.policy_id)
+            if owner.service_id and owner.policy_id
+            else None
+        )
+
+    def _route(self, service_id: str) -> Ownership:
+        from bot.config.directory import directory_of  # it builds on this module
+
+        return route(directory_of(self), service_id=service_id)
 
     def schedules_for_team(self, team_id: str) -> tuple[ScheduleConfig, ...]:
         """The team's schedules, in file order."""

@@ -20,7 +20,7 @@ from bot.render.renderer import Renderer
 from bot.slack.ids import Block
 
 if TYPE_CHECKING:
-    from bot.services.dashboard import Dashboard, WeekStats
+    from bot.domain.dashboard import Dashboard, WeekStats
 
 MAX_MINE = 10  # "your incidents" listed with buttons; the rest are counted
 MAX_TEAMS = 10  # on-call sections (one per team); the rest are counted

@@ -20,25 +20,23 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
+from bot.domain.dashboard import Dashboard, WeekStats, order_open
 from bot.domain.incident import Status
 from bot.errors import SlackFatal, SlackRetryable
 from bot.metrics import Metrics
-from bot.services.dashboard import Dashboard, WeekStats, order_open, week_stats
 from bot.services.oncall import OnCallService
 from bot.slack.gateway import SlackGateway, backoff_delay
 from bot.slack.ratelimit import TokenBucket
+from store.home import HomeRepository
 from store.incidents import IncidentFilter, IncidentRepository
-from store.models import IncidentRow, PageRow
 from store.session import Database
+from store.stats import StatsRepository, Window
 
 if TYPE_CHECKING:
     from bot.render.home import HomeRenderer
@@ -46,8 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEEK = timedelta(days=7)
-WEEK_ROWS_MAX = 100_000
-"""The weekly figures read at most this many incidents (the newest); the view says so."""
 
 OPEN = (Status.TRIGGERED, Status.ACKNOWLEDGED)
 
@@ -326,7 +322,9 @@ class HomeService:
             incidents, total = await IncidentRepository(session).list(
                 filters=IncidentFilter(status=OPEN), limit=self.open_limit
             )
-            paged = await _paged_users(session, [i.id for i in incidents])
+            paged = await HomeRepository(session).paged_users(
+                incident_ids=[i.id for i in incidents]
+            )
         oncall = tuple(await self.oncall.who())
         return Dashboard(
             generation=generation,
@@ -338,42 +336,21 @@ class HomeService:
         )
 
     async def _week_stats(self) -> WeekStats:
-        """This week's MTTA/MTTR, read at most once per `stats_ttl` seconds."""
+        """This week's MTTA/MTTR, read at most once per `stats_ttl` seconds.
+
+        The window and the queries are `/incident stats 7d`'s, so both say the same.
+        """
         now = self._monotonic()
         if self._week is not None and now - self._week[0] < self.stats_ttl:
             return self._week[1]
-        since = self.clock.now() - WEEK
+        until = self.clock.now()
         async with self.db.read() as session:
-            result = await session.execute(
-                select(
-                    IncidentRow.triggered_at, IncidentRow.acknowledged_at, IncidentRow.resolved_at
-                )
-                .where(IncidentRow.triggered_at >= since)
-                .order_by(IncidentRow.triggered_at.desc())
-                .limit(WEEK_ROWS_MAX + 1)
+            figures = await StatsRepository(session).overall(
+                window=Window(since=until - WEEK, until=until)
             )
-            rows: Sequence[Any] = result.all()
-        stats = week_stats(
-            ((r[0], r[1], r[2]) for r in rows[:WEEK_ROWS_MAX]), truncated=len(rows) > WEEK_ROWS_MAX
-        )
+        stats = WeekStats.of(figures)
         self._week = (now, stats)
         return stats
 
 
-async def _paged_users(session: AsyncSession, incident_ids: list[int]) -> dict[int, frozenset[str]]:
-    """Users paged (directly or via a schedule) for each of these incidents."""
-    if not incident_ids:
-        return {}
-    result = await session.execute(
-        select(PageRow.incident_id, PageRow.target).where(
-            PageRow.incident_id.in_(incident_ids), PageRow.kind == "user"
-        )
-    )
-    found: dict[int, set[str]] = {}
-    for incident_id, target in result.all():
-        found.setdefault(int(incident_id), set()).add(str(target))
-    return {k: frozenset(v) for k, v in found.items()}
-
-
-# Dashboard, TokenBucket, WeekStats and week_stats: re-exported for tests/test_home.py
-__all__ = ["Dashboard", "HomeService", "TokenBucket", "WeekStats", "week_stats"]
+__all__ = ["HomeService"]

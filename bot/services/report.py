@@ -29,6 +29,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, ScheduleConfig
 from bot.config.models import parse_cron
 from bot.delivery.kinds import OutboxKind
+from bot.domain.insight import Figures, SlowIncident
 from bot.domain.rotation import Override, local_to_utc, shifts_between
 from bot.errors import NotFound
 from bot.services.oncall import rotation_of
@@ -41,7 +42,6 @@ from bot.services.report_schedule import (
     period_at,
 )
 from bot.services.stats import PeriodStats, StatsService, WeekStats
-from store.figures import Figures, SlowIncident
 from store.oncall import OverrideRepository
 from store.outbox import OutboxRepository
 from store.reports import ReportRepository

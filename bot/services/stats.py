@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
-from store.figures import Figures, NoisyAlert, SlowIncident
+from bot.domain.insight import Figures, NoisyAlert, SlowIncident
 from store.session import Database
 from store.stats import GROUP_BY, GroupBy, StatsRepository, Window
 
@@ -148,9 +148,9 @@ class StatsService:
     async def figures(self, *, since: datetime, until: datetime, team_id: str | None) -> Figures:
         """Only the overall figures of [since, until) (the previous period of a report)."""
         async with self.db.read() as session:
-            repo = StatsRepository(session)
-            window = await repo.plan(Window(since=since, until=until, team_id=team_id))
-            return (await repo.figures(window=window))[None]
+            return await StatsRepository(session).overall(
+                window=Window(since=since, until=until, team_id=team_id)
+            )
 
     async def slowest(
         self, *, since: datetime, until: datetime, team_id: str | None, limit: int

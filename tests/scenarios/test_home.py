@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,16 +14,29 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig
 from bot.domain import Resolve
+from bot.domain.dashboard import Dashboard, WeekStats
 from bot.domain.durations import human_seconds
 from bot.domain.incident import Severity
+from bot.domain.insight import Distribution, Figures
 from bot.domain.records import Incident
 from bot.render import Names, Renderer
 from bot.render.home import HomeBlock, HomeRenderer
 from bot.sandbox.emulator import rules
-from bot.services.home import Dashboard, HomeService, TokenBucket, WeekStats, week_stats
+from bot.services.home import HomeService
 from bot.slack.ids import Action
+from bot.slack.ratelimit import TokenBucket
 from tests.conftest import Harness, alertmanager_payload
-from tests.helpers import WEDNESDAY, click, eventually, fire, make_incident, oncall_config
+from tests.helpers import (
+    WEDNESDAY,
+    click,
+    eventually,
+    fire,
+    fire_named,
+    make_incident,
+    oncall_config,
+    reply_text,
+    wait_for_status,
+)
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -106,6 +120,7 @@ async def test_home_shows_your_incidents_all_open_ones_oncall_and_the_week(
     harness: Harness, home: HomeService
 ) -> None:
     incident_id = await fire(harness, summary="Checkout <!channel> & errors")
+    harness.clock.advance(1)  # the week is [now - 7 d, now), as `/incident stats 7d` counts
     view = await open_home(harness, BOB)
     assert view["type"] == "home"
     assert not rules.validate_view(view, allowed_types=frozenset({"home"}))
@@ -187,9 +202,57 @@ async def test_declared_and_acknowledged_incidents_are_yours(
         Action.RESOLVE,
         Action.ESCALATE,
     ]
-    assert "MTTA* (time to acknowledge): median 1m 30s, mean 1m 30s over 1 acknowledged" in (
-        text(view, HomeBlock.WEEK)
+    # the week counts what happened before now, as `/incident stats 7d` does: the clock stands
+    # still at the acknowledgement, so the refresh after it moves on shows it
+    assert "none acknowledged yet" in text(view, HomeBlock.WEEK)
+    harness.clock.advance(1)
+    home.changed()
+    await eventually(
+        lambda: "acknowledged yet" not in text(harness.emu.home_views[CAROL], HomeBlock.WEEK)
     )
+    await home.wait_idle()
+    assert "MTTA* (time to acknowledge): median 1m 30s, mean 1m 30s over 1 acknowledged" in (
+        text(harness.emu.home_views[CAROL], HomeBlock.WEEK)
+    )
+
+
+# ---- the same figures everywhere ---------------------------------------------------------
+
+
+@BOTH
+async def test_home_slash_stats_and_the_api_show_the_same_median(
+    harness: Harness, home: HomeService
+) -> None:
+    """Acknowledged after 60, 120, 180 and 240 s: the nearest-rank median is 120 s (an
+    interpolating median would say 150 s), and every place that shows MTTA says so."""
+    start = harness.clock.now()
+    ids = [await fire_named(harness, f"Checkout{n}") for n in range(4)]
+    await harness.settle()
+    for n, incident_id in enumerate(ids, start=1):
+        harness.clock.set(start + timedelta(seconds=60 * n))
+        await click(harness, incident_id, Action.ACKNOWLEDGE, user=ALICE)
+        await wait_for_status(harness, incident_id, "acknowledged")
+    harness.clock.set(start + timedelta(minutes=10))
+
+    week = text(await open_home(harness, ALICE), HomeBlock.WEEK)
+    assert "*4* incidents triggered in the last 7 days" in week
+    assert "median 2m 0s, mean 2m 30s over 4 acknowledged" in week
+
+    result = await harness.emu.command(
+        user=ALICE, channel="C0PAYMENTS", command="/incident", text="stats 7d"
+    )
+    assert result["status"] == 200, result
+    stats = reply_text(result)
+    assert "*MTTA*: median *2m 0s* · mean 2m 30s · p90 4m 0s (4 acknowledged)" in stats
+
+    status, body = await harness.get("/api/v1/stats")
+    assert status == 200, body
+    assert body["overall"]["mtta_seconds"] == {
+        "count": 4,
+        "mean": 150.0,
+        "median": 120.0,
+        "p90": 240.0,
+    }
 
 
 # ---- buttons -----------------------------------------------------------------------------
@@ -352,7 +415,7 @@ def dashboard(incidents: list[Incident], *, total: int | None = None) -> Dashboa
         open_total=len(incidents) if total is None else total,
         paged={i.id: frozenset({BOB}) for i in incidents},
         oncall=(),
-        week=week_stats([]),
+        week=WeekStats.of(Figures()),
     )
 
 
@@ -392,24 +455,33 @@ def test_an_empty_home_tab() -> None:
     assert "No incidents were triggered in the last 7 days" in text(view, HomeBlock.WEEK)
 
 
-def test_week_stats_median_and_mean() -> None:
-    t0 = datetime(2026, 11, 20, tzinfo=UTC)
-    rows = [
-        (t0, t0 + timedelta(seconds=60), t0 + timedelta(minutes=10)),
-        (t0, t0 + timedelta(seconds=120), None),
-        (t0, t0 + timedelta(seconds=600), t0 + timedelta(hours=1)),
-        (t0, None, t0 + timedelta(minutes=20)),  # resolved without an acknowledgement
-        (t0, None, None),
-    ]
-    stats = week_stats(rows)
-    assert stats == WeekStats(
+def test_the_week_on_the_home_tab_is_the_figures_of_the_last_seven_days() -> None:
+    figures = Figures(
+        opened=5,
+        acknowledged=3,
+        resolved=2,
+        mtta=Distribution(count=3, mean=260.0, median=120.0, p90=600.0),
+        mttr=Distribution(count=2, mean=1800.0, median=600.0, p90=3000.0),
+    )
+    assert WeekStats.of(figures) == WeekStats(
         incidents=5,
         acknowledged=3,
-        resolved=3,
+        resolved=2,
         mtta_median=120.0,
         mtta_mean=260.0,
-        mttr_median=1200.0,
+        mttr_median=600.0,
         mttr_mean=1800.0,
+    )
+    week = text(
+        home_renderer().home_view(
+            replace(dashboard([]), week=WeekStats.of(figures), open_total=2), user=BOB
+        ),
+        HomeBlock.WEEK,
+    )
+    assert week == (
+        "*5* incidents triggered in the last 7 days, *2* open now.\n"
+        "*MTTA* (time to acknowledge): median 2m 0s, mean 4m 20s over 3 acknowledged\n"
+        "*MTTR* (time to resolve): median 10m 0s, mean 30m 0s over 2 resolved"
     )
     assert [human_seconds(s) for s in (42, 252, 11100, 187200, None)] == [
         "42s",

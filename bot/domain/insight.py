@@ -1,4 +1,11 @@
-"""What the statistics queries return: figures, distributions, noisy alerts, slow incidents."""
+"""Incident statistics as values: figures of a window, duration distributions, noisy and slow.
+
+One definition serves App Home, `/incident stats`, the weekly reports and `/api/v1/stats`
+(the store computes it in SQL, `store.stats`): the cohort of a window is the incidents
+triggered in it, observed as of its end; MTTA is triggered → acknowledged over the
+acknowledged ones, MTTR triggered → resolved over the resolved ones, each summarised as a
+`Distribution`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,12 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
-    """Durations in seconds: how many, their mean, median and p90 (None when there are none)."""
+    """Durations in seconds: how many, their mean, median and p90 (None when there are none).
+
+    The median and p90 are nearest-rank percentiles: of the n durations sorted ascending, the
+    p-th percentile is the one at rank ceil(p·n/100), a value that was actually observed (the
+    median of 60, 120, 180 and 240 s is 120 s, not the 150 s an interpolating median gives).
+    """
 
     count: int = 0
     mean: float | None = None

@@ -1,13 +1,12 @@
-"""The values the App Home dashboard shows: open incidents in order, whose they are, MTTA/MTTR."""
+"""What the App Home dashboard shows: open incidents in order, whose they are, the week."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.domain.incident import Status
+from bot.domain.insight import Figures
 from bot.domain.oncall import TeamOnCall
 from bot.domain.records import Incident
 
@@ -17,7 +16,10 @@ DECLARED, ACKNOWLEDGED, PAGED = "declared", "acknowledged", "paged"
 
 @dataclass(frozen=True, slots=True)
 class WeekStats:
-    """Response times of the incidents triggered in the last 7 days (seconds)."""
+    """Response times of the incidents triggered in the last 7 days (seconds).
+
+    The same figures `/incident stats 7d` shows at the same instant: see `bot.domain.insight`.
+    """
 
     incidents: int
     acknowledged: int
@@ -26,32 +28,19 @@ class WeekStats:
     mtta_mean: float | None
     mttr_median: float | None
     mttr_mean: float | None
-    truncated: bool = False
 
-
-def week_stats(
-    rows: Iterable[tuple[datetime, datetime | None, datetime | None]], *, truncated: bool = False
-) -> WeekStats:
-    """MTTA/MTTR (median and mean) from (triggered_at, acknowledged_at, resolved_at) rows."""
-    count = 0
-    to_ack: list[float] = []
-    to_resolve: list[float] = []
-    for triggered, acknowledged, resolved in rows:
-        count += 1
-        if acknowledged is not None:
-            to_ack.append(max((acknowledged - triggered).total_seconds(), 0.0))
-        if resolved is not None:
-            to_resolve.append(max((resolved - triggered).total_seconds(), 0.0))
-    return WeekStats(
-        incidents=count,
-        acknowledged=len(to_ack),
-        resolved=len(to_resolve),
-        mtta_median=statistics.median(to_ack) if to_ack else None,
-        mtta_mean=statistics.fmean(to_ack) if to_ack else None,
-        mttr_median=statistics.median(to_resolve) if to_resolve else None,
-        mttr_mean=statistics.fmean(to_resolve) if to_resolve else None,
-        truncated=truncated,
-    )
+    @classmethod
+    def of(cls, figures: Figures) -> WeekStats:
+        """The part of a window's figures the Home tab shows."""
+        return cls(
+            incidents=figures.opened,
+            acknowledged=figures.acknowledged,
+            resolved=figures.resolved,
+            mtta_median=figures.mtta.median,
+            mtta_mean=figures.mtta.mean,
+            mttr_median=figures.mttr.median,
+            mttr_mean=figures.mttr.mean,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,4 +82,4 @@ def order_open(incidents: Iterable[Incident]) -> tuple[Incident, ...]:
     )
 
 
-__all__ = ["Dashboard", "WeekStats", "order_open", "week_stats"]
+__all__ = ["Dashboard", "WeekStats", "order_open"]
