@@ -399,6 +399,19 @@ def dedup_key(integration: str, group_key: str) -> str:
     return f"{integration}:sha256:{hashlib.sha256(group_key.encode()).hexdigest()}"
 
 
+def stored_repeat(alert: Alert, existing: AlertRecord) -> Repeat:
+    """`alert` again, as stored on its incident: counted when applied, refired if resolved."""
+    return Repeat(
+        alert=alert,
+        incident_id=existing.incident_id,
+        alert_id=existing.id,
+        occurrences=existing.occurrences,
+        last_note_at=existing.last_note_at,
+        counted=False,
+        refired=existing.status == AlertStatus.RESOLVED.value,
+    )
+
+
 class Dedup:
     """The same alert again on its open incident is a repeat.
 
@@ -430,15 +443,7 @@ class Dedup:
             incident_id=ctx.incident.id, fingerprint=ctx.alert.fingerprint
         )
         if firing and ctx.existing is not None:
-            return Repeat(
-                alert=ctx.alert,
-                incident_id=ctx.incident.id,
-                alert_id=ctx.existing.id,
-                occurrences=ctx.existing.occurrences,
-                last_note_at=ctx.existing.last_note_at,
-                counted=False,
-                refired=ctx.existing.status == AlertStatus.RESOLVED.value,
-            )
+            return stored_repeat(ctx.alert, ctx.existing)
         return None
 
 
@@ -512,15 +517,7 @@ class StormGuard:
         )
         if existing is None:
             return GroupInto(alert=ctx.alert, incident=storm)
-        return Repeat(
-            alert=ctx.alert,
-            incident_id=storm.id,
-            alert_id=existing.id,
-            occurrences=existing.occurrences,
-            last_note_at=existing.last_note_at,
-            counted=False,
-            refired=existing.status == AlertStatus.RESOLVED.value,
-        )
+        return stored_repeat(ctx.alert, existing)
 
     def _storm_incident(self, ctx: AlertContext, key: str) -> NewIncident:
         name, limit = ctx.integration.name, self.max_per_minute
