@@ -33,8 +33,19 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import (
+    to_action,
+    to_command,
+    to_event,
+    to_message,
+    to_options,
+    to_shortcut,
+    to_step,
+    to_view,
+)
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
@@ -96,17 +107,17 @@ def _is_ssl_check(raw: str) -> bool:
 
 
 def parse_body(raw: str, content_type: str | None) -> dict[str, Any]:
-    """The body as Bolt reads it (JSON, a form, or a form whose `payload` field is JSON).
+    """The body: JSON, a form, or a form whose `payload` field is JSON (as Bolt tells them).
 
     Raises:
         UserError: the body (or its `payload` field) is not a JSON object where one is due.
     """
     if content_type == "application/json" or raw.startswith("{"):
         return _json_object(raw, field="body")
-    if "payload" in raw:  # Bolt's own test, kept so both read the same body the same way
-        payload = dict(parse_qsl(raw, keep_blank_values=True)).get("payload")
-        return {} if payload is None else _json_object(payload, field="payload")
-    return dict(parse_qsl(raw, keep_blank_values=True))
+    form = dict(parse_qsl(raw, keep_blank_values=True))
+    if "payload" in form:
+        return _json_object(form["payload"], field="payload")
+    return form
 
 
 def _json_object(text: str, *, field: str) -> dict[str, Any]:
@@ -148,6 +159,49 @@ def check_signed(
     content_type = headers.get("content-type")
     body = parse_body(text, content_type.split(";")[0] if content_type else None)
     return SignedRequest(timestamp=int(timestamp), raw=text, body=body)
+
+
+# What Bolt makes of every body before any listener runs (the arguments it offers them)
+_BOLT_READERS = (
+    to_options,
+    to_shortcut,
+    to_action,
+    to_view,
+    to_command,
+    to_event,
+    to_message,
+    to_step,
+)
+
+
+def bolt_can_read(body: dict[str, Any]) -> bool:
+    """Whether Bolt's middleware and listener matchers can read `body` without failing.
+
+    Bolt indexes into a body unchecked (`body["actions"][0]["action_id"]`,
+    `body["view"]["type"]`, `body.get("event", {}).get(...)`): Slack's own requests always
+    fit, but a signed malformed one would fail inside Bolt, as a 500.
+    """
+    event, view, actions = body.get("event"), body.get("view"), body.get("actions")
+    if event is not None and not isinstance(event, dict):
+        return False
+    if view is not None and not isinstance(view, dict):
+        return False
+    if body.get("type") in ("view_submission", "view_closed") and view is not None:
+        if not (isinstance(view.get("type"), str) and isinstance(view.get("callback_id"), str)):
+            return False
+    if body.get("type") in ("block_actions", "interactive_message") and "actions" in body:
+        if not (isinstance(actions, list) and actions and isinstance(actions[0], dict)):
+            return False
+        if not isinstance(actions[0].get("action_id", ""), str):
+            return False
+        if body.get("type") == "block_actions" and "action_id" not in actions[0]:
+            return False
+    try:
+        for read in _BOLT_READERS:
+            read(body)
+    except Exception:
+        return False
+    return True
 
 
 class ReplayLog:
@@ -224,30 +278,49 @@ class SlackEndpoint:
         try:
             signed = check_signed(raw, headers, verifier=self.verifier)
         except BadSignature:
-            if _is_ssl_check(raw.decode("utf-8", "replace")):
-                return await self._dispatch(raw.decode("utf-8", "replace"), headers, request)
-            raise
+            text = raw.decode("utf-8", "replace")
+            if not _is_ssl_check(text):
+                raise
+            # Bolt answers Slack's SSL check (which may come unsigned) and runs no listener
+            return await self._dispatch(self._bolt_request(text, headers, request))
+        bolt_request = self._bolt_request(signed.raw, headers, request, body=signed.body)
         if not await self.replays.first(signed.key, expires_at=signed.expires_at):
             log.info(
                 "replayed Slack request ignored",
                 extra={"type": signed.body.get("type"), "retry": headers.get("x-slack-retry-num")},
             )
             return web.Response(status=200)
-        return await self._dispatch(signed.raw, headers, request)
+        return await self._dispatch(bolt_request)
 
-    async def _dispatch(
-        self, raw: str, headers: dict[str, str], request: web.Request
-    ) -> web.StreamResponse:
-        try:
-            bolt_request = AsyncBoltRequest(
+    @staticmethod
+    def _bolt_request(
+        raw: str,
+        headers: dict[str, str],
+        request: web.Request,
+        *,
+        body: dict[str, Any] | None = None,
+    ) -> AsyncBoltRequest:
+        """Bolt's request for `raw`; `body`, when given, is what Bolt must read it as."""
+        try:  # Bolt reads ids out of the body as it builds the request
+            bolt_request: AsyncBoltRequest | None = AsyncBoltRequest(
                 body=raw,
                 query=request.query_string,
                 headers=headers,  # type: ignore[arg-type]
             )
-        except Exception:  # Bolt reads ids out of the body as it builds the request
+            if bolt_request is not None and body is not None and bolt_request.body != body:
+                # Bolt takes any form containing the text "payload" for an interaction and
+                # reads `/incident status payload` as an empty body: give it the real one
+                bolt_request.body = body
+                bolt_request.context = build_async_context(AsyncBoltContext({}), body)
+        except Exception:
+            bolt_request = None
+        if bolt_request is None or not bolt_can_read(bolt_request.body):
             raise UserError(
                 "the body is not shaped like a Slack request", fields={"body": "unexpected shape"}
-            ) from None
+            )
+        return bolt_request
+
+    async def _dispatch(self, bolt_request: AsyncBoltRequest) -> web.StreamResponse:
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
     async def dedupe_events(

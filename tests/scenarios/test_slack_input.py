@@ -6,8 +6,6 @@ small however long descriptions are.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -21,25 +19,12 @@ from bot.domain.records import Incident
 from handlers import views
 from store.session import Database
 from store.slack_requests import SlackRequestRepository
-from tests.conftest import SIGNING_SECRET, Harness
+from tests.conftest import Harness
 from tests.helpers import dms, eventually, fire, reply_text
+from tests.scenarios.slack_wire import FORM, signed_headers
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-
-FORM = "application/x-www-form-urlencoded"
-
-
-def signed_headers(
-    body: bytes, *, content_type: str = FORM, ts: str | None = None
-) -> dict[str, str]:
-    ts = str(int(time.time())) if ts is None else ts
-    digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256)
-    return {
-        "Content-Type": content_type,
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest.hexdigest()}",
-    }
 
 
 async def post(harness: Harness, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -102,6 +87,37 @@ async def test_a_signed_body_bolt_cannot_read_is_a_400_naming_the_field(
     assert await remembered(harness) == 0
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "user": {"id": "U0ALICE01"}, "actions": []},
+        {"type": "block_actions", "user": {"id": "U0ALICE01"}, "actions": [{"value": "1"}]},
+        {"type": "block_actions", "user": {"id": "U0ALICE01"}, "actions": "incident_ack"},
+        {"type": "view_submission", "user": {"id": "U0ALICE01"}, "view": "callback_id"},
+        {"type": "view_submission", "view": {"callback_id": "incident_declare"}},
+        {"type": "event_callback", "event": "type", "event_id": "Ev1"},
+        {"type": "event_callback", "event": {"type": "app_home_opened"}, "authorizations": [[]]},
+    ],
+    ids=[
+        "no-actions",
+        "action-without-id",
+        "actions-a-string",
+        "view-a-string",
+        "view-without-type",
+        "event-a-string",
+        "authorization-a-list",
+    ],
+)
+async def test_a_signed_payload_bolt_would_choke_on_is_a_400(
+    harness: Harness, payload: dict[str, Any]
+) -> None:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    status, answer = await post(harness, body, signed_headers(body))
+    assert status == 400, answer
+    assert answer["fields"] == {"body": "unexpected shape"}, answer
+    assert await remembered(harness) == 0
+
+
 async def test_unsigned_or_mis_signed_requests_are_401_and_not_remembered(
     harness: Harness,
 ) -> None:
@@ -135,6 +151,14 @@ async def test_other_scripts_digits_are_not_incident_numbers(harness: Harness) -
         assert "is not an incident number" in reply and "`42`" in reply, (text, reply)
     assert (await harness.incident(3))["status"] == "triggered"
     assert "acknowledged INC-3" in await slash(harness, "/incident", "ack 3")
+
+
+async def test_a_command_mentioning_payload_is_read_as_a_command(harness: Harness) -> None:
+    # Bolt alone takes any form holding the text "payload" for an interaction (404)
+    reply = await slash(harness, "/incident", "status payload")
+    assert "`payload` is not an incident number" in reply, reply
+    reply = await slash(harness, "/oncall", "payloads")
+    assert "`payloads` is not a team or schedule" in reply, reply
 
 
 async def test_stats_refuses_other_digits_and_escapes_what_it_quotes(harness: Harness) -> None:

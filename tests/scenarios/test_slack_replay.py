@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -28,6 +25,7 @@ from store.models import OverrideRow, PageRow
 from store.slack_requests import SlackRequestRepository
 from tests.conftest import BOT_TOKEN, Harness, emulated
 from tests.helpers import WEDNESDAY, eventually, fire, oncall_config
+from tests.scenarios.slack_wire import Captured, replica, send, tap
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -43,63 +41,8 @@ def clock() -> ManualClock:
     return ManualClock(WEDNESDAY)
 
 
-@dataclass(frozen=True)
-class Captured:
-    """One request as it crossed the wire: its body and Slack's headers."""
-
-    body: bytes
-    headers: dict[str, str]
-
-
-@asynccontextmanager
-async def tap(harness: Harness) -> AsyncIterator[list[Captured]]:
-    """Put a recorder between the emulator and the app, as someone on the path would.
-
-    It keeps each request the emulator sends and answers 200 with an empty body itself (as the
-    app acknowledges), without passing it on: the test sends the captured copies.
-    """
-    captured: list[Captured] = []
-
-    async def record(request: web.Request) -> web.Response:
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower().startswith("x-slack-") or name.lower() == "content-type"
-        }
-        captured.append(Captured(await request.read(), headers))
-        return web.Response(status=200)
-
-    recorder = web.Application()
-    recorder.router.add_post("/", record)
-    runner, port = await start(recorder, host="127.0.0.1", port=0)
-    target = harness.emu.request_url
-    harness.emu.request_url = f"http://127.0.0.1:{port}/"
-    try:
-        yield captured
-    finally:
-        harness.emu.request_url = target
-        await runner.cleanup()
-
-
-@asynccontextmanager
-async def replica(harness: Harness) -> AsyncIterator[str]:
-    """Another replica of the service on the same database; yields its URL."""
-    other = create_app(
-        harness.settings(), harness.config, clock=harness.clock, environ={}, run_jobs=False
-    )
-    runner, port = await start(other, host="127.0.0.1", port=0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-async def send(harness: Harness, url: str, request: Captured) -> tuple[int, bytes]:
-    assert harness.http is not None
-    async with harness.http.post(
-        f"{url}/slack/events", data=request.body, headers=request.headers
-    ) as r:
-        return r.status, await r.read()
+async def resend(harness: Harness, url: str, request: Captured) -> tuple[int, bytes]:
+    return await send(harness, request.body, request.headers, url=url)
 
 
 async def count(harness: Harness, model: Any) -> int:
@@ -139,9 +82,9 @@ async def test_a_captured_declaration_sent_three_times_opens_one_incident(
     assert await listing_total(harness) == 0  # the recorder kept it from the app
     async with replica(harness) as other:
         answers = await asyncio.gather(
-            send(harness, harness.url, submission),
-            send(harness, other, submission),
-            send(harness, harness.url, submission),
+            resend(harness, harness.url, submission),
+            resend(harness, other, submission),
+            resend(harness, harness.url, submission),
         )
     assert [status for status, _ in answers] == [200, 200, 200]
     assert sorted(body for _, body in answers)[:2] == [b"", b""], answers  # the replays
@@ -163,13 +106,13 @@ async def test_a_replayed_escalate_click_pages_once(harness: Harness) -> None:
             action_id="incident_escalate",
         )
     (click,) = captured
-    assert await send(harness, harness.url, click) == (200, b"")
+    assert await resend(harness, harness.url, click) == (200, b"")
     await eventually(lambda: len(harness.emu.ephemerals) == 1)
     pages = await count(harness, PageRow)
     assert pages == 3  # level 2: a person and a user group
     async with replica(harness) as other:
-        assert await send(harness, other, click) == (200, b"")
-        assert await send(harness, harness.url, click) == (200, b"")
+        assert await resend(harness, other, click) == (200, b"")
+        assert await resend(harness, harness.url, click) == (200, b"")
         await settled_for(0.5)
     await harness.settle()
     assert await count(harness, PageRow) == pages
@@ -190,7 +133,7 @@ async def test_a_replayed_override_command_adds_one_override(harness: Harness) -
     (command,) = captured
     async with replica(harness) as other:
         answers = await asyncio.gather(
-            *(send(harness, url, command) for url in (harness.url, other, harness.url))
+            *(resend(harness, url, command) for url in (harness.url, other, harness.url))
         )
     assert [status for status, _ in answers] == [200, 200, 200]
     confirmations = [body for _, body in answers if body]
