@@ -300,24 +300,29 @@ class SlackEndpoint:
         *,
         body: dict[str, Any] | None = None,
     ) -> AsyncBoltRequest:
-        """Bolt's request for `raw`; `body`, when given, is what Bolt must read it as."""
+        """Bolt's request for `raw`; `body`, when given, is what Bolt must read it as.
+
+        Raises:
+            UserError: Bolt could not read the body (400): Slack's requests always fit.
+        """
+        unreadable = UserError(
+            "the body is not shaped like a Slack request", fields={"body": "unexpected shape"}
+        )
         try:  # Bolt reads ids out of the body as it builds the request
-            bolt_request: AsyncBoltRequest | None = AsyncBoltRequest(
+            bolt_request = AsyncBoltRequest(
                 body=raw,
                 query=request.query_string,
                 headers=headers,  # type: ignore[arg-type]
             )
-            if bolt_request is not None and body is not None and bolt_request.body != body:
+            if body is not None and bolt_request.body != body:
                 # Bolt takes any form containing the text "payload" for an interaction and
                 # reads `/incident status payload` as an empty body: give it the real one
                 bolt_request.body = body
                 bolt_request.context = build_async_context(AsyncBoltContext({}), body)
         except Exception:
-            bolt_request = None
-        if bolt_request is None or not bolt_can_read(bolt_request.body):
-            raise UserError(
-                "the body is not shaped like a Slack request", fields={"body": "unexpected shape"}
-            )
+            raise unreadable from None
+        if not bolt_can_read(bolt_request.body):
+            raise unreadable
         return bolt_request
 
     async def _dispatch(self, bolt_request: AsyncBoltRequest) -> web.StreamResponse:

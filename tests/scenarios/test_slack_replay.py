@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.app import create_app
 from bot.clock import ManualClock
@@ -24,7 +24,7 @@ from handlers.slack_http import ReplayLog
 from store.models import OverrideRow, PageRow
 from store.slack_requests import SlackRequestRepository
 from tests.conftest import BOT_TOKEN, Harness, emulated
-from tests.helpers import WEDNESDAY, eventually, fire, oncall_config
+from tests.helpers import WEDNESDAY, eventually, fire, oncall_config, reply_text
 from tests.scenarios.slack_wire import Captured, replica, send, tap
 
 pytestmark = pytest.mark.asyncio
@@ -249,3 +249,15 @@ async def test_an_event_redelivered_over_socket_mode_is_handled_once(
         await settled_for(0.3)
         await harness.deps.home.wait_idle()
         assert home_renders(harness) == 1
+
+
+async def test_without_its_replay_log_the_app_still_answers(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with harness.deps.db.write() as session:
+        await session.execute(text("DROP TABLE slack_requests"))
+    result = await harness.emu.command(
+        user="U0ALICE01", channel="C0INCIDENT", command="/incident", text="help"
+    )
+    assert result["status"] == 200 and "/incident declare" in reply_text(result), result
+    assert any("replay protection skipped" in r.getMessage() for r in caplog.records)
