@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -13,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import DBAPIError
@@ -25,7 +23,6 @@ from bot.delivery.effects import ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
-from bot.errors import RequestTimeout
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
@@ -40,7 +37,7 @@ from bot.services.oncall import OnCallService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
-from handlers import actions, api, commands, home, ics, oncall, views, webhooks
+from handlers import actions, api, commands, home, ics, oncall, slack_http, views, webhooks
 from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
 from store.session import Database, is_unavailable
@@ -171,19 +168,9 @@ def create_app(
     app[DEPS] = deps
     app[BOLT] = bolt
 
-    async def slack_events(request: web.Request) -> web.StreamResponse:
-        try:
-            async with asyncio.timeout(SLACK_BODY_TIMEOUT):
-                bolt_request = await to_bolt_request(request)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"the body did not arrive within {SLACK_BODY_TIMEOUT:g} s",
-                fields={"body": "too slow"},
-            ) from None
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
-
+    slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
-        app.router.add_post("/slack/events", slack_events)
+        app.router.add_post("/slack/events", slack.handle)
     for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
 
@@ -209,6 +196,7 @@ def create_app(
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),
+                Every("slack-requests-purge", 60, slack.purge),
                 # Home tabs catch up with other replicas' changes within ~30 s
                 Every("home-refresh", 30, dashboard.poll),
             )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
 from bot.deps import DEPS, Deps
 from bot.domain import Status
+from bot.domain.records import Incident
 from bot.errors import StoreUnavailable, UserError
 from handlers.refs import parse_incident_ref
 from store import migrate
 from store.health import probe_write
-from store.incidents import IncidentFilter
+from store.incidents import LIST_DESCRIPTION_CHARS, IncidentFilter
 from store.stats import GROUP_BY, GroupBy
 
 MAX_PAGE = 200
@@ -93,6 +95,17 @@ def _stats_query(
     return since, until, group_by, filters.team_id, filters.service_id
 
 
+def _listed(incident: Incident) -> dict[str, Any]:
+    """An incident as a list shows it: a long description cut, `description_truncated` saying
+    so (`GET /api/v1/incidents/{id}` has the whole text)."""
+    body = incident.to_json()
+    truncated = len(incident.description) > LIST_DESCRIPTION_CHARS
+    if truncated:
+        body["description"] = incident.description[:LIST_DESCRIPTION_CHARS]
+    body["description_truncated"] = truncated
+    return body
+
+
 async def list_incidents(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents`: a page of incidents matching the filters, newest first."""
     deps = request.app[DEPS]
@@ -103,7 +116,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         filters=filters, limit=limit, offset=offset
     )
     body = {
-        "incidents": [i.to_json() for i in incidents],
+        "incidents": [_listed(i) for i in incidents],
         "total": total,
         "limit": limit,
         "offset": offset,

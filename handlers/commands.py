@@ -108,8 +108,10 @@ def parse_stats_args(deps: Deps, arg: str) -> tuple[timedelta, str | None]:
     period: timedelta | None = None
     team_id: str | None = None
     for word in arg.split():
-        if word[:1].isdigit():
+        if word[:1].isdigit():  # any script's digit: refused below unless ASCII
             try:
+                if not word.isascii():  # parse_duration would read `٣d` as 3d
+                    raise ValueError(word)
                 period = parse_duration(word.lower())
             except ValueError:
                 raise UserError(replies.stats_not_a_period(word)) from None

@@ -5,7 +5,8 @@
     /oncall overrides [schedule]
     /oncall override remove <id>
 
-Bad syntax is answered with the help text and changes nothing.
+Bad syntax is answered with the help text and changes nothing. Numbers, dates and times
+are ASCII digits only (other scripts' digits are refused, not read as numbers).
 """
 
 from __future__ import annotations
@@ -18,20 +19,21 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
-from bot.domain.durations import parse_duration
+from bot.domain.durations import ACCEPTED, parse_duration
 from bot.errors import UserError
 from bot.render import Replies
 from bot.services.oncall import OverrideEnd
 from bot.slack.ids import SlashCommand
 from handlers.middleware import deps_of
+from handlers.refs import ascii_number
 
 # A Slack escape sequence (`<@U123|name>`, which may hold spaces) or a plain word.
 _TOKEN = re.compile(r"<[^>]*>|\S+")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
-_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\S+)")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
+_DATETIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(\S+)")
 _REMOVE = frozenset({"remove", "rm", "delete", "cancel"})
 
 
@@ -103,6 +105,8 @@ def parse_override(words: list[str], *, replies: Replies) -> OverrideArgs:
         rest = rest[1 + used :]
     else:
         try:
+            if not rest[0].isascii():  # `٤h`: parse_duration's \d would read it as 4h
+                raise ValueError(f"invalid duration {rest[0]!r}: {ACCEPTED}")
             end = OverrideEnd(duration=parse_duration(rest[0]))
         except ValueError as exc:
             raise Usage(replies.oncall_bad_duration(str(exc))) from None
@@ -113,10 +117,14 @@ def parse_override(words: list[str], *, replies: Replies) -> OverrideArgs:
 
 
 def parse_override_id(words: list[str], *, replies: Replies) -> int:
-    """The id in `override remove <id>` (`12` or `#12`)."""
-    if len(words) != 1 or not words[0].removeprefix("#").isdigit():
+    """The id in `override remove <id>` (`12` or `#12`); UserError for one no override has."""
+    word = words[0].removeprefix("#") if len(words) == 1 else ""
+    if not (word.isascii() and word.isdigit()):
         raise Usage(replies.oncall_which_override())
-    return int(words[0].removeprefix("#"))
+    override_id = ascii_number(word)
+    if override_id is None:  # 0, or more digits than any id has
+        raise UserError(replies.oncall_unusable_number(word))
+    return override_id
 
 
 async def answer(deps: Deps, command: dict[str, Any]) -> str:

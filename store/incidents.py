@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.alerts import Alert, AlertStatus
@@ -22,17 +23,22 @@ from bot.domain.routing import Ownership
 from bot.errors import NotFound
 from store.models import AlertRow, IncidentRow, TimelineRow
 
+# `list` returns descriptions of at most one character more than this (so a reader can tell
+# one was cut): a page stays small however long they are. `get` returns them whole.
+LIST_DESCRIPTION_CHARS = 500
+
 
 class IncidentNotFound(NotFound):
     def __init__(self, ref: object) -> None:
         super().__init__(f"no incident {ref}")
 
 
-def to_incident(row: IncidentRow) -> Incident:
+def to_incident(row: IncidentRow, *, description: str | None = None) -> Incident:
+    """The record of `row`; `description` replaces the row's (not loaded then)."""
     return Incident(
         id=row.id,
         title=row.title,
-        description=row.description,
+        description=row.description if description is None else description,
         status=Status(row.status),
         severity=Severity(row.severity),
         service_id=row.service_id,
@@ -158,7 +164,10 @@ class IncidentRepository:
     async def list(
         self, *, filters: IncidentFilter, limit: int = 50, offset: int = 0
     ) -> tuple[list[Incident], int]:
-        """A page of incidents, newest first, and the total count matching the filters."""
+        """A page of incidents, newest first, and the total count matching the filters.
+
+        Descriptions longer than LIST_DESCRIPTION_CHARS come cut to one character more.
+        """
         conditions: list[ColumnElement[bool]] = []
         if filters.status:
             conditions.append(IncidentRow.status.in_([s.value for s in filters.status]))
@@ -167,14 +176,21 @@ class IncidentRepository:
         if filters.team_id:
             conditions.append(IncidentRow.team_id == filters.team_id)
         where = and_(*conditions) if conditions else None
-        query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit).offset(offset)
+        excerpt = func.substr(IncidentRow.description, 1, LIST_DESCRIPTION_CHARS + 1)
+        query = (
+            select(IncidentRow, excerpt)
+            .options(defer(IncidentRow.description))
+            .order_by(IncidentRow.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         count = select(func.count()).select_from(IncidentRow)
         if where is not None:
             query = query.where(where)
             count = count.where(where)
-        rows = (await self.session.scalars(query)).all()
+        rows = (await self.session.execute(query)).all()
         total = await self.session.scalar(count) or 0
-        return [to_incident(r) for r in rows], total
+        return [to_incident(row, description=text) for row, text in rows], total
 
     async def compare_and_set_state(
         self, *, incident_id: int, expected_version: int, state: IncidentState, now: datetime

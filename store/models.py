@@ -237,3 +237,16 @@ class ReportRow(Base):
     recorded_at: Mapped[datetime]
     # False: recorded without a message (the first period a scope was seen in, long past)
     announced: Mapped[bool] = mapped_column(default=True)
+
+
+class SlackRequestRow(Base):
+    """A Slack request (or Events API event) already handled, kept while a replay could arrive.
+
+    `key` is a hash of what identifies it (the signed timestamp and body, or the event id), so
+    any length of input makes a fixed-size key; the primary key lets one replica win a race.
+    """
+
+    __tablename__ = "slack_requests"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

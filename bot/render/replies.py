@@ -108,6 +108,10 @@ class Replies:
     def oncall_which_override(self) -> Markup:
         return self.renderer.reply(_ONCALL, "which_override")
 
+    def oncall_unusable_number(self, word: str) -> Markup:
+        """`word` is digits, but no override can have that id (0, or far too many digits)."""
+        return self.renderer.reply(_ONCALL, "unusable_number", word=word)
+
     def oncall_overrides_args(self) -> Markup:
         return self.renderer.reply(_ONCALL, "overrides_args")
 
@@ -131,3 +135,30 @@ class Replies:
 
     def declare_service_unknown(self) -> Markup:
         return self.renderer.reply(_DECLARE, "service_unknown")
+
+    def declare_description_too_long(self, limit: int) -> Markup:
+        return self.renderer.reply(_DECLARE, "description_too_long", limit=limit)
+
+    def declare_unusable_characters(self, field: str) -> Markup:
+        """`field` (its label) holds a NUL or a lone surrogate."""
+        return self.renderer.reply(_DECLARE, "unusable_characters", field=field)
+
+    def declare_refused(self, problem: str) -> Markup:
+        """The declaration was refused (a UserError's message), shown under the form's title."""
+        return self.renderer.reply(_DECLARE, "refused", problem=Markup(problem))
+
+    def declare_failed(self, error_id: str) -> Markup:
+        """Saving the incident failed: shown under the form's title, which stays open."""
+        return self.renderer.reply(_DECLARE, "failed", error_id=error_id)
+
+    def declare_late_done(self, *, title: str, number: str) -> Markup:
+        """DM after a slow declaration that succeeded."""
+        return self.renderer.reply(_DECLARE, "late_done", title=title, number=number)
+
+    def declare_late_refused(self, *, title: str, problem: str) -> Markup:
+        """DM after a slow declaration that was refused (a UserError's message)."""
+        return self.renderer.reply(_DECLARE, "late_refused", title=title, problem=Markup(problem))
+
+    def declare_late_failed(self, *, title: str, error_id: str) -> Markup:
+        """DM after a slow declaration whose write failed."""
+        return self.renderer.reply(_DECLARE, "late_failed", title=title, error_id=error_id)
