@@ -99,6 +99,55 @@ class OutboxRepository:
         items = [OutboxItem(*r) for r in result.all()]
         return sorted(items, key=lambda i: i.id)
 
+    async def renew(self, *, item_ids: Sequence[int], worker: str, until: datetime) -> int:
+        """Extend `worker`'s claims on these rows to `until`; return how many it still held.
+
+        Rows it completed, rescheduled or lost to another worker meanwhile are left alone.
+        """
+        if not item_ids:
+            return 0
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(list(item_ids)),
+                OutboxRow.claimed_by == worker,
+                OutboxRow.claimed_until.is_not(None),
+                OutboxRow.status == "pending",
+            )
+            .values(claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claimers(self, *, now: datetime) -> list[str]:
+        """The workers holding unexpired claims on undelivered rows."""
+        rows = await self.session.scalars(
+            select(OutboxRow.claimed_by)
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.claimed_until >= now,
+                OutboxRow.claimed_by.is_not(None),
+            )
+            .distinct()
+        )
+        return [str(worker) for worker in rows.all()]
+
+    async def release(self, *, workers: Sequence[str]) -> int:
+        """Make the rows these (dead) workers claimed claimable now; return how many."""
+        if not workers:
+            return 0
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.claimed_by.in_(list(workers)),
+                OutboxRow.claimed_until.is_not(None),
+                OutboxRow.status == "pending",
+            )
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def complete(self, *, item_id: int, now: datetime, progress: dict[str, Any]) -> None:
         await self.session.execute(
             update(OutboxRow)

@@ -12,6 +12,7 @@ from bot.config import PulseOpsConfig
 from bot.errors import SlackFatal
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway
+from bot.slack.lookup import PostMark
 from store.outbox import OutboxItem, OutboxRepository
 from store.session import Database
 
@@ -74,3 +75,16 @@ class Effects(ABC):
             )
             return {"done": False, "error": f"{exc.method}: {exc.error}"}
         return {"done": True, "result": result} if result else {"done": True}
+
+
+def redelivered(item: OutboxItem) -> bool:
+    """Whether an earlier delivery of this row may have done some of its Slack work: it was
+    claimed before (a timeout or a 5xx rescheduled it, or the process delivering it died)."""
+    return item.attempts > 1
+
+
+def post_mark(item: OutboxItem, step: str) -> PostMark:
+    """The mark of this row's post for `step`, by which a later delivery finds it again."""
+    return PostMark(
+        outbox_id=item.id, step=step, since=item.created_at, incident_id=item.incident_id
+    )
