@@ -26,6 +26,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig
 from bot.delivery import owner
 from bot.delivery.effects import (
+    UNSURE,
     Effects,
     Handler,
     HandoffEffects,
@@ -33,7 +34,7 @@ from bot.delivery.effects import (
     LeaseBusy,
 )
 from bot.delivery.kinds import OutboxKind
-from bot.errors import SlackFatal, SlackRetryable
+from bot.errors import SlackFatal, SlackRetryable, SlackUnsure
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -171,7 +172,7 @@ class OutboxWorker:
         if not dead:
             return
         async with self.db.write() as session:
-            released = await OutboxRepository(session).release(workers=dead)
+            released = await OutboxRepository(session).release(workers=dead, now=now)
         log.warning(
             "released the outbox rows of workers that died",
             extra={"workers": dead, "rows": released},
@@ -207,9 +208,13 @@ class OutboxWorker:
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
         async with lock:
+            if item.interrupted:  # a delivery died mid-way: what it sent is unknown
+                item.progress[UNSURE] = True
             try:
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
+                if isinstance(exc, SlackUnsure):  # the next delivery looks before repeating
+                    item.progress[UNSURE] = True
                 await self._reschedule(item, exc.retry_after, str(exc))
             except LeaseBusy:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")

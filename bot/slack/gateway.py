@@ -165,15 +165,15 @@ class SlackGateway:
         attempt_call: Callable[[], Awaitable[T]],
         find: Callable[[], Awaitable[T | None]],
         *,
-        look_first: bool,
+        look_first: bool = False,
     ) -> T:
-        """Run a call that must happen once; after any failure that may hide a success,
-        look for its result (`find`) and adopt it instead of calling again.
+        """Run a call that must happen once; after a failure that may hide a success, look
+        for its result (`find`) and adopt it instead of calling again.
 
-        `look_first` looks before the first call too: a previous attempt (a process that
-        died, a rescheduled delivery) may have been carried out. When Slack may still be
-        working on a timed-out call, the look waits `settle` seconds; longer than
-        `max_inline_wait`, the SlackUnsure leaves with that delay so the outbox looks later.
+        `look_first` looks before the first call too: an earlier delivery may have made it.
+        When Slack may still be working on a timed-out call, the look waits `settle`
+        seconds; if that is longer than `max_inline_wait`, the SlackUnsure leaves with that
+        delay, so the outbox looks later.
         """
         if look_first:
             found = await find()
@@ -201,11 +201,17 @@ class SlackGateway:
         return self._bot_user
 
     async def create_channel(
-        self, name: str, *, private: bool = False, look_first: bool = False
+        self, name: str, *, private: bool = False, maybe_ours: bool = False
     ) -> dict[str, Any]:
-        """Create a channel, or adopt the bot's own channel of that name when an earlier
-        attempt may have created it (`look_first`, or a failure that may hide a success)."""
-        unsure = look_first
+        """Create a channel; adopt the bot's own channel of that name if an earlier attempt
+        may have created it (`maybe_ours`, or a failure here that may hide a success).
+
+        A name is taken once, so a repeated create cannot make a second channel: it answers
+        name_taken, and only then (or after a create whose answer was lost) is the channel
+        looked up. Raises SlackFatal name_taken when the name belongs to a channel the bot
+        did not create, or an archived one.
+        """
+        unsure = maybe_ours
 
         async def find() -> dict[str, Any] | None:
             return await self.find_channel([name], private=private)
@@ -218,14 +224,13 @@ class SlackGateway:
                 unsure = True
                 raise
             except SlackFatal as exc:
-                # taken after an attempt whose answer was lost: perhaps by that attempt
                 found = await find() if exc.error == "name_taken" and unsure else None
                 if found is None:
                     raise
                 return found
             return dict(data["channel"])
 
-        return await self._exactly_once(create, find, look_first=look_first)
+        return await self._exactly_once(create, find)
 
     async def find_channel(self, names: Sequence[str], *, private: bool) -> dict[str, Any] | None:
         """The first of `names` that is an unarchived channel the bot created, or None."""

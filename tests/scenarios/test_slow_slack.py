@@ -22,7 +22,7 @@ from bot.sandbox.emulator import BOT_USER_ID, Emulator
 from store.models import IncidentRow, OutboxRow
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, Harness, alertmanager_payload
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 SLOW_METHODS = ["chat.postMessage", "conversations.create"]
 
@@ -95,6 +95,7 @@ async def assert_exactly_once(harness: Harness, incidents: int) -> None:
         assert messages[0]["pinned"]
 
 
+@pytest.mark.slow
 @BOTH
 async def test_posts_and_channels_that_time_out_are_adopted_not_repeated(
     slow: SlowSlackHarness,
@@ -112,6 +113,7 @@ async def test_posts_and_channels_that_time_out_are_adopted_not_repeated(
     assert looks and all(c["args"]["include_all_metadata"] for c in looks)
 
 
+@pytest.mark.slow
 @BOTH
 async def test_a_redelivered_row_looks_before_posting_again(
     slow: SlowSlackHarness,
@@ -134,3 +136,16 @@ async def test_a_redelivered_row_looks_before_posting_again(
     async with slow.deps.db.read() as session:
         attempts = (await session.scalars(select(OutboxRow.attempts))).all()
     assert max(attempts) > 1  # the adoption happened on a redelivery
+
+
+async def test_nothing_is_looked_for_when_every_answer_arrived(harness: Harness) -> None:
+    # rate limits and outages refuse calls outright: their retries need no look
+    harness.emu.set_faults(rate_limits={"conversations.create": 1, "chat.postMessage": 2})
+    await fire(harness, 3)
+    await harness.settle()
+    harness.emu.set_faults(clear=True)
+    harness.clock.advance(120)
+    await harness.settle()
+    await assert_exactly_once(harness, 3)
+    for method in ("conversations.history", "conversations.list", "auth.test"):
+        assert harness.emu.calls_to(method) == []

@@ -28,6 +28,11 @@ async def undelivered(harness: Harness, n: int) -> None:
     harness.clock.advance(3600)
 
 
+def unused_pid() -> int:
+    """A process id no process has now."""
+    return max(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()) + 1000
+
+
 async def claimed_by(harness: Harness) -> dict[int, str | None]:
     async with harness.deps.db.read() as session:
         rows = (await session.execute(select(OutboxRow.id, OutboxRow.claimed_by))).all()
@@ -66,7 +71,7 @@ async def test_a_starting_worker_releases_only_claims_of_processes_that_are_gone
     await undelivered(harness, 3)
     me = owner.parse(harness.deps.outbox.worker_id)
     assert me is not None and me.checkable
-    pid = max(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()) + 1000
+    pid = unused_pid()
     workers = [
         f"{me.host}:{pid}:12345:dead00",  # this host, a process that is gone
         f"{me.host}:{os.getpid()}:1:reused",  # this host, our pid but another start: gone

@@ -77,10 +77,16 @@ class Effects(ABC):
         return {"done": True, "result": result} if result else {"done": True}
 
 
-def redelivered(item: OutboxItem) -> bool:
-    """Whether an earlier delivery of this row may have done some of its Slack work: it was
-    claimed before (a timeout or a 5xx rescheduled it, or the process delivering it died)."""
-    return item.attempts > 1
+# progress key: a delivery of this row ended on a call that may have been carried out
+UNSURE = "unsure"
+
+
+def outcome_unknown(item: OutboxItem) -> bool:
+    """Whether an earlier delivery of this row may have done Slack work it could not record:
+    it ended on a call whose answer was lost (a timeout, a 5xx), or it never finished (its
+    process died). Then each post or channel is looked for before it is made. The worker
+    notes both in the row's progress, which keeps the note until the row is done."""
+    return bool(item.progress.get(UNSURE))
 
 
 def post_mark(item: OutboxItem, step: str) -> PostMark:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.delivery.effects.base import Effects, Handler, post_mark, redelivered
+from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.domain.incident import Status
 from bot.domain.rotation import handoffs_between
@@ -74,7 +74,7 @@ class HandoffEffects(Effects):
                         text=message.text,
                         blocks=message.blocks,
                         mark=post_mark(item, "handoff"),
-                        look_first=redelivered(item),
+                        look_first=outcome_unknown(item),
                     ),
                     None,
                 )
@@ -95,7 +95,7 @@ class HandoffEffects(Effects):
                     await self.gateway.open_dm(incoming),
                     text=text,
                     mark=post_mark(item, "handoff_dm"),
-                    look_first=redelivered(item),
+                    look_first=outcome_unknown(item),
                 )
 
             progress["dm"] = await self._optional(direct_message(), None)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy, post_mark, redelivered
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.domain.naming import channel_name_candidates
 from bot.domain.records import Incident
@@ -52,7 +52,7 @@ class IncidentEffects(Effects):
             text=message.text,
             blocks=message.blocks,
             mark=post_mark(item, "announcement"),
-            look_first=redelivered(item),
+            look_first=outcome_unknown(item),
         )
         await self._write(
             lambda repo: repo.set_announcement(
@@ -69,7 +69,7 @@ class IncidentEffects(Effects):
         progress = item.progress
         incident = await self._incident(item.incident_id)
         if not incident.channel_id:
-            channel = await self._create_channel(incident, look_first=redelivered(item))
+            channel = await self._create_channel(incident, maybe_ours=outcome_unknown(item))
             await self._write(
                 lambda repo: repo.set_channel(
                     incident_id=incident.id, channel_id=channel["id"], channel_name=channel["name"]
@@ -96,7 +96,7 @@ class IncidentEffects(Effects):
                 text=message.text,
                 blocks=message.blocks,
                 mark=post_mark(item, "message"),
-                look_first=redelivered(item),
+                look_first=outcome_unknown(item),
             )
             await self._write(
                 lambda repo: repo.set_message(
@@ -149,24 +149,26 @@ class IncidentEffects(Effects):
             )
         await self._sync(incident.id)  # a DM posted from an older state catches up
 
-    async def _create_channel(self, incident: Incident, *, look_first: bool) -> dict[str, Any]:
-        """Create the incident's channel under the first free candidate name.
+    async def _create_channel(self, incident: Incident, *, maybe_ours: bool) -> dict[str, Any]:
+        """Create the incident's channel under the first candidate name that is free.
 
-        When an earlier attempt may have created it (`look_first`: this row was delivered
-        before), the bot's own channel under any candidate name is adopted instead.
+        When an earlier delivery may have created it (`maybe_ours`), the bot's own channel
+        under any candidate name is looked for first and adopted.
         """
         names = list(
             channel_name_candidates(self.config.slack.channel_prefix, incident.id, incident.title)
         )
         private = self.config.slack.private_channels
-        if look_first:
+        if maybe_ours:
             found = await self.gateway.find_channel(names, private=private)
             if found is not None:
                 return found
         last: SlackFatal | None = None
         for name in names:
             try:
-                return await self.gateway.create_channel(name, private=private)
+                return await self.gateway.create_channel(
+                    name, private=private, maybe_ours=maybe_ours
+                )
             except SlackFatal as exc:
                 if exc.error != "name_taken":
                     raise

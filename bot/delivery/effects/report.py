@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
-from bot.delivery.effects.base import Effects, Handler, post_mark, redelivered
+from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.errors import NotFound
 from bot.render import Renderer
@@ -77,7 +77,7 @@ class ReportEffects(Effects):
                 text=message.text,
                 blocks=message.blocks,
                 mark=post_mark(item, "report"),
-                look_first=redelivered(item),
+                look_first=outcome_unknown(item),
             )
             progress["posted"] = {"done": True, "result": [channel, ts]}
             await self._save_progress(item)
