@@ -113,7 +113,6 @@ class OutboxWorker:
         Rows are claimed as slots free up (announcements first), so one slow effect never
         holds back the others; the claims of rows in flight are renewed meanwhile.
         """
-        await self._release_dead_claims()
         attempted = 0
         in_flight: dict[asyncio.Task[None], int] = {}
         renewing = asyncio.create_task(self._renew_claims(in_flight))
@@ -156,32 +155,30 @@ class OutboxWorker:
     async def _renew(self, session: AsyncSession, *, ids: list[int], until: datetime) -> None:
         await OutboxRepository(session).renew(item_ids=ids, worker=self.worker_id, until=until)
 
-    async def _release_dead_claims(self) -> None:
+    async def _release_dead_claims(self, repo: OutboxRepository, now: datetime) -> None:
         """Release the claims of workers on this host whose process has ended (a crash, a
         kill -9), so their rows are delivered now rather than when the lease runs out.
 
         Checked when the worker starts, then at most once a lease.
         """
-        now = self.clock.now()
         if self._dead_checked_at is not None and now - self._dead_checked_at < self.lease:
             return
         self._dead_checked_at = now
-        async with self.db.read() as session:
-            claimers = await OutboxRepository(session).claimers(now=now)
+        claimers = await repo.claimers(now=now)
         dead = [w for w in claimers if owner.is_gone(w, me=self.worker_id)]
-        if not dead:
-            return
-        async with self.db.write() as session:
-            released = await OutboxRepository(session).release(workers=dead, now=now)
-        log.warning(
-            "released the outbox rows of workers that died",
-            extra={"workers": dead, "rows": released},
-        )
+        if dead:
+            released = await repo.release(workers=dead, now=now)
+            log.warning(
+                "released the outbox rows of workers that died",
+                extra={"workers": dead, "rows": released},
+            )
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
         now = self.clock.now()
         async with self.db.write() as session:
-            return await OutboxRepository(session).claim(
+            repo = OutboxRepository(session)
+            await self._release_dead_claims(repo, now)
+            return await repo.claim(
                 now=now,
                 lease_until=now + self.lease,
                 worker=self.worker_id,
