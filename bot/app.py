@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -68,8 +68,11 @@ def create_app(
     metrics = Metrics()
     db = Database(settings.database_url)
     token = _secret(settings.slack_bot_token) or "xoxb-not-configured"
-    client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[]
+    client = AsyncWebClient(  # aiohttp takes any number of seconds, though typed int
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=cast(int, settings.slack_timeout),
+        retry_handlers=[],
     )
     gateway = SlackGateway(client, metrics=metrics, monotonic=lambda: clock.now().timestamp())
     directory = directory_of(config)

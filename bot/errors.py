@@ -12,6 +12,7 @@ PulseOpsError
 ├── ConfigError        the configuration is invalid; carries one line per problem
 └── SlackError         a Slack Web API call failed
     ├── SlackRetryable 429, 5xx, timeouts, transient Slack errors: try again later
+    │   └── SlackUnsure a call that must not repeat may have been carried out: look first
     └── SlackFatal     invalid_auth, channel_not_found, invalid_blocks…: retrying cannot help
 """
 
@@ -128,3 +129,24 @@ class SlackRetryable(SlackError):
 
 class SlackFatal(SlackError):
     """Retrying the same call cannot succeed."""
+
+
+class SlackUnsure(SlackRetryable):
+    """A call that must not be repeated blindly (a post, a channel creation) may have been
+    carried out: it timed out, its connection dropped, or Slack answered 5xx.
+
+    `in_flight` is True when Slack may still be working on it (no answer came back): wait
+    before looking for its result, or the look may come before the work.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        in_flight: bool = False,
+    ) -> None:
+        super().__init__(method, error, status=status, retry_after=retry_after)
+        self.in_flight = in_flight

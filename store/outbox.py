@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -18,6 +18,9 @@ from store.models import IdempotencyRow, OutboxRow
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A claimed row. `interrupted`: an earlier delivery of it never finished (its worker died
+    or lost the lease), so Slack may have done work that is not on record."""
+
     id: int
     incident_id: int | None
     kind: str
@@ -25,6 +28,7 @@ class OutboxItem:
     progress: dict[str, Any]
     attempts: int
     created_at: datetime
+    interrupted: bool = False
 
 
 class OutboxRepository:
@@ -61,14 +65,18 @@ class OutboxRepository:
         limit: int,
         first_kinds: Sequence[str] = (),
     ) -> list[OutboxItem]:
-        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends."""
+        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends.
+
+        A finished delivery clears its claim; a row whose claim is still set when it is
+        claimed again was left by a delivery that never finished (`OutboxItem.interrupted`).
+        """
         claimable = and_(
             OutboxRow.status == "pending",
             OutboxRow.next_attempt_at <= now,
             or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < now),
         )
         due = (
-            select(OutboxRow.id)
+            select(OutboxRow.id, OutboxRow.claimed_until.is_not(None))
             .where(claimable)
             .order_by(
                 case((OutboxRow.kind.in_(first_kinds), 0), else_=1),
@@ -78,7 +86,8 @@ class OutboxRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        ids = list((await self.session.scalars(due)).all())
+        interrupted = {row_id: bool(left) for row_id, left in (await self.session.execute(due))}
+        ids = list(interrupted)
         if not ids:
             return []
         result = await self.session.execute(
@@ -96,8 +105,73 @@ class OutboxRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        items = [OutboxItem(*r) for r in result.all()]
+        items = [
+            OutboxItem(
+                id=r.id,
+                incident_id=r.incident_id,
+                kind=r.kind,
+                payload=r.payload,
+                progress=r.progress,
+                attempts=r.attempts,
+                created_at=r.created_at,
+                interrupted=interrupted[r.id],
+            )
+            for r in result.all()
+        ]
         return sorted(items, key=lambda i: i.id)
+
+    async def renew(self, *, item_ids: Sequence[int], worker: str, until: datetime) -> int:
+        """Extend `worker`'s claims on these rows to `until`; return how many it still held.
+
+        Rows it completed, rescheduled or lost to another worker meanwhile are left alone.
+        """
+        if not item_ids:
+            return 0
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(list(item_ids)),
+                OutboxRow.claimed_by == worker,
+                OutboxRow.claimed_until.is_not(None),
+                OutboxRow.status == "pending",
+            )
+            .values(claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claimers(self, *, now: datetime) -> list[str]:
+        """The workers holding unexpired claims on undelivered rows."""
+        rows = await self.session.scalars(
+            select(OutboxRow.claimed_by)
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.claimed_until >= now,
+                OutboxRow.claimed_by.is_not(None),
+            )
+            .distinct()
+        )
+        return [str(worker) for worker in rows.all()]
+
+    async def release(self, *, workers: Sequence[str], now: datetime) -> int:
+        """Make the rows these (dead) workers claimed claimable now; return how many.
+
+        The claim is expired rather than cleared, so the next claim sees the delivery was
+        interrupted.
+        """
+        if not workers:
+            return 0
+        result = await self.session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.claimed_by.in_(list(workers)),
+                OutboxRow.claimed_until.is_not(None),
+                OutboxRow.status == "pending",
+            )
+            .values(claimed_until=now - timedelta(microseconds=1))
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def complete(self, *, item_id: int, now: datetime, progress: dict[str, Any]) -> None:
         await self.session.execute(

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_timeout: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="PULSEOPS_SLACK_TIMEOUT"
+    )
     database_url: str = Field(
         default="sqlite+aiosqlite:///pulseops.db", validation_alias="PULSEOPS_DATABASE_URL"
     )

@@ -1,25 +1,32 @@
 """The outbox worker: delivers Slack side effects recorded with each state change.
 
-Rows are claimed with a lease (several replicas can run workers), delivered through the
-gateway, and completed; a retryable Slack failure reschedules the row, a fatal one marks it
-dead. Multi-step effects save their progress after each step, so a retry or a restart
-resumes where it stopped and nothing already delivered is sent twice. The effects themselves
-live in `bot.delivery.effects`, one module per area, registered here by outbox kind.
+Rows are claimed with a short lease (several replicas can run workers), renewed while their
+delivery is in flight, delivered through the gateway, and completed; a retryable Slack
+failure reschedules the row, a fatal one marks it dead. A worker that dies leaves its claims
+to expire within one lease, and a worker starting on the same host releases them at once
+when it sees their process is gone (`bot.delivery.owner`). Multi-step effects save their
+progress after each step, and a redelivered row looks for what an earlier attempt may have
+done before doing it again, so nothing already delivered is sent twice. The effects
+themselves live in `bot.delivery.effects`, one module per area, registered here by kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-import socket
-import uuid
 import weakref
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
+from bot.delivery import owner
 from bot.delivery.effects import (
+    UNSURE,
     Effects,
     Handler,
     HandoffEffects,
@@ -27,7 +34,7 @@ from bot.delivery.effects import (
     LeaseBusy,
 )
 from bot.delivery.kinds import OutboxKind
-from bot.errors import SlackFatal, SlackRetryable
+from bot.errors import SlackFatal, SlackRetryable, SlackUnsure
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -50,16 +57,19 @@ class OutboxWorker:
         clock: Clock,
         metrics: Metrics,
         concurrency: int = 64,
-        lease: timedelta = timedelta(seconds=120),
+        lease: timedelta = timedelta(seconds=15),
         max_age: timedelta = timedelta(hours=24),
     ) -> None:
         self.db = db
         self.clock = clock
         self.metrics = metrics
+        # short, so a dead worker's rows are claimable again within seconds; renewed every
+        # third of it while a delivery is in flight, however long Slack takes
         self.lease = lease
         self.max_age = max_age
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = owner.new_worker_id()
         self.concurrency = concurrency
+        self._dead_checked_at: datetime | None = None
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._draining: asyncio.Task[int] | None = None
         self._again = False
@@ -101,29 +111,74 @@ class OutboxWorker:
         """Deliver every due row, `concurrency` at a time; return how many were attempted.
 
         Rows are claimed as slots free up (announcements first), so one slow effect never
-        holds back the others.
+        holds back the others; the claims of rows in flight are renewed meanwhile.
         """
         attempted = 0
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], int] = {}
+        renewing = asyncio.create_task(self._renew_claims(in_flight))
         exhausted = False
-        while True:
-            if self._again:
-                self._again, exhausted = False, False
-            free = self.concurrency - len(in_flight)
-            if free > 0 and not exhausted:
-                items = await self._claim(free)
-                exhausted = len(items) < free
-                attempted += len(items)
-                in_flight.update(asyncio.create_task(self._deliver(i)) for i in items)
-            if not in_flight:
-                break
-            _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while True:
+                if self._again:
+                    self._again, exhausted = False, False
+                free = self.concurrency - len(in_flight)
+                if free > 0 and not exhausted:
+                    items = await self._claim(free)
+                    exhausted = len(items) < free
+                    attempted += len(items)
+                    in_flight.update((asyncio.create_task(self._deliver(i)), i.id) for i in items)
+                if not in_flight:
+                    break
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del in_flight[task]
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         return attempted
+
+    async def _renew_claims(self, in_flight: Mapping[asyncio.Task[None], int]) -> None:
+        """Every third of the lease, extend the claims of the rows still being delivered."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            ids = list(in_flight.values())
+            if not ids:
+                continue
+            try:
+                await self.db.write_grouped(
+                    partial(self._renew, ids=ids, until=self.clock.now() + self.lease)
+                )
+            except Exception:  # the next round tries again; the lease still has two thirds
+                log.warning("could not renew outbox claims", exc_info=True)
+
+    async def _renew(self, session: AsyncSession, *, ids: list[int], until: datetime) -> None:
+        await OutboxRepository(session).renew(item_ids=ids, worker=self.worker_id, until=until)
+
+    async def _release_dead_claims(self, repo: OutboxRepository, now: datetime) -> None:
+        """Release the claims of workers on this host whose process has ended (a crash, a
+        kill -9), so their rows are delivered now rather than when the lease runs out.
+
+        Checked when the worker starts, then at most once a lease.
+        """
+        if self._dead_checked_at is not None and now - self._dead_checked_at < self.lease:
+            return
+        self._dead_checked_at = now
+        claimers = await repo.claimers(now=now)
+        dead = [w for w in claimers if owner.is_gone(w, me=self.worker_id)]
+        if dead:
+            released = await repo.release(workers=dead, now=now)
+            log.warning(
+                "released the outbox rows of workers that died",
+                extra={"workers": dead, "rows": released},
+            )
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
         now = self.clock.now()
         async with self.db.write() as session:
-            return await OutboxRepository(session).claim(
+            repo = OutboxRepository(session)
+            await self._release_dead_claims(repo, now)
+            return await repo.claim(
                 now=now,
                 lease_until=now + self.lease,
                 worker=self.worker_id,
@@ -150,9 +205,13 @@ class OutboxWorker:
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
         async with lock:
+            if item.interrupted:  # a delivery died mid-way: what it sent is unknown
+                item.progress[UNSURE] = True
             try:
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
+                if isinstance(exc, SlackUnsure):  # the next delivery looks before repeating
+                    item.progress[UNSURE] = True
                 await self._reschedule(item, exc.retry_after, str(exc))
             except LeaseBusy:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")

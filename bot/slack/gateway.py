@@ -3,6 +3,11 @@
 Two pure helpers decide: `classify` (is a failure retryable, and after how long) and
 `backoff_delay` (capped exponential back-off with jitter). Failures leave as our own
 `SlackRetryable` / `SlackFatal` so callers (the outbox) never see slack_sdk types.
+
+Posting a message and creating a channel are not idempotent: after a failure that may hide
+a success (a timeout, a dropped connection, a 5xx) they are never simply repeated. Each post
+carries a `PostMark` in its message metadata; the gateway looks for the marked message (or the
+bot's own channel of that name) and adopts it before calling again.
 """
 
 from __future__ import annotations
@@ -11,21 +16,26 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import SlackError, SlackFatal, SlackRetryable
+from bot.errors import SlackError, SlackFatal, SlackRetryable, SlackUnsure
 from bot.metrics import Metrics
+from bot.slack import lookup
+from bot.slack.lookup import PostMark
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# Slack gave up waiting on itself: the work may still be carried out after the answer
+IN_FLIGHT_ERRORS = frozenset({"request_timeout"})
 
 
 def classify(
@@ -57,6 +67,8 @@ class SlackGateway:
 
     Waits up to `max_inline_wait` seconds inside a call (short 429s, a 5xx blip); a longer
     wait raises SlackRetryable so the outbox reschedules and other work keeps flowing.
+    A call that timed out may still be carried out by Slack: before looking for its result
+    the gateway waits `settle` seconds (twice the client's timeout unless given).
     """
 
     def __init__(
@@ -66,17 +78,28 @@ class SlackGateway:
         metrics: Metrics | None = None,
         max_attempts: int = 3,
         max_inline_wait: float = 2.0,
+        settle: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.max_inline_wait = max_inline_wait
+        self.settle = settle if settle is not None else 2.0 * float(client.timeout)
         self._monotonic = monotonic
         self._blocked_until: dict[str, float] = {}
+        self._bot_user: str | None = None
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call `method`; retry what can succeed soon; raise SlackRetryable / SlackFatal."""
+        return await self._call(method, kwargs, repeat=True)
+
+    async def call_once(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """Call a method that must not run twice: retry only failures Slack surely did not
+        act on (429, no connection); raise SlackUnsure for those that may hide a success."""
+        return await self._call(method, kwargs, repeat=False)
+
+    async def _call(self, method: str, kwargs: dict[str, Any], *, repeat: bool) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
@@ -101,10 +124,24 @@ class SlackGateway:
                 )
                 if isinstance(err, SlackFatal) and isinstance(resp.data, dict):
                     err.response = resp.data  # type: ignore[attr-defined]
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                elif not repeat and err.status != 429:  # a 429 is never carried out
+                    err = SlackUnsure(
+                        method,
+                        err.error,
+                        status=err.status,
+                        in_flight=err.error in IN_FLIGHT_ERRORS or err.status == 504,
+                    )
+            except aiohttp.ClientConnectorError as exc:  # never reached Slack
                 err = SlackRetryable(method, f"network: {type(exc).__name__}")
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                error = f"network: {type(exc).__name__}"
+                err = (
+                    SlackRetryable(method, error)
+                    if repeat
+                    else SlackUnsure(method, error, in_flight=True)
+                )
             self._count(method, err.error)
-            if isinstance(err, SlackFatal):
+            if isinstance(err, SlackFatal | SlackUnsure):
                 raise err
             assert isinstance(err, SlackRetryable)
             delay = err.retry_after if err.retry_after is not None else backoff_delay(attempt)
@@ -123,9 +160,83 @@ class SlackGateway:
 
     # intent-level methods -------------------------------------------------------------
 
-    async def create_channel(self, name: str, *, private: bool = False) -> dict[str, Any]:
-        data = await self.call("conversations.create", name=name, is_private=private)
-        return dict(data["channel"])
+    async def _exactly_once(
+        self,
+        attempt_call: Callable[[], Awaitable[T]],
+        find: Callable[[], Awaitable[T | None]],
+        *,
+        look_first: bool = False,
+    ) -> T:
+        """Run a call that must happen once; after a failure that may hide a success, look
+        for its result (`find`) and adopt it instead of calling again.
+
+        `look_first` looks before the first call too: an earlier delivery may have made it.
+        When Slack may still be working on a timed-out call, the look waits `settle`
+        seconds; if that is longer than `max_inline_wait`, the SlackUnsure leaves with that
+        delay, so the outbox looks later.
+        """
+        if look_first:
+            found = await find()
+            if found is not None:
+                return found
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await attempt_call()
+            except SlackUnsure as exc:
+                wait = self.settle if exc.in_flight else backoff_delay(attempt)
+                if attempt >= self.max_attempts or wait > self.max_inline_wait:
+                    exc.retry_after = max(exc.retry_after or 0.0, wait)
+                    raise
+                await asyncio.sleep(wait)
+            found = await find()
+            if found is not None:
+                return found
+
+    async def bot_user_id(self) -> str:
+        """The bot's own user ID (auth.test, asked once)."""
+        if self._bot_user is None:
+            self._bot_user = str((await self.call("auth.test"))["user_id"])
+        return self._bot_user
+
+    async def create_channel(
+        self, name: str, *, private: bool = False, maybe_ours: bool = False
+    ) -> dict[str, Any]:
+        """Create a channel; adopt the bot's own channel of that name if an earlier attempt
+        may have created it (`maybe_ours`, or a failure here that may hide a success).
+
+        A name is taken once, so a repeated create cannot make a second channel: it answers
+        name_taken, and only then (or after a create whose answer was lost) is the channel
+        looked up. Raises SlackFatal name_taken when the name belongs to a channel the bot
+        did not create, or an archived one.
+        """
+        unsure = maybe_ours
+
+        async def find() -> dict[str, Any] | None:
+            return await self.find_channel([name], private=private)
+
+        async def create() -> dict[str, Any]:
+            nonlocal unsure
+            try:
+                data = await self.call_once("conversations.create", name=name, is_private=private)
+            except SlackUnsure:
+                unsure = True
+                raise
+            except SlackFatal as exc:
+                found = await find() if exc.error == "name_taken" and unsure else None
+                if found is None:
+                    raise
+                return found
+            return dict(data["channel"])
+
+        return await self._exactly_once(create, find)
+
+    async def find_channel(self, names: Sequence[str], *, private: bool) -> dict[str, Any] | None:
+        """The first of `names` that is an unarchived channel the bot created, or None."""
+        return await lookup.find_channel(
+            self.call, names, private=private, bot_user=await self.bot_user_id()
+        )
 
     async def invite(self, channel: str, users: Sequence[str]) -> list[dict[str, Any]]:
         """Invite users; per-user failures (already in, not found) are returned, not raised."""
@@ -158,18 +269,43 @@ class SlackGateway:
         await self.call("conversations.setTopic", channel=channel, topic=topic[:250])
 
     async def post_message(
-        self, channel: str, *, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        mark: PostMark | None = None,
+        look_first: bool = False,
     ) -> tuple[str, str]:
-        """Post a message; return (channel ID, ts), the two keys chat.update needs later."""
-        data = await self.call(
-            "chat.postMessage",
-            channel=channel,
-            text=text,
-            blocks=blocks or [],
-            unfurl_links=False,
-            unfurl_media=False,
+        """Post a message; return (channel ID, ts), the two keys chat.update needs later.
+
+        With a `mark`, a post that may have been made already (`look_first`, or a failure
+        that may hide a success) is looked for in the channel and adopted, never repeated.
+        Without one, such a failure raises SlackUnsure and the caller decides.
+        """
+        args: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "blocks": blocks or [],
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if mark is None:
+            data = await self.call_once("chat.postMessage", **args)
+            return str(data["channel"]), str(data["ts"])
+        args["metadata"] = mark.metadata()
+
+        async def post() -> tuple[str, str]:
+            data = await self.call_once("chat.postMessage", **args)
+            return str(data["channel"]), str(data["ts"])
+
+        return await self._exactly_once(
+            post, lambda: self.find_post(channel, mark), look_first=look_first
         )
-        return str(data["channel"]), str(data["ts"])
+
+    async def find_post(self, channel: str, mark: PostMark) -> tuple[str, str] | None:
+        """(channel, ts) of the message carrying `mark` in the channel's recent history."""
+        return await lookup.find_post(self.call, channel, mark)
 
     async def update_message(
         self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]]

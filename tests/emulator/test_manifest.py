@@ -20,6 +20,12 @@ METHOD_SCOPES = {
     "conversations.setTopic": {"channels:manage", "groups:write"},
     "chat.postMessage": {"chat:write", "chat:write.public"},
     "chat.update": {"chat:write"},
+    # looking for a post whose answer was lost, before posting again: public and private
+    # channels, and the DMs of handoffs
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
+    # looking for a channel a lost answer may have created, before creating another
+    "conversations.list": {"channels:read", "groups:read"},
+    "auth.test": set(),
     "pins.add": {"pins:write"},
     "views.open": set(),
     "views.publish": set(),
@@ -30,6 +36,12 @@ METHOD_SCOPES = {
 }
 
 
+def _calls_slack(func: ast.expr) -> bool:
+    """`gateway.call(...)`, `self.call_once(...)`, or a `call(...)` handed the gateway's call."""
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name in {"call", "call_once"}
+
+
 def methods_called() -> set[str]:
     """Every Slack method name the code passes to the gateway."""
     found: set[str] = set()
@@ -37,11 +49,7 @@ def methods_called() -> set[str]:
         if "emulator" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and getattr(node.func, "attr", "") == "call"
-                and node.args
-            ):
+            if isinstance(node, ast.Call) and _calls_slack(node.func) and node.args:
                 first = node.args[0]
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     found.add(first.value)

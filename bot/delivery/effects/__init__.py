@@ -1,11 +1,12 @@
 """Outbox effects, one module per area: what each outbox kind does in Slack."""
 
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
 from bot.delivery.effects.report import ReportEffects
 
 __all__ = [
+    "UNSURE",
     "Effects",
     "HandoffEffects",
     "Handler",

@@ -12,6 +12,7 @@ from bot.config import PulseOpsConfig
 from bot.errors import SlackFatal
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway
+from bot.slack.lookup import PostMark
 from store.outbox import OutboxItem, OutboxRepository
 from store.session import Database
 
@@ -74,3 +75,22 @@ class Effects(ABC):
             )
             return {"done": False, "error": f"{exc.method}: {exc.error}"}
         return {"done": True, "result": result} if result else {"done": True}
+
+
+# progress key: a delivery of this row ended on a call that may have been carried out
+UNSURE = "unsure"
+
+
+def outcome_unknown(item: OutboxItem) -> bool:
+    """Whether an earlier delivery of this row may have done Slack work it could not record:
+    it ended on a call whose answer was lost (a timeout, a 5xx), or it never finished (its
+    process died). Then each post or channel is looked for before it is made. The worker
+    notes both in the row's progress, which keeps the note until the row is done."""
+    return bool(item.progress.get(UNSURE))
+
+
+def post_mark(item: OutboxItem, step: str) -> PostMark:
+    """The mark of this row's post for `step`, by which a later delivery finds it again."""
+    return PostMark(
+        outbox_id=item.id, step=step, since=item.created_at, incident_id=item.incident_id
+    )

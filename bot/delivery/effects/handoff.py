@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.delivery.effects.base import Effects, Handler
+from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.domain.incident import Status
 from bot.domain.rotation import handoffs_between
@@ -26,7 +26,8 @@ class HandoffEffects(Effects):
         the incoming person, and the schedule's user group pointed at them.
 
         The post and the DM are not idempotent, so each is saved in the row's progress the
-        moment it succeeds; a retry (429, outage, restart) skips what is on record. A fatal
+        moment it succeeds; a retry (429, outage, restart) skips what is on record, and one
+        that may have been made without being recorded is looked for by its mark first. A fatal
         error on the DM or the user group (`paid_teams_only` on a free workspace, an unknown
         group) is noted in progress and does not fail the effect; a fatal error on the channel
         post fails it, after the DM and the user group have been tried.
@@ -68,7 +69,13 @@ class HandoffEffects(Effects):
                     next_shift=oncall.next,
                 )
                 progress["posted"] = await self._optional(
-                    self.gateway.post_message(channel, text=message.text, blocks=message.blocks),
+                    self.gateway.post_message(
+                        channel,
+                        text=message.text,
+                        blocks=message.blocks,
+                        mark=post_mark(item, "handoff"),
+                        look_first=outcome_unknown(item),
+                    ),
                     None,
                 )
             await self._save_progress(item)
@@ -85,7 +92,10 @@ class HandoffEffects(Effects):
 
             async def direct_message() -> tuple[str, str]:
                 return await self.gateway.post_message(
-                    await self.gateway.open_dm(incoming), text=text
+                    await self.gateway.open_dm(incoming),
+                    text=text,
+                    mark=post_mark(item, "handoff_dm"),
+                    look_first=outcome_unknown(item),
                 )
 
             progress["dm"] = await self._optional(direct_message(), None)

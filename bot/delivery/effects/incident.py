@@ -7,12 +7,13 @@ several replicas never go backwards.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.domain.naming import channel_name_candidates
 from bot.domain.records import Incident
@@ -22,6 +23,9 @@ from store.oncall import Page, PageRepository
 from store.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
+
+# An editor's hold on an incident's messages: short, renewed while it edits (see _sync)
+SYNC_LEASE = timedelta(seconds=9)
 
 
 class IncidentEffects(Effects):
@@ -44,7 +48,11 @@ class IncidentEffects(Effects):
             return
         message = self.renderer.incident_message(incident, announcement=True)
         channel, ts = await self.gateway.post_message(
-            self.config.slack.incidents_channel, text=message.text, blocks=message.blocks
+            self.config.slack.incidents_channel,
+            text=message.text,
+            blocks=message.blocks,
+            mark=post_mark(item, "announcement"),
+            look_first=outcome_unknown(item),
         )
         await self._write(
             lambda repo: repo.set_announcement(
@@ -61,7 +69,7 @@ class IncidentEffects(Effects):
         progress = item.progress
         incident = await self._incident(item.incident_id)
         if not incident.channel_id:
-            channel = await self._create_channel(incident)
+            channel = await self._create_channel(incident, maybe_ours=outcome_unknown(item))
             await self._write(
                 lambda repo: repo.set_channel(
                     incident_id=incident.id, channel_id=channel["id"], channel_name=channel["name"]
@@ -84,7 +92,11 @@ class IncidentEffects(Effects):
         if not incident.message_ts:
             message = self.renderer.incident_message(incident)
             _, ts = await self.gateway.post_message(
-                channel_id, text=message.text, blocks=message.blocks
+                channel_id,
+                text=message.text,
+                blocks=message.blocks,
+                mark=post_mark(item, "message"),
+                look_first=outcome_unknown(item),
             )
             await self._write(
                 lambda repo: repo.set_message(
@@ -137,14 +149,25 @@ class IncidentEffects(Effects):
             )
         await self._sync(incident.id)  # a DM posted from an older state catches up
 
-    async def _create_channel(self, incident: Incident) -> dict[str, Any]:
+    async def _create_channel(self, incident: Incident, *, maybe_ours: bool) -> dict[str, Any]:
+        """Create the incident's channel under the first candidate name that is free.
+
+        When an earlier delivery may have created it (`maybe_ours`), the bot's own channel
+        under any candidate name is looked for first and adopted.
+        """
+        names = list(
+            channel_name_candidates(self.config.slack.channel_prefix, incident.id, incident.title)
+        )
+        private = self.config.slack.private_channels
+        if maybe_ours:
+            found = await self.gateway.find_channel(names, private=private)
+            if found is not None:
+                return found
         last: SlackFatal | None = None
-        for name in channel_name_candidates(
-            self.config.slack.channel_prefix, incident.id, incident.title
-        ):
+        for name in names:
             try:
                 return await self.gateway.create_channel(
-                    name, private=self.config.slack.private_channels
+                    name, private=private, maybe_ours=maybe_ours
                 )
             except SlackFatal as exc:
                 if exc.error != "name_taken":
@@ -198,9 +221,10 @@ class IncidentEffects(Effects):
         now = self.clock.now()
         async with self.db.write() as session:
             if not await IncidentRepository(session).take_sync_lease(
-                incident_id=incident_id, now=now, until=now + timedelta(seconds=30)
+                incident_id=incident_id, now=now, until=now + SYNC_LEASE
             ):
                 raise LeaseBusy()
+        keeper = _LeaseKeeper(self, incident_id, held=now + SYNC_LEASE)
         released = False
         try:
             for _ in range(5):
@@ -217,6 +241,7 @@ class IncidentEffects(Effects):
                     await self.gateway.update_message(
                         channel, ts, text=message.text, blocks=message.blocks
                     )
+                await keeper.stop()  # no renewal may land after the release below
                 async with self.db.write() as session:
                     repo = IncidentRepository(session)
                     page_repo = PageRepository(session)
@@ -235,7 +260,9 @@ class IncidentEffects(Effects):
                         await repo.release_sync_lease(incident_id=incident_id)
                         released = True
                         return
+                keeper.start()
         finally:
+            await keeper.stop()
             if not released:
                 async with self.db.write() as session:
                     await IncidentRepository(session).release_sync_lease(incident_id=incident_id)
@@ -255,6 +282,58 @@ class IncidentEffects(Effects):
     async def _write(self, write: Callable[[IncidentRepository], Awaitable[None]]) -> None:
         """Record what Slack answered, grouped with other deliveries' small writes."""
         await self.db.write_grouped(lambda session: write(IncidentRepository(session)))
+
+
+class _LeaseKeeper:
+    """Extends an incident's sync lease every third of SYNC_LEASE while its editor works.
+
+    Short and renewed, so the lease of a process that died frees within seconds while a slow
+    Slack never lets it lapse under a live editor. `take_sync_lease` takes a lease that ends
+    before `now`: asked with just after the end we hold, it extends the lease only if nobody
+    has taken it since. Stopped between writes, never in the middle of one.
+    """
+
+    def __init__(self, effects: IncidentEffects, incident_id: int, *, held: datetime) -> None:
+        self.effects = effects
+        self.incident_id = incident_id
+        self.held = held
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        period = SYNC_LEASE.total_seconds() / 3
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=period)
+                return
+            except TimeoutError:
+                pass
+            until = self.effects.clock.now() + SYNC_LEASE
+            try:
+                async with self.effects.db.write() as session:
+                    kept = await IncidentRepository(session).take_sync_lease(
+                        incident_id=self.incident_id,
+                        now=self.held + timedelta(microseconds=1),
+                        until=until,
+                    )
+            except Exception:  # try again next period; the lease has two thirds left
+                log.warning("could not renew a sync lease", exc_info=True)
+                continue
+            if not kept:
+                log.warning("sync lease lost", extra={"incident_id": self.incident_id})
+                return
+            self.held = until
 
 
 def _stale(

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
-from bot.delivery.effects.base import Effects, Handler
+from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.errors import NotFound
 from bot.render import Renderer
@@ -46,7 +46,9 @@ class ReportEffects(Effects):
 
         The figures are computed now, as of the period's end, so a retry or a late delivery
         posts what an on-time one would have. The post is saved in the row's progress the
-        moment it succeeds, so a retry never posts twice. A fatal Slack error (the channel is
+        moment it succeeds, and one that may have been made without being recorded (a
+        timeout, a restart) is looked for by its mark before posting, so it is never posted
+        twice. A fatal Slack error (the channel is
         gone, the bot is not in it) fails the row; retryable ones reschedule it.
         """
         progress, payload = item.progress, item.payload
@@ -71,7 +73,11 @@ class ReportEffects(Effects):
             )
             message = self.view.weekly_report(report)
             channel, ts = await self.gateway.post_message(
-                scope.channel, text=message.text, blocks=message.blocks
+                scope.channel,
+                text=message.text,
+                blocks=message.blocks,
+                mark=post_mark(item, "report"),
+                look_first=outcome_unknown(item),
             )
             progress["posted"] = {"done": True, "result": [channel, ts]}
             await self._save_progress(item)

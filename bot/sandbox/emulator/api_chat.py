@@ -53,8 +53,18 @@ def _content(ctx: CallContext) -> tuple[str | None, Any, Any]:
     )
 
 
+def _metadata(ctx: CallContext) -> Any:
+    """The `metadata` argument ({"event_type", "event_payload"}), checked like Slack."""
+    metadata = ctx.args.get("metadata")
+    error = rules.validate_metadata(metadata)
+    if error:
+        raise ApiError(error)
+    return metadata
+
+
 def post_message(ctx: CallContext) -> dict[str, Any]:
-    """chat.postMessage: channel id, #name or user id; text and/or blocks; nothing on error."""
+    """chat.postMessage: channel id, #name or user id; text and/or blocks, optional metadata;
+    nothing on error."""
     if not ctx.str_arg("channel"):
         raise ApiError("channel_not_found")
     channel = channel_for_bot(ctx, by_name=True, by_user=True)
@@ -62,6 +72,7 @@ def post_message(ctx: CallContext) -> dict[str, Any]:
     _may_post(ctx, channel)
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments)
+    metadata = _metadata(ctx)
     thread_ts = ctx.str_arg("thread_ts")
     message = ctx.ws.post(
         channel,
@@ -70,17 +81,19 @@ def post_message(ctx: CallContext) -> dict[str, Any]:
         blocks=blocks,
         attachments=attachments,
         thread_ts=thread_ts,
+        metadata=metadata,
     )
     return {
         "ok": True,
         "channel": channel.id,
         "ts": message["ts"],
-        "message": public_message(message),
+        "message": public_message(message, metadata=True),
     }
 
 
 def update(ctx: CallContext) -> dict[str, Any]:
-    """chat.update: only the bot's own messages; text and blocks are replaced wholesale."""
+    """chat.update: only the bot's own messages; text and blocks are replaced wholesale,
+    metadata only when given."""
     channel = channel_for_bot(ctx)
     message = ctx.ws.find_message(channel.id, ctx.str_arg("ts"))
     if message is None:
@@ -91,6 +104,9 @@ def update(ctx: CallContext) -> dict[str, Any]:
         raise ApiError("cant_update_message")
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments if attachments is not None else message["attachments"])
+    metadata = _metadata(ctx)
+    if metadata is not None:  # absent: the message keeps the metadata it has
+        message["metadata"] = metadata or None
     message["text"] = text or ""
     message["blocks"] = list(blocks) if blocks is not None else []
     if attachments is not None:

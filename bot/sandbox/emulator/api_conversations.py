@@ -208,8 +208,23 @@ def open_(ctx: CallContext) -> dict[str, Any]:
     return body
 
 
+def _ts_arg(ctx: CallContext, name: str) -> float | None:
+    value = ctx.str_arg(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ApiError("invalid_ts_" + name) from None
+
+
 def history(ctx: CallContext) -> dict[str, Any]:
-    """conversations.history: top-level messages, newest first."""
+    """conversations.history: top-level messages, newest first, in pages of `limit`.
+
+    `oldest` / `latest` bound the range, excluding the bounds unless `inclusive`; message
+    metadata is included only with `include_all_metadata`. The bot must be a member of a
+    channel to read it (not_in_channel), even a public one.
+    """
     channel = channel_for_bot(ctx)
     require_kind_scope(ctx, channel, "history")
     if not channel.is_im and not channel.is_mpim:
@@ -217,17 +232,23 @@ def history(ctx: CallContext) -> dict[str, Any]:
     messages = [
         m for m in ctx.ws.history.get(channel.id, []) if m.get("thread_ts") in (None, m["ts"])
     ]
-    latest, oldest = ctx.str_arg("latest"), ctx.str_arg("oldest")
-    if latest:
-        messages = [m for m in messages if float(m["ts"]) <= float(latest)]
-    if oldest:
-        messages = [m for m in messages if float(m["ts"]) >= float(oldest)]
+    latest, oldest = _ts_arg(ctx, "latest"), _ts_arg(ctx, "oldest")
+    inclusive = ctx.flag("inclusive")
+
+    def within(ts: float) -> bool:
+        if latest is not None and not (ts < latest or (inclusive and ts == latest)):
+            return False
+        return oldest is None or ts > oldest or (inclusive and ts == oldest)
+
+    messages = [m for m in messages if within(float(m["ts"]))]
     ordered = list(reversed(messages))
     page, meta = paginate(ctx, ordered)
+    with_metadata = ctx.flag("include_all_metadata")
     return {
         "ok": True,
-        "messages": [public_message(m) for m in page],
+        "messages": [public_message(m, metadata=with_metadata) for m in page],
         "has_more": bool(meta["next_cursor"]),
+        "pin_count": len(channel.pins),
         "response_metadata": meta,
     }
 

@@ -173,10 +173,16 @@ class ResponseUrl:
     uses: int = 0
 
 
-def public_message(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored message as the Web API and payloads show it (no emulator-only keys)."""
+def public_message(message: Mapping[str, Any], *, metadata: bool = False) -> dict[str, Any]:
+    """A stored message as the Web API and payloads show it (no emulator-only keys).
+
+    Message `metadata` is shown only when asked for (conversations.history answers it with
+    include_all_metadata=true; chat.postMessage echoes it).
+    """
     body = {k: copy.deepcopy(v) for k, v in message.items() if v is not None}
     if not body.get("pinned"):
         body.pop("pinned", None)
     body.pop("channel", None)
+    if not metadata:
+        body.pop("metadata", None)
     return body

@@ -335,6 +335,18 @@ def validate_message(
     return None
 
 
+def validate_metadata(metadata: Any) -> str | None:
+    """Check message metadata ({"event_type": str, "event_payload": object}); the error or None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        return "invalid_metadata_format"
+    event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, Mapping):
+        return "invalid_metadata_format"
+    return None
+
+
 def validate_view(view: Any, *, allowed_types: frozenset[str] = VIEW_TYPES) -> list[str]:
     """Return every violation in a modal or home view (empty list when valid)."""
     if not isinstance(view, Mapping):

@@ -264,6 +264,7 @@ class Workspace:
         blocks: Any = None,
         attachments: Any = None,
         thread_ts: str | None = None,
+        metadata: Any = None,
     ) -> dict[str, Any]:
         """Store a message in a channel and return it."""
         from_bot = user == BOT_USER_ID
@@ -280,6 +281,7 @@ class Workspace:
             "thread_ts": thread_ts,
             "edited": None,
             "pinned": False,
+            "metadata": copy.deepcopy(metadata) if metadata else None,
             "channel": channel.id,
         }
         self.history.setdefault(channel.id, []).append(message)

@@ -1,0 +1,142 @@
+"""Finding what an earlier attempt may have done in Slack: marked posts, the bot's own channels.
+
+A post or a channel creation whose answer was lost (a timeout, a dropped connection, a
+process that died) may still have happened. Before calling again the gateway looks here:
+each post carries a `PostMark` in its message metadata, and a channel is recognised by its
+name, its creator (the bot) and not being archived.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.errors import SlackFatal
+
+log = logging.getLogger(__name__)
+
+Call = Callable[..., Awaitable[dict[str, Any]]]
+
+MARK_EVENT_TYPE = "pulseops_delivery"
+# How far before a row's creation a look for its post starts: covers clock skew between
+# this host and Slack, and keeps the scan of a busy channel short.
+LOOK_BACK_SECONDS = 300.0
+HISTORY_PAGE = 200
+CHANNEL_PAGE = 1000
+MAX_PAGES = 10  # history pages (2,000 messages) or channel-list pages scanned at most
+# Looking is impossible (the bot cannot read that conversation): the caller posts unchecked
+CANNOT_LOOK = frozenset(
+    {"not_in_channel", "channel_not_found", "missing_scope", "is_archived", "access_denied"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostMark:
+    """What identifies one delivery's message in Slack: the outbox row and its step.
+
+    Sent as the message's metadata, so a later attempt can find a post that Slack made
+    although its answer never arrived. `since` is when the row was recorded: no earlier
+    message can be its post.
+    """
+
+    outbox_id: int
+    step: str
+    since: datetime
+    incident_id: int | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The `metadata` argument of chat.postMessage."""
+        payload: dict[str, Any] = {"outbox_id": self.outbox_id, "step": self.step}
+        if self.incident_id is not None:
+            payload["incident_id"] = self.incident_id
+        return {"event_type": MARK_EVENT_TYPE, "event_payload": payload}
+
+    def matches(self, metadata: Any) -> bool:
+        """Whether a message's metadata (from conversations.history) carries this mark."""
+        if not isinstance(metadata, dict) or metadata.get("event_type") != MARK_EVENT_TYPE:
+            return False
+        payload = metadata.get("event_payload")
+        return (
+            isinstance(payload, dict)
+            and payload.get("outbox_id") == self.outbox_id
+            and payload.get("step") == self.step
+        )
+
+
+def _cursor(data: dict[str, Any]) -> str | None:
+    return (data.get("response_metadata") or {}).get("next_cursor") or None
+
+
+async def find_post(call: Call, channel: str, mark: PostMark) -> tuple[str, str] | None:
+    """(channel, ts) of the message carrying `mark` in the channel's recent history.
+
+    None when there is none, or when the bot cannot read the channel (it may post in a
+    public channel with chat:write.public without being a member): nothing can be checked.
+
+    Raises:
+        SlackRetryable: the history could not be read now (look again later).
+        SlackFatal: any other refusal.
+    """
+    oldest = mark.since.timestamp() - LOOK_BACK_SECONDS
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        try:
+            data = await call(
+                "conversations.history",
+                channel=channel,
+                oldest=f"{oldest:.6f}",
+                limit=HISTORY_PAGE,
+                include_all_metadata=True,
+                **({"cursor": cursor} if cursor else {}),
+            )
+        except SlackFatal as exc:
+            if exc.error not in CANNOT_LOOK:
+                raise
+            log.warning(
+                "cannot look for an earlier post before posting again",
+                extra={"channel": channel, "error": exc.error, "step": mark.step},
+            )
+            return None
+        for message in data.get("messages", []):
+            if mark.matches(message.get("metadata")):
+                return channel, str(message["ts"])
+        cursor = _cursor(data)
+        if cursor is None:
+            return None
+    return None
+
+
+async def find_channel(
+    call: Call, names: Sequence[str], *, private: bool, bot_user: str
+) -> dict[str, Any] | None:
+    """The first of `names` that is an unarchived channel `bot_user` created, or None.
+
+    Slack has no lookup by name, so conversations.list is scanned (bounded). A channel
+    someone else created, or an archived one, is never adopted.
+    """
+    wanted = set(names)
+    found: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        data = await call(
+            "conversations.list",
+            types="private_channel" if private else "public_channel",
+            exclude_archived=True,
+            limit=CHANNEL_PAGE,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        for channel in data.get("channels", []):
+            name = channel.get("name")
+            if (
+                name in wanted
+                and channel.get("creator") == bot_user
+                and not channel.get("is_archived")
+            ):
+                found.setdefault(str(name), dict(channel))
+        cursor = _cursor(data)
+        if cursor is None:
+            break
+    return next((found[name] for name in names if name in found), None)
