@@ -34,7 +34,7 @@ from bot.delivery.effects import (
     LeaseBusy,
 )
 from bot.delivery.kinds import OutboxKind
-from bot.errors import SlackFatal, SlackRetryable, SlackUnsure
+from bot.errors import SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -201,6 +201,15 @@ class OutboxWorker:
         self.metrics.outbox_oldest_age.set(max(age, 0.0))
 
     async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            await self._deliver_locked(item)
+        except StoreUnavailable as exc:  # cannot record the outcome: the claim runs out instead
+            log.warning(
+                "outbox: could not record a delivery; the row is tried again after its lease",
+                extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
+            )
+
+    async def _deliver_locked(self, item: OutboxItem) -> None:
         lock = self._locks.get(item.incident_id or 0)
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
