@@ -28,6 +28,7 @@ from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
+from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
@@ -38,6 +39,7 @@ from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from handlers import actions, api, commands, home, ics, oncall, slack_http, views, webhooks
+from handlers.api_auth import RateLimiter, api_auth_middleware
 from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
 from store.session import Database, is_unavailable
@@ -151,6 +153,12 @@ def create_app(
         home=dashboard,
         stats=stats,
         reports=reports,
+        api_tokens=ApiTokens(
+            db=db,
+            config=config,
+            clock=clock,
+            environ=environ,
+        ),
     )
 
     bolt = AsyncApp(
@@ -164,7 +172,20 @@ def create_app(
     for module in (commands, actions, views, oncall, home):
         module.register(bolt, deps)
 
-    app = web.Application(middlewares=[http_middleware(metrics)], client_max_size=4 * 1024**2)
+    api_limit = RateLimiter(
+        per_minute=config.api.requests_per_minute,
+        burst=config.api.burst,
+        monotonic=lambda: clock.now().timestamp(),
+    )
+    metrics_env = config.api.metrics_token_env
+    api_auth = api_auth_middleware(
+        deps.api_tokens,
+        api_limit,
+        metrics_token=environ.get(metrics_env) or None if metrics_env else None,
+    )
+    app = web.Application(
+        middlewares=[http_middleware(metrics), api_auth], client_max_size=4 * 1024**2
+    )
     app[DEPS] = deps
     app[BOLT] = bolt
 

@@ -11,6 +11,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
 from bot.render import Renderer
+from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
@@ -42,6 +43,7 @@ class Deps:
     stats: StatsService
     reports: ReportService
     home: HomeService
+    api_tokens: ApiTokens
 
 
 DEPS = web.AppKey("deps", Deps)
