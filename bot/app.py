@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
-from bot.delivery.effects import ReportEffects
+from bot.delivery.effects import NoteEffects, ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -32,13 +32,25 @@ from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
+from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
-from handlers import actions, api, commands, home, ics, oncall, slack_http, views, webhooks
+from handlers import (
+    actions,
+    api,
+    api_write,
+    commands,
+    home,
+    ics,
+    oncall,
+    slack_http,
+    views,
+    webhooks,
+)
 from handlers.api_auth import RateLimiter, api_auth_middleware
 from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
@@ -135,6 +147,9 @@ def create_app(
             db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
         )
     )
+    outbox.register(
+        NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
     deps = Deps(
         settings=settings,
         config=config,
@@ -159,6 +174,7 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
+        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
     )
 
     bolt = AsyncApp(
@@ -194,6 +210,7 @@ def create_app(
         app.router.add_post("/slack/events", slack.handle)
     for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
+    api_write.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     metrics.watch_scheduler(scheduler)

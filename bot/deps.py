@@ -15,6 +15,7 @@ from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
+from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
@@ -44,6 +45,7 @@ class Deps:
     reports: ReportService
     home: HomeService
     api_tokens: ApiTokens
+    changes: IncidentChanges
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -62,6 +62,10 @@ class Replies:
         """The confirmation of an acknowledge or resolve (`kind` is the timeline event)."""
         return self.renderer.reply(_INCIDENT, "done", kind=kind, incident_id=incident_id)
 
+    def note(self, *, actor: str, text: str) -> Markup:
+        """A note added to the incident (by the API), as posted in its channel."""
+        return self.renderer.reply(_INCIDENT, "note", actor=actor, text=text)
+
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""
         return self.renderer.reply(
