@@ -47,6 +47,7 @@ from handlers import (
     home,
     ics,
     oncall,
+    openapi,
     slack_http,
     views,
     webhooks,
@@ -211,6 +212,7 @@ def create_app(
     for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
     api_write.register(app)
+    openapi.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     metrics.watch_scheduler(scheduler)

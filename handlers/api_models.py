@@ -159,7 +159,6 @@ class ShiftOut(_Out):
 
 class ScheduleOnCall(_Out):
     schedule: str
-    name: str
     current: ShiftOut
     next: ShiftOut | None
 
