@@ -36,6 +36,7 @@ from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
+from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
@@ -176,6 +177,7 @@ def create_app(
             environ=environ,
         ),
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        permissions=Permissions(config=config, gateway=gateway),
     )
 
     bolt = AsyncApp(

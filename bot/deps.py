@@ -19,6 +19,7 @@ from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
+from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
@@ -46,6 +47,7 @@ class Deps:
     home: HomeService
     api_tokens: ApiTokens
     changes: IncidentChanges
+    permissions: Permissions
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -7,12 +7,13 @@ with what it quotes escaped once, so a template it is passed on to shows it as i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
 if TYPE_CHECKING:  # the renderer builds its Replies
+    from bot.config.api import PermissionRule
     from bot.render.renderer import Renderer
 
 _GENERAL = "replies.j2"
@@ -40,6 +41,14 @@ class Replies:
     def store_unavailable(self) -> Markup:
         """What a person reads when the database cannot write: nothing changed, try later."""
         return self.renderer.reply(_GENERAL, "store_unavailable")
+
+    def not_permitted(
+        self, *, action: str, rules: Sequence[PermissionRule], team_name: str | None
+    ) -> Markup:
+        """A refused click or command (`permissions`): who may do it; nothing changed."""
+        return self.renderer.reply(
+            _GENERAL, "not_permitted", action=action, rules=rules, team_name=team_name
+        )
 
     # ---- /incident and the incident buttons ---------------------------------------------
 

@@ -31,6 +31,7 @@ DEFAULT_SCOPES = (
     "users:read",
     "im:write",
     "usergroups:write",
+    "usergroups:read",
     "files:write",
 )
 
