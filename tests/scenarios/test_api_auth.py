@@ -58,7 +58,7 @@ async def test_metrics_can_require_a_token(
     emulator: Emulator, database_url: str, clock: object
 ) -> None:
     config = parse_config(
-        CONFIG_YAML + "api:\n  metrics_token_env: METRICS_TOKEN\n",
+        CONFIG_YAML.replace("api:\n", "api:\n  metrics_token_env: METRICS_TOKEN\n"),
         environ={"METRICS_TOKEN": "scrape-me"},
     )
     async with Harness(
@@ -110,7 +110,8 @@ async def test_token_commands_create_list_and_revoke(
 
 
 async def test_rate_limit_per_token(emulator: Emulator, database_url: str, clock: object) -> None:
-    config = parse_config(CONFIG_YAML + "api:\n  requests_per_minute: 60\n  burst: 2\n", environ={})
+    limits = "api:\n  requests_per_minute: 60\n  burst: 2\n"
+    config = parse_config(re.sub(r"api:\n  burst: .*\n", limits, CONFIG_YAML), environ={})
     async with Harness(
         emulator=emulator,
         database_url=database_url,
