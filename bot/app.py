@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
-from bot.delivery.effects import ReportEffects
+from bot.delivery.effects import NoteEffects, ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -28,16 +28,32 @@ from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
+from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
+from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
+from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
-from handlers import actions, api, commands, home, ics, oncall, slack_http, views, webhooks
+from handlers import (
+    actions,
+    api,
+    api_write,
+    commands,
+    home,
+    ics,
+    oncall,
+    openapi,
+    slack_http,
+    views,
+    webhooks,
+)
+from handlers.api_auth import RateLimiter, api_auth_middleware
 from handlers.middleware import http_middleware, provide_deps, register_bolt_errors
 from store import migrate
 from store.session import Database, is_unavailable
@@ -136,6 +152,9 @@ def create_app(
             db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
         )
     )
+    outbox.register(
+        NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
     deps = Deps(
         settings=settings,
         config=config,
@@ -154,6 +173,14 @@ def create_app(
         home=dashboard,
         stats=stats,
         reports=reports,
+        api_tokens=ApiTokens(
+            db=db,
+            config=config,
+            clock=clock,
+            environ=environ,
+        ),
+        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        permissions=Permissions(config=config, gateway=gateway),
     )
 
     bolt = AsyncApp(
@@ -167,7 +194,20 @@ def create_app(
     for module in (commands, actions, views, oncall, home):
         module.register(bolt, deps)
 
-    app = web.Application(middlewares=[http_middleware(metrics)], client_max_size=4 * 1024**2)
+    api_limit = RateLimiter(
+        per_minute=config.api.requests_per_minute,
+        burst=config.api.burst,
+        monotonic=lambda: clock.now().timestamp(),
+    )
+    metrics_env = config.api.metrics_token_env
+    api_auth = api_auth_middleware(
+        deps.api_tokens,
+        api_limit,
+        metrics_token=environ.get(metrics_env) or None if metrics_env else None,
+    )
+    app = web.Application(
+        middlewares=[http_middleware(metrics), api_auth], client_max_size=4 * 1024**2
+    )
     app[DEPS] = deps
     app[BOLT] = bolt
 
@@ -176,6 +216,8 @@ def create_app(
         app.router.add_post("/slack/events", slack.handle)
     for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
+    api_write.register(app)
+    openapi.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
     metrics.watch_scheduler(scheduler)

@@ -1,4 +1,4 @@
-"""The `pulseops` command line: serve, sandbox, config check, db upgrade, report weekly."""
+"""The `pulseops` command line: serve, sandbox, config check, db upgrade, report weekly, token."""
 
 from __future__ import annotations
 
@@ -165,6 +165,48 @@ async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: 
         await app.cleanup()
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """`pulseops token create|list|revoke`: API tokens kept (hashed) in the database."""
+    from bot.config import load_config, load_settings
+
+    try:
+        settings = load_settings()
+        config = load_config(Path(args.config) if args.config else settings.config_path)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    return asyncio.run(_token(args, settings, config))
+
+
+async def _token(args: argparse.Namespace, settings: Any, config: Any) -> int:
+    from bot.clock import SystemClock
+    from bot.errors import UserError
+    from bot.services.api_tokens import ApiTokens, parse_scopes
+    from store import migrate
+    from store.session import Database
+
+    db = Database(args.database_url or settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        tokens = ApiTokens(db=db, config=config, clock=SystemClock(), environ=os.environ)
+        if args.token_command == "create":
+            stored, secret = await tokens.create(name=args.name, scopes=parse_scopes(args.scopes))
+            print(f"Created API token {stored.name!r} with scopes {', '.join(stored.scopes)}.")
+            print("Its secret is shown this once only; PulseOps keeps just a hash:")
+            print(secret)
+        elif args.token_command == "list":
+            for info in await tokens.list(config):
+                created = f"  created {info.created_at}" if info.created_at else ""
+                print(f"{info.name}\t{','.join(info.scopes)}\t{info.source}{created}")
+        else:
+            await tokens.revoke(name=args.name)
+            print(f"Revoked API token {args.name!r}.")
+        return 0
+    except UserError as exc:
+        return _fail([exc.message])
+    finally:
+        await db.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseops", description="Slack-native incident response service."
@@ -225,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="post it to the team's (or the incidents) channel, unless already posted",
     )
     weekly.set_defaults(func=cmd_report_weekly)
+
+    token = sub.add_parser("token", help="API tokens: create, list, revoke")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token; its secret is shown once")
+    create.add_argument("--name", required=True, help="shown on timelines as api:NAME")
+    create.add_argument("--scopes", default="read", help="comma-separated: read,write,admin")
+    listing = token_sub.add_parser("list", help="configured and created tokens (no secrets)")
+    revoke = token_sub.add_parser("revoke", help="delete a created token")
+    revoke.add_argument("name")
+    for command in (create, listing, revoke):
+        command.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG)")
+        command.add_argument("--database-url", help="default: $PULSEOPS_DATABASE_URL")
+        command.set_defaults(func=cmd_token)
     return parser
 
 

@@ -11,12 +11,15 @@ from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
 from bot.render import Renderer
+from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
+from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
+from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
@@ -42,6 +45,9 @@ class Deps:
     stats: StatsService
     reports: ReportService
     home: HomeService
+    api_tokens: ApiTokens
+    changes: IncidentChanges
+    permissions: Permissions
 
 
 DEPS = web.AppKey("deps", Deps)

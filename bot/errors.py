@@ -3,6 +3,7 @@
 PulseOpsError
 ├── UserError          a person or a client did something wrong; carries the message to show
 │   ├── NotFound       the thing named does not exist (HTTP 404)
+│   ├── Forbidden      known caller, not allowed to do this (HTTP 403)
 │   ├── Conflict       the request conflicts with the current state (HTTP 409)
 │   ├── RequestTimeout the body did not arrive in time (HTTP 408)
 │   ├── PayloadTooLarge the body is over a size or count limit (HTTP 413)
@@ -47,6 +48,12 @@ class UserError(PulseOpsError):
 
 class NotFound(UserError):
     status = 404
+
+
+class Forbidden(UserError):
+    """The caller is known but may not do this (an API token without the scope, say)."""
+
+    status = 403
 
 
 class Conflict(UserError):

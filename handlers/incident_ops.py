@@ -13,6 +13,11 @@ VERBS: dict[str, type[Acknowledge] | type[Resolve]] = {"ack": Acknowledge, "reso
 async def run_command(deps: Deps, *, incident_id: int, command: Command) -> str:
     """Apply `command`; return the confirmation to show, or raise UserError explaining why not."""
     replies = deps.renderer.replies
+    if isinstance(command, Resolve) and deps.config.permissions.resolve is not None:
+        incident = await deps.incidents.get(incident_id=incident_id)
+        await deps.permissions.require(
+            "resolve", user=command.by, team_id=incident.team_id, replies=replies
+        )
     try:
         transition = await deps.incidents.transition(incident_id=incident_id, command=command)
     except InvalidTransition as exc:

@@ -25,6 +25,8 @@ from bot.metrics import Metrics
 
 log = logging.getLogger("pulseops.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API_TOKEN_NAME = web.RequestKey("api_token", str)
+"""Where the API middleware puts the caller's token name, for the access log (never the secret)."""
 
 
 def error_body(
@@ -82,16 +84,16 @@ def http_middleware(metrics: Metrics) -> Any:
             metrics.http_latency.labels(
                 route=route_name, method=request.method, status=str(status)
             ).observe(duration)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 2),
-                },
-            )
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+            }
+            if API_TOKEN_NAME in request:
+                fields["api_token"] = request[API_TOKEN_NAME]
+            log.info("request", extra=fields)
             request_id_var.reset(token)
 
     return middleware

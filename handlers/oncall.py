@@ -140,9 +140,17 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
     if verb == "help":
         return renderer.oncall_help(schedule_ids=[s.id for s in deps.config.schedules])
     if verb == "override" and rest and rest[0].lower() in _REMOVE:
-        removed = await oncall.remove_override(
-            override_id=parse_override_id(rest[1:], replies=replies), by=by
-        )
+        override_id = parse_override_id(rest[1:], replies=replies)
+        if deps.config.permissions.override is not None:
+            target = {o.id: o for o in await oncall.overrides()}.get(override_id)
+            schedule_config = deps.config.schedule(target.schedule_id) if target else None
+            await deps.permissions.require(
+                "override",
+                user=by,
+                team_id=schedule_config.team if schedule_config else None,
+                replies=replies,
+            )
+        removed = await oncall.remove_override(override_id=override_id, by=by)
         return renderer.oncall_override_removed(removed)
     if verb == "override":
         args = parse_override(rest, replies=replies)
@@ -152,6 +160,7 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
             channel_id=command.get("channel_id", ""),
             channel_name=command.get("channel_name", ""),
         )
+        await deps.permissions.require("override", user=by, team_id=schedule.team, replies=replies)
         added = await oncall.add_override(
             schedule_id=schedule.id, user=args.user, end=args.end, by=by
         )

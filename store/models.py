@@ -250,3 +250,14 @@ class SlackRequestRow(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ApiTokenRow(Base):
+    """An API token created at run time (`pulseops token create`): only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(64))  # comma-separated
+    created_at: Mapped[datetime]

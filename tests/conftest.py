@@ -69,6 +69,15 @@ integrations:
     type: pagerduty
     token: "pd-token"
     service: payment-api
+api_tokens:
+  - name: tester
+    token: "api-test-token"
+    scopes: [read, write]
+  - name: reader
+    token: "api-read-token"
+    scopes: [read]
+api:
+  burst: 100000  # the fuzz tests read the API often under a frozen clock
 incidents:
   idempotency_ttl: 1h
   repeat_note_interval: 1h
@@ -76,6 +85,8 @@ incidents:
 """
 
 TOKENS = {"prometheus": "prom-token", "generic": "generic-token", "pagerduty": "pd-token"}
+API_TOKEN = "api-test-token"  # the `tester` API token: read and write
+READ_TOKEN = "api-read-token"  # the `reader` API token: read only
 
 USERS = [
     EmulatorUser(id="U0ALICE01", name="alice", real_name="Alice"),
@@ -202,8 +213,10 @@ class Harness:
         config: PulseOpsConfig,
         clock: Clock,
         run_jobs: bool = False,
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.run_jobs = run_jobs
+        self.environ = environ or {}
         self.emu = emulator
         self.database_url = database_url
         self.config = config
@@ -239,7 +252,11 @@ class Harness:
 
     async def start(self) -> None:
         self.app = create_app(
-            self.settings(), self.config, clock=self.clock, environ={}, run_jobs=self.run_jobs
+            self.settings(),
+            self.config,
+            clock=self.clock,
+            environ=self.environ,
+            run_jobs=self.run_jobs,
         )
         self._runner, port = await start(self.app, host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{port}"
@@ -294,9 +311,25 @@ class Harness:
         ) as r:
             return r.status, await r.json(content_type=None)
 
-    async def get(self, path: str) -> tuple[int, Any]:
+    async def get(self, path: str, *, token: str | None = API_TOKEN) -> tuple[int, Any]:
+        """GET `path` with the read/write API token (`token=None`: no Authorization header)."""
+        return await self.call("GET", path, token=token)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = API_TOKEN,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One API request: JSON body in, (status, decoded JSON or text) out."""
         assert self.http is not None
-        async with self.http.get(f"{self.url}{path}") as r:
+        hdrs = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        hdrs.update(headers or {})
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        async with self.http.request(method, f"{self.url}{path}", headers=hdrs, **kwargs) as r:
             if r.content_type == "application/json":
                 return r.status, await r.json()
             return r.status, await r.text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -72,8 +73,17 @@ class Sandbox:
     def emulator(self, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
         return http(method, f"{self.emulator_url}{path}", body)
 
+    @property
+    def api_token(self) -> str:
+        """The ready-made read/write API token the banner prints."""
+        match = re.search(r"API token \(read, write\): (\S+)", self.banner)
+        assert match, self.banner
+        return match[1]
+
     def api(self, path: str) -> Any:
-        status, body = http("GET", f"{self.bot_url}{path}")
+        status, body = http(
+            "GET", f"{self.bot_url}{path}", headers={"Authorization": f"Bearer {self.api_token}"}
+        )
         assert status == 200, (status, body)
         return body
 

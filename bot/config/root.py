@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
 from bot.config.models import (
     IncidentsConfig,
@@ -46,6 +47,9 @@ class PulseOpsConfig(_Frozen):
     schedules: tuple[ScheduleConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
     reports: ReportsConfig = ReportsConfig()
+    api_tokens: tuple[ApiTokenConfig, ...] = ()
+    api: ApiConfig = ApiConfig()
+    permissions: PermissionsConfig = PermissionsConfig()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
@@ -195,6 +199,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("integrations", "name", "integration name"),
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
+        ("api_tokens", "name", "api token name"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -259,13 +264,22 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
 def _environment_problems(
     source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
 ) -> Iterator[tuple[Loc, str]]:
-    """Unset `token_env` / `ics_token_env` variables (skipped when no environment is given)."""
+    """Unset `token_env` / `ics_token_env` / `metrics_token_env` variables (skipped when no
+    environment is given)."""
     if environ is None:
         return
-    for section, key in (("integrations", "token_env"), ("schedules", "ics_token_env")):
+    for section, key in (
+        ("integrations", "token_env"),
+        ("schedules", "ics_token_env"),
+        ("api_tokens", "token_env"),
+    ):
         for i, name in _values(source, section, key, failed):
             if not environ.get(name):
                 yield ((section, i, key), f"environment variable {name} is not set")
+    api = source.get("api") if isinstance(source, Mapping) else getattr(source, "api", None)
+    metrics_env = _text(api, "metrics_token_env") if api is not None else None
+    if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
+        yield (("api", "metrics_token_env"), f"environment variable {metrics_env} is not set")
 
 
 def _known(ids: list[str]) -> str:

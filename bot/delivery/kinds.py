@@ -14,3 +14,4 @@ class OutboxKind(StrEnum):
     PAGE = "page"  # one page: a DM with buttons, an invite and a mention
     HANDOFF = "handoff"  # a rotation handoff message and the user-group update
     REPORT = "report"  # a weekly report with its chart
+    NOTE = "note"  # a note added to the timeline, posted in the incident channel

@@ -154,6 +154,11 @@ TRANSITIONS: dict[tuple[type, Status], tuple[Status, tuple[Effect, ...]]] = {
 }
 
 
+def moves_from(status: Status) -> dict[type, Status]:
+    """Every legal command from `status` and the status it leads to (from the table)."""
+    return {command: to for (command, source), (to, _) in TRANSITIONS.items() if source is status}
+
+
 def apply(state: IncidentState, command: Command, *, now: datetime) -> Transition:
     """Apply `command` at `now`; return the transition or raise InvalidTransition."""
     try:

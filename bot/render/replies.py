@@ -7,12 +7,13 @@ with what it quotes escaped once, so a template it is passed on to shows it as i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
 if TYPE_CHECKING:  # the renderer builds its Replies
+    from bot.config.api import PermissionRule
     from bot.render.renderer import Renderer
 
 _GENERAL = "replies.j2"
@@ -41,6 +42,14 @@ class Replies:
         """What a person reads when the database cannot write: nothing changed, try later."""
         return self.renderer.reply(_GENERAL, "store_unavailable")
 
+    def not_permitted(
+        self, *, action: str, rules: Sequence[PermissionRule], team_name: str | None
+    ) -> Markup:
+        """A refused click or command (`permissions`): who may do it; nothing changed."""
+        return self.renderer.reply(
+            _GENERAL, "not_permitted", action=action, rules=rules, team_name=team_name
+        )
+
     # ---- /incident and the incident buttons ---------------------------------------------
 
     def not_incident_channel(self, *, command: str, subcommand: str) -> Markup:
@@ -61,6 +70,10 @@ class Replies:
     def transitioned(self, *, kind: str, incident_id: int) -> Markup:
         """The confirmation of an acknowledge or resolve (`kind` is the timeline event)."""
         return self.renderer.reply(_INCIDENT, "done", kind=kind, incident_id=incident_id)
+
+    def note(self, *, actor: str, text: str) -> Markup:
+        """A note added to the incident (by the API), as posted in its channel."""
+        return self.renderer.reply(_INCIDENT, "note", actor=actor, text=text)
 
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.config import EXAMPLE_CONFIG_PATH, PulseOpsConfig, load_config, load_settings
+from bot.deps import DEPS
 from bot.logs import configure_logging
 from bot.sandbox.alerts import AlertSender, samples_from
 from bot.sandbox.alerts import register as register_alert_routes
@@ -25,6 +26,8 @@ from bot.slack.ids import BOT_EVENTS, SlashCommand
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
+SANDBOX_API_TOKEN = "pulseops_sandbox-read-write"
+"""The sandbox's ready-made API token (scopes read and write), printed in its banner."""
 
 # friendly names for the example config's people; other ids get their id as name
 KNOWN_PEOPLE = {
@@ -117,6 +120,9 @@ async def run_sandbox(
     )
     app = create_app(settings, config)
     runner, bound = await start(app, host=host, port=bot_port)
+    await app[DEPS].api_tokens.ensure(
+        name="sandbox", secret=SANDBOX_API_TOKEN, scopes=("read", "write")
+    )
     bot_url = f"http://{host}:{bound}"
     emulator.request_url = f"{bot_url}/slack/events"
     sender.bot_url = bot_url
@@ -145,6 +151,8 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
         "PulseOps sandbox is running (Ctrl-C to stop)",
         f"  Open in a browser: {emulator_url}/",
         f"  PulseOps:       {bot_url}   (webhooks, /api/v1/incidents, /metrics)",
+        f"  API token (read, write): {SANDBOX_API_TOKEN}",
+        f"    curl -s {bot_url}/api/v1/incidents -H 'Authorization: Bearer {SANDBOX_API_TOKEN}'",
         f"  Slack emulator: {emulator_url}/_emulator/state",
         "",
     ]

@@ -95,6 +95,10 @@ class IncidentService:
         )
         return await self.write(lambda uow: self._open(uow, declared, now=self.clock.now()))
 
+    async def open(self, uow: UnitOfWork, new: NewIncident, *, now: datetime) -> Incident:
+        """Open `new` in the caller's transaction (the API's declare, with its Idempotency-Key)."""
+        return await self._open(uow, new, now=now)
+
     async def transition(self, *, incident_id: int, command: Command) -> Transition:
         """Apply a person's command; exactly one of several concurrent equal commands wins.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +54,8 @@ def rotation_of(schedule: ScheduleConfig) -> Rotation:
 
 @dataclass(frozen=True, slots=True)
 class OverrideEnd:
-    """When an override ends: after `duration`, at local date-time `until`, or the next `at`.
+    """When an override ends: after `duration`, at local date-time `until`, the next `at`, or
+    at the aware `instant`.
 
     `until` is naive local time and `at` a local time of day, both read in the schedule's zone.
     """
@@ -62,9 +63,12 @@ class OverrideEnd:
     duration: timedelta | None = None
     until: datetime | None = None
     at: time | None = None
+    instant: datetime | None = None
 
     def resolve(self, *, now: datetime, zone: ZoneInfo) -> datetime:
         """The end instant (aware UTC) for an override starting at `now`."""
+        if self.instant is not None:
+            return self.instant.astimezone(UTC)
         if self.duration is not None:
             return now + self.duration
         if self.until is not None:
@@ -232,29 +236,57 @@ class OnCallService:
         return ", ".join(f"`{s.id}`" for s in schedules) or "none configured"
 
     async def add_override(
-        self, *, schedule_id: str, user: str, end: OverrideEnd, by: str
+        self,
+        *,
+        schedule_id: str,
+        user: str,
+        end: OverrideEnd,
+        by: str,
+        start: datetime | None = None,
     ) -> NewOverride:
-        """Put `user` on call for the schedule from now until `end`; newest override wins.
+        """Put `user` on call for the schedule from `start` (default now) until `end`; newest
+        override wins.
 
         Raises:
             NotFound: unknown schedule.
-            UserError: the end is not in the future, or more than MAX_OVERRIDE away.
+            UserError: the start is in the past, the end is not after the start, or more than
+                MAX_OVERRIDE after it.
         """
         schedule = self.lookup.schedule(schedule_id)
-        now = self.clock.now()
+        current = self.clock.now()
+        now = current if start is None else start.astimezone(UTC)
+        if now < current - timedelta(minutes=1):
+            raise UserError(
+                "The override would start in the past: give a start from now on.",
+                fields={"start": "in the past"},
+            )
+        if now - current > MAX_OVERRIDE:
+            raise UserError(
+                f"An override starts at most {MAX_OVERRIDE.days} days ahead.",
+                fields={"start": "too far ahead"},
+            )
         until = end.resolve(now=now, zone=schedule.zone)
         if until <= now:
-            raise UserError("The override would end before it starts: give a time in the future.")
+            raise UserError(
+                "The override would end before it starts: give a time in the future.",
+                fields={"end": "not after the start"},
+            )
         if until - now > MAX_OVERRIDE:
             raise UserError(
                 f"An override lasts at most {MAX_OVERRIDE.days} days; for longer cover change "
-                "the rotation in the configuration."
+                "the rotation in the configuration.",
+                fields={"end": "too long after the start"},
             )
         async with self.db.write() as session:
             repo = OverrideRepository(session)
             older = await repo.overlapping(schedule_id=schedule.id, start=now, end=until)
             stored = await repo.add(
-                schedule_id=schedule.id, user=user, start=now, end=until, now=now, created_by=by
+                schedule_id=schedule.id,
+                user=user,
+                start=now,
+                end=until,
+                now=current,
+                created_by=by,
             )
         log.info(
             "override created",

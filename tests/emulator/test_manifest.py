@@ -31,6 +31,7 @@ METHOD_SCOPES = {
     "views.publish": set(),
     "conversations.open": {"im:write"},
     "usergroups.users.update": {"usergroups:write"},
+    "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
 }

@@ -19,7 +19,7 @@ from bot.domain.records import Incident
 from handlers import views
 from store.session import Database
 from store.slack_requests import SlackRequestRepository
-from tests.conftest import Harness
+from tests.conftest import API_TOKEN, Harness
 from tests.helpers import dms, eventually, fire, reply_text
 from tests.scenarios.slack_wire import FORM, signed_headers
 
@@ -343,7 +343,10 @@ async def test_a_list_page_stays_small_however_long_the_descriptions(harness: Ha
         title="Small", severity=Severity.SEV3, service_id=None, description="short", by="U0X"
     )
     assert harness.http is not None
-    async with harness.http.get(f"{harness.url}/api/v1/incidents?limit=200") as r:
+    async with harness.http.get(
+        f"{harness.url}/api/v1/incidents?limit=200",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ) as r:
         assert r.status == 200
         raw = await r.read()
     assert len(raw) < 12 * 5_000 + 5_000, len(raw)  # was 12 × 1.2 MB (JSON-escaped)

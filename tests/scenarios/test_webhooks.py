@@ -9,7 +9,7 @@ import pytest
 
 from bot.domain.naming import VALID_CHANNEL_NAME
 from bot.logs import JsonFormatter
-from tests.conftest import Harness, alertmanager_payload
+from tests.conftest import API_TOKEN, Harness, alertmanager_payload
 from tests.helpers import all_text, buttons
 
 pytestmark = pytest.mark.asyncio
@@ -314,7 +314,9 @@ async def test_every_response_carries_a_request_id(
     caplog.set_level(logging.INFO, logger="pulseops.http")
     async with harness.http.get(f"{harness.url}/healthz", headers={"X-Request-Id": "abc123"}) as r:
         assert r.headers["X-Request-Id"] == "abc123"
-    async with harness.http.get(f"{harness.url}/api/v1/incidents/999") as r:
+    async with harness.http.get(
+        f"{harness.url}/api/v1/incidents/999", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as r:
         body = await r.json()
         assert r.status == 404
         assert body["request_id"] == r.headers["X-Request-Id"]
@@ -322,5 +324,7 @@ async def test_every_response_carries_a_request_id(
         rec for rec in caplog.records if getattr(rec, "request_id", None) == body["request_id"]
     ]
     assert (line.method, line.path, line.status) == ("GET", "/api/v1/incidents/999", 404)
+    assert line.api_token == "tester"  # the access log names the token, never its secret
+    assert API_TOKEN not in JsonFormatter().format(line)
     assert JsonFormatter().format(line).startswith("{")
     assert json.loads(JsonFormatter().format(line))["request_id"] == body["request_id"]

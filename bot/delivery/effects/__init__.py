@@ -3,6 +3,7 @@
 from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
+from bot.delivery.effects.notes import NoteEffects
 from bot.delivery.effects.report import ReportEffects
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "Handler",
     "IncidentEffects",
     "LeaseBusy",
+    "NoteEffects",
     "ReportEffects",
 ]

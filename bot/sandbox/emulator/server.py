@@ -34,6 +34,7 @@ DEFAULT_SCOPES = (
     "users:read",
     "im:write",
     "usergroups:write",
+    "usergroups:read",
     "files:write",
 )
 

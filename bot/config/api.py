@@ -1,0 +1,107 @@
+"""YAML models of the API and permission sections: `api_tokens`, `api` and `permissions`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bot.config.checks import (
+    _check_env_name,
+    _check_id,
+    _check_secret,
+    _check_user_group,
+    _check_user_ids,
+    _Frozen,
+)
+from bot.errors import ConfigError
+
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+
+
+class ApiTokenConfig(_Frozen):
+    """A token for `/api/v1`: its name (the actor `api:<name>`), its secret and its scopes."""
+
+    name: str
+    token: SecretStr | None = None
+    token_env: str | None = None
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_id(value, "api token name")
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret(value)
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _check_env_name(value)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Self:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("set exactly one of token or token_env")
+        return self
+
+    def resolve_token(self, environ: Mapping[str, str]) -> str:
+        """The secret, from `token` or the `token_env` variable; ConfigError when unset."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        value = environ.get(self.token_env or "", "")
+        if not value:
+            raise ConfigError(
+                [f"api token {self.name!r}: environment variable {self.token_env} is not set"]
+            )
+        return value
+
+
+class ApiConfig(_Frozen):
+    """How `/api/v1` is protected beyond tokens: a per-token rate limit, `/metrics` access."""
+
+    requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    burst: int = Field(default=120, ge=1, le=1_000_000)
+    metrics_token_env: str | None = None  # set: GET /metrics needs this bearer token
+
+    @field_validator("metrics_token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _check_env_name(value)
+
+
+class PermissionRule(_Frozen):
+    """One way to be allowed: the incident's team members, one person, or a user group."""
+
+    team_members: Literal[True] | None = None
+    user: str | None = None
+    user_group: str | None = None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_ids((value,))[0]
+
+    @field_validator("user_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_group(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(v is not None for v in (self.team_members, self.user, self.user_group)) != 1:
+            raise ValueError("set exactly one of team_members: true, user or user_group")
+        return self
+
+
+class PermissionsConfig(_Frozen):
+    """Who may do what from Slack; an action left out is open to anyone in the workspace."""
+
+    resolve: tuple[PermissionRule, ...] | None = None
+    override: tuple[PermissionRule, ...] | None = None
+    silence: tuple[PermissionRule, ...] | None = None  # read by the silences commands

@@ -1,0 +1,180 @@
+"""Changes made through the API, on the same services as Slack: declare with an
+Idempotency-Key, status and severity, notes (timeline + channel), each in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import PulseOpsConfig
+from bot.delivery.kinds import OutboxKind
+from bot.domain import Acknowledge, Resolve, Severity, Status
+from bot.domain.incident import InvalidTransition, moves_from
+from bot.domain.records import Incident, NewIncident
+from bot.errors import Conflict
+from bot.services.incidents import IncidentService
+from bot.services.transactions import Retry
+from store.incidents import IncidentRepository, TimelineRepository
+from store.outbox import IdempotencyRepository
+from store.severity import SeverityRepository
+from store.unit_of_work import UnitOfWork
+
+COMMAND_FOR_STATUS: dict[Status, type[Acknowledge] | type[Resolve]] = {
+    Status.ACKNOWLEDGED: Acknowledge,
+    Status.RESOLVED: Resolve,
+}
+"""The statuses a client may ask for, and the state-machine command that moves there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What a declare answered: 201 for a new incident, 200 for one its dedup key found."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def body_digest(body: object) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class IncidentChanges:
+    """Declare, status, severity and notes for API callers (`by` is `api:<token name>`)."""
+
+    def __init__(self, *, incidents: IncidentService, config: PulseOpsConfig, clock: Clock) -> None:
+        self.incidents = incidents
+        self.config = config
+        self.clock = clock
+
+    async def declare(
+        self,
+        *,
+        new: NewIncident,
+        namespace: str,
+        idempotency_key: str | None,
+        body_sha256: str,
+    ) -> Declared:
+        """Open `new` (or find the open incident with its dedup key) and record the answer
+        under the Idempotency-Key in the same transaction; a repeated key replays it.
+
+        Raises Conflict when the key was used with a different body.
+        """
+
+        async def work(uow: UnitOfWork) -> Declared:
+            now = self.clock.now()
+            keys = IdempotencyRepository(uow.session)
+            if idempotency_key is not None:
+                seen = await keys.get(integration=namespace, key=idempotency_key, now=now)
+                if seen is not None:
+                    if seen.body_sha256 != body_sha256:
+                        raise Conflict(
+                            "Idempotency-Key was already used with a different body",
+                            fields={"Idempotency-Key": "reused with a different body"},
+                        )
+                    return Declared(status=seen.status, body=seen.body, replayed=True)
+            existing = None
+            if new.dedup_key is not None:
+                existing = await IncidentRepository(uow.session).get_open_by_dedup_key(
+                    dedup_key=new.dedup_key
+                )
+            if existing is not None:
+                answer = Declared(status=200, body=existing.to_json())
+            else:
+                opened = await self.incidents.open(uow, new, now=now)
+                answer = Declared(status=201, body=opened.to_json())
+            if idempotency_key is not None:
+                await keys.put(
+                    integration=namespace,
+                    key=idempotency_key,
+                    body_sha256=body_sha256,
+                    status_code=answer.status,
+                    response=answer.body,
+                    now=now,
+                    expires_at=now + self.config.incidents.idempotency_ttl,
+                )
+            return answer
+
+        return await self.incidents.write(work)
+
+    async def change(
+        self, *, incident_id: int, status: Status | None, severity: Severity | None, by: str
+    ) -> Incident:
+        """Move the incident to `status` and/or `severity`; the status first, so a refused
+        move (InvalidTransition) leaves the severity unchanged too."""
+        if status is not None:
+            current = await self.incidents.get(incident_id=incident_id)
+            if current.status is not status:
+                await self.incidents.transition(
+                    incident_id=incident_id, command=COMMAND_FOR_STATUS[status](by=by)
+                )
+        if severity is not None:
+            await self.incidents.write(
+                lambda uow: self._severity(uow, incident_id, severity, by, self.clock.now())
+            )
+        return await self.incidents.get(incident_id=incident_id)
+
+    async def _severity(
+        self, uow: UnitOfWork, incident_id: int, severity: Severity, by: str, now: datetime
+    ) -> None:
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        if incident.severity is severity:
+            return
+        ok = await SeverityRepository(uow.session).compare_and_set(
+            incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
+        )
+        if not ok:
+            raise Retry()
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="severity_changed",
+            actor=by,
+            text=f"Severity changed from {incident.severity.value} to {severity.value}",
+            data={"from": incident.severity.value, "to": severity.value},
+        )
+        await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
+
+    async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
+        """Add a note to the timeline and have the outbox post it in the incident channel."""
+
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            now = self.clock.now()
+            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            await TimelineRepository(uow.session).add(
+                incident_id=incident_id, at=now, kind="note", actor=by, text=text
+            )
+            await uow.enqueue(
+                kind=OutboxKind.NOTE,
+                incident_id=incident_id,
+                now=now,
+                payload={"actor": by, "text": text},
+            )
+            return {
+                "incident_id": incident_id,
+                "kind": "note",
+                "actor": by,
+                "text": text,
+                "at": now.isoformat().replace("+00:00", "Z"),
+            }
+
+        return await self.incidents.write(work)
+
+
+def refusal(incident: Incident, error: InvalidTransition) -> Conflict:
+    """A 409 naming the statuses the incident may move to from where it is."""
+    allowed = [
+        to.value
+        for command, to in moves_from(error.status).items()
+        if to in COMMAND_FOR_STATUS and COMMAND_FOR_STATUS[to] is command
+    ]
+    named = ", ".join(allowed) if allowed else "none"
+    return Conflict(
+        f"cannot {error.command.verb} {incident.number}: it is {error.status.value}; "
+        f"allowed status changes from {error.status.value}: {named}",
+        fields={"status": f"allowed from {error.status.value}: {named}"},
+    )

@@ -1,0 +1,200 @@
+"""The `/api/v1` bodies as pydantic models: handlers validate with them, and the OpenAPI
+document is generated from them (so the two cannot drift)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from bot.domain import Severity
+
+SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeclareBody(_Body):
+    """`POST /api/v1/incidents`: declare an incident."""
+
+    title: str = Field(min_length=1, max_length=250, pattern=r"\S")
+    severity: Severity
+    service: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    dedup_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="An open incident with this key is answered (200) instead of a new one.",
+    )
+
+
+class PatchBody(_Body):
+    """`PATCH /api/v1/incidents/{id}`: change the status and/or the severity."""
+
+    status: Literal["acknowledged", "resolved"] | None = None
+    severity: Severity | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.status is None and self.severity is None:
+            raise ValueError("give status and/or severity")
+        return self
+
+
+class NoteBody(_Body):
+    """`POST /api/v1/incidents/{id}/notes`: a note for the timeline and the channel."""
+
+    text: str = Field(min_length=1, max_length=3000, pattern=r"\S")
+
+
+class OverrideBody(_Body):
+    """`POST /api/v1/overrides`: put `user` on call for `schedule` over [start, end)."""
+
+    schedule: str = Field(min_length=1, max_length=100)
+    user: str = Field(pattern=SLACK_USER, description="A Slack user ID, e.g. U0ALICE01")
+    start: AwareDatetime | None = Field(default=None, description="Default: now")
+    end: AwareDatetime
+
+
+# ---- answers (documented in the OpenAPI document) ----------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SlackRefs(_Out):
+    channel_id: str | None
+    channel_name: str | None
+    message_ts: str | None
+    announcement_channel: str | None
+    announcement_ts: str | None
+
+
+class IncidentOut(_Out):
+    id: int
+    number: str
+    title: str
+    description: str
+    status: Literal["triggered", "acknowledged", "resolved"]
+    severity: Severity
+    service: str | None
+    team: str | None
+    source: str
+    integration: str | None
+    alert_count: int
+    labels: dict[str, str]
+    links: list[dict[str, str]]
+    created_by: str | None
+    triggered_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    updated_at: datetime
+    slack: SlackRefs
+
+
+class ListedIncident(IncidentOut):
+    description_truncated: bool
+
+
+class IncidentList(_Out):
+    incidents: list[ListedIncident]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class TimelineEventOut(_Out):
+    id: int
+    at: datetime
+    kind: str
+    actor: str
+    text: str
+    data: dict[str, Any]
+
+
+class AlertOut(_Out):
+    fingerprint: str
+    integration: str
+    status: str
+    title: str
+    labels: dict[str, str]
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+
+
+class IncidentDetail(IncidentOut):
+    timeline: list[TimelineEventOut]
+    alerts: list[AlertOut]
+
+
+class NoteOut(_Out):
+    incident_id: int
+    kind: Literal["note"]
+    actor: str
+    text: str
+    at: datetime
+
+
+class EscalateOut(_Out):
+    incident_id: int
+    message: str
+
+
+class ShiftOut(_Out):
+    user: str
+    start: datetime
+    end: datetime
+    override_id: int | None
+
+
+class ScheduleOnCall(_Out):
+    schedule: str
+    current: ShiftOut
+    next: ShiftOut | None
+
+
+class TeamOnCallOut(_Out):
+    team: str
+    name: str
+    schedules: list[ScheduleOnCall]
+
+
+class OnCallOut(_Out):
+    teams: list[TeamOnCallOut]
+
+
+class OverrideOut(_Out):
+    id: int
+    schedule: str
+    user: str
+    start: datetime
+    end: datetime
+    created_at: datetime
+    created_by: str
+
+
+class OverrideList(_Out):
+    overrides: list[OverrideOut]
+
+
+class StatsOut(BaseModel):
+    """Figures for a period (see `GET /api/v1/stats`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorOut(_Out):
+    error: str
+    request_id: str
+    fields: dict[str, str] | None = None
+    error_id: str | None = None
