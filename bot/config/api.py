@@ -2,64 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bot.config.checks import (
     _check_env_name,
     _check_id,
-    _check_secret,
     _check_user_group,
     _check_user_ids,
     _Frozen,
+    _NamedSecret,
 )
-from bot.errors import ConfigError
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
 
 
-class ApiTokenConfig(_Frozen):
+class ApiTokenConfig(_NamedSecret):
     """A token for `/api/v1`: its name (the actor `api:<name>`), its secret and its scopes."""
 
-    name: str
-    token: SecretStr | None = None
-    token_env: str | None = None
+    secret_of: ClassVar[str] = "api token"
+
     scopes: tuple[Scope, ...] = Field(min_length=1)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return _check_id(value, "api token name")
-
-    @field_validator("token")
-    @classmethod
-    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
-
-    @model_validator(mode="after")
-    def _one_token(self) -> Self:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("set exactly one of token or token_env")
-        return self
-
-    def resolve_token(self, environ: Mapping[str, str]) -> str:
-        """The secret, from `token` or the `token_env` variable; ConfigError when unset."""
-        if self.token is not None:
-            return self.token.get_secret_value()
-        value = environ.get(self.token_env or "", "")
-        if not value:
-            raise ConfigError(
-                [f"api token {self.name!r}: environment variable {self.token_env} is not set"]
-            )
-        return value
 
 
 class ApiConfig(_Frozen):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+
+from bot.errors import ConfigError
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -73,3 +76,40 @@ def _non_empty_list(value: tuple[Any, ...], what: str) -> tuple[Any, ...]:
     if not value:
         raise ValueError(f"must list at least one {what}")
     return value
+
+
+class _NamedSecret(_Frozen):
+    """A named thing with a secret: given as `token`, or as `token_env`, the name of an
+    environment variable holding it (exactly one of the two)."""
+
+    secret_of: ClassVar[str] = "secret"  # how errors name the owner, e.g. "integration"
+
+    name: str
+    token: SecretStr | None = None
+    token_env: str | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret(value)
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _check_env_name(value)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Self:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("set exactly one of token or token_env")
+        return self
+
+    def resolve_token(self, environ: Mapping[str, str]) -> str:
+        """The secret, from `token` or the `token_env` variable; ConfigError when unset."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        value = environ.get(self.token_env or "", "")
+        if not value:
+            unset = f"environment variable {self.token_env} is not set"
+            raise ConfigError([f"{self.secret_of} {self.name!r}: {unset}"])
+        return value

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from bot.config.checks import (
     _CHANNEL_PREFIX,
     _check_channel,
-    _check_env_name,
     _check_id,
-    _check_secret,
     _check_user_ids,
     _Frozen,
+    _NamedSecret,
 )
 from bot.config.oncall import _check_time_zone
 from bot.config.types import Duration
 from bot.domain.incident import Severity
-from bot.errors import ConfigError
 from bot.ingest.parsers import PARSERS
 
 INTEGRATION_TYPES = tuple(PARSERS)
@@ -106,13 +103,12 @@ class ServiceConfig(_Frozen):
         return _check_id(value)
 
 
-class IntegrationConfig(_Frozen):
+class IntegrationConfig(_NamedSecret):
     """A webhook source: `POST /webhooks/<name>` with `Authorization: Bearer <token>`."""
 
-    name: str
+    secret_of: ClassVar[str] = "integration"
+
     type: str  # a key of bot.ingest.parsers.PARSERS: adding a parser is what adds a type
-    token: SecretStr | None = None
-    token_env: str | None = None
     service: str | None = None
     max_requests_per_second: float | None = Field(default=None, gt=0)  # else incidents.*
 
@@ -129,33 +125,6 @@ class IntegrationConfig(_Frozen):
         *others, last = [repr(kind) for kind in PARSERS]
         accepted = f"{', '.join(others)} or {last}" if others else last
         raise ValueError(f"Input should be {accepted} (got {value!r})")
-
-    @field_validator("token")
-    @classmethod
-    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
-
-    @model_validator(mode="after")
-    def _one_token(self) -> Self:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("set exactly one of token or token_env")
-        return self
-
-    def resolve_token(self, environ: Mapping[str, str]) -> str:
-        """Return the bearer token, from `token` or the `token_env` variable; raise ConfigError."""
-        if self.token is not None:
-            return self.token.get_secret_value()
-        value = environ.get(self.token_env or "", "")
-        if not value:
-            raise ConfigError(
-                [f"integration {self.name!r}: environment variable {self.token_env} is not set"]
-            )
-        return value
 
 
 def _parse_severity(value: Any) -> Any:
