@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.deps import Deps
 from bot.domain import Acknowledge, Resolve
 from bot.errors import UserError
-from bot.slack.ids import Action
+from bot.slack.ids import Action, action_of, bundled_pattern
 from handlers.incident_ops import run_command
 from handlers.refs import parse_incident_ref
 
@@ -25,7 +25,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         action = body["actions"][0]
-        command = _COMMANDS[Action(action["action_id"])](by=body["user"]["id"])
+        command = _COMMANDS[action_of(action["action_id"])](by=body["user"]["id"])
         try:
             incident_id = parse_incident_ref(str(action.get("value", "")))
             await run_command(deps, incident_id=incident_id, command=command)
@@ -37,8 +37,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     for action_id in _COMMANDS:
         app.action(action_id)(on_click)
+        app.action(bundled_pattern(action_id))(on_click)
 
     @app.action(Action.ESCALATE)
+    @app.action(bundled_pattern(Action.ESCALATE))
     async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         try:

@@ -10,6 +10,7 @@ live in `bot.delivery.effects`, one module per area, registered here by outbox k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -64,11 +65,17 @@ class OutboxWorker:
         self._draining: asyncio.Task[int] | None = None
         self._again = False
         self.handlers: dict[str, Handler] = {}
+        incidents = IncidentEffects(
+            db=db, gateway=gateway, renderer=renderer, config=config, clock=clock
+        )
         for effects in (
-            IncidentEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
+            incidents,
             HandoffEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
         ):
             self.register(effects)
+        # steps run before a row takes its incident's turn: a page's DM never waits for the
+        # incident's announcement or channel set-up (its mention in the channel still does)
+        self.first_steps: dict[str, Handler] = {OutboxKind.PAGE: incidents.page_dm}
 
     def register(self, effects: Effects) -> None:
         """Deliver the outbox kinds `effects` handles with its handlers."""
@@ -100,8 +107,8 @@ class OutboxWorker:
     async def drain(self) -> int:
         """Deliver every due row, `concurrency` at a time; return how many were attempted.
 
-        Rows are claimed as slots free up (announcements first), so one slow effect never
-        holds back the others.
+        Rows are claimed as slots free up (pages and announcements first), so one slow
+        effect never holds back the others.
         """
         attempted = 0
         in_flight: set[asyncio.Task[None]] = set()
@@ -128,8 +135,9 @@ class OutboxWorker:
                 lease_until=now + self.lease,
                 worker=self.worker_id,
                 limit=limit,
-                # announcements first: they tell people; channels follow as Slack allows
-                first_kinds=(OutboxKind.ANNOUNCE,),
+                # pages and announcements first: they tell people; channel set-up (create,
+                # invites, topic, pin) and message edits follow as Slack's budget allows
+                first_kinds=(OutboxKind.PAGE, OutboxKind.ANNOUNCE),
             )
 
     async def wait_idle(self) -> None:
@@ -149,8 +157,12 @@ class OutboxWorker:
         lock = self._locks.get(item.incident_id or 0)
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
-        async with lock:
+        first_step = self.first_steps.get(item.kind)
+        async with contextlib.AsyncExitStack() as turn:
             try:
+                if first_step is not None:
+                    await first_step(item)
+                await turn.enter_async_context(lock)
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
                 await self._reschedule(item, exc.retry_after, str(exc))
