@@ -16,13 +16,13 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.delivery.effects.base import LeaseBusy
 from bot.domain.records import Incident
-from bot.errors import SlackFatal
+from bot.errors import SlackError, SlackFatal, SlackRetryable
 from bot.render import Message, Renderer
 from bot.render.renderer import MAX_BUNDLED_PAGES
 from bot.slack.gateway import SlackGateway
@@ -68,12 +68,19 @@ class PageDMs:
     """Sends and edits the DMs of pages."""
 
     def __init__(
-        self, *, db: Database, gateway: SlackGateway, renderer: Renderer, clock: Clock
+        self,
+        *,
+        db: Database,
+        gateway: SlackGateway,
+        renderer: Renderer,
+        clock: Clock,
     ) -> None:
         self.db = db
         self.gateway = gateway
         self.renderer = renderer
         self.clock = clock
+        # per person: until when, and why, sending them a page last failed retryably
+        self._failing: dict[str, tuple[datetime, SlackRetryable]] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._covered: set[int] = set()  # pages whose DM this process sent and recorded
 
@@ -106,8 +113,22 @@ class PageDMs:
                     if not waiting:
                         return
                     incidents = await _incidents(IncidentRepository(session), waiting)
-                lead = page if not turn.sent else waiting[0]
-                if not await self._post_bundle(turn, lead, waiting, incidents):
+                if not turn.sent:
+                    if not await self._post_bundle(turn, page, waiting, incidents):
+                        return
+                    continue
+                # this page is out: a failure now belongs to the pages still waiting, whose
+                # own deliveries retry them
+                try:
+                    if not await self._post_bundle(turn, waiting[0], waiting, incidents):
+                        return
+                except SlackError as exc:
+                    if isinstance(exc, SlackRetryable):
+                        self._note_failure(page.target, exc)
+                    log.warning(
+                        "further bundled page postponed",
+                        extra={"incident_id": waiting[0].incident_id, "error": exc.error},
+                    )
                     return
 
     async def _post_bundle(
@@ -190,8 +211,9 @@ class PageDMs:
     async def _turn(self, user: str, *, page_id: int | None = None) -> AsyncIterator[_Turn | None]:
         """Be the one sender to `user`: this process's lock, then the replicas' lease.
 
-        With `page_id`, yields None instead once that page has its DM (sent by whoever had
-        the turn before). The turn's writes commit with the lease's release, on success only.
+        With `page_id` (sending a page), yields None instead once that page has its DM
+        (sent by whoever had the turn before), and fails fast while the last send to the
+        person failed retryably. The turn's writes commit with the lease's release.
         """
         lock = self._locks.get(user)
         if lock is None:
@@ -204,6 +226,17 @@ class PageDMs:
                 ):
                     yield None
                     return
+                failing = self._failing.get(user) if page_id is not None else None
+                if failing is not None and failing[0] > self.clock.now():
+                    # the turn before ours just failed: the pages queued behind it go back to
+                    # the outbox at once instead of each retrying in turn
+                    until, last = failing
+                    raise SlackRetryable(
+                        last.method,
+                        last.error,
+                        status=last.status,
+                        retry_after=(until - self.clock.now()).total_seconds(),
+                    )
                 now = self.clock.now()
                 async with self.db.write() as session:
                     dm = await DmChannelRepository(session).take_lease(
@@ -217,6 +250,10 @@ class PageDMs:
             turn = _Turn(dm=dm, channel=dm.channel_id)
             try:
                 yield turn
+            except SlackRetryable as exc:
+                if page_id is not None:
+                    self._note_failure(user, exc)
+                raise
             finally:
                 # only what succeeded was added to `writes`: recorded even if a later step
                 # failed, so nothing sent is sent again
@@ -230,6 +267,10 @@ class PageDMs:
                 if len(self._covered) > 10_000:
                     self._covered.clear()
                 self._covered.update(turn.sent)
+
+    def _note_failure(self, user: str, exc: SlackRetryable) -> None:
+        wait = exc.retry_after if exc.retry_after is not None else 1.0
+        self._failing[user] = (self.clock.now() + timedelta(seconds=wait), exc)
 
     async def _has_dm(self, page_id: int) -> bool:
         async with self.db.read() as session:
