@@ -61,20 +61,21 @@ class OutboxRepository:
         limit: int,
         first_kinds: Sequence[str] = (),
     ) -> list[OutboxItem]:
-        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends."""
+        """Claim up to `limit` due rows for `worker`, kinds in `first_kinds` first (in that
+        order); others skip them until the lease ends."""
         claimable = and_(
             OutboxRow.status == "pending",
             OutboxRow.next_attempt_at <= now,
             or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < now),
         )
+        order: list[Any] = [OutboxRow.next_attempt_at, OutboxRow.id]
+        if first_kinds:  # those kinds first, in the order given
+            rank = {kind: n for n, kind in enumerate(first_kinds)}
+            order.insert(0, case(rank, value=OutboxRow.kind, else_=len(rank)))
         due = (
             select(OutboxRow.id)
             .where(claimable)
-            .order_by(
-                case((OutboxRow.kind.in_(first_kinds), 0), else_=1),
-                OutboxRow.next_attempt_at,
-                OutboxRow.id,
-            )
+            .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -107,7 +107,7 @@ class OutboxWorker:
     async def drain(self) -> int:
         """Deliver every due row, `concurrency` at a time; return how many were attempted.
 
-        Rows are claimed as slots free up (pages and announcements first), so one slow
+        Rows are claimed as slots free up (pages, then announcements first), so one slow
         effect never holds back the others.
         """
         attempted = 0
@@ -135,7 +135,7 @@ class OutboxWorker:
                 lease_until=now + self.lease,
                 worker=self.worker_id,
                 limit=limit,
-                # pages and announcements first: they tell people; channel set-up (create,
+                # pages, then announcements: they tell people; channel set-up (create,
                 # invites, topic, pin) and message edits follow as Slack's budget allows
                 first_kinds=(OutboxKind.PAGE, OutboxKind.ANNOUNCE),
             )

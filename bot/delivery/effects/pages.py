@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from bot.errors import SlackError, SlackFatal, SlackRetryable
 from bot.render import Message, Renderer
 from bot.render.renderer import MAX_BUNDLED_PAGES
 from bot.slack.gateway import SlackGateway
+from bot.slack.ratelimit import TokenBucket
 from store.incidents import IncidentRepository
 from store.oncall import DmChannel, DmChannelRepository, Page, PageRepository
 from store.session import Database
@@ -43,6 +45,10 @@ LEASE_POLL_SECONDS = 0.1
 LEASE_POLLS = 30
 # DMs one turn sends while more pages keep waiting (each shows MAX_BUNDLED_PAGES)
 MAX_BUNDLES_PER_TURN = 10
+# chat.postMessage allows about one message a second per channel, in short bursts; paced a
+# little slower, so Slack's count (which starts when a call arrives) is never behind ours
+DM_POSTS_PER_SECOND = 0.9
+DM_POST_BURST = 3
 # what Slack answers when a remembered DM channel no longer exists for the bot
 CHANNEL_GONE = frozenset({"channel_not_found", "is_archived"})
 
@@ -83,6 +89,7 @@ class PageDMs:
         self._failing: dict[str, tuple[datetime, SlackRetryable]] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._covered: set[int] = set()  # pages whose DM this process sent and recorded
+        self._pace: dict[str, TokenBucket] = {}  # per person: posts to their DM
 
     async def send(self, page: Page) -> None:
         """Post `page`'s DM unless it has one, with every other page of the same person
@@ -95,7 +102,14 @@ class PageDMs:
         async with self._turn(page.target, page_id=page.id) as turn:
             if turn is None:
                 return  # a bundle sent meanwhile covered this page
+            pace = self._pace.get(page.target)
+            if pace is None:
+                pace = self._pace[page.target] = TokenBucket(
+                    rate=DM_POSTS_PER_SECOND, burst=DM_POST_BURST, monotonic=time.monotonic
+                )
             for _ in range(MAX_BUNDLES_PER_TURN):
+                # wait for Slack's budget before looking: what arrives meanwhile goes too
+                await asyncio.sleep(pace.wait_time())
                 now = self.clock.now()
                 async with self.db.read() as session:
                     pages = PageRepository(session)
@@ -113,6 +127,7 @@ class PageDMs:
                     if not waiting:
                         return
                     incidents = await _incidents(IncidentRepository(session), waiting)
+                pace.take()
                 if not turn.sent:
                     if not await self._post_bundle(turn, page, waiting, incidents):
                         return
