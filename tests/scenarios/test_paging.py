@@ -29,6 +29,7 @@ from tests.helpers import (
     buttons,
     dm_refs,
     dms,
+    eventually,
     fire,
     fire_named,
     make_incident,
@@ -174,10 +175,15 @@ async def test_pages_waiting_together_go_out_as_one_dm_with_buttons_per_incident
         for action in actions
     ]
     assert "Resolved" in all_text(updated)
+    await click(Action.ESCALATE, ids[1])  # Escalate works from a bundle too
+    paged = f"Paged level 2 of payments-default for INC-{ids[1]}"
+    await eventually(lambda: any(e["text"].startswith(paged) for e in harness.emu.ephemerals))
+    await harness.settle()
     # each page records the version of its own incident that the bundle shows
     async with harness.deps.db.read() as session:
         versions = {i: (await IncidentRepository(session).get(incident_id=i)).version for i in ids}
-    assert {p.incident_id: p.dm_version for p in await page_rows(harness)} == versions
+    bobs = [p for p in await page_rows(harness) if p.target == BOB]
+    assert {p.incident_id: p.dm_version for p in bobs} == versions
 
 
 async def test_a_bundle_shows_what_one_message_can_and_the_next_dm_the_rest(
