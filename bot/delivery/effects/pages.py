@@ -43,8 +43,11 @@ LEASE = timedelta(seconds=30)
 # another replica is sending to the same person: wait this long for it before giving up
 LEASE_POLL_SECONDS = 0.1
 LEASE_POLLS = 30
-# DMs one turn sends while more pages keep waiting (each shows MAX_BUNDLED_PAGES)
+# DMs one turn sends while more pages keep waiting (each shows MAX_BUNDLED_PAGES), and how
+# long a turn that bundled pages looks for more before it ends
 MAX_BUNDLES_PER_TURN = 10
+LINGER_POLLS = 5
+LINGER_POLL_SECONDS = 0.1
 # chat.postMessage allows about one message a second per channel, in short bursts; paced a
 # little slower, so Slack's count (which starts when a call arrives) is never behind ours
 DM_POSTS_PER_SECOND = 0.9
@@ -94,7 +97,8 @@ class PageDMs:
     async def send(self, page: Page) -> None:
         """Post `page`'s DM unless it has one, with every other page of the same person
         still waiting for its DM: oldest first, as many as one message shows in full, and
-        further messages while more are waiting (up to MAX_BUNDLES_PER_TURN).
+        further messages while more are waiting or, after a bundle, keep arriving (up to
+        MAX_BUNDLES_PER_TURN messages).
 
         Raises SlackRetryable / SlackFatal as the gateway does, LeaseBusy when another
         replica keeps sending to the same person. What was sent before a failure is recorded.
@@ -107,26 +111,23 @@ class PageDMs:
                 pace = self._pace[page.target] = TokenBucket(
                     rate=DM_POSTS_PER_SECOND, burst=DM_POST_BURST, monotonic=time.monotonic
                 )
-            for _ in range(MAX_BUNDLES_PER_TURN):
+            bundles = lingered = 0
+            while bundles < MAX_BUNDLES_PER_TURN:
                 # wait for Slack's budget before looking: what arrives meanwhile goes too
                 await asyncio.sleep(pace.wait_time())
-                now = self.clock.now()
-                async with self.db.read() as session:
-                    pages = PageRepository(session)
-                    if not turn.sent and (await pages.get(page_id=page.id)).dm_ts:
-                        return  # sent by another replica while we waited for the lease
-                    found = await pages.waiting_for_dm(
-                        target=page.target,
-                        since=now - WAITING_WINDOW,
-                        limit=MAX_BUNDLED_PAGES + len(turn.sent),
-                    )
-                    # pages sent in this turn are recorded when it ends
-                    waiting = [p for p in found if p.id not in turn.sent][:MAX_BUNDLED_PAGES]
-                    if not turn.sent and all(p.id != page.id for p in waiting):
-                        waiting = [page, *waiting[: MAX_BUNDLED_PAGES - 1]]
-                    if not waiting:
+                found = await self._waiting(page, turn)
+                if found is None:
+                    return  # sent by another replica while we waited for the lease
+                waiting, incidents = found
+                if not waiting:
+                    # pages bundled: a storm, whose next pages are a moment away; keeping the
+                    # turn spares them a claim and a lease each
+                    if len(turn.sent) < 2 or lingered >= LINGER_POLLS:
                         return
-                    incidents = await _incidents(IncidentRepository(session), waiting)
+                    lingered += 1
+                    await asyncio.sleep(LINGER_POLL_SECONDS)
+                    continue
+                bundles, lingered = bundles + 1, 0
                 pace.take()
                 if not turn.sent:
                     if not await self._post_bundle(turn, page, waiting, incidents):
@@ -145,6 +146,27 @@ class PageDMs:
                         extra={"incident_id": waiting[0].incident_id, "error": exc.error},
                     )
                     return
+
+    async def _waiting(
+        self, page: Page, turn: _Turn
+    ) -> tuple[list[Page], dict[int, Incident]] | None:
+        """The next bundle: the person's pages waiting for a DM (`page` first in a turn's
+        first bundle) and their incidents; None when `page` already has its DM."""
+        now = self.clock.now()
+        async with self.db.read() as session:
+            pages = PageRepository(session)
+            if not turn.sent and (await pages.get(page_id=page.id)).dm_ts:
+                return None
+            found = await pages.waiting_for_dm(
+                target=page.target,
+                since=now - WAITING_WINDOW,
+                limit=MAX_BUNDLED_PAGES + len(turn.sent),
+            )
+            # pages sent in this turn are recorded when it ends
+            waiting = [p for p in found if p.id not in turn.sent][:MAX_BUNDLED_PAGES]
+            if not turn.sent and all(p.id != page.id for p in waiting):
+                waiting = [page, *waiting[: MAX_BUNDLED_PAGES - 1]]
+            return waiting, await _incidents(IncidentRepository(session), waiting)
 
     async def _post_bundle(
         self, turn: _Turn, lead: Page, bundle: list[Page], incidents: dict[int, Incident]
