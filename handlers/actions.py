@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from bot.deps import Deps
 from bot.domain import Acknowledge, Resolve
 from bot.errors import UserError
-from bot.slack.ids import Action
+from bot.slack.ids import Action, action_of, bundled_pattern
 from handlers.incident_ops import run_command
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
@@ -27,7 +27,7 @@ async def incident_button(
     await ack()
     deps = deps_of(context)
     action = body["actions"][0]
-    command = COMMANDS[Action(action["action_id"])](by=body["user"]["id"])
+    command = COMMANDS[action_of(action["action_id"])](by=body["user"]["id"])
     try:
         incident_id = parse_incident_ref(
             str(action.get("value", "")), replies=deps.renderer.replies
@@ -58,7 +58,10 @@ async def escalate_button(
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register the incident message buttons (the listeners read `deps` from the context)."""
+    """Register the incident message buttons, alone or in a bundled page (the listeners read
+    `deps` from the context)."""
     for action_id in COMMANDS:
         app.action(action_id)(incident_button)
+        app.action(bundled_pattern(action_id))(incident_button)
     app.action(Action.ESCALATE)(escalate_button)
+    app.action(bundled_pattern(Action.ESCALATE))(escalate_button)

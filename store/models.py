@@ -204,6 +204,25 @@ class PageRow(Base):
     )
 
 
+class DmChannelRow(Base):
+    """A person's DM channel with the bot, opened once and shared by every replica.
+
+    `lease_until` lets one sender at a time post or edit that person's page DMs, so pages
+    waiting together go out as one message and a bundle's edits never go backwards.
+    """
+
+    __tablename__ = "dm_channels"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # None until first opened
+    opened_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+
+
+# a person's pages still waiting for their DM, and the pages one bundled DM covers
+Index("ix_pages_target_dm_ts", PageRow.__table__.c.target, PageRow.__table__.c.dm_ts)
+
+
 class HandoffRow(Base):
     """One rotation handoff of one schedule: the primary key makes its message exactly-once."""
 

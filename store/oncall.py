@@ -1,16 +1,23 @@
-"""Repositories for on-call state: overrides, escalations, pages and handoffs."""
+"""Repositories for on-call state: overrides, escalations, pages, DM channels and handoffs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.oncall import StoredOverride
 from bot.errors import NotFound
-from store.models import EscalationRow, HandoffRow, OverrideRow, PageRow, ScheduleStateRow
+from store.models import (
+    DmChannelRow,
+    EscalationRow,
+    HandoffRow,
+    OverrideRow,
+    PageRow,
+    ScheduleStateRow,
+)
 from store.session import insert_or_ignore
 
 
@@ -286,6 +293,93 @@ class PageRepository:
             update(PageRow)
             .where(PageRow.id == page_id, PageRow.dm_version <= version)
             .values(dm_version=version)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def waiting_for_dm(self, *, target: str, since: datetime, limit: int) -> list[Page]:
+        """The person's pages since `since` whose DM is not sent yet, oldest first."""
+        rows = await self.session.scalars(
+            select(PageRow)
+            .where(
+                PageRow.target == target,
+                PageRow.dm_ts.is_(None),
+                PageRow.kind == "user",
+                PageRow.paged_at >= since,
+            )
+            .order_by(PageRow.id)
+            .limit(limit)
+            .execution_options(populate_existing=True)
+        )
+        return [_page(r) for r in rows]
+
+    async def sharing_dm(self, *, target: str, channel: str, ts: str) -> list[Page]:
+        """Every page one DM shows (several when it is a bundle), oldest first."""
+        rows = await self.session.scalars(
+            select(PageRow)
+            .where(PageRow.target == target, PageRow.dm_ts == ts, PageRow.dm_channel == channel)
+            .order_by(PageRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_page(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DmChannel:
+    """A person's DM channel with the bot; `channel_id` is None until it is first opened."""
+
+    user: str
+    channel_id: str | None
+
+
+class DmChannelRepository:
+    """Each person's DM channel, remembered, and the lease of whoever is sending to it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, user: str) -> DmChannel | None:
+        row = await self.session.get(DmChannelRow, user, populate_existing=True)
+        return DmChannel(user=row.user_id, channel_id=row.channel_id) if row else None
+
+    async def take_lease(self, *, user: str, now: datetime, until: datetime) -> DmChannel | None:
+        """Take the person's send lease until `until`; None while someone else holds it."""
+        await insert_or_ignore(self.session, DmChannelRow, {"user_id": user})
+        result = await self.session.execute(
+            update(DmChannelRow)
+            .where(
+                DmChannelRow.user_id == user,
+                or_(DmChannelRow.lease_until.is_(None), DmChannelRow.lease_until < now),
+            )
+            .values(lease_until=until)
+            .returning(DmChannelRow.channel_id)
+            .execution_options(synchronize_session=False)
+        )
+        row = result.first()
+        return DmChannel(user=user, channel_id=row[0]) if row else None
+
+    async def release_lease(self, *, user: str) -> None:
+        await self.session.execute(
+            update(DmChannelRow)
+            .where(DmChannelRow.user_id == user)
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def remember(self, *, user: str, channel_id: str, now: datetime) -> None:
+        """Record the channel conversations.open gave for the person."""
+        await self.session.execute(
+            update(DmChannelRow)
+            .where(DmChannelRow.user_id == user)
+            .values(channel_id=channel_id, opened_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def forget(self, *, user: str, channel_id: str) -> None:
+        """Slack no longer knows `channel_id`: the next page opens the DM again."""
+        await self.session.execute(
+            update(DmChannelRow)
+            .where(DmChannelRow.user_id == user, DmChannelRow.channel_id == channel_id)
+            .values(channel_id=None, opened_at=None)
             .execution_options(synchronize_session=False)
         )
 

@@ -65,7 +65,8 @@ class OutboxRepository:
         limit: int,
         first_kinds: Sequence[str] = (),
     ) -> list[OutboxItem]:
-        """Claim up to `limit` due rows for `worker`; others skip them until the lease ends.
+        """Claim up to `limit` due rows for `worker`, kinds in `first_kinds` first (in that
+        order); others skip them until the lease ends.
 
         A finished delivery clears its claim; a row whose claim is still set when it is
         claimed again was left by a delivery that never finished (`OutboxItem.interrupted`).
@@ -75,14 +76,14 @@ class OutboxRepository:
             OutboxRow.next_attempt_at <= now,
             or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < now),
         )
+        order: list[Any] = [OutboxRow.next_attempt_at, OutboxRow.id]
+        if first_kinds:  # those kinds first, in the order given
+            rank = {kind: n for n, kind in enumerate(first_kinds)}
+            order.insert(0, case(rank, value=OutboxRow.kind, else_=len(rank)))
         due = (
             select(OutboxRow.id, OutboxRow.claimed_until.is_not(None))
             .where(claimable)
-            .order_by(
-                case((OutboxRow.kind.in_(first_kinds), 0), else_=1),
-                OutboxRow.next_attempt_at,
-                OutboxRow.id,
-            )
+            .order_by(*order)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -74,11 +74,17 @@ class OutboxWorker:
         self._draining: asyncio.Task[int] | None = None
         self._again = False
         self.handlers: dict[str, Handler] = {}
+        incidents = IncidentEffects(
+            db=db, gateway=gateway, renderer=renderer, config=config, clock=clock
+        )
         for effects in (
-            IncidentEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
+            incidents,
             HandoffEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock),
         ):
             self.register(effects)
+        # steps run before a row takes its incident's turn: a page's DM never waits for the
+        # incident's announcement or channel set-up (its mention in the channel still does)
+        self.first_steps: dict[str, Handler] = {OutboxKind.PAGE: incidents.page_dm}
 
     def register(self, effects: Effects) -> None:
         """Deliver the outbox kinds `effects` handles with its handlers."""
@@ -110,8 +116,8 @@ class OutboxWorker:
     async def drain(self) -> int:
         """Deliver every due row, `concurrency` at a time; return how many were attempted.
 
-        Rows are claimed as slots free up (announcements first), so one slow effect never
-        holds back the others; the claims of rows in flight are renewed meanwhile.
+        Rows are claimed as slots free up (pages, then announcements first), so one slow
+        effect never holds back the others; the claims of rows in flight are renewed meanwhile.
         """
         attempted = 0
         in_flight: dict[asyncio.Task[None], int] = {}
@@ -183,8 +189,9 @@ class OutboxWorker:
                 lease_until=now + self.lease,
                 worker=self.worker_id,
                 limit=limit,
-                # announcements first: they tell people; channels follow as Slack allows
-                first_kinds=(OutboxKind.ANNOUNCE,),
+                # pages, then announcements: they tell people; channel set-up (create,
+                # invites, topic, pin) and message edits follow as Slack's budget allows
+                first_kinds=(OutboxKind.PAGE, OutboxKind.ANNOUNCE),
             )
 
     async def wait_idle(self) -> None:
@@ -213,10 +220,14 @@ class OutboxWorker:
         lock = self._locks.get(item.incident_id or 0)
         if lock is None:
             lock = self._locks[item.incident_id or 0] = asyncio.Lock()
-        async with lock:
-            if item.interrupted:  # a delivery died mid-way: what it sent is unknown
-                item.progress[UNSURE] = True
+        if item.interrupted:  # a delivery died mid-way: what it sent is unknown
+            item.progress[UNSURE] = True
+        first_step = self.first_steps.get(item.kind)
+        async with contextlib.AsyncExitStack() as turn:
             try:
+                if first_step is not None:
+                    await first_step(item)
+                await turn.enter_async_context(lock)
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
                 if isinstance(exc, SlackUnsure):  # the next delivery looks before repeating

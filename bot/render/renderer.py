@@ -6,7 +6,7 @@ Every `{{ value }}` is escaped for mrkdwn (`&`, `<`, `>`) unless a filter here p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from bot.domain.oncall import NewOverride, StoredOverride, TeamOnCall
 from bot.domain.records import Incident, TimelineEvent
 from bot.domain.rotation import Shift
 from bot.render.blocks import (
+    MAX_BLOCKS,
     MAX_CONTEXT_TEXT,
     MAX_FIELD_TEXT,
     MAX_FIELDS,
@@ -33,11 +34,14 @@ from bot.render.blocks import (
     section,
 )
 from bot.render.replies import Replies
-from bot.slack.ids import Action, Block, Callback, Input
+from bot.slack.ids import Action, Block, Callback, Input, bundled
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 MAX_HANDOFF_INCIDENTS = 10  # open incidents listed in a handoff message; the rest are counted
+# incidents one bundled page shows in full: an intro, then a summary and the buttons of each,
+# leaving a block for fit_blocks' "… and N more"
+MAX_BUNDLED_PAGES = (MAX_BLOCKS - 2) // 2
 
 _STATUS_EMOJI = {
     Status.TRIGGERED: ":rotating_light:",
@@ -230,6 +234,38 @@ class Renderer:
         return Message(
             text=f"You are paged: {message.text}", blocks=fit_blocks([intro, *message.blocks])
         )
+
+    def page_bundle(self, pages: Sequence[tuple[Incident, int]]) -> Message:
+        """One DM paging someone for several incidents at once: (incident, escalation level)
+        pairs, each incident shown once with its summary and its own buttons."""
+        levels: dict[int, tuple[Incident, int]] = {}
+        for incident, level in pages:
+            shown = levels.get(incident.id)
+            levels[incident.id] = (incident, max(level, shown[1] if shown else level))
+        entries = list(levels.values())
+        blocks = [
+            section(self.text("page_bundle.j2", count=len(entries)), block_id=Block.PAGE),
+        ]
+        for incident, level in entries:
+            blocks.append(
+                section(
+                    self.text("page_bundle_item.j2", level=level, **self._ctx(incident)),
+                    block_id=f"{Block.PAGE}_{incident.id}",
+                )
+            )
+            buttons = self._buttons(incident)
+            for b in buttons:
+                b["action_id"] = bundled(Action(b["action_id"]), incident.id)
+            if buttons:
+                blocks.append(
+                    {
+                        "type": "actions",
+                        "block_id": f"{Block.PAGE}_{incident.id}_actions",
+                        "elements": buttons,
+                    }
+                )
+        text = self.text("page_bundle_text.j2", incidents=[i for i, _ in entries])
+        return Message(text=text, blocks=fit_blocks(blocks))
 
     def page_mention(self, incident: Incident, *, target: str, kind: str, level: int) -> str:
         return self.text(

@@ -101,9 +101,11 @@ class SlackGateway:
 
     async def _call(self, method: str, kwargs: dict[str, Any], *, repeat: bool) -> dict[str, Any]:
         attempt = 0
+        # chat.postMessage is limited per channel: a busy channel must not hold back a DM
+        key = f"{method} {kwargs.get('channel')}" if method == "chat.postMessage" else method
         while True:
             attempt += 1
-            wait = self._blocked_until.get(method, 0.0) - self._monotonic()
+            wait = self._blocked_until.get(key, 0.0) - self._monotonic()
             if wait > self.max_inline_wait:
                 raise SlackRetryable(method, "ratelimited", status=429, retry_after=wait)
             if wait > 0:
@@ -146,7 +148,7 @@ class SlackGateway:
             assert isinstance(err, SlackRetryable)
             delay = err.retry_after if err.retry_after is not None else backoff_delay(attempt)
             if err.status == 429:
-                self._blocked_until[method] = self._monotonic() + delay
+                self._blocked_until[key] = self._monotonic() + delay
             if attempt >= self.max_attempts or delay > self.max_inline_wait:
                 err.retry_after = delay
                 raise err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -10,6 +11,22 @@ class Action(StrEnum):
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
     OPEN_CHANNEL = "incident_open_channel"
+
+
+def bundled(action: Action, incident_id: int) -> str:
+    """`action`'s id on one incident of a bundled page (action ids are unique in a message)."""
+    return f"{action}_{incident_id}"
+
+
+def bundled_pattern(action: Action) -> re.Pattern[str]:
+    """Matches `action`'s ids on the incidents of bundled pages."""
+    return re.compile(rf"^{re.escape(action)}_\d+$")
+
+
+def action_of(action_id: str) -> Action:
+    """The action a button's id stands for, on a bundled page or not."""
+    base, _, suffix = action_id.rpartition("_")
+    return Action(base) if base and suffix.isdigit() else Action(action_id)
 
 
 class Callback(StrEnum):
@@ -22,7 +39,7 @@ class Block(StrEnum):
     FIELDS = "incident_fields"
     ACTIONS = "incident_actions"
     CONTEXT = "incident_context"
-    PAGE = "incident_page"
+    PAGE = "incident_page"  # a bundled page adds `_<id>` and `_<id>_actions` per incident
     HANDOFF = "handoff"  # the rotation handoff message
     # declare modal inputs
     TITLE = "declare_title"

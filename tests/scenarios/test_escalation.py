@@ -402,7 +402,7 @@ async def test_without_the_read_scopes_paging_still_invites(database_url: str) -
 
 
 async def test_rate_limited_pages_are_retried_and_sent_once(harness: Harness) -> None:
-    harness.emu.set_faults(rate_limits={"conversations.open": 1})
+    harness.emu.set_faults(rate_limits={"conversations.open": 0})
     first = await fire(harness)
     _, body = await harness.post_alert(
         alertmanager_payload(group_key="other", fingerprint="f-2", summary="Second")
@@ -410,11 +410,16 @@ async def test_rate_limited_pages_are_retried_and_sent_once(harness: Harness) ->
     second = body["results"][0]["incident_id"]
     await harness.settle()
     limited = [c for c in harness.emu.calls_to("conversations.open") if c["status"] == 429]
-    assert limited, "the second DM should have hit the rate limit"
+    assert limited, "opening the DM should have hit the rate limit"
+    assert dms(harness, "U0BOB0001") == []
     harness.emu.set_faults(clear=True)
     harness.clock.advance(120)
     await harness.settle()
+    # both pages waited for the same person: one DM carries both, each page recorded once
+    (dm,) = dms(harness, "U0BOB0001")
+    assert f"INC-{first}" in dm["text"] and f"INC-{second}" in dm["text"]
     for incident_id in (first, second):
         (page,) = await pages(harness, incident_id)
-        assert page.dm_ts
-    assert len(dms(harness, "U0BOB0001")) == 2
+        assert page.dm_ts == dm["ts"]
+    opened = [c for c in harness.emu.calls_to("conversations.open") if c["status"] == 200]
+    assert len(opened) == 1

@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from bot.delivery.effects.base import Effects, Handler, LeaseBusy, outcome_unknown, post_mark
+from bot.delivery.effects.pages import PageDMs
 from bot.delivery.kinds import OutboxKind
 from bot.domain.naming import channel_name_candidates
 from bot.domain.records import Incident
@@ -30,6 +32,10 @@ SYNC_LEASE = timedelta(seconds=9)
 
 class IncidentEffects(Effects):
     """Delivers what an incident's state changes need in Slack."""
+
+    @cached_property
+    def _dms(self) -> PageDMs:
+        return PageDMs(db=self.db, gateway=self.gateway, renderer=self.renderer, clock=self.clock)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -112,6 +118,14 @@ class IncidentEffects(Effects):
         # the announcement now links to the channel; both messages catch up with the state
         await self._sync(incident.id, force_announcement=True)
 
+    async def page_dm(self, item: OutboxItem) -> None:
+        """A page's DM, sent before the incident's other effects take their turn (the worker
+        runs this first): with the person's other waiting pages, as one bundle."""
+        async with self.db.read() as session:
+            page = await PageRepository(session).get(page_id=int(item.payload["page_id"]))
+        if page.kind == "user" and not page.dm_ts:
+            await self._dms.send(page)
+
     async def _page(self, item: OutboxItem) -> None:
         """Page one person (a DM with the buttons, an invite and a mention in the channel),
         or mention a user group in the incident channel."""
@@ -122,16 +136,7 @@ class IncidentEffects(Effects):
         incident = await self._incident(item.incident_id)
         level = page.level + 1
         if page.kind == "user" and not page.dm_ts:
-            dm_channel = await self.gateway.open_dm(page.target)
-            message = self.renderer.page_message(incident, level=level)
-            _, ts = await self.gateway.post_message(
-                dm_channel, text=message.text, blocks=message.blocks
-            )
-            await self.db.write_grouped(
-                lambda session: PageRepository(session).set_dm(
-                    page_id=page.id, channel=dm_channel, ts=ts, version=incident.version
-                )
-            )
+            await self._dms.send(page)  # normally sent already by page_dm
         channel = incident.channel_id
         if page.kind == "user" and channel and not progress.get("invited"):
             progress["invited"] = await self._optional(
@@ -232,12 +237,10 @@ class IncidentEffects(Effects):
                 force_announcement = False
                 for column, channel, ts, is_announcement in stale:
                     if column.startswith("page:"):
-                        level = next(p.level for p in pages if f"page:{p.id}" == column) + 1
-                        message = self.renderer.page_message(incident, level=level)
-                    else:
-                        message = self.renderer.incident_message(
-                            incident, announcement=is_announcement
-                        )
+                        page = next(p for p in pages if f"page:{p.id}" == column)
+                        await self._dms.refresh(page, incident)  # a bundle shows its others too
+                        continue
+                    message = self.renderer.incident_message(incident, announcement=is_announcement)
                     await self.gateway.update_message(
                         channel, ts, text=message.text, blocks=message.blocks
                     )
