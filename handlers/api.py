@@ -65,15 +65,23 @@ def _instant(request: web.Request, name: str) -> datetime | None:
     raw = raw.replace(" ", "+")  # an unencoded "+01:00" arrives as " 01:00"
     try:
         if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            value = datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        _ = value - STATS_DEFAULT_PERIOD  # the default window must fit the calendar too
     except ValueError:
         raise UserError(
             f"{name} must be an ISO 8601 date or date-time, e.g. 2026-11-16 or "
             "2026-11-16T09:00:00Z",
             fields={name: "not an ISO 8601 date or date-time"},
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise UserError(
+            f"{name} is out of range once converted to UTC",
+            fields={name: "out of range once converted to UTC"},
+        ) from None
+    return value
 
 
 def _stats_query(

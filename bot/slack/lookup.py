@@ -70,6 +70,32 @@ def _cursor(data: dict[str, Any]) -> str | None:
     return (data.get("response_metadata") or {}).get("next_cursor") or None
 
 
+@dataclass(frozen=True, slots=True)
+class PageMark(PostMark):
+    """The mark of a page DM, one page or a bundle: the page ids it carries.
+
+    It matches any DM that carries `page_id`, so a delivery of that page finds the message
+    an earlier delivery (of it, or of a page bundled with it) posted but could not record.
+    """
+
+    page_id: int = 0
+    pages: tuple[int, ...] = ()
+
+    def metadata(self) -> dict[str, Any]:
+        payload = {"outbox_id": 0, "step": "page", "pages": list(self.pages)}
+        return {"event_type": MARK_EVENT_TYPE, "event_payload": payload}
+
+    def matches(self, metadata: Any) -> bool:
+        if not isinstance(metadata, dict) or metadata.get("event_type") != MARK_EVENT_TYPE:
+            return False
+        payload = metadata.get("event_payload")
+        return (
+            isinstance(payload, dict)
+            and payload.get("step") == "page"
+            and self.page_id in (payload.get("pages") or ())
+        )
+
+
 async def find_post(call: Call, channel: str, mark: PostMark) -> tuple[str, str] | None:
     """(channel, ts) of the message carrying `mark` in the channel's recent history.
 

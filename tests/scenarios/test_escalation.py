@@ -423,3 +423,34 @@ async def test_rate_limited_pages_are_retried_and_sent_once(harness: Harness) ->
         assert page.dm_ts == dm["ts"]
     opened = [c for c in harness.emu.calls_to("conversations.open") if c["status"] == 200]
     assert len(opened) == 1
+
+
+async def test_a_page_dm_posted_but_not_recorded_is_found_not_sent_again(
+    harness: Harness,
+) -> None:
+    """A worker died after Slack took the DM and before it was recorded: the redelivery
+    finds the DM by its mark and adopts it."""
+    incident_id = await fire(harness)
+    await harness.settle()
+    (page,) = [p for p in await pages(harness, incident_id) if p.kind == "user"]
+    assert page.dm_ts is not None
+    before = len(dms(harness, page.target))
+    async with harness.deps.db.write() as session:
+        await session.execute(
+            update(PageRow).where(PageRow.id == page.id).values(dm_ts=None, dm_version=0)
+        )
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.incident_id == incident_id, OutboxRow.kind == OutboxKind.PAGE)
+            .values(
+                status="pending",
+                progress={"unsure": True},
+                done_at=None,
+                next_attempt_at=harness.clock.now(),
+            )
+        )
+    await harness.restart()  # a new process: it knows only what the database says
+    await harness.settle()
+    assert len(dms(harness, page.target)) == before  # no second DM
+    (again,) = [p for p in await pages(harness, incident_id) if p.kind == "user"]
+    assert again.dm_ts == page.dm_ts  # the DM Slack already had was adopted

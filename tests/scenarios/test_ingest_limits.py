@@ -281,3 +281,13 @@ async def test_past_the_new_incident_rate_new_alerts_join_one_storm_incident(
         _, fresh = await harness.post_alert(generic(20), integration="generic")
         assert fresh["results"][0]["outcome"] == "created"
         assert fresh["results"][0]["incident_id"] != storm_id
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["until=9999-12-31T23:59:59-01:00", "since=0001-01-01T00:00:00%2B01:00", "until=0001-01-01"],
+)
+async def test_stats_times_out_of_the_calendar_are_a_400(harness: Harness, query: str) -> None:
+    status, body = await harness.get(f"/api/v1/stats?{query}")
+    assert status == 400, body
+    assert set(body["fields"]) & {"since", "until"}

@@ -124,7 +124,7 @@ class IncidentEffects(Effects):
         async with self.db.read() as session:
             page = await PageRepository(session).get(page_id=int(item.payload["page_id"]))
         if page.kind == "user" and not page.dm_ts:
-            await self._dms.send(page)
+            await self._dms.send(page, unsure=outcome_unknown(item))
 
     async def _page(self, item: OutboxItem) -> None:
         """Page one person (a DM with the buttons, an invite and a mention in the channel),
@@ -136,7 +136,8 @@ class IncidentEffects(Effects):
         incident = await self._incident(item.incident_id)
         level = page.level + 1
         if page.kind == "user" and not page.dm_ts:
-            await self._dms.send(page)  # normally sent already by page_dm
+            # normally sent already by page_dm
+            await self._dms.send(page, unsure=outcome_unknown(item))
         channel = incident.channel_id
         if page.kind == "user" and channel and not progress.get("invited"):
             progress["invited"] = await self._optional(

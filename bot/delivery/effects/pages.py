@@ -27,6 +27,7 @@ from bot.errors import SlackError, SlackFatal, SlackRetryable
 from bot.render import Message, Renderer
 from bot.render.renderer import MAX_BUNDLED_PAGES
 from bot.slack.gateway import SlackGateway
+from bot.slack.lookup import PageMark
 from bot.slack.ratelimit import TokenBucket
 from store.incidents import IncidentRepository
 from store.oncall import DmChannel, DmChannelRepository, Page, PageRepository
@@ -94,11 +95,14 @@ class PageDMs:
         self._covered: set[int] = set()  # pages whose DM this process sent and recorded
         self._pace: dict[str, TokenBucket] = {}  # per person: posts to their DM
 
-    async def send(self, page: Page) -> None:
+    async def send(self, page: Page, *, unsure: bool = False) -> None:
         """Post `page`'s DM unless it has one, with every other page of the same person
         still waiting for its DM: oldest first, as many as one message shows in full, and
         further messages while more are waiting or, after a bundle, keep arriving (up to
         MAX_BUNDLES_PER_TURN messages).
+
+        `unsure`: an earlier delivery of this page may have posted its DM without recording
+        it (it died, or Slack's answer was lost); the DM is then looked for by its mark first.
 
         Raises SlackRetryable / SlackFatal as the gateway does, LeaseBusy when another
         replica keeps sending to the same person. What was sent before a failure is recorded.
@@ -130,7 +134,7 @@ class PageDMs:
                 bundles, lingered = bundles + 1, 0
                 pace.take()
                 if not turn.sent:
-                    if not await self._post_bundle(turn, page, waiting, incidents):
+                    if not await self._post_bundle(turn, page, waiting, incidents, unsure):
                         return
                     continue
                 # this page is out: a failure now belongs to the pages still waiting, whose
@@ -169,7 +173,12 @@ class PageDMs:
             return waiting, await _incidents(IncidentRepository(session), waiting)
 
     async def _post_bundle(
-        self, turn: _Turn, lead: Page, bundle: list[Page], incidents: dict[int, Incident]
+        self,
+        turn: _Turn,
+        lead: Page,
+        bundle: list[Page],
+        incidents: dict[int, Incident],
+        unsure: bool = False,
     ) -> bool:
         """Post one DM for `bundle` (or `lead` alone if Slack refuses the bundle); False when
         it went alone. The DM channel is opened if not remembered, and again if it is gone."""
@@ -177,7 +186,7 @@ class PageDMs:
         channel = remembered or await self._open(turn)
         whole = True
         try:
-            channel, ts = await self._post(channel, bundle, incidents)
+            channel, ts = await self._post(channel, bundle, incidents, unsure=unsure)
         except SlackFatal as exc:
             if exc.error in CHANNEL_GONE and remembered:
                 log.warning("remembered DM channel is gone; opening it again")
@@ -328,10 +337,28 @@ class PageDMs:
         return channel
 
     async def _post(
-        self, channel: str, pages: Sequence[Page], incidents: dict[int, Incident]
+        self,
+        channel: str,
+        pages: Sequence[Page],
+        incidents: dict[int, Incident],
+        *,
+        unsure: bool = False,
     ) -> tuple[str, str]:
+        """Post the DM of `pages` (the first one leads), marked with the pages it carries, so
+        a post whose answer was lost is found and adopted rather than repeated."""
         message = self._message(pages, incidents)
-        return await self.gateway.post_message(channel, text=message.text, blocks=message.blocks)
+        lead = pages[0]
+        mark = PageMark(
+            outbox_id=0,
+            step="page",
+            since=lead.paged_at,
+            incident_id=lead.incident_id,
+            page_id=lead.id,
+            pages=tuple(p.id for p in pages),
+        )
+        return await self.gateway.post_message(
+            channel, text=message.text, blocks=message.blocks, mark=mark, look_first=unsure
+        )
 
     def _message(self, pages: Sequence[Page], incidents: dict[int, Incident]) -> Message:
         """One incident: the page as it always looks; several: the bundle."""
