@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -61,6 +62,33 @@ class GuardedRequestHandler(web.RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_deadline()
         super().connection_lost(exc)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Errors aiohttp answers itself (a request line too long, malformed HTTP) as JSON,
+        like every other error of the service; client errors are not logged as failures."""
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs it; checks the writer
+            text = "internal error"
+        else:
+            if request.writer.output_size > 0:
+                raise ConnectionError("the response is sent already: cannot send an error")
+            log.info("refused a malformed request (%s): %s", status, message or exc)
+            text = (message or str(exc or "") or "bad request").splitlines()[0][:200]
+        # no middleware ran: the request id is made here, as http_middleware would
+        request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        response = web.json_response(
+            {"error": text, "request_id": request_id},
+            status=status,
+            headers={"X-Request-Id": request_id},
+        )
+        response.force_close()
+        return response
 
     def _start_deadline(self) -> None:
         if self._deadline is None:

@@ -84,7 +84,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_answers_match_the_document(case: schemathesis.Case, live_api: str) -> None:
     case.call_and_validate(
         base_url=live_api, headers={"Authorization": f"Bearer {API_TOKEN}"}, checks=CHECKS

@@ -114,3 +114,11 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_408(
     writer.close()
     _, listing = await harness.get("/api/v1/incidents")
     assert listing["total"] == 0
+
+
+async def test_a_request_aiohttp_refuses_itself_is_answered_in_json(harness: Harness) -> None:
+    assert harness.http is not None
+    async with harness.http.get(f"{harness.url}/api/v1/incidents?team={'x' * 9000}") as r:
+        assert r.status == 400
+        assert r.content_type == "application/json"
+        assert "8190" in (await r.json())["error"]
