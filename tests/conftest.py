@@ -27,7 +27,7 @@ from bot.clock import Clock, ManualClock
 from bot.config import PulseOpsConfig, Settings, parse_config
 from bot.deps import Deps
 from bot.sandbox.emulator import Emulator, EmulatorUser
-from bot.server import start
+from bot.server import close_socket_mode, connect_socket_mode, start
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -346,6 +346,39 @@ class Harness:
         status, body = await self.get(f"/api/v1/incidents/{incident_id}")
         assert status == 200, body
         return body  # type: ignore[no-any-return]
+
+
+APP_TOKEN = "xapp-1-A0PULSEOPS-1234567890-abcdef"
+
+
+class SocketHarness(Harness):
+    """The running service in Socket Mode: HTTP site for webhooks, Slack over the socket."""
+
+    handler: Any = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            slack_bot_token=SecretStr(BOT_TOKEN),
+            slack_app_token=SecretStr(APP_TOKEN),  # no signing secret: Socket Mode needs none
+            slack_api_url=self.emu.api_url,
+            database_url=self.database_url,
+        )
+
+    async def start(self) -> None:
+        settings = self.settings()
+        assert settings.socket_mode
+        self.app = create_app(settings, self.config, clock=self.clock, environ={}, run_jobs=False)
+        self._runner, port = await start(self.app, host="127.0.0.1", port=0)
+        self.url = f"http://127.0.0.1:{port}"
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+        self.handler = await connect_socket_mode(self.app, settings)
+        await self.emu.wait_for_socket()
+
+    async def stop(self) -> None:
+        await close_socket_mode(self.handler)
+        self.handler = None
+        await super().stop()
 
 
 @asynccontextmanager

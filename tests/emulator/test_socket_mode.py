@@ -27,14 +27,15 @@ from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, Settings
 from bot.errors import ConfigError
 from bot.sandbox.emulator import APP_ID, Emulator
-from bot.server import close_socket_mode, connect_socket_mode, start
+from bot.server import connect_socket_mode
 from tests.conftest import (
+    APP_TOKEN,
     BOT_TOKEN,
     CHANNELS,
     CONFIG_YAML,
     SIGNING_SECRET,
     USERS,
-    Harness,
+    SocketHarness,
     alertmanager_payload,
     emulated,
 )
@@ -42,7 +43,6 @@ from tests.helpers import reply_text
 
 pytestmark = pytest.mark.asyncio
 
-APP_TOKEN = "xapp-1-A0PULSEOPS-1234567890-abcdef"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,36 +51,6 @@ async def emulator() -> AsyncIterator[Emulator]:
     """The workspace with Socket Mode enabled (an app-level token) and no request URL."""
     async with emulated(app_token=APP_TOKEN) as emu:
         yield emu
-
-
-class SocketHarness(Harness):
-    """The running service in Socket Mode: HTTP site for webhooks, Slack over the socket."""
-
-    handler: Any = None
-
-    def settings(self) -> Settings:
-        return Settings(
-            slack_bot_token=SecretStr(BOT_TOKEN),
-            slack_app_token=SecretStr(APP_TOKEN),  # no signing secret: Socket Mode needs none
-            slack_api_url=self.emu.api_url,
-            database_url=self.database_url,
-        )
-
-    async def start(self) -> None:
-        settings = self.settings()
-        assert settings.socket_mode
-        self.app = create_app(settings, self.config, clock=self.clock, environ={}, run_jobs=False)
-        self._runner, port = await start(self.app, host="127.0.0.1", port=0)
-        self.url = f"http://127.0.0.1:{port}"
-        if self.http is None:
-            self.http = aiohttp.ClientSession()
-        self.handler = await connect_socket_mode(self.app, settings)
-        await self.emu.wait_for_socket()
-
-    async def stop(self) -> None:
-        await close_socket_mode(self.handler)
-        self.handler = None
-        await super().stop()
 
 
 @pytest.fixture

@@ -10,20 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import func, select, text
 
-from bot.app import create_app
 from bot.clock import ManualClock
-from bot.config import PulseOpsConfig, Settings
+from bot.config import PulseOpsConfig
 from bot.sandbox.emulator import Emulator
-from bot.server import close_socket_mode, connect_socket_mode, start
 from handlers.slack_http import ReplayLog
 from store.models import OverrideRow, PageRow
 from store.slack_requests import SlackRequestRepository
-from tests.conftest import BOT_TOKEN, Harness, emulated
+from tests.conftest import APP_TOKEN, Harness, SocketHarness, emulated
 from tests.helpers import WEDNESDAY, eventually, fire, oncall_config, reply_text
 from tests.scenarios.slack_wire import Captured, replica, send, tap
 
@@ -194,37 +190,6 @@ async def test_the_replay_log_forgets_what_no_replay_can_match(harness: Harness)
 
 
 # ---- Socket Mode ---------------------------------------------------------------------------
-
-APP_TOKEN = "xapp-1-A0PULSEOPS-1234567890-abcdef"
-
-
-class SocketHarness(Harness):
-    """The service connected over Socket Mode (no signing secret, no request URL)."""
-
-    handler: Any = None
-
-    def settings(self) -> Settings:
-        return Settings(
-            slack_bot_token=SecretStr(BOT_TOKEN),
-            slack_app_token=SecretStr(APP_TOKEN),
-            slack_api_url=self.emu.api_url,
-            database_url=self.database_url,
-        )
-
-    async def start(self) -> None:
-        settings = self.settings()
-        self.app = create_app(settings, self.config, clock=self.clock, environ={}, run_jobs=False)
-        self._runner, port = await start(self.app, host="127.0.0.1", port=0)
-        self.url = f"http://127.0.0.1:{port}"
-        if self.http is None:
-            self.http = aiohttp.ClientSession()
-        self.handler = await connect_socket_mode(self.app, settings)
-        await self.emu.wait_for_socket()
-
-    async def stop(self) -> None:
-        await close_socket_mode(self.handler)
-        self.handler = None
-        await super().stop()
 
 
 @pytest.fixture
