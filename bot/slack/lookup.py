@@ -56,14 +56,20 @@ class PostMark:
 
     def matches(self, metadata: Any) -> bool:
         """Whether a message's metadata (from conversations.history) carries this mark."""
-        if not isinstance(metadata, dict) or metadata.get("event_type") != MARK_EVENT_TYPE:
-            return False
-        payload = metadata.get("event_payload")
+        payload = _mark_payload(metadata)
         return (
-            isinstance(payload, dict)
+            payload is not None
             and payload.get("outbox_id") == self.outbox_id
             and payload.get("step") == self.step
         )
+
+
+def _mark_payload(metadata: Any) -> dict[str, Any] | None:
+    """The payload of a PulseOps mark in a message's metadata, or None if it carries none."""
+    if not isinstance(metadata, dict) or metadata.get("event_type") != MARK_EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    return payload if isinstance(payload, dict) else None
 
 
 def _cursor(data: dict[str, Any]) -> str | None:
@@ -82,16 +88,15 @@ class PageMark(PostMark):
     pages: tuple[int, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
-        payload = {"outbox_id": 0, "step": "page", "pages": list(self.pages)}
-        return {"event_type": MARK_EVENT_TYPE, "event_payload": payload}
+        marked = PostMark.metadata(self)
+        marked["event_payload"]["pages"] = list(self.pages)
+        return marked
 
     def matches(self, metadata: Any) -> bool:
-        if not isinstance(metadata, dict) or metadata.get("event_type") != MARK_EVENT_TYPE:
-            return False
-        payload = metadata.get("event_payload")
+        payload = _mark_payload(metadata)
         return (
-            isinstance(payload, dict)
-            and payload.get("step") == "page"
+            payload is not None
+            and payload.get("step") == self.step
             and self.page_id in (payload.get("pages") or ())
         )
 
