@@ -228,10 +228,29 @@ class Stack:
         await self.emu.stop()
 
 
-async def start_stack(db_url: str, slack_latency_ms: float) -> Stack:
-    """The emulator (with per-call latency) and the real app with its jobs, on free ports."""
+def unlimited_yaml(config_yaml: str = CONFIG_YAML, extra: str = "") -> str:
+    """`config_yaml` with the webhook rate limit lifted (the load is one integration sending
+    as fast as it can), plus `extra` incident settings."""
+    limits = "  max_body_bytes: 65536\n"
+    lifted = "  max_requests_per_second: 1000000\n  request_burst: 1000000\n"
+    return config_yaml.replace(limits, limits + lifted + extra)
+
+
+async def start_stack(
+    db_url: str,
+    slack_latency_ms: float,
+    *,
+    config_yaml: str | None = None,
+    rate_limits: bool = False,
+) -> Stack:
+    """The emulator (with per-call latency, and Slack's rate limits if asked) and the real app
+    with its jobs, on free ports; the configuration is `unlimited_yaml()` unless given."""
     emu = Emulator(
-        bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
+        bot_token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        users=USERS,
+        channels=CHANNELS,
+        rate_limits=rate_limits,
     )
     await emu.start(host="127.0.0.1", port=0)
     emu.set_faults(latency_ms=slack_latency_ms)
@@ -241,12 +260,8 @@ async def start_stack(db_url: str, slack_latency_ms: float) -> Stack:
         slack_api_url=emu.api_url,
         database_url=db_url,
     )
-    # the load is one integration sending as fast as it can: lift its rate limit
-    unlimited = CONFIG_YAML.replace(
-        "  max_body_bytes: 65536\n",
-        "  max_body_bytes: 65536\n  max_requests_per_second: 1000000\n  request_burst: 1000000\n",
-    )
-    config: PulseOpsConfig = parse_config(unlimited, source="bench.yml", environ={})
+    text = config_yaml if config_yaml is not None else unlimited_yaml()
+    config: PulseOpsConfig = parse_config(text, source="bench.yml", environ={})
     app = create_app(settings, config, clock=SystemClock(), environ={}, run_jobs=True)
     runner, port = await start(app, host="127.0.0.1", port=0)
     url = f"http://127.0.0.1:{port}"

@@ -45,15 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pydantic import SecretStr  # noqa: E402
-
-from bot.app import create_app  # noqa: E402
-from bot.clock import SystemClock  # noqa: E402
-from bot.config import Settings, parse_config  # noqa: E402
 from bot.sandbox.emulator import Emulator  # noqa: E402
-from bot.server import start  # noqa: E402
 from tests.bench_ingest import (  # noqa: E402
-    Stack,
     creators,
     database_url,
     load_from_another_process,
@@ -62,11 +55,13 @@ from tests.bench_ingest import (  # noqa: E402
     percentiles_ms,
     print_table,
     setup_logging,
+    start_stack,
+    unlimited_yaml,
     wait_outbox_empty,
     wait_until,
     webhook_bodies,
 )
-from tests.conftest import BOT_TOKEN, CHANNELS, CONFIG_YAML, SIGNING_SECRET, USERS  # noqa: E402
+from tests.conftest import CONFIG_YAML  # noqa: E402
 
 ON_CALL = "U0BOB0001"
 TARGET_S = 5.0
@@ -120,40 +115,12 @@ def parse_args(argv: list[str] | None = None) -> StormConfig:
 def storm_yaml(fingerprints: int) -> str:
     """The test configuration with the payments team paging ON_CALL first, no ingest limits."""
     team = '    members: ["U0ALICE01", "U0BOB0001"]\n'
-    limits = "  max_body_bytes: 65536\n"
+    paging = CONFIG_YAML.replace(team, team + "    escalation_policy: storm\n", 1)
     return (
-        CONFIG_YAML.replace(team, team + "    escalation_policy: storm\n", 1).replace(
-            limits,
-            limits + "  max_requests_per_second: 1000000\n  request_burst: 1000000\n"
-            f"  max_new_incidents_per_minute: {max(120, 2 * fingerprints)}\n",
-        )
+        unlimited_yaml(paging, f"  max_new_incidents_per_minute: {max(120, 2 * fingerprints)}\n")
         + "escalation_policies:\n  - id: storm\n    levels:\n"
         + f'      - delay: 30m\n        targets: [{{user: "{ON_CALL}"}}]\n'
     )
-
-
-async def start_stack(db_url: str, cfg: StormConfig) -> Stack:
-    emu = Emulator(
-        bot_token=BOT_TOKEN,
-        signing_secret=SIGNING_SECRET,
-        users=USERS,
-        channels=CHANNELS,
-        rate_limits=True,
-    )
-    await emu.start(host="127.0.0.1", port=0)
-    emu.set_faults(latency_ms=cfg.slack_latency_ms)
-    settings = Settings(
-        slack_bot_token=SecretStr(BOT_TOKEN),
-        slack_signing_secret=SecretStr(SIGNING_SECRET),
-        slack_api_url=emu.api_url,
-        database_url=db_url,
-    )
-    config = parse_config(storm_yaml(cfg.fingerprints), source="storm.yml", environ={})
-    app = create_app(settings, config, clock=SystemClock(), environ={}, run_jobs=True)
-    runner, port = await start(app, host="127.0.0.1", port=0)
-    url = f"http://127.0.0.1:{port}"
-    emu.request_url = f"{url}/slack/events"
-    return Stack(emu=emu, app=app, runner=runner, url=url)
 
 
 class PageWatcher:
@@ -216,7 +183,12 @@ async def run(cfg: StormConfig) -> dict[str, Any]:
         db_url = await database_url(cfg.db, Path(tmp))
         config_block = {**machine(cfg, db_url), "emulator rate limits": "on"}
         bodies = webhook_bodies(cfg.alerts, cfg.fingerprints)
-        stack = await start_stack(db_url, cfg)
+        stack = await start_stack(
+            db_url,
+            cfg.slack_latency_ms,
+            config_yaml=storm_yaml(cfg.fingerprints),
+            rate_limits=True,
+        )
         watcher = PageWatcher(stack.emu, ON_CALL, cfg.poll_ms / 1000)
         load = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         load.submit(time.sleep, 0).result()
