@@ -83,7 +83,7 @@ class TooManyRequests(UserError):
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+        return retry_after_header(self.retry_after)
 
 
 class StoreUnavailable(PulseOpsError):
@@ -94,7 +94,12 @@ class StoreUnavailable(PulseOpsError):
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        return retry_after_header(self.retry_after)
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    """`Retry-After` in whole seconds, at least 1 (HTTP allows no fractions)."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 class AuthError(PulseOpsError):

@@ -177,7 +177,7 @@ async def readyz(request: web.Request) -> web.Response:
             return web.json_response(
                 {"status": "unavailable", "database": str(exc)},
                 status=503,
-                headers={"Retry-After": str(exc.retry_after)},
+                headers=exc.headers,
             )
     head = migrate.head_revision()
     if current != head:

@@ -9,10 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from bot.config.checks import (
     _check_env_name,
     _check_id,
-    _check_user_group,
-    _check_user_ids,
     _Frozen,
     _NamedSecret,
+    _UserOrGroup,
 )
 
 Scope = Literal["read", "write", "admin"]
@@ -45,22 +44,10 @@ class ApiConfig(_Frozen):
         return _check_env_name(value)
 
 
-class PermissionRule(_Frozen):
+class PermissionRule(_UserOrGroup):
     """One way to be allowed: the incident's team members, one person, or a user group."""
 
     team_members: Literal[True] | None = None
-    user: str | None = None
-    user_group: str | None = None
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_ids((value,))[0]
-
-    @field_validator("user_group")
-    @classmethod
-    def _group(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_group(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:

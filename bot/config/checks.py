@@ -113,3 +113,21 @@ class _NamedSecret(_Frozen):
             unset = f"environment variable {self.token_env} is not set"
             raise ConfigError([f"{self.secret_of} {self.name!r}: {unset}"])
         return value
+
+
+class _UserOrGroup(_Frozen):
+    """Names a person or a Slack user group (subclasses add other choices and say which
+    combinations are allowed)."""
+
+    user: str | None = None
+    user_group: str | None = None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_ids((value,))[0]
+
+    @field_validator("user_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else _check_user_group(value)

@@ -19,6 +19,7 @@ from bot.config.checks import (
     _check_user_ids,
     _Frozen,
     _non_empty_list,
+    _UserOrGroup,
 )
 from bot.config.types import Duration
 from bot.config.yaml import Loc, Problems
@@ -208,22 +209,10 @@ class ScheduleConfig(_Frozen):
         return value
 
 
-class EscalationTarget(_Frozen):
+class EscalationTarget(_UserOrGroup):
     """Whom a level pages: exactly one of a schedule's on-call, a user or a user group."""
 
     schedule: str | None = None
-    user: str | None = None
-    user_group: str | None = None
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_ids((value,))[0]
-
-    @field_validator("user_group")
-    @classmethod
-    def _group(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_group(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
