@@ -20,6 +20,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -39,6 +40,7 @@ from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
@@ -119,8 +121,9 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
+    workflows = WorkflowService(db=db, config=config, clock=clock, on_commit=committed)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -132,6 +135,21 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+        workflows=workflows,
+    )
+    changes = IncidentChanges(incidents=incidents, config=config, clock=clock)
+    outbox.register(
+        WorkflowEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            escalations=escalations,
+            changes=changes,
+            environ=environ,
+            on_commit=committed,
+        )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     ingest = AlertIngest(
@@ -179,7 +197,8 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
-        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        changes=changes,
+        workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
     )
 
@@ -236,6 +255,7 @@ def create_app(
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
+                Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
                 # a report is recorded within ~10 s of its scheduled time

@@ -28,6 +28,7 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.routing import Ownership, route
 from bot.errors import ConfigError
@@ -50,12 +51,15 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    workflows: tuple[WorkflowConfig, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # private or loopback hosts outgoing calls may reach
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -90,6 +94,7 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._workflows = {w.id: w for w in self.workflows}
 
     def team(self, team_id: str) -> TeamConfig | None:
         """The team with this id, or None."""
@@ -110,6 +115,10 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def workflow(self, workflow_id: str) -> WorkflowConfig | None:
+        """The workflow with this id, or None."""
+        return self._workflows.get(workflow_id)
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
@@ -200,6 +209,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("workflows", "id", "workflow id"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -259,6 +269,13 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 schedule = _text(target, "schedule")
                 if schedule is not None and loc not in failed and schedule not in schedule_ids:
                     yield unknown(loc, "schedule", schedule, schedule_ids)
+    for i, workflow in enumerate(_entries(source, "workflows")):
+        for j, step in enumerate(_entries(workflow, "steps")):
+            page = step.get("page") if isinstance(step, Mapping) else getattr(step, "page", None)
+            schedule = _text(page, "schedule") if page is not None else None
+            loc = ("workflows", i, "steps", j, "page", "schedule")
+            if schedule is not None and loc not in failed and schedule not in schedule_ids:
+                yield unknown(loc, "schedule", schedule, schedule_ids)
 
 
 def _environment_problems(
@@ -276,6 +293,15 @@ def _environment_problems(
         for i, name in _values(source, section, key, failed):
             if not environ.get(name):
                 yield ((section, i, key), f"environment variable {name} is not set")
+    for i, workflow in enumerate(_entries(source, "workflows")):
+        for j, step in enumerate(_entries(workflow, "steps")):
+            hook = (
+                step.get("webhook") if isinstance(step, Mapping) else getattr(step, "webhook", None)
+            )
+            secret_env = _text(hook, "secret_env") if hook is not None else None
+            loc = ("workflows", i, "steps", j, "webhook", "secret_env")
+            if secret_env and loc not in failed and not environ.get(secret_env):
+                yield (loc, f"environment variable {secret_env} is not set")
     api = source.get("api") if isinstance(source, Mapping) else getattr(source, "api", None)
     metrics_env = _text(api, "metrics_token_env") if api is not None else None
     if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
@@ -324,13 +350,15 @@ def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
         for problem in exc.problems:
             sys.stderr.write(problem + "\n")
         return 2
-    counts = (
+    counts: tuple[str, ...] = (
         _plural(len(config.teams), "team"),
         _plural(len(config.services), "service"),
         _plural(len(config.integrations), "integration"),
         _plural(len(config.schedules), "schedule"),
         _plural(len(config.escalation_policies), "escalation policy", "escalation policies"),
     )
+    if config.workflows:
+        counts += (_plural(len(config.workflows), "workflow"),)
     sys.stdout.write(f"OK: {', '.join(counts)}\n")
     return 0
 

@@ -1,6 +1,6 @@
 """Outbox effects, one module per area: what each outbox kind does in Slack."""
 
-from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy, Postpone
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
 from bot.delivery.effects.notes import NoteEffects
@@ -14,5 +14,6 @@ __all__ = [
     "IncidentEffects",
     "LeaseBusy",
     "NoteEffects",
+    "Postpone",
     "ReportEffects",
 ]
