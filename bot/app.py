@@ -40,7 +40,7 @@ from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
-from bot.services.workflows import WorkflowService
+from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
@@ -103,6 +103,7 @@ def create_app(
             route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
             is not None
         ),
+        workflow_buttons=lambda incident: [(w.id, w.title) for w in offered(config, incident)],
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics

@@ -44,6 +44,13 @@ def applies(workflow: WorkflowConfig, incident: Incident) -> bool:
     return matches_all(workflow.matchers, labels_of(incident))
 
 
+def offered(config: PulseOpsConfig, incident: Incident) -> list[WorkflowConfig]:
+    """The `run: button` workflows offered on this incident's message (open incidents)."""
+    if not incident.is_open:
+        return []
+    return [w for w in config.workflows if w.run == "button" and applies(w, incident)]
+
+
 class WorkflowService:
     def __init__(
         self,
@@ -57,12 +64,6 @@ class WorkflowService:
         self.config = config
         self.clock = clock
         self.on_commit = on_commit
-
-    def buttons_for(self, incident: Incident) -> list[WorkflowConfig]:
-        """The `run: button` workflows offered on this incident's message."""
-        if not incident.is_open:
-            return []
-        return [w for w in self.config.workflows if w.run == "button" and applies(w, incident)]
 
     # ---- in the state change's transaction ---------------------------------------------
 

@@ -315,3 +315,84 @@ async def test_unacknowledged_for_runs_once_when_nobody_acknowledged_in_time(
     assert json.loads(receiver.calls[0].body)["incident"]["id"] == late
     statuses = {(r.incident_id, r.status) for r in await runs(running)}
     assert statuses == {(late, "succeeded"), (on_time, "skipped")}
+
+
+BUTTON = """
+allowed_hosts: ["127.0.0.1"]
+permissions:
+  run_workflow: [{team_members: true}]
+workflows:
+  - id: restart-payment
+    run: button
+    label: "Restart payment-api"
+    matchers: ['service="payment-api"']
+    steps:
+      - webhook: {url: "{url}/restart", retries: 0, secret_env: RESTART_HMAC}
+"""
+
+
+def workflow_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        el
+        for block in message.get("blocks", [])
+        if block.get("type") == "actions"
+        for el in block["elements"]
+        if el["action_id"].startswith("incident_run_workflow:")
+    ]
+
+
+@BOTH
+@pytest.mark.workflows(BUTTON)
+async def test_the_button_asks_for_confirmation_obeys_permissions_and_runs_once_per_click(
+    running: Harness, receiver: Receiver
+) -> None:
+    incident_id = await fire(running)
+    assert receiver.calls == []  # a button workflow never runs by itself
+    incident = await running.incident(incident_id)
+    channel, ts = incident["slack"]["channel_id"], incident["slack"]["message_ts"]
+    [message] = [m for m in running.emu.messages(channel) if m["ts"] == ts]
+    [button] = workflow_buttons(message)
+    assert button["text"]["text"] == "Restart payment-api"
+    assert button["confirm"]["confirm"]["text"] == "Run"
+    action = button["action_id"]
+    # the dialog cancelled: nothing is sent
+    cancelled = await running.emu.click(
+        user="U0ALICE01", action_id=action, channel=channel, ts=ts, confirmed=False
+    )
+    assert cancelled["denied"]
+    # someone outside the payments team is refused, ephemerally; nothing runs
+    refused = await running.emu.click(user="U0CAROL01", action_id=action, channel=channel, ts=ts)
+    assert refused["status"] == 200
+    await running.settle()
+    assert receiver.calls == []
+    # a team member's click runs it; the same click delivered twice still runs it once
+    click = await running.emu.click(user="U0ALICE01", action_id=action, channel=channel, ts=ts)
+    assert click["status"] == 200
+    await running.emu.driver._post_interaction(click["payload"])
+    await running.settle()
+    assert len(receiver.calls) == 1 and receiver.calls[0].signed
+    # a second click is a second run
+    await running.emu.click(user="U0BOB0001", action_id=action, channel=channel, ts=ts)
+    await running.settle()
+    assert len(receiver.calls) == 2
+    events = await timeline(running, incident_id)
+    started = [e for e in events if e["kind"] == "workflow_started"]
+    assert [e["actor"] for e in started] == ["U0ALICE01", "U0BOB0001"]
+    said = [str(e.get("text", "")) for e in running.emu.ephemerals]
+    assert any("may not run workflows on this" in t for t in said), said
+    # /incident run from the channel does the same
+    result = await running.emu.command(
+        user="U0ALICE01", channel=channel, command="/incident", text="run restart-payment"
+    )
+    assert "Started workflow" in str(result["body"])
+    await running.settle()
+    assert len(receiver.calls) == 3
+    result = await running.emu.command(
+        user="U0ALICE01", channel=channel, command="/incident", text="run nope"
+    )
+    assert "No workflow 'nope'" in str(result["body"])
+    # resolved: the button is gone
+    await running.call("PATCH", f"/api/v1/incidents/{incident_id}", {"status": "resolved"})
+    await running.settle()
+    [message] = [m for m in running.emu.messages(channel) if m["ts"] == ts]
+    assert workflow_buttons(message) == []
