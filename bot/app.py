@@ -20,6 +20,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.events import EventEffects
 from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
@@ -31,6 +32,7 @@ from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
+from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
 from bot.services.incident_changes import IncidentChanges
@@ -122,7 +124,13 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
-    workflows = WorkflowService(db=db, config=config, clock=clock, on_commit=committed)
+    workflows = WorkflowService(
+        db=db, config=config, clock=clock, on_commit=committed, events=EventStream(config=config)
+    )
+    event_effects = EventEffects(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, environ=environ
+    )
+    outbox.register(event_effects)
     escalations = EscalationService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
     )
@@ -272,6 +280,7 @@ def create_app(
         await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await event_effects.close()
         await dashboard.close()
         await client.session.close() if client.session else None
         await db.dispose()

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from pydantic import (
     BaseModel,
+    Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
     ValidationError,
@@ -19,6 +20,7 @@ from pydantic import (
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.events import EventSinkConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -52,6 +54,7 @@ class PulseOpsConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
     workflows: tuple[WorkflowConfig, ...] = ()
+    event_sinks: tuple[EventSinkConfig, ...] = Field(default=(), max_length=20)
     allowed_hosts: tuple[str, ...] = ()  # private or loopback hosts outgoing calls may reach
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
@@ -302,6 +305,9 @@ def _environment_problems(
             loc = ("workflows", i, "steps", j, "webhook", "secret_env")
             if secret_env and loc not in failed and not environ.get(secret_env):
                 yield (loc, f"environment variable {secret_env} is not set")
+    for i, name in _values(source, "event_sinks", "secret_env", failed):
+        if not environ.get(name):
+            yield (("event_sinks", i, "secret_env"), f"environment variable {name} is not set")
     api = source.get("api") if isinstance(source, Mapping) else getattr(source, "api", None)
     metrics_env = _text(api, "metrics_token_env") if api is not None else None
     if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):

@@ -16,3 +16,4 @@ class OutboxKind(StrEnum):
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
     WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
+    EVENT = "event"  # one event for one event sink (webhook or NATS)

@@ -28,6 +28,7 @@ from bot.delivery import owner
 from bot.delivery.effects import (
     UNSURE,
     Effects,
+    GiveUp,
     Handler,
     HandoffEffects,
     IncidentEffects,
@@ -44,7 +45,7 @@ from store.session import Database
 
 log = logging.getLogger(__name__)
 
-UNLOCKED_KINDS = frozenset({OutboxKind.WORKFLOW_RUN})
+UNLOCKED_KINDS = frozenset({OutboxKind.WORKFLOW_RUN, OutboxKind.EVENT})
 """Kinds delivered without taking their incident's turn (they make no incident message edits)."""
 
 
@@ -243,9 +244,9 @@ class OutboxWorker:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")
             except Postpone as exc:
                 await self._reschedule(item, exc.after, str(exc), at_least=False)
-            except SlackFatal as exc:
+            except (SlackFatal, GiveUp) as exc:
                 log.error(
-                    "slack effect failed for good",
+                    "effect failed for good",
                     extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
                 )
                 self.metrics.outbox_failed.labels(kind=item.kind).inc()

@@ -136,6 +136,7 @@ class EscalationService:
                         by="pulseops",
                         now=now,
                         key=f"escalated@{step.cycle}.{step.level}.0",
+                        data={"level": step.level + 1, "cycle": step.cycle, "by_hand": False},
                     )
             if paged:
                 uow.after_commit(self.metrics.escalation_steps.labels(trigger="timeout").inc)
@@ -208,6 +209,7 @@ class EscalationService:
                 by=by,
                 now=now,
                 key=f"escalated@{step.cycle}.{step.level}.{extra}",
+                data={"level": step.level + 1, "cycle": step.cycle, "by_hand": True},
             )
         return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
 

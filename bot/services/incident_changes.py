@@ -143,7 +143,14 @@ class IncidentChanges:
         await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
         if self.incidents.workflows is not None:
             after = replace(incident, severity=severity, version=incident.version + 1)
-            await self.incidents.workflows.fire(uow, after, "severity_changed", by=by, now=now)
+            await self.incidents.workflows.fire(
+                uow,
+                after,
+                "severity_changed",
+                by=by,
+                now=now,
+                data={"from": incident.severity.value, "to": severity.value},
+            )
         return True
 
     async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
@@ -151,10 +158,15 @@ class IncidentChanges:
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             now = self.clock.now()
-            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
             await TimelineRepository(uow.session).add(
                 incident_id=incident_id, at=now, kind="note", actor=by, text=text
             )
+            events = self.incidents.workflows.events if self.incidents.workflows else None
+            if events is not None:
+                await events.emit(
+                    uow, "incident.note_added", incident, actor=by, now=now, data={"text": text}
+                )
             await uow.enqueue(
                 kind=OutboxKind.NOTE,
                 incident_id=incident_id,

@@ -127,6 +127,40 @@ class IncidentService:
         """Carry out what the alert pipeline decided for one alert."""
         alert = decision.alert
         actor = f"monitor:{integration.name}"
+        outcome = await self._apply(uow, integration, decision, now)
+        events = self.workflows.events if self.workflows else None
+        if (
+            events is not None
+            and outcome.incident_id is not None
+            and events.wanted("alert.received")
+        ):
+            incident = await IncidentRepository(uow.session).get(incident_id=outcome.incident_id)
+            await events.emit(
+                uow,
+                "alert.received",
+                incident,
+                actor=actor,
+                now=now,
+                data={
+                    "integration": integration.name,
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status.value,
+                    "title": alert.title,
+                    "labels": dict(alert.labels),
+                    "outcome": outcome.outcome.value,
+                },
+            )
+        return outcome
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        decision: Decision,
+        now: datetime,
+    ) -> IngestOutcome:
+        alert = decision.alert
+        actor = f"monitor:{integration.name}"
         match decision:
             case Open(new=new):
                 incident = await self._open(uow, new, now=now)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
 from bot.config.workflows import WorkflowConfig
 from bot.delivery.kinds import OutboxKind
+from bot.domain.events import INCIDENT_EVENTS
 from bot.domain.incident import Status
 from bot.domain.matchers import matches_all
 from bot.domain.records import Incident
 from bot.domain.workflows import WORKFLOW_ACTOR_PREFIX, match_labels, trigger_key
 from bot.errors import NotFound, UserError
+from bot.services.events import EventStream
 from bot.services.transactions import in_write
 from store.incidents import IncidentRepository, TimelineRepository
 from store.session import Database
@@ -59,11 +62,13 @@ class WorkflowService:
         config: PulseOpsConfig,
         clock: Clock,
         on_commit: Callable[[], None] = lambda: None,
+        events: EventStream | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.clock = clock
         self.on_commit = on_commit
+        self.events = events
 
     # ---- in the state change's transaction ---------------------------------------------
 
@@ -76,10 +81,19 @@ class WorkflowService:
         by: str,
         now: datetime,
         key: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         """Start the automatic workflows `trigger` fires for `incident` (as it is after the
         change); a triggered incident also schedules its `unacknowledged_for` runs. `key`
-        names the event when the incident's version does not (an escalation step)."""
+        names the event when the incident's version does not (an escalation step).
+
+        Every change is also published to the event sinks (`incident.<trigger>`), whoever
+        made it."""
+        event = INCIDENT_EVENTS.get(trigger)
+        if self.events is not None and event is not None and self.events.wanted(event):
+            # the incident as stored after the change (who acknowledged, when), not a sketch
+            stored = await IncidentRepository(uow.session).get(incident_id=incident.id)
+            await self.events.emit(uow, event, stored, actor=by, now=now, data=data)
         if not self.config.workflows or by.startswith(WORKFLOW_ACTOR_PREFIX):
             return
         key = key or trigger_key(trigger, version=incident.version)
