@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Self
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from bot.config.checks import (
     _check_env_name,
@@ -30,7 +31,21 @@ class UnacknowledgedFor(_Frozen):
     unacknowledged_for: Duration
 
 
-Trigger = EventTrigger | UnacknowledgedFor
+def _coerce_trigger(value: Any) -> Any:
+    """One message for a trigger of the wrong kind, rather than one per union member."""
+    if isinstance(value, str) and value in EVENT_TRIGGERS:
+        return value
+    if isinstance(value, Mapping) and set(value) == {"unacknowledged_for"}:
+        return UnacknowledgedFor.model_validate(value)
+    if isinstance(value, UnacknowledgedFor):
+        return value
+    raise ValueError(
+        f"unknown trigger {value!r}: use one of {', '.join(EVENT_TRIGGERS)}, "
+        "or {unacknowledged_for: <duration>}"
+    )
+
+
+Trigger = Annotated[EventTrigger | UnacknowledgedFor, BeforeValidator(_coerce_trigger)]
 
 
 class WebhookStep(_Frozen):
@@ -168,12 +183,19 @@ class WorkflowConfig(_Frozen):
     matchers: Matchers = ()
     run: Literal["auto", "button"] = "auto"
     label: str | None = Field(default=None, min_length=1, max_length=75)
-    steps: tuple[WorkflowStep, ...] = Field(min_length=1, max_length=20)
+    steps: tuple[WorkflowStep, ...] = Field(max_length=20)
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value, "workflow id")
+
+    @field_validator("steps")
+    @classmethod
+    def _some_steps(cls, value: tuple[WorkflowStep, ...]) -> tuple[WorkflowStep, ...]:
+        if not value:
+            raise ValueError("list at least one step")
+        return value
 
     @model_validator(mode="after")
     def _runs_somehow(self) -> Self:

@@ -1,0 +1,168 @@
+"""Workflows and event sinks without I/O: their config checks (file, line, field), matching,
+retry delays, signatures, templates and the outgoing address rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import config_check, parse_config
+from bot.domain.workflows import match_labels, retry_delay, signature, trigger_key
+from bot.errors import ConfigError
+from bot.outgoing import Refused, check_address
+from bot.templating import TemplateProblem, render_json, render_message
+
+BASE = """slack: {incidents_channel: C0INCIDENT}
+teams: [{id: payments, name: P, channel: C0PAYMENTS, members: [U0ALICE01]}]
+services: [{id: payment-api, name: Payment API, team: payments}]
+"""
+
+BROKEN = (
+    BASE
+    + """workflows:
+  - id: restart-payment
+    when: [triggered, {unacknowledged_for: 10m}]
+    matchers: ['service="payment-api"']
+    steps:
+      - webhook: {url: "http://remediator:8080/restart", secret_env: RESTART_HMAC}
+      - message: "Runbook: {{ incident.title }"
+      - page: {schedule: platform-primary}
+      - {escalate: true, message: x}
+  - id: restart-payment
+    when: [deployed]
+    matchers: ['service=~"("']
+    steps: [{set_severity: SEV9}]
+  - id: nothing-starts-me
+    steps: [{escalate: true}]
+event_sinks:
+  - {type: nats, url: "http://nats:4222"}
+  - {type: webhook, url: "https://hooks.example/x", events: [incident.exploded]}
+  - {type: webhook, url: "https://hooks.example/y", secret_env: EVENTS_HMAC}
+"""
+)
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="pulseops.yml", environ=environ or {})
+    return info.value.problems
+
+
+def test_config_check_names_file_line_and_field_of_each_workflow_problem() -> None:
+    found = problems(BROKEN)
+    expected = [
+        "pulseops.yml:9: workflows[0].steps[0].webhook.secret_env: environment variable "
+        "RESTART_HMAC is not set",
+        "pulseops.yml:10: workflows[0].steps[1].message: invalid template: unexpected '}'",
+        "pulseops.yml:11: workflows[0].steps[2].page.schedule: unknown schedule "
+        "'platform-primary' (none are configured)",
+        "pulseops.yml:12: workflows[0].steps[3]: set exactly one of webhook, message, page, "
+        "set_severity or escalate: true",
+        "pulseops.yml:13: workflows[1].id: duplicate workflow id 'restart-payment' "
+        "(first at workflows[0])",
+        "pulseops.yml:14: workflows[1].when[0]",
+        "pulseops.yml:15: workflows[1].matchers",
+        "pulseops.yml:16: workflows[1].steps[0].set_severity",
+        "pulseops.yml:17: workflows[2]: an automatic workflow needs `when`",
+        "pulseops.yml:20: event_sinks[0]: a nats sink's url is nats://host:4222",
+        "pulseops.yml:21: event_sinks[1].events[0]",
+        "pulseops.yml:22: event_sinks[2].secret_env: environment variable EVENTS_HMAC is not set",
+    ]
+    assert len(found) == len(expected), "\n".join(found)
+    for problem, start in zip(found, expected, strict=True):
+        assert problem.startswith(start), (problem, start)
+
+
+def test_config_check_counts_workflows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pulseops.yml"
+    path.write_text(
+        BASE
+        + """workflows:
+  - id: restart-payment
+    run: button
+    label: Restart payment-api
+    steps: [{webhook: {url: "https://remediator.example/restart"}}]
+"""
+    )
+    assert config_check(path, {}) == 0
+    assert "1 workflow" in capsys.readouterr().out
+
+
+def test_matchers_see_the_incident_fields_over_its_alert_labels() -> None:
+    labels = match_labels(
+        service="payment-api",
+        team="payments",
+        severity="SEV1",
+        category=None,
+        labels={"severity": "critical", "env": "prod", "category": "database"},
+    )
+    assert labels == {
+        "service": "payment-api",
+        "team": "payments",
+        "severity": "SEV1",
+        "env": "prod",
+        "category": "database",
+    }
+
+
+def test_trigger_keys_make_each_event_one_run() -> None:
+    assert trigger_key("triggered", version=0) == trigger_key("triggered", version=3)
+    assert trigger_key("acknowledged", version=1) != trigger_key("acknowledged", version=3)
+
+
+def test_retry_delays_double_and_stop_at_the_cap() -> None:
+    waits = [retry_delay(timedelta(seconds=5), n, cap=timedelta(seconds=30)) for n in (1, 2, 3, 4)]
+    assert waits == [timedelta(seconds=s) for s in (5, 10, 20, 30)]
+
+
+def test_the_signature_is_the_hmac_of_the_body() -> None:
+    body = b'{"id":"x"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert signature("s3cret", body) == f"sha256={expected}"
+
+
+def test_message_templates_escape_what_they_insert_but_not_their_own_text() -> None:
+    text = render_message(
+        "<https://wiki.example|Runbook> for {{ incident.title }}",
+        {"incident": {"title": "<!channel> & down"}},
+    )
+    assert text == "<https://wiki.example|Runbook> for &lt;!channel&gt; &amp; down"
+
+
+def test_body_templates_must_render_json_and_cannot_reach_python_internals() -> None:
+    assert render_json('{"t": {{ t | tojson }}}', {"t": 'a"b'}) == {"t": 'a"b'}
+    with pytest.raises(TemplateProblem, match="did not render JSON"):
+        render_json('{"t": {{ t }}}', {"t": "a b"})
+    with pytest.raises(TemplateProblem):
+        render_json("{{ t.__class__.__mro__ }}", {"t": "x"})
+    with pytest.raises(TemplateProblem, match="undefined"):
+        render_message("{{ nope }}", {})
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "allowed", "refused"),
+    [
+        ("metadata", "169.254.169.254", {"metadata"}, "metadata"),
+        ("ec2", "fd00:ec2::254", {"ec2"}, "metadata"),
+        ("mapped", "::ffff:169.254.169.254", {"mapped"}, "metadata"),
+        ("localhost", "127.0.0.1", set(), "allowed_hosts"),
+        ("db.internal", "10.1.2.3", set(), "allowed_hosts"),
+        ("v6local", "::1", set(), "allowed_hosts"),
+        ("localhost", "127.0.0.1", {"localhost"}, None),
+        ("hooks.example", "93.184.216.34", set(), None),
+    ],
+)
+def test_outgoing_addresses(
+    host: str, address: str, allowed: set[str], refused: str | None
+) -> None:
+    ip = ipaddress.ip_address(address)
+    if refused is None:
+        check_address(host, ip, allowed)
+    else:
+        with pytest.raises(Refused, match=refused):
+            check_address(host, ip, allowed)
