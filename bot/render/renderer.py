@@ -217,7 +217,9 @@ class Renderer:
         )
         return Message(text=self.text("incident_text.j2", **ctx), blocks=fit_blocks(blocks))
 
-    def _buttons(self, incident: Incident) -> list[dict[str, Any]]:
+    def _buttons(self, incident: Incident, *, workflows: bool = True) -> list[dict[str, Any]]:
+        """The incident's buttons; `workflows=False` leaves out the workflow buttons (a bundled
+        page keeps to the incident's own moves)."""
         value = str(incident.id)
         buttons = []
         if incident.status is Status.TRIGGERED:
@@ -226,7 +228,8 @@ class Renderer:
             buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
             if self.escalatable(incident):
                 buttons.append(button("Escalate", Action.ESCALATE, value))
-            for workflow_id, label in list(self.workflow_buttons(incident))[:MAX_WORKFLOW_BUTTONS]:
+            offered = list(self.workflow_buttons(incident)) if workflows else []
+            for workflow_id, label in offered[:MAX_WORKFLOW_BUTTONS]:
                 buttons.append(
                     button(
                         label,
@@ -270,7 +273,7 @@ class Renderer:
                     block_id=f"{Block.PAGE}_{incident.id}",
                 )
             )
-            buttons = self._buttons(incident)
+            buttons = self._buttons(incident, workflows=False)
             for b in buttons:
                 b["action_id"] = bundled(Action(b["action_id"]), incident.id)
             if buttons:

@@ -6,16 +6,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.config import config_check, parse_config
+from bot.domain.incident import Status
 from bot.domain.workflows import match_labels, retry_delay, signature, trigger_key
 from bot.errors import ConfigError
 from bot.outgoing import Refused, check_address
+from bot.render import Names, Renderer
+from bot.render.blocks import button, confirm_dialog
+from bot.sandbox.emulator.rules import validate_blocks
 from bot.templating import TemplateProblem, render_json, render_message
+from tests.helpers import make_incident
 
 BASE = """slack: {incidents_channel: C0INCIDENT}
 teams: [{id: payments, name: P, channel: C0PAYMENTS, members: [U0ALICE01]}]
@@ -166,3 +172,40 @@ def test_outgoing_addresses(
     else:
         with pytest.raises(Refused, match=refused):
             check_address(host, ip, allowed)
+
+
+def workflow_renderer() -> Renderer:
+    return Renderer(
+        Names(services={}, teams={}),
+        workflow_buttons=lambda incident: [
+            ("restart-payment", "Restart payment-api"),
+            ("roll", "Roll back"),
+        ],
+    )
+
+
+def test_workflow_buttons_are_valid_block_kit_with_a_confirmation_and_stay_out_of_bundles() -> None:
+    renderer = workflow_renderer()
+    message = renderer.incident_message(make_incident(7))
+    assert validate_blocks(message.blocks) == []
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    ids = [e["action_id"] for e in actions["elements"]]
+    assert ids[-2:] == ["incident_run_workflow:restart-payment", "incident_run_workflow:roll"]
+    confirm = actions["elements"][-2]["confirm"]
+    assert confirm["text"]["text"] == "Run *Restart payment-api* on INC-7 now?"
+    bundle = renderer.page_bundle([(make_incident(7), 1), (make_incident(8), 1)])
+    assert validate_blocks(bundle.blocks) == []
+    assert "incident_run_workflow" not in json.dumps(bundle.blocks)
+    resolved = renderer.incident_message(make_incident(7, status=Status.RESOLVED))
+    assert "incident_run_workflow" not in json.dumps(resolved.blocks)
+
+
+def test_the_emulator_refuses_a_confirmation_dialog_that_breaks_slack_limits() -> None:
+    dialog = confirm_dialog(title="t", text="x", confirm="Run")
+    good = [{"type": "actions", "elements": [button("Go", "go", "1", confirm=dialog)]}]
+    assert validate_blocks(good) == []
+    long_title = {**dialog, "title": {"type": "plain_text", "text": "t" * 101}}
+    no_deny = {k: v for k, v in dialog.items() if k != "deny"}
+    for bad in (long_title, no_deny):
+        blocks = [{"type": "actions", "elements": [button("Go", "go", "1", confirm=bad)]}]
+        assert validate_blocks(blocks) != []
