@@ -131,11 +131,12 @@ class PageStep(_Frozen):
 
 
 class WorkflowStep(_Frozen):
-    """One step: exactly one of webhook, message, page, set_severity or escalate."""
+    """One step: exactly one of webhook, message, page, invite, set_severity or escalate."""
 
     webhook: WebhookStep | None = None
     message: str | None = None
     page: PageStep | None = None
+    invite: tuple[str, ...] | None = None  # Slack user IDs, invited to the incident channel
     set_severity: Literal["SEV1", "SEV2", "SEV3", "SEV4"] | None = None
     escalate: Literal[True] | None = None
 
@@ -149,16 +150,32 @@ class WorkflowStep(_Frozen):
         except TemplateProblem as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("invite")
+    @classmethod
+    def _invite(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("list at least one Slack user ID")
+        return _check_user_ids(value)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         chosen = [
             v
-            for v in (self.webhook, self.message, self.page, self.set_severity, self.escalate)
+            for v in (
+                self.webhook,
+                self.message,
+                self.page,
+                self.invite,
+                self.set_severity,
+                self.escalate,
+            )
             if v is not None
         ]
         if len(chosen) != 1:
             raise ValueError(
-                "set exactly one of webhook, message, page, set_severity or escalate: true"
+                "set exactly one of webhook, message, page, invite, set_severity or escalate: true"
             )
         return self
 
@@ -170,6 +187,8 @@ class WorkflowStep(_Frozen):
             return "message"
         if self.page is not None:
             return "page"
+        if self.invite is not None:
+            return "invite"
         if self.set_severity is not None:
             return "set_severity"
         return "escalate"

@@ -68,7 +68,7 @@ def test_config_check_names_file_line_and_field_of_each_workflow_problem() -> No
         "pulseops.yml:11: workflows[0].steps[2].page.schedule: unknown schedule "
         "'platform-primary' (none are configured)",
         "pulseops.yml:12: workflows[0].steps[3]: set exactly one of webhook, message, page, "
-        "set_severity or escalate: true",
+        "invite, set_severity or escalate: true",
         "pulseops.yml:13: workflows[1].id: duplicate workflow id 'restart-payment' "
         "(first at workflows[0])",
         "pulseops.yml:14: workflows[1].when[0]",

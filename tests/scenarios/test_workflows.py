@@ -241,6 +241,7 @@ workflows:
     matchers: ['team="payments"']
     steps:
       - page: {user: "U0CAROL01"}
+      - invite: ["U0CAROL01"]
       - set_severity: SEV1
   - id: on-severity
     when: [severity_changed]
@@ -264,13 +265,23 @@ async def test_page_and_severity_steps_change_the_incident_once(running: Harness
     async with running.deps.db.read() as session:
         pages = (await session.scalars(select(PageRow).where(PageRow.target == "U0CAROL01"))).all()
         assert len(pages) == 1
+    invites = [
+        c
+        for c in running.emu.calls_to("conversations.invite")
+        if c["args"]["channel"] == incident["slack"]["channel_id"]
+        and "U0CAROL01" in c["args"]["users"]
+    ]
+    assert len(invites) == 1
     events = await timeline(running, incident_id)
     assert kinds(events) == [
         "workflow_started",
         "workflow_step",
         "workflow_step",
+        "workflow_step",
         "workflow_succeeded",
     ]
+    steps = [e["text"] for e in events if e["kind"] == "workflow_step"]
+    assert steps[1].endswith("step 2 (invite): done: invited <@U0CAROL01>"), steps
     # a person's severity change does trigger
     status, _ = await running.call(
         "PATCH", f"/api/v1/incidents/{incident_id}", {"severity": "SEV2"}

@@ -159,8 +159,11 @@ class WorkflowEffects(Effects):
                 lambda uow: self._finish(uow, run, workflow, config, position, outcome)
             )
             return outcome
-        if config.message is not None:
-            outcome = await self._message(item, run, workflow, config.message, position)
+        if config.message is not None or config.invite is not None:
+            if config.message is not None:
+                outcome = await self._message(item, run, workflow, config.message, position)
+            else:
+                outcome = await self._invite(run, config.invite or ())
             await self._write(
                 lambda uow: self._finish(uow, run, workflow, config, position, outcome)
             )
@@ -293,6 +296,24 @@ class WorkflowEffects(Effects):
         if incident.channel_id is None:
             raise LeaseBusy(f"{incident.number} has no channel yet")
         return incident.channel_id
+
+    async def _invite(self, run: Run, users: tuple[str, ...]) -> Done | Failed:
+        """Invite people to the incident channel (repeatable: Slack answers
+        already_in_channel, which counts as done)."""
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=run.incident_id)
+        channel_id = await self._channel(incident)
+        try:
+            problems = await self.gateway.invite(channel_id, users)
+        except SlackFatal as exc:
+            return Failed(f"Slack refused the invitation: {exc.method}: {exc.error}")
+        who = ", ".join(f"<@{u}>" for u in users)
+        errors = sorted(
+            {str(p.get("error")) for p in problems} - {"already_in_channel", "cant_invite_self"}
+        )
+        if errors:
+            return Failed(f"could not invite {who}: {', '.join(errors)}")
+        return Done(f"invited {who}")
 
     # ---- recording ----------------------------------------------------------------------
 
