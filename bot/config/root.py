@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -34,6 +36,9 @@ from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.routing import Ownership, route
 from bot.errors import ConfigError
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|[0-9A-Fa-f:.]{2,45}")
+"""A host name, an IPv4 address or an IPv6 address (without brackets)."""
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
 """The commented example configuration shipped with the package (also used by the sandbox)."""
@@ -89,6 +94,17 @@ class PulseOpsConfig(_Frozen):
         if problems:
             raise Problems(problems)
         return config
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [h for h in value if not _HOST.fullmatch(h)]
+        if bad:
+            raise ValueError(
+                f"not host names or IP addresses: {', '.join(repr(h) for h in bad)} "
+                "(write the host alone, e.g. remediator.internal or 10.0.0.5, no scheme or port)"
+            )
+        return tuple(h.lower() for h in value)
 
     def model_post_init(self, context: Any) -> None:
         """Index every section by id for the lookup helpers."""

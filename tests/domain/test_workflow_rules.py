@@ -209,3 +209,12 @@ def test_the_emulator_refuses_a_confirmation_dialog_that_breaks_slack_limits() -
     for bad in (long_title, no_deny):
         blocks = [{"type": "actions", "elements": [button("Go", "go", "1", confirm=bad)]}]
         assert validate_blocks(blocks) != []
+
+
+def test_allowed_hosts_are_bare_hosts() -> None:
+    found = problems(BASE + 'allowed_hosts: ["http://remediator:8080", "10.0.0.5", "::1"]\n')
+    assert found == [
+        "pulseops.yml:4: allowed_hosts: not host names or IP addresses: "
+        "'http://remediator:8080' (write the host alone, e.g. remediator.internal or 10.0.0.5, "
+        "no scheme or port)"
+    ]

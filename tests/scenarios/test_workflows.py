@@ -15,7 +15,7 @@ from bot.config import PulseOpsConfig, parse_config
 from bot.sandbox.emulator import Emulator
 from store.models import PageRow, WorkflowRunRow, WorkflowStepRow
 from tests.conftest import CONFIG_YAML, Harness, alertmanager_payload
-from tests.helpers import fire
+from tests.helpers import ONCALL_YAML, WEDNESDAY, fire
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.asyncio
@@ -407,3 +407,63 @@ async def test_the_button_asks_for_confirmation_obeys_permissions_and_runs_once_
     await running.settle()
     [message] = [m for m in running.emu.messages(channel) if m["ts"] == ts]
     assert workflow_buttons(message) == []
+
+
+ESCALATIONS = """
+workflows:
+  - id: escalate-when-acknowledged-late
+    when: [severity_changed]
+    steps:
+      - escalate: true
+  - id: note-each-escalation
+    when: [escalated]
+    steps:
+      - message: "Escalated: {{ incident.number }}"
+"""
+
+
+@BOTH
+async def test_escalated_fires_workflows_and_the_escalate_step_pages_the_next_level(
+    emulator: Emulator, database_url: str
+) -> None:
+    config = parse_config(
+        ONCALL_YAML.format(first="5m", second="10m") + ESCALATIONS, source="t.yml", environ={}
+    )
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=ManualClock(WEDNESDAY)
+    ) as running:
+        incident_id = await fire(running)
+        # a person's severity change runs the escalate step: level 2 is paged
+        status, _ = await running.call(
+            "PATCH", f"/api/v1/incidents/{incident_id}", {"severity": "SEV2"}
+        )
+        assert status == 200
+        await running.settle()
+        # an escalation by hand (API) runs the escalated workflow; the workflow's own
+        # escalation above did not (a workflow's changes trigger no workflows)
+        status, _ = await running.call("POST", f"/api/v1/incidents/{incident_id}/escalate")
+        assert status in (200, 202)
+        await running.settle()
+        # the deadline of the next level passes: an escalation by the sweep runs it again
+        running.clock.advance(3600)
+        await running.deps.escalations.sweep()
+        await running.settle()
+        events = await timeline(running, incident_id)
+        incident = await running.incident(incident_id)
+        async with running.deps.db.read() as session:
+            triggers = sorted(
+                (r.workflow_id, r.started_by)
+                for r in (await session.scalars(select(WorkflowRunRow))).all()
+            )
+    escalated = [e for e in events if e["kind"] == "escalated"]
+    assert [e["actor"] for e in escalated] == [
+        "workflow:escalate-when-acknowledged-late",
+        "api:tester",
+    ]
+    assert triggers == [
+        ("escalate-when-acknowledged-late", "api:tester"),
+        ("note-each-escalation", "api:tester"),
+        ("note-each-escalation", "pulseops"),
+    ]
+    posted = [t for t in channel_texts(running, incident) if t.startswith("Escalated:")]
+    assert posted == [f"Escalated: INC-{incident_id}"] * 2
