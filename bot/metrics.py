@@ -48,6 +48,24 @@ class Metrics:
             ["service", "severity"],
             registry=r,
         )
+        self.heartbeats_missed = Counter(
+            "pulseops_heartbeats_missed_total",
+            "Heartbeats missed (an incident opened), by heartbeat name",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.heartbeat_pings = Counter(
+            "pulseops_heartbeat_pings_total",
+            "Heartbeat pings received, by heartbeat name",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.auto_resolved = Counter(
+            "pulseops_incidents_auto_resolved_total",
+            "Incidents resolved after their service's auto_resolve_after of no alerts, by service",
+            ["service"],
+            registry=r,
+        )
         self.acknowledge_latency = Histogram(
             "pulseops_incident_acknowledge_latency_seconds",
             "Seconds from an incident's trigger to its acknowledgement, by severity",

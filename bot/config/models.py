@@ -96,6 +96,7 @@ class ServiceConfig(_Frozen):
     team: str
     auto_resolve: bool = True
     escalation_policy: str | None = None
+    auto_resolve_after: Duration | None = None  # resolve its incidents after this long quiet
 
     @field_validator("id")
     @classmethod

@@ -19,6 +19,7 @@ from pydantic import (
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -50,12 +51,14 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    heartbeats: tuple[HeartbeatConfig, ...] = ()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -90,6 +93,7 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._heartbeats = {h.name: h for h in self.heartbeats}
 
     def team(self, team_id: str) -> TeamConfig | None:
         """The team with this id, or None."""
@@ -110,6 +114,10 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def heartbeat(self, name: str) -> HeartbeatConfig | None:
+        """The heartbeat with this name, or None."""
+        return self._heartbeats.get(name)
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
@@ -200,6 +208,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("heartbeats", "name", "heartbeat name"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -210,6 +219,12 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 )
             else:
                 first[value] = i
+    for i, name in _values(source, "integrations", "name", failed):
+        if name == HEARTBEAT_INTEGRATION:
+            yield (
+                ("integrations", i, "name"),
+                f"the integration name {name!r} is reserved for heartbeats' alerts",
+            )
     groups: dict[str, int] = {}
     for i, group in _values(source, "schedules", "user_group", failed):
         if group in groups:
@@ -243,6 +258,7 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("services", "team", "team", team_ids),
         ("services", "escalation_policy", "escalation policy", policy_ids),
         ("integrations", "service", "service", service_ids),
+        ("heartbeats", "service", "service", service_ids),
         ("schedules", "team", "team", team_ids),
     ):
         if known is None:
@@ -272,6 +288,7 @@ def _environment_problems(
         ("integrations", "token_env"),
         ("schedules", "ics_token_env"),
         ("api_tokens", "token_env"),
+        ("heartbeats", "token_env"),
     ):
         for i, name in _values(source, section, key, failed):
             if not environ.get(name):

@@ -9,7 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.clock import Clock
@@ -37,12 +37,14 @@ from bot.ingest.decisions import (
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.session import Database
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
+SYSTEM_ACTOR = "pulseops"  # the actor of what PulseOps does by itself (auto-resolve)
 
 
 class IncidentService:
@@ -108,6 +110,29 @@ class IncidentService:
         async def work(uow: UnitOfWork) -> Transition:
             incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
             return await self._transition(uow, incident, command, self.clock.now())
+
+        return await self.write(work)
+
+    async def resolve_if_quiet(
+        self, *, incident_id: int, quiet_for: timedelta, reason: str
+    ) -> bool:
+        """Resolve the incident as the system if no alert has been seen on it for `quiet_for`
+        (checked again in the transaction); False when it is resolved already or not quiet.
+
+        Several replicas may try at once: the state's compare-and-set lets one win; the
+        others find it resolved on their retry.
+        """
+
+        async def work(uow: UnitOfWork) -> bool:
+            now = self.clock.now()
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            last = await QuietIncidents(uow.session).last_alert_at(incident_id=incident_id)
+            if not incident.is_open or last is None or now - last < quiet_for:
+                return False
+            await self._transition(
+                uow, incident, Resolve(by=SYSTEM_ACTOR), now, text=f"Resolved: {reason}"
+            )
+            return True
 
         return await self.write(work)
 
@@ -227,9 +252,16 @@ class IncidentService:
     # ---- shared by people and alerts ----------------------------------------------------
 
     async def _transition(
-        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+        self,
+        uow: UnitOfWork,
+        incident: Incident,
+        command: Command,
+        now: datetime,
+        *,
+        text: str | None = None,
     ) -> Transition:
-        """Apply `command` to `incident` in the caller's transaction.
+        """Apply `command` to `incident` in the caller's transaction (`text`: the timeline's
+        wording, else the new status).
 
         Raises InvalidTransition; a lost compare-and-set raises `Retry` (`in_write` retries).
         """
@@ -248,7 +280,7 @@ class IncidentService:
                 at=now,
                 kind=transition.event_kind,
                 actor=command.by,
-                text=transition.event_kind.capitalize(),
+                text=text or transition.event_kind.capitalize(),
                 data={"from": transition.before.status.value, "to": transition.after.status.value},
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
