@@ -15,14 +15,14 @@ class QuietIncidents:
         self.session = session
 
     async def list(self, *, service_id: str, before: datetime, limit: int) -> list[int]:
-        """Ids of the service's open incidents whose newest alert was last seen before `before`
-        (incidents without alerts, declared by people, are never quiet)."""
+        """Ids of the service's open incidents whose newest alert was last seen at or before
+        `before` (incidents without alerts, declared by people, are never quiet)."""
         rows = await self.session.scalars(
             select(IncidentRow.id)
             .join(AlertRow, AlertRow.incident_id == IncidentRow.id)
             .where(IncidentRow.status != "resolved", IncidentRow.service_id == service_id)
             .group_by(IncidentRow.id)
-            .having(func.max(AlertRow.last_seen_at) < before)
+            .having(func.max(AlertRow.last_seen_at) <= before)
             .order_by(IncidentRow.id)
             .limit(limit)
         )
