@@ -117,7 +117,8 @@ class IncidentService:
         self, *, incident_id: int, quiet_for: timedelta, reason: str
     ) -> bool:
         """Resolve the incident as the system if no alert has been seen on it for `quiet_for`
-        (checked again in the transaction); False when it is resolved already or not quiet.
+        and no missed heartbeat holds it (checked in the transaction); False when it is
+        resolved already or not quiet.
 
         Several replicas may try at once: the state's compare-and-set lets one win; the
         others find it resolved on their retry.
@@ -126,8 +127,10 @@ class IncidentService:
         async def work(uow: UnitOfWork) -> bool:
             now = self.clock.now()
             incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
-            last = await QuietIncidents(uow.session).last_alert_at(incident_id=incident_id)
-            if not incident.is_open or last is None or now - last < quiet_for:
+            quiet = await QuietIncidents(uow.session).is_quiet(
+                incident_id=incident_id, before=now - quiet_for
+            )
+            if not (incident.is_open and quiet):
                 return False
             await self._transition(
                 uow, incident, Resolve(by=SYSTEM_ACTOR), now, text=f"Resolved: {reason}"

@@ -20,14 +20,23 @@ BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 QUIET = timedelta(minutes=30)
 REASON = "Resolved: auto-resolve after 30m of no alerts"
+HEARTBEAT = """heartbeats:
+  - name: nightly-backup
+    interval: 1h
+    service: payment-api
+    token: "hb-token"
+"""
 
 
 @pytest.fixture
 def config() -> PulseOpsConfig:
-    text = ONCALL_YAML.format(first="5m", second="10m").replace(
-        "    name: Payment API\n    team: payments\n",
-        "    name: Payment API\n    team: payments\n    auto_resolve_after: 30m\n",
-        1,
+    text = (
+        ONCALL_YAML.format(first="5m", second="10m").replace(
+            "    name: Payment API\n    team: payments\n",
+            "    name: Payment API\n    team: payments\n    auto_resolve_after: 30m\n",
+            1,
+        )
+        + HEARTBEAT
     )
     assert "auto_resolve_after" in text
     return parse_config(text, source="auto-resolve.yml", environ={})
@@ -139,3 +148,29 @@ async def test_an_alert_arriving_before_the_resolve_keeps_it_open(harness: Harne
     )
     assert resolved is False
     assert (await harness.incident(incident_id))["status"] == "triggered"
+
+
+@BOTH
+async def test_a_missed_heartbeat_is_not_auto_resolved_until_it_pings(harness: Harness) -> None:
+    """A heartbeat's alert stands until its next ping, however long that takes."""
+    assert harness.http is not None
+    auth = {"Authorization": "Bearer hb-token"}
+    url = f"{harness.url}/heartbeats/nightly-backup"
+    async with harness.http.post(url, headers=auth) as r:
+        assert r.status == 200
+    harness.clock.advance(timedelta(hours=1))
+    assert await harness.deps.heartbeats.sweep() == 1
+    harness.clock.advance(timedelta(hours=3))
+    assert await harness.deps.inactivity.sweep() == 0
+    status, body = await harness.get("/api/v1/incidents?status=open")
+    assert status == 200 and body["total"] == 1, body
+    incident_id = body["incidents"][0]["id"]
+    assert (
+        await harness.deps.incidents.resolve_if_quiet(
+            incident_id=incident_id, quiet_for=QUIET, reason="x"
+        )
+        is False
+    )
+    async with harness.http.post(url, headers=auth) as r:
+        assert r.status == 200
+    assert (await harness.incident(incident_id))["status"] == "resolved"
