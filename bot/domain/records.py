@@ -92,6 +92,7 @@ class Incident:
             "severity": self.severity.value,
             "service": self.service_id,
             "team": self.team_id,
+            "category": self.category,
             "source": self.source,
             "integration": self.integration,
             "alert_count": self.alert_count,
