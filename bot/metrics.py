@@ -36,6 +36,18 @@ class Metrics:
             ["integration", "outcome"],
             registry=r,
         )
+        self.alerts_routed = Counter(
+            "pulseops_alerts_routed_total",
+            "Alerts a route matched, by route name",
+            ["route"],
+            registry=r,
+        )
+        self.alerts_dropped = Counter(
+            "pulseops_alerts_dropped_total",
+            "Alerts dropped by a route (recorded, never an incident), by route name",
+            ["route"],
+            registry=r,
+        )
         self.webhooks_rejected = Counter(
             "pulseops_webhooks_rejected_total",
             "Webhook deliveries rejected, by integration and reason",

@@ -38,6 +38,7 @@ class IncidentRow(Base):
     integration: Mapped[str | None] = mapped_column(String(100))
     # integration:group_key; unique among open incidents (partial index below)
     dedup_key: Mapped[str | None] = mapped_column(String(600))
+    category: Mapped[str | None] = mapped_column(String(100), index=True)  # routes, classifier
     auto_resolve: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str | None] = mapped_column(String(100))
     version: Mapped[int] = mapped_column(default=0)

@@ -29,8 +29,10 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.routing import Ownership, route
+from bot.domain.rules import Rules
 from bot.errors import ConfigError
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
@@ -52,7 +54,10 @@ class PulseOpsConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
     heartbeats: tuple[HeartbeatConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    classifier: ClassifierConfig = ClassifierConfig()
 
+    _rules: Rules = PrivateAttr(default_factory=Rules)
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
@@ -94,6 +99,12 @@ class PulseOpsConfig(_Frozen):
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
         self._heartbeats = {h.name: h for h in self.heartbeats}
+        self._rules = rules_of(self.routes, self.classifier)
+
+    @property
+    def rules(self) -> Rules:
+        """The routes and the classifier, ready to decide (`bot.domain.rules`)."""
+        return self._rules
 
     def team(self, team_id: str) -> TeamConfig | None:
         """The team with this id, or None."""
@@ -209,6 +220,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
         ("heartbeats", "name", "heartbeat name"),
+        ("routes", "name", "route name"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -260,12 +272,29 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("integrations", "service", "service", service_ids),
         ("heartbeats", "service", "service", service_ids),
         ("schedules", "team", "team", team_ids),
+        ("routes", "service", "service", service_ids),
     ):
         if known is None:
             continue
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    if policy_ids is not None:
+        for section in ("teams", "services"):
+            for i, item in enumerate(_entries(source, section)):
+                loc_base: Loc = (section, i, "escalation_policy_by_severity")
+                by_severity = (
+                    item.get("escalation_policy_by_severity")
+                    if isinstance(item, Mapping)
+                    else getattr(item, "escalation_policy_by_severity", None)
+                )
+                if not isinstance(by_severity, Mapping) or loc_base in failed:
+                    continue
+                for severity, policy_id in by_severity.items():
+                    if isinstance(policy_id, str) and policy_id not in policy_ids:
+                        yield unknown(
+                            (*loc_base, str(severity)), "escalation policy", policy_id, policy_ids
+                        )
     if schedule_ids is None:
         return
     for i, policy in enumerate(_entries(source, "escalation_policies")):

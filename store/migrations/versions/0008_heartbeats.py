@@ -1,7 +1,7 @@
 """heartbeats: each heartbeat's last ping and deadline, claimed by the sweep
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-28 10:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import store.types
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
