@@ -12,6 +12,7 @@ import uuid
 from aiohttp import web
 
 from bot.config import HeartbeatConfig
+from bot.config.heartbeats import HEARTBEAT_INTEGRATION
 from bot.deps import DEPS
 from bot.errors import AuthError
 
@@ -28,6 +29,7 @@ async def ping(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     heartbeat = deps.heartbeats.authenticate(name, _credential(request, "Bearer"))
     if heartbeat is None:
+        _refused(request)
         raise AuthError(
             "missing or wrong bearer token in the Authorization header: use the token of "
             "the heartbeat named in the URL"
@@ -46,6 +48,7 @@ async def genie_ping(request: web.Request) -> web.Response:
     )
     request_id = str(uuid.uuid4())
     if heartbeat is None:
+        _refused(request)
         return web.json_response(
             {"message": "Could not authenticate", "took": _took(started), "requestId": request_id},
             status=401,
@@ -55,6 +58,12 @@ async def genie_ping(request: web.Request) -> web.Response:
         {"result": "PONG - Heartbeat received", "took": _took(started), "requestId": request_id},
         status=202,
     )
+
+
+def _refused(request: web.Request) -> None:
+    """Count a refused ping (one label value, whatever name the URL held)."""
+    rejected = request.app[DEPS].metrics.webhooks_rejected
+    rejected.labels(integration=HEARTBEAT_INTEGRATION, reason="unauthorized").inc()
 
 
 def _took(started: float) -> float:

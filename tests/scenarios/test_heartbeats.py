@@ -211,6 +211,8 @@ async def test_a_bad_token_is_401_and_changes_nothing(harness: Harness) -> None:
     assert status == 401 and body["message"] == "Could not authenticate"
     assert isinstance(body["took"], float) and uuid.UUID(body["requestId"])
     assert await heartbeat_rows(harness) == []
+    line = 'pulseops_webhooks_rejected_total{integration="heartbeat",reason="unauthorized"}'
+    assert await metric(harness, line) == 5.0
     harness.clock.advance(timedelta(days=1))
     assert await harness.deps.heartbeats.sweep() == 0
     assert await incidents(harness) == []
@@ -234,3 +236,25 @@ async def test_the_opsgenie_ping_route_answers_as_opsgenie_and_feeds_the_heartbe
     assert status == 202, body
     await harness.settle()
     assert (await harness.incident(incident_id))["status"] == "resolved"
+
+
+async def test_routes_apply_to_heartbeat_alerts(harness: Harness) -> None:
+    """A missed heartbeat is an alert like any other: a route on `__source__` or on its
+    `heartbeat` label decides its severity and category."""
+    text = (
+        ONCALL_YAML.format(first="5m", second="10m")
+        + HEARTBEATS_YAML
+        + """routes:
+  - name: backups-are-sev1
+    matchers: ['__source__="heartbeat"', 'heartbeat="nightly-backup"']
+    severity: SEV1
+    category: backups
+"""
+    )
+    harness.config = parse_config(text, source="routes.yml", environ={})
+    await harness.restart()
+    assert (await ping(harness))[0] == 200
+    incident_id = await miss(harness)
+    incident = await harness.incident(incident_id)
+    assert (incident["severity"], incident["category"]) == ("SEV1", "backups")
+    assert any("from route backups-are-sev1" in e["text"] for e in incident["timeline"])
