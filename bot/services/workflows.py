@@ -38,7 +38,7 @@ def labels_of(incident: Incident) -> dict[str, str]:
         service=incident.service_id,
         team=incident.team_id,
         severity=incident.severity.value,
-        category=getattr(incident, "category", None) or incident.labels.get("category"),
+        category=incident.category,
         labels=incident.labels,
     )
 

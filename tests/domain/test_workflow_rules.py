@@ -218,3 +218,20 @@ def test_allowed_hosts_are_bare_hosts() -> None:
         "'http://remediator:8080' (write the host alone, e.g. remediator.internal or 10.0.0.5, "
         "no scheme or port)"
     ]
+
+
+def test_workflow_matchers_see_the_incident_category() -> None:
+    from bot.config.workflows import WorkflowConfig
+    from bot.services.workflows import applies
+
+    workflow = WorkflowConfig.model_validate(
+        {
+            "id": "db",
+            "when": ["triggered"],
+            "matchers": ['category="database"'],
+            "steps": [{"escalate": True}],
+        }
+    )
+    assert applies(workflow, make_incident(1, category="database"))
+    assert not applies(workflow, make_incident(2, category="network"))
+    assert not applies(workflow, make_incident(3))
