@@ -161,6 +161,7 @@ def create_app(
             changes=changes,
             environ=environ,
             on_commit=committed,
+            metrics=metrics,
         )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}

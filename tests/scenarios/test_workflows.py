@@ -193,6 +193,10 @@ async def test_a_webhook_down_for_good_fails_the_run_and_says_so_in_the_channel(
     assert len(failed) == 1 and "restart-payment" in failed[0] and "HTTP 500" in failed[0]
     # the message step never ran
     assert not any(t.startswith("Restarted.") for t in channel_texts(running, incident))
+    status, metrics = await running.get("/metrics", token=None)
+    assert status == 200
+    assert 'pulseops_workflow_runs_total{result="failed",workflow="restart-payment"} 1.0' in metrics
+    assert 'pulseops_workflow_step_attempts_total{kind="webhook",outcome="retry"} 2.0' in metrics
 
 
 GUARDED = """

@@ -37,6 +37,7 @@ from bot.domain import Severity
 from bot.domain.records import Incident
 from bot.domain.workflows import WORKFLOW_ACTOR_PREFIX, retry_delay, signature
 from bot.errors import SlackFatal, UserError
+from bot.metrics import Metrics
 from bot.outgoing import Refused, request
 from bot.render import Renderer
 from bot.render.blocks import clip, escape_mrkdwn
@@ -89,8 +90,10 @@ class WorkflowEffects(Effects):
         changes: IncidentChanges,
         environ: Mapping[str, str],
         on_commit: Callable[[], None],
+        metrics: Metrics,
     ) -> None:
         super().__init__(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+        self.metrics = metrics
         self.escalations = escalations
         self.changes = changes
         self.environ = environ
@@ -329,6 +332,14 @@ class WorkflowEffects(Effects):
         now = self.clock.now()
         ok = isinstance(outcome, Done)
         said = outcome.summary if isinstance(outcome, Done) else outcome.error
+        count = self.metrics.workflow_attempts.labels(
+            kind=config.kind, outcome="done" if ok else "failed"
+        ).inc
+        uow.after_commit(count)
+        if not ok:
+            uow.after_commit(
+                self.metrics.workflow_runs.labels(workflow=workflow.id, result="failed").inc
+            )
         repo = WorkflowRepository(uow.session)
         await repo.finish_step(
             run_id=run.id,
@@ -400,6 +411,9 @@ class WorkflowEffects(Effects):
                     **failed.result,
                 },
             )
+            uow.after_commit(
+                self.metrics.workflow_attempts.labels(kind="webhook", outcome="retry").inc
+            )
             return attempts
 
         attempts = await self._write(work)
@@ -410,6 +424,9 @@ class WorkflowEffects(Effects):
         now = self.clock.now()
         await WorkflowRepository(uow.session).finish(
             run_id=run.id, status="succeeded", now=now, error=None
+        )
+        uow.after_commit(
+            self.metrics.workflow_runs.labels(workflow=workflow.id, result="succeeded").inc
         )
         await TimelineRepository(uow.session).add(
             incident_id=run.incident_id,
