@@ -235,3 +235,11 @@ def test_workflow_matchers_see_the_incident_category() -> None:
     assert applies(workflow, make_incident(1, category="database"))
     assert not applies(workflow, make_incident(2, category="network"))
     assert not applies(workflow, make_incident(3))
+
+
+def test_the_readme_shows_the_event_schema_as_it_is_in_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("docs/events.schema.json</code>)</summary>\n\n```json\n", 1)[1]
+    shown = shown.split("\n```", 1)[0]
+    assert json.loads(shown) == json.loads((root / "docs" / "events.schema.json").read_text())
