@@ -42,6 +42,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService, offered
@@ -56,6 +57,7 @@ from handlers import (
     ics,
     oncall,
     openapi,
+    probes,
     slack_http,
     views,
     webhooks,
@@ -219,6 +221,7 @@ def create_app(
         inactivity=InactivityService(
             db=db, config=config, clock=clock, metrics=metrics, incidents=incidents
         ),
+        probes=ProbeService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest),
     )
 
     bolt = AsyncApp(
@@ -256,6 +259,7 @@ def create_app(
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
+    probes.register(app)
     openapi.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -287,11 +291,15 @@ def create_app(
                 # a missed heartbeat opens its incident within ~5 s of its deadline
                 Every("heartbeats", 5, deps.heartbeats.sweep),
                 Every("auto-resolve", 30, deps.inactivity.sweep),
+                # probe runs start within ~1 s of their deadline (checks run in the background)
+                Every("probes", 1.0, deps.probes.tick),
+                Every("probe-rollup", 600, deps.probes.roll_up),
             )
             outbox.kick()  # deliver whatever a previous run left undelivered
 
     async def on_cleanup(_: web.Application) -> None:
         await jobs.stop()  # runs in flight finish before the database closes
+        await deps.probes.close()
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
         await event_effects.close()

@@ -22,6 +22,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService
@@ -54,6 +55,7 @@ class Deps:
     workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
+    probes: ProbeService
 
 
 DEPS = web.AppKey("deps", Deps)
