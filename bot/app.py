@@ -21,6 +21,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
 from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.probes import ProbeChartEffects
 from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
@@ -187,6 +188,9 @@ def create_app(
     )
     outbox.register(
         NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
+    outbox.register(
+        ProbeChartEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
     )
     deps = Deps(
         settings=settings,

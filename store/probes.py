@@ -150,6 +150,21 @@ class ProbeRepository:
         )
         return [_sample(r) for r in reversed(list(rows))]
 
+    async def latencies(self, probe_id: str, *, since: datetime, limit: int) -> list[float]:
+        """Successful runs' latencies (ms) since `since`, the latest `limit` of them."""
+        return list(
+            await self.session.scalars(
+                select(ProbeResultRow.latency_ms)
+                .where(
+                    ProbeResultRow.probe_id == probe_id,
+                    ProbeResultRow.at >= since,
+                    ProbeResultRow.ok.is_(True),
+                )
+                .order_by(ProbeResultRow.at.desc())
+                .limit(limit)
+            )
+        )
+
     async def results(self, probe_id: str, *, since: datetime, limit: int) -> list[Sample]:
         """Results at or after `since`, oldest first, at most `limit`."""
         rows = await self.session.scalars(

@@ -17,3 +17,4 @@ class OutboxKind(StrEnum):
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
     WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
     EVENT = "event"  # one event for one event sink (webhook or NATS)
+    PROBE_CHART = "probe_chart"  # a probe's latency chart, asked for by `/incident probe <id>`

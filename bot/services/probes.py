@@ -24,19 +24,21 @@ from datetime import datetime, timedelta
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.probes import PROBE_INTEGRATION, ProbeConfig
+from bot.delivery.kinds import OutboxKind
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.probes import ProbeState, Rules, Run, Signal, assess
 from bot.ingest.stages import IngestRequest
 from bot.metrics import Metrics
 from bot.probing import Checker, CheckResult
 from bot.services.ingest import AlertIngest
-from store.probes import ProbeRepository, Sample, Uptime
+from store.probes import ProbeRepository, Sample, Uptime, percentile
 from store.session import Database
 from store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SOURCE = "probe"  # the `source` of probe alerts and of the incidents they open
+MAX_LATENCY_SAMPLES = 20_000  # per probe, for p50/p95 (24 h at a 5 s interval)
 CLAIM_LIMIT = 500  # runs claimed per transaction (a tick claims until none are due)
 
 # The integration probe alerts arrive through: no configured integration (the name is
@@ -336,6 +338,38 @@ class ProbeService:
                 )
             )
         return views
+
+    async def latencies(
+        self, probe_ids: list[str], *, since: datetime
+    ) -> dict[str, tuple[float, float] | None]:
+        """p50 and p95 latency (ms) of each probe's successful runs since `since`."""
+        out: dict[str, tuple[float, float] | None] = {}
+        async with self.db.read() as session:
+            repo = ProbeRepository(session)
+            for probe_id in probe_ids:
+                values = await repo.latencies(probe_id, since=since, limit=MAX_LATENCY_SAMPLES)
+                out[probe_id] = (
+                    (percentile(values, 0.5), percentile(values, 0.95)) if values else None
+                )
+        return out
+
+    async def request_chart(self, probe_id: str, *, channel: str) -> None:
+        """Record the upload of the probe's latency chart (last 24 h) to `channel`; the
+        outbox delivers it."""
+
+        async def work(uow: UnitOfWork) -> None:
+            now = self.clock.now()
+            await uow.enqueue(
+                kind=OutboxKind.PROBE_CHART,
+                now=now,
+                payload={
+                    "probe": probe_id,
+                    "channel": channel,
+                    "since": (now - timedelta(days=1)).isoformat(),
+                },
+            )
+
+        await self.ingest.incidents.write(work)
 
     async def results(self, probe_id: str, *, since: datetime, limit: int) -> list[Sample]:
         async with self.db.read() as session:

@@ -22,7 +22,7 @@ from bot.config import PulseOpsConfig, parse_config
 from bot.probing import Checker
 from store.models import ProbeResultRow, ProbeRollupRow
 from tests.conftest import Harness
-from tests.helpers import ONCALL_YAML, WEDNESDAY, dms
+from tests.helpers import ONCALL_YAML, WEDNESDAY, dms, reply_text
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -425,3 +425,40 @@ async def test_a_certificate_expiring_soon_opens_a_low_severity_incident_renewal
             assert listed["status"] == "resolved"
     finally:
         await runner.cleanup()
+
+
+# ---- Slack ---------------------------------------------------------------------------------
+
+
+async def command(harness: Harness, text: str) -> str:
+    result = await harness.emu.command(
+        user="U0ALICE01", channel="C0PAYMENTS", command="/incident", text=text
+    )
+    assert result["status"] == 200, result
+    return reply_text(result)
+
+
+async def test_slash_probes_lists_state_uptime_and_latency_and_probe_uploads_a_chart(
+    harness: Harness, target: Target
+) -> None:
+    await step(harness, 0)
+    await step(harness, 60)
+    target.status = 500
+    await step(harness, 30)
+    text = await command(harness, "probes")
+    assert "*Probes* (2)" in text
+    assert "*checkout* up · uptime 24h 50.00 % · 7d 50.00 % · p50 " in text
+    assert "*ledger-db* up · uptime 24h 100.00 %" in text
+    # one probe: its state in the answer, its chart uploaded to the channel (once)
+    text = await command(harness, "probe checkout")
+    assert "Checks `GET http://127.0.0.1:" in text and "status 500 (expected 200)" in text
+    await harness.settle()
+    shared = [m for m in harness.emu.messages("C0PAYMENTS") if m.get("files")]
+    (message,) = shared
+    (chart,) = message["files"]
+    assert harness.emu.ws.files[chart["id"]]["data"].startswith(b"\x89PNG")
+    # bad input: what to type, nothing uploaded
+    text = await command(harness, "probe nope")
+    assert "Type `/incident probe <id>` with one of these probes: `checkout`, `ledger-db`" in text
+    await harness.settle()
+    assert len([m for m in harness.emu.messages("C0PAYMENTS") if m.get("files")]) == 1
