@@ -228,6 +228,9 @@ def create_app(
         probes=ProbeService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest),
     )
 
+    if config.probes:
+        dashboard.probe_lines = deps.probes.home_lines
+
     bolt = AsyncApp(
         signing_secret=_secret(settings.slack_signing_secret) or "",
         client=client,
@@ -295,8 +298,9 @@ def create_app(
                 # a missed heartbeat opens its incident within ~5 s of its deadline
                 Every("heartbeats", 5, deps.heartbeats.sweep),
                 Every("auto-resolve", 30, deps.inactivity.sweep),
-                # probe runs start within ~1 s of their deadline (checks run in the background)
-                Every("probes", 1.0, deps.probes.tick),
+                # probe runs start within ~0.25 s of their deadline (checks run in the
+                # background; a tick with nothing due is one indexed query)
+                Every("probes", 0.25, deps.probes.tick),
                 Every("probe-rollup", 600, deps.probes.roll_up),
             )
             outbox.kick()  # deliver whatever a previous run left undelivered

@@ -1,6 +1,6 @@
 """Probe benchmark: N probes at one interval against a local HTTP server, in one process.
 
-Runs the real app (SystemClock, the real scheduler with its 1 s probe tick) with N HTTP probes
+Runs the real app (SystemClock, the real scheduler with its 0.25 s probe tick) with N HTTP probes
 against an aiohttp server in the same process, for `--intervals` intervals after the first
 (jittered) runs, and reports: probe start lateness (the moment a check starts minus the
 deadline it was claimed for, from SQL) p50/p99/max, checks run, CPU share of the process, RSS,

@@ -164,5 +164,12 @@ class ProbeRunnerConfig(_Frozen):
     """How probes run and how long their history is kept."""
 
     max_concurrency: int = Field(default=100, ge=1, le=2000)
-    raw_retention: Duration = timedelta(days=8)  # then hourly rollups
+    raw_retention: Duration = timedelta(days=2)  # then hourly rollups
     rollup_retention: Duration = timedelta(days=400)
+
+    @field_validator("raw_retention")
+    @classmethod
+    def _raw(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1):
+            raise ValueError("must be at least 1d (charts and p50/p95 read the last 24 hours)")
+        return value

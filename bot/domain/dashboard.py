@@ -44,6 +44,17 @@ class WeekStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeLine:
+    """One probe on the Home tab: its id, state (unknown, up, down), last latency and the
+    anomalies open on it."""
+
+    id: str
+    status: str
+    latency_ms: float | None
+    anomalies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """What every Home tab shows, read once per refresh round; `mine` picks one user's part."""
 
@@ -53,6 +64,7 @@ class Dashboard:
     paged: Mapping[int, frozenset[str]]  # incident id -> users paged for it
     oncall: tuple[TeamOnCall, ...]
     week: WeekStats
+    probes: tuple[ProbeLine, ...] = ()
 
     def mine(self, user: str) -> list[tuple[Incident, tuple[str, ...]]]:
         """The open incidents `user` declared, acknowledged or was paged for, with why."""

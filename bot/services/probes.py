@@ -26,6 +26,7 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.probes import PROBE_INTEGRATION, ProbeConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.dashboard import ProbeLine
 from bot.domain.probes import ProbeState, Rules, Run, Signal, assess
 from bot.ingest.stages import IngestRequest
 from bot.metrics import Metrics
@@ -338,6 +339,36 @@ class ProbeService:
                 )
             )
         return views
+
+    async def home_lines(self) -> tuple[ProbeLine, ...]:
+        """Each probe's state for the App Home tab (one cheap query: no history)."""
+        async with self.db.read() as session:
+            rows = {r.id: r for r in await ProbeRepository(session).states()}
+        lines = []
+        for probe in self.config.probes:
+            row = rows.get(probe.id)
+            anomalies = (
+                ()
+                if row is None
+                else tuple(
+                    name
+                    for name, on in (
+                        ("latency", row.latency_anomaly),
+                        ("error rate", row.error_anomaly),
+                        ("certificate", row.cert_expiring),
+                    )
+                    if on
+                )
+            )
+            lines.append(
+                ProbeLine(
+                    id=probe.id,
+                    status=row.status if row else "unknown",
+                    latency_ms=row.last_latency_ms if row else None,
+                    anomalies=anomalies,
+                )
+            )
+        return tuple(lines)
 
     async def latencies(
         self, probe_ids: list[str], *, since: datetime

@@ -23,6 +23,7 @@ from bot.probing import Checker
 from store.models import ProbeResultRow, ProbeRollupRow
 from tests.conftest import Harness
 from tests.helpers import ONCALL_YAML, WEDNESDAY, dms, reply_text
+from tests.scenarios.test_home import open_home
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -302,7 +303,7 @@ async def test_raw_results_roll_up_by_the_hour(harness: Harness) -> None:
     await step(harness, 0)
     for _ in range(10):
         await step(harness, 30)
-    harness.clock.advance(timedelta(days=9))  # past raw_retention (8 days)
+    harness.clock.advance(timedelta(days=3))  # past raw_retention (2 days)
     rolled = await harness.deps.probes.roll_up()
     assert rolled >= 10
     async with harness.deps.db.read() as session:
@@ -462,3 +463,17 @@ async def test_slash_probes_lists_state_uptime_and_latency_and_probe_uploads_a_c
     assert "Type `/incident probe <id>` with one of these probes: `checkout`, `ledger-db`" in text
     await harness.settle()
     assert len([m for m in harness.emu.messages("C0PAYMENTS") if m.get("files")]) == 1
+
+
+async def test_app_home_shows_a_probes_section_down_first(harness: Harness, target: Target) -> None:
+    await step(harness, 0)
+    target.status = 500
+    await step(harness, 60)
+    await step(harness, 30)  # checkout: two failures, down
+    view = await open_home(harness, "U0ALICE01")
+    title = [b for b in view["blocks"] if b.get("block_id") == "home_probes_title"]
+    assert title and title[0]["text"]["text"] == "Probes: 1 down of 2"
+    (probes,) = [b for b in view["blocks"] if b.get("block_id") == "home_probes"]
+    lines = probes["text"]["text"].splitlines()
+    assert lines[0].startswith(":red_circle: *checkout* down · ")
+    assert lines[1].startswith(":large_green_circle: *ledger-db* up · ")
