@@ -214,6 +214,11 @@ class ProbeOut(_Out):
     anomalies: list[Literal["latency", "error_rate", "cert"]]
     uptime_24h: float | None = Field(description="Share of successful checks (0..1)")
     uptime_7d: float | None
+    slo_objective: float | None = Field(description="Percent of checks that should succeed")
+    budget_left: float | None = Field(
+        description="Share of the error budget not yet spent over the SLO window"
+    )
+    burning: bool = Field(description="A burn-rate alert is open")
 
 
 class ProbeList(_Out):

@@ -178,7 +178,7 @@ async def _probes(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
     views = await deps.probes.overview()
-    shown = [v.probe.id for v in views[:MAX_LISTED]]
+    shown = [v.id for v in views[:MAX_LISTED]]
     since = deps.clock.now() - timedelta(days=1)
     await ack(text=probe_list(views, await deps.probes.latencies(shown, since=since)))
 
@@ -191,7 +191,7 @@ async def _probe(
     probe = deps.config.probe(arg.lower()) if arg else None
     if probe is None:
         raise UserError(f"Type `/incident probe <id>` with one of these probes: {known}.")
-    views = [v for v in await deps.probes.overview() if v.probe.id == probe.id]
+    views = [v for v in await deps.probes.overview() if v.id == probe.id]
     since = deps.clock.now() - timedelta(days=1)
     latency = (await deps.probes.latencies([probe.id], since=since))[probe.id]
     await deps.probes.request_chart(probe.id, channel=command["channel_id"])

@@ -369,6 +369,7 @@ class ProbeStateRow(Base):
     cert_expiring: Mapped[bool] = mapped_column(default=False)
     latency_calm: Mapped[int] = mapped_column(default=0)  # normal samples since the anomaly
     error_calm: Mapped[int] = mapped_column(default=0)
+    burn_level: Mapped[int] = mapped_column(default=0)  # 0 none, 1 slow burn, 2 fast burn
 
 
 class ProbeResultRow(Base):

@@ -13,9 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.probes import Uptime
 from store.models import ProbeResultRow, ProbeRollupRow, ProbeStateRow
 from store.session import insert_or_ignore
 
@@ -30,18 +31,6 @@ class Sample:
     status_code: int | None
     error: str | None
     cert_days: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Uptime:
-    """Runs and failures over a period (raw results and rollups together)."""
-
-    runs: int
-    failures: int
-
-    @property
-    def ratio(self) -> float | None:
-        return None if self.runs == 0 else (self.runs - self.failures) / self.runs
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -77,6 +66,7 @@ class ProbeRepository:
                         "cert_expiring": False,
                         "latency_calm": 0,
                         "error_calm": 0,
+                        "burn_level": 0,
                     },
                 )
 
@@ -149,6 +139,26 @@ class ProbeRepository:
             .limit(limit)
         )
         return [_sample(r) for r in reversed(list(rows))]
+
+    async def window_counts(
+        self, probe_id: str, *, now: datetime, windows: Sequence[timedelta]
+    ) -> dict[timedelta, tuple[int, int]]:
+        """(runs, failures) of the probe's raw results over each window ending `now` (one
+        query; the windows must lie within raw_retention)."""
+        columns = []
+        for w in windows:
+            recent = ProbeResultRow.at > now - w
+            columns.append(func.sum(case((recent, 1), else_=0)))
+            columns.append(func.sum(case((and_(recent, ~ProbeResultRow.ok), 1), else_=0)))
+        longest = max(windows)
+        row = (
+            await self.session.execute(
+                select(*columns).where(
+                    ProbeResultRow.probe_id == probe_id, ProbeResultRow.at > now - longest
+                )
+            )
+        ).one()
+        return {w: (int(row[2 * i] or 0), int(row[2 * i + 1] or 0)) for i, w in enumerate(windows)}
 
     async def latencies(self, probe_id: str, *, since: datetime, limit: int) -> list[float]:
         """Successful runs' latencies (ms) since `since`, the latest `limit` of them."""

@@ -106,6 +106,17 @@ class AnomalyConfig(_Frozen):
         return self
 
 
+class SloConfig(_Frozen):
+    """An availability objective (percent of successful checks) over a rolling window."""
+
+    objective: float = Field(gt=50, lt=100)  # e.g. 99.9
+    window: Duration = timedelta(days=30)
+
+    @property
+    def ratio(self) -> float:
+        return self.objective / 100.0
+
+
 class ProbeConfig(_Frozen):
     """One synthetic check (`http` or `tcp`), run every `interval` for `service`."""
 
@@ -117,6 +128,7 @@ class ProbeConfig(_Frozen):
     failures_to_trigger: int = Field(default=3, ge=1, le=1000)
     anomaly: AnomalyConfig | None = None
     cert_expiry_days: int | None = Field(default=14, ge=1, le=3650)
+    slo: SloConfig | None = None
 
     @field_validator("id")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from bot.domain.anomaly import Score, error_rate_score, latency_score
 from bot.domain.incident import Severity
@@ -188,3 +189,62 @@ def _anomaly_text(what: str, score: Score, rules: Rules) -> str:
         f"deviation {score.std * scale:.1f} {unit} over the previous {score.samples} samples; "
         f"z-score {score.z:.1f} (threshold {rules.z:g})."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """Runs and failures over a period (raw results and rollups together)."""
+
+    runs: int
+    failures: int
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.runs == 0 else (self.runs - self.failures) / self.runs
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeView:
+    """A probe's state for the API and Slack."""
+
+    id: str
+    kind: str  # http | tcp
+    target: str
+    service: str
+    interval_seconds: float
+    failures_to_trigger: int
+    slo_objective: float | None
+    status: str
+    last_run_at: datetime | None
+    last_ok: bool | None
+    last_latency_ms: float | None
+    last_error: str | None
+    cert_days: int | None
+    next_run_at: datetime | None
+    anomalies: tuple[str, ...]
+    burning: bool
+    uptime_24h: Uptime
+    uptime_7d: Uptime
+    budget_left: float | None = None  # with an SLO: the error budget not yet spent
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "target": self.target,
+            "service": self.service,
+            "interval_seconds": self.interval_seconds,
+            "status": self.status,
+            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
+            "last_ok": self.last_ok,
+            "last_latency_ms": self.last_latency_ms,
+            "last_error": self.last_error,
+            "cert_days": self.cert_days,
+            "next_run_at": self.next_run_at.isoformat() if self.next_run_at else None,
+            "anomalies": list(self.anomalies),
+            "uptime_24h": self.uptime_24h.ratio,
+            "uptime_7d": self.uptime_7d.ratio,
+            "slo_objective": self.slo_objective,
+            "budget_left": self.budget_left,
+            "burning": self.burning,
+        }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bot.domain.probes import ProbeView
 from bot.render.blocks import escape_mrkdwn
-from bot.services.probes import ProbeView
 
 MAX_LISTED = 40  # a slash command answer stays well under Slack's 4,000 characters
 ICONS = {"up": ":large_green_circle:", "down": ":red_circle:", "unknown": ":white_circle:"}
@@ -21,8 +21,12 @@ def _latency(value: tuple[float, float] | None) -> str:
 
 def _line(view: ProbeView, latency: tuple[float, float] | None) -> str:
     flags = f" · anomaly: {', '.join(view.anomalies)}" if view.anomalies else ""
+    if view.budget_left is not None:
+        flags += f" · budget left {view.budget_left * 100:.0f} %"
+    if view.burning:
+        flags += " · :fire: burning"
     return (
-        f"{ICONS.get(view.status, '')} *{escape_mrkdwn(view.probe.id)}* {view.status} · "
+        f"{ICONS.get(view.status, '')} *{escape_mrkdwn(view.id)}* {view.status} · "
         f"uptime 24h {_share(view.uptime_24h.ratio)} · 7d {_share(view.uptime_7d.ratio)} · "
         f"{_latency(latency)}{flags}"
     )
@@ -35,7 +39,7 @@ def probe_list(
     if not views:
         return "No probes are configured (see `probes` in the configuration)."
     lines = [f"*Probes* ({len(views)})"]
-    lines += [_line(v, latencies.get(v.probe.id)) for v in views[:MAX_LISTED]]
+    lines += [_line(v, latencies.get(v.id)) for v in views[:MAX_LISTED]]
     if len(views) > MAX_LISTED:
         lines.append(f"… and {len(views) - MAX_LISTED} more (`GET /api/v1/probes` lists all)")
     lines.append("One probe with its latency chart: `/incident probe <id>`")
@@ -44,7 +48,7 @@ def probe_list(
 
 def probe_detail(view: ProbeView, latency: tuple[float, float] | None) -> str:
     """One probe: what it checks, its state and last result; the chart follows as a file."""
-    p = view.probe
+    p = view
     last = "never run"
     if view.last_run_at is not None:
         outcome = "ok" if view.last_ok else escape_mrkdwn(view.last_error or "failed")
@@ -52,7 +56,7 @@ def probe_detail(view: ProbeView, latency: tuple[float, float] | None) -> str:
         last = f"{view.last_run_at:%Y-%m-%d %H:%M:%S} UTC: {outcome} ({took})"
     lines = [
         _line(view, latency),
-        f"Checks `{escape_mrkdwn(p.target)}` every {p.interval.total_seconds():g}s "
+        f"Checks `{escape_mrkdwn(p.target)}` every {p.interval_seconds:g}s "
         f"for {escape_mrkdwn(p.service)}; {p.failures_to_trigger} failures in a row open "
         "an incident.",
         f"Last run: {last}",

@@ -18,21 +18,22 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.probes import PROBE_INTEGRATION, ProbeConfig
 from bot.delivery.kinds import OutboxKind
+from bot.domain import burn
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.dashboard import ProbeLine
-from bot.domain.probes import ProbeState, Rules, Run, Signal, assess
+from bot.domain.probes import ProbeState, ProbeView, Rules, Run, Signal, Uptime, assess
 from bot.ingest.stages import IngestRequest
 from bot.metrics import Metrics
 from bot.probing import Checker, CheckResult
 from bot.services.ingest import AlertIngest
-from store.probes import ProbeRepository, Sample, Uptime, percentile
+from store.models import ProbeStateRow
+from store.probes import ProbeRepository, Sample, percentile
 from store.session import Database
 from store.unit_of_work import UnitOfWork
 
@@ -77,6 +78,26 @@ def probe_alert(probe: ProbeConfig, signal: Signal) -> Alert:
     )
 
 
+def burn_signal(probe: ProbeConfig, found: burn.Burn, row: ProbeStateRow) -> Signal | None:
+    """Fire when the burn reaches a more urgent rule than before (a repeat with the higher
+    severity), resolve when no rule holds any more; the row keeps the level."""
+    assert probe.slo is not None
+    before, row.burn_level = row.burn_level, found.level
+    title = f"Probe {probe.id} is burning its error budget"
+    if found.rule is not None and found.level > before:
+        rate = found.rates.get(found.rule.long, 0.0)
+        return Signal(
+            "burn",
+            True,
+            f"{title}: {rate:.1f}× over {found.rule.long.total_seconds() / 3600:g} h",
+            f"{probe.target}: {burn.describe(found, probe.slo.ratio)}",
+            found.rule.severity,
+        )
+    if found.rule is None and before > 0:
+        return Signal("burn", False, title, "the burn rate is below every rule again")
+    return None
+
+
 def rules_of(probe: ProbeConfig) -> Rules:
     anomaly = probe.anomaly
     https = probe.http is not None and probe.http.https
@@ -91,41 +112,11 @@ def rules_of(probe: ProbeConfig) -> Rules:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeView:
-    """A probe's state for the API and Slack."""
-
-    probe: ProbeConfig
-    status: str
-    last_run_at: datetime | None
-    last_ok: bool | None
-    last_latency_ms: float | None
-    last_error: str | None
-    cert_days: int | None
-    next_run_at: datetime | None
-    anomalies: tuple[str, ...]
-    uptime_24h: Uptime
-    uptime_7d: Uptime
-
-    def to_json(self) -> dict[str, object]:
-        p = self.probe
-        return {
-            "id": p.id,
-            "kind": p.kind,
-            "target": p.target,
-            "service": p.service,
-            "interval_seconds": p.interval.total_seconds(),
-            "status": self.status,
-            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
-            "last_ok": self.last_ok,
-            "last_latency_ms": self.last_latency_ms,
-            "last_error": self.last_error,
-            "cert_days": self.cert_days,
-            "next_run_at": self.next_run_at.isoformat() if self.next_run_at else None,
-            "anomalies": list(self.anomalies),
-            "uptime_24h": self.uptime_24h.ratio,
-            "uptime_7d": self.uptime_7d.ratio,
-        }
+def _budget(probe: ProbeConfig, over: dict[timedelta, dict[str, Uptime]]) -> float | None:
+    if probe.slo is None:
+        return None
+    seen = over.get(probe.slo.window, {}).get(probe.id, Uptime(0, 0))
+    return burn.budget_left(seen.runs, seen.failures, probe.slo.ratio)
 
 
 class ProbeService:
@@ -262,6 +253,11 @@ class ProbeService:
             row.last_run_at, row.last_ok = now, sample.ok
             row.last_latency_ms, row.last_status_code = sample.latency_ms, sample.status_code
             row.last_error, row.cert_days = sample.error, sample.cert_days
+            if probe.slo is not None:
+                counts = await repo.window_counts(probe.id, now=now, windows=burn.WINDOWS)
+                signal = burn_signal(probe, burn.evaluate(counts, probe.slo.ratio), row)
+                if signal is not None:
+                    signals.append(signal)
             await uow.session.flush()
             if signals:
                 alerts = tuple(probe_alert(probe, s) for s in signals)
@@ -307,6 +303,8 @@ class ProbeService:
             states = {s.id: s for s in await repo.states([p.id for p in self.config.probes])}
             day = await repo.uptime(since=now - timedelta(days=1))
             week = await repo.uptime(since=now - timedelta(days=7))
+            slo_windows = {p.slo.window for p in self.config.probes if p.slo is not None}
+            over = {w: await repo.uptime(since=now - w) for w in slo_windows}
         views = []
         for probe in self.config.probes:
             row = states.get(probe.id)
@@ -325,7 +323,13 @@ class ProbeService:
             )
             views.append(
                 ProbeView(
-                    probe=probe,
+                    id=probe.id,
+                    kind=probe.kind,
+                    target=probe.target,
+                    service=probe.service,
+                    interval_seconds=probe.interval.total_seconds(),
+                    failures_to_trigger=probe.failures_to_trigger,
+                    slo_objective=probe.slo.objective if probe.slo else None,
                     status=row.status if row else "unknown",
                     last_run_at=row.last_run_at if row else None,
                     last_ok=row.last_ok if row else None,
@@ -336,6 +340,8 @@ class ProbeService:
                     anomalies=anomalies,
                     uptime_24h=day.get(probe.id, Uptime(0, 0)),
                     uptime_7d=week.get(probe.id, Uptime(0, 0)),
+                    burning=bool(row and row.burn_level),
+                    budget_left=_budget(probe, over),
                 )
             )
         return views

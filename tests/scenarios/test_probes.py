@@ -477,3 +477,54 @@ async def test_app_home_shows_a_probes_section_down_first(harness: Harness, targ
     lines = probes["text"]["text"].splitlines()
     assert lines[0].startswith(":red_circle: *checkout* down · ")
     assert lines[1].startswith(":large_green_circle: *ledger-db* up · ")
+
+
+SLO_YAML = """  - id: api
+    http: {{url: "http://127.0.0.1:{port}/health", timeout: 2s}}
+    interval: 30s
+    service: payment-api
+    failures_to_trigger: 100
+    slo: {{objective: 99.9, window: 30d}}
+"""
+
+
+@BOTH
+async def test_a_fast_burn_pages_with_the_rates_and_resolves_when_it_stops(
+    emulator: Any, database_url: str, clock: ManualClock, target: Target, listener: Listener
+) -> None:
+    config = parse_config(
+        ONCALL_YAML.format(first="5m", second="10m")
+        + probes_yaml(target.port, listener.port, SLO_YAML.format(port=target.port)),
+        source="probes.yml",
+        environ={},
+    )
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock
+    ) as harness:
+        await step(harness, 0)
+        for _ in range(20):  # 10 minutes of successes
+            await step(harness)
+        target.status = 500
+        await step(harness)  # 1 failure in 21 runs over 1 h (47.6×), 1 in 10 over 5 min (100×)
+        (listed,) = [i for i in await incidents(harness) if "error budget" in i["title"]]
+        incident = await harness.incident(listed["id"])
+        assert incident["title"] == "Probe api is burning its error budget: 47.6× over 1 h"
+        assert incident["severity"] == "SEV2"
+        assert (
+            "47.6× over 1 h, 100.0× over 5 min (threshold 14.4× over both"
+            in (incident["description"])
+        )
+        assert len(dms(harness, "U0BOB0001")) >= 1
+        status, body = await harness.get("/api/v1/probes")
+        (api,) = [p for p in body["probes"] if p["id"] == "api"]
+        assert api["burning"] is True and api["slo_objective"] == 99.9
+        assert api["budget_left"] == pytest.approx(1 - (1 / 21) / 0.001)  # overspent
+        target.status = 200
+        for _ in range(10):  # the failure leaves the 5-minute window: only the slow rule holds
+            await step(harness)
+        assert (await harness.incident(listed["id"]))["status"] == "triggered"
+        for _ in range(50):  # ... and then the 30-minute window: no rule holds
+            await step(harness)
+        assert (await harness.incident(listed["id"]))["status"] == "resolved"
+        status, body = await harness.get("/api/v1/probes")
+        assert [p["burning"] for p in body["probes"] if p["id"] == "api"] == [False]

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("cert_expiring", sa.Boolean(), nullable=False),
         sa.Column("latency_calm", sa.Integer(), nullable=False),
         sa.Column("error_calm", sa.Integer(), nullable=False),
+        sa.Column("burn_level", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_probes")),
     )
     op.create_index(op.f("ix_probes_next_run_at"), "probes", ["next_run_at"], unique=False)
