@@ -33,6 +33,10 @@ RULES = (
     BurnRule(14.4, timedelta(hours=1), timedelta(minutes=5), Severity.SEV2, 2),
     BurnRule(6.0, timedelta(hours=6), timedelta(minutes=30), Severity.SEV3, 1),
 )
+MIN_RUNS = 20
+"""Runs a rule's long window must hold before it can fire: a new probe's first failure (one
+failed run of three) is no burn."""
+
 EPSILON = 1e-9  # 6 failures in 1,000 at 99.9 % is 6× (not 5.999…)
 WINDOWS = tuple(sorted({w for r in RULES for w in (r.long, r.short)}))
 
@@ -62,7 +66,8 @@ def evaluate(counts: Counts, objective: float) -> Burn:
     rates = burn_rates(counts, objective)
     for rule in RULES:  # most urgent first
         at = rule.rate - EPSILON
-        if rates.get(rule.long, 0.0) >= at and rates.get(rule.short, 0.0) >= at:
+        enough = counts.get(rule.long, (0, 0))[0] >= MIN_RUNS
+        if enough and rates.get(rule.long, 0.0) >= at and rates.get(rule.short, 0.0) >= at:
             return Burn(rule, rates)
     return Burn(None, rates)
 

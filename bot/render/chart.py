@@ -195,7 +195,7 @@ class LatencyPoint:
 
 def latency_chart(points: Sequence[LatencyPoint], *, title: str) -> bytes:
     """PNG (1000×500 px) of a probe's latency over time: a line of successful runs' latency
-    (ms) and red markers at failed runs. No points gives a chart saying "No results yet".
+    (ms) and red ticks on the time axis at failed runs. No points gives a chart saying "No results yet".
     `title` is drawn literally and cut at 90 characters. CPU-bound: call it via
     `asyncio.to_thread` from async code."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -232,14 +232,16 @@ def latency_chart(points: Sequence[LatencyPoint], *, title: str) -> bytes:
             linewidth=1.2,
             label="latency (ms)",
         )
-        if failed:
+        if failed:  # at the bottom: a timeout's latency would flatten the line
             ax.scatter(
                 cast(Any, [p.at for p in failed]),
-                [p.latency_ms for p in failed],
+                [0.0] * len(failed),
                 color=MTTR_COLOR,
-                marker="x",
+                marker="|",
+                s=200,
                 zorder=3,
-                label="failed",
+                clip_on=False,
+                label="failed check",
             )
         locator = AutoDateLocator()  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)

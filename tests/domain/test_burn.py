@@ -35,6 +35,13 @@ def test_both_windows_must_burn(
     assert (result.rule.severity if result.rule else None) == severity
 
 
+def test_a_new_probe_needs_twenty_runs_in_the_long_window() -> None:
+    few = {H: (19, 5), 5 * M: (5, 5), 6 * H: (19, 5), 30 * M: (19, 5)}
+    assert evaluate(few, 0.999).level == 0
+    enough = {H: (20, 5), 5 * M: (5, 5), 6 * H: (20, 5), 30 * M: (20, 5)}
+    assert evaluate(enough, 0.999).level == 2
+
+
 def test_the_alert_says_each_windows_rate() -> None:
     result = evaluate(counts(h1=20, m5=30, h6=20, m30=20), 0.999)
     assert describe(result, 0.999) == (
