@@ -195,8 +195,8 @@ class LatencyPoint:
 
 def latency_chart(points: Sequence[LatencyPoint], *, title: str) -> bytes:
     """PNG (1000×500 px) of a probe's latency over time: a line of successful runs' latency
-    (ms) and red ticks on the time axis at failed runs. No points gives a chart saying "No results yet".
-    `title` is drawn literally and cut at 90 characters. CPU-bound: call it via
+    (ms) and red ticks on the time axis at failed runs. No points gives a chart saying "No
+    results yet". `title` is drawn literally and cut at 90 characters. CPU-bound: call it via
     `asyncio.to_thread` from async code."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
