@@ -20,12 +20,14 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.notify import NotifyEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
+from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
@@ -35,6 +37,8 @@ from bot.services.home import HomeService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notifications import NotificationPlanner
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
@@ -47,6 +51,7 @@ from handlers import (
     commands,
     home,
     ics,
+    notify,
     oncall,
     openapi,
     slack_http,
@@ -120,7 +125,12 @@ def create_app(
         dashboard.changed()
 
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+        db=db,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        on_commit=committed,
+        notifications=NotificationPlanner(config=config),
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -155,6 +165,17 @@ def create_app(
     outbox.register(
         NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
     )
+    providers = build_providers(config, environ)
+    outbox.register(
+        NotifyEffects(
+            providers=providers,
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+        )
+    )
     deps = Deps(
         settings=settings,
         config=config,
@@ -181,6 +202,14 @@ def create_app(
         ),
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
         permissions=Permissions(config=config, gateway=gateway),
+        providers=providers,
+        acks=NotificationAcks(
+            db=db,
+            clock=clock,
+            incidents=incidents,
+            link_secret=providers.link_secret,
+            on_commit=committed,
+        ),
     )
 
     bolt = AsyncApp(
@@ -214,7 +243,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, api, ics, notify):
         http_module.register(app, deps)
     api_write.register(app)
     openapi.register(app)
@@ -252,6 +281,8 @@ def create_app(
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
         await dashboard.close()
+        if providers.twilio is not None:
+            await providers.twilio.close()
         await client.session.close() if client.session else None
         await db.dispose()
 

@@ -10,6 +10,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
+from bot.notify.providers import Providers
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
@@ -18,6 +19,7 @@ from bot.services.home import HomeService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
@@ -48,6 +50,8 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    providers: Providers  # e-mail, SMS, call and push providers
+    acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -280,3 +280,35 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(64))  # comma-separated
     created_at: Mapped[datetime]
+
+
+class NotificationRow(Base):
+    """One notification beyond Slack that a page asked for: a method, when it is due, and
+    what became of it. Unique per (page, method), so a page never notifies twice."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(32))
+    method_id: Mapped[str] = mapped_column(String(64))
+    method_type: Mapped[str] = mapped_column(String(16))  # email | sms | voice | apprise
+    destination: Mapped[str] = mapped_column(Text)  # address, E.164 number or Apprise URL
+    # pending | sending | sent | delivered | failed | cancelled | throttled
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)  # Twilio's SID
+    error: Mapped[str | None] = mapped_column(Text)
+    link_used_at: Mapped[datetime | None]  # the e-mail's acknowledge link, used once
+
+    __table_args__ = (
+        Index("uq_notifications_page_method", "page_id", "method_id", unique=True),
+        Index("ix_notifications_user_sent", "user", "method_type", "sent_at"),
+        Index("ix_notifications_destination", "method_type", "destination", "sent_at"),
+    )

@@ -15,3 +15,4 @@ class OutboxKind(StrEnum):
     HANDOFF = "handoff"  # a rotation handoff message and the user-group update
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
+    NOTIFY = "notify"  # one e-mail, SMS, call or push of a page, due at its rule's time

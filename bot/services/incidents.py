@@ -111,6 +111,13 @@ class IncidentService:
 
         return await self.write(work)
 
+    async def move(
+        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+    ) -> Transition:
+        """Apply `command` in the caller's transaction (acknowledging from an SMS, a call or
+        an e-mail link, with the link's use recorded in the same transaction)."""
+        return await self._transition(uow, incident, command, now)
+
     # ---- alert decisions (in the delivery's transaction) ---------------------------------
 
     async def apply(

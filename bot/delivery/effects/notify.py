@@ -1,0 +1,197 @@
+"""The notify effect: one e-mail, SMS, call or push of a page, sent when its rule says.
+
+A notification is taken (pending → sending) in a transaction that also checks the incident
+is still unacknowledged and the person's throttle; the provider is called outside any
+transaction; the result is recorded on the incident's timeline with the destination masked.
+A provider outage puts the notification back to pending and the outbox row retries with
+backoff (it can still be cancelled meanwhile); after `max_attempts` it fails for good.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.delivery.effects.base import Effects, Handler
+from bot.delivery.kinds import OutboxKind
+from bot.domain import Status
+from bot.domain.contacts import sign_link, throttled
+from bot.domain.records import Incident
+from bot.errors import NotifyError, NotifyFatal, NotifyRetryable
+from bot.notify import messages
+from bot.notify.providers import Providers
+from bot.render.blocks import escape_mrkdwn
+from bot.services.notifications import described
+from store.incidents import IncidentRepository, TimelineRepository
+from store.notifications import Notification, NotificationRepository
+from store.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+# throttled notifications this old or newer are summarised in the person's next one
+SUMMARY_LOOKBACK = timedelta(days=1)
+
+
+class NotifyEffects(Effects):
+    """Delivers `notify` outbox rows."""
+
+    def __init__(self, *, providers: Providers, **deps: Any) -> None:
+        super().__init__(**deps)
+        self.providers = providers
+
+    def handlers(self) -> dict[str, Handler]:
+        return {OutboxKind.NOTIFY: self.notify}
+
+    async def notify(self, item: OutboxItem) -> None:
+        notification_id = int(item.payload["notification_id"])
+        now = self.clock.now()
+        async with self.db.write() as session:
+            taken = await self._take(session, notification_id, now)
+        if taken is None:
+            return
+        n, incident, held_back = taken
+        try:
+            provider_id = await self._send(n, incident, held_back)
+        except NotifyError as exc:
+            await self._failed(item, n, exc)
+            return
+        done = self.clock.now()
+
+        async def record(session: AsyncSession) -> None:
+            repo = NotificationRepository(session)
+            await repo.finish(
+                notification_id=n.id, status="sent", now=done, provider_id=provider_id
+            )
+            await repo.mark_summarised(notification_ids=[h.id for h in held_back])
+            summary = f"; with {len(held_back)} throttled page(s) summarised" if held_back else ""
+            await self._timeline(session, n, "sent", f"{described(n)} sent{summary}", done)
+
+        await self.db.write_grouped(record)
+
+    async def _take(
+        self, session: AsyncSession, notification_id: int, now: datetime
+    ) -> tuple[Notification, Incident, list[Notification]] | None:
+        repo = NotificationRepository(session)
+        found = await repo.get(notification_id=notification_id)
+        await repo.lock_person(user=found.user, method_type=found.method_type)
+        n = await repo.start_sending(notification_id=notification_id, now=now)
+        if n is None:
+            return None  # cancelled or finished meanwhile
+        incident = await IncidentRepository(session).get(incident_id=n.incident_id)
+        if incident.status is not Status.TRIGGERED:
+            await repo.finish(notification_id=n.id, status="cancelled", now=now)
+            await self._timeline(
+                session, n, "cancelled", f"{described(n)} cancelled: {incident.status.value}", now
+            )
+            return None
+        throttle = self.providers.config.throttle
+        since = now - throttle.window
+        # this one counts itself (taken above): it may go if the others are under the limit
+        sent = await repo.sent_since(user=n.user, method_type=n.method_type, since=since) - 1
+        limit = throttle.limit(n.method_type)
+        if throttled(sent, limit):
+            await repo.finish(notification_id=n.id, status="throttled", now=now)
+            await self._timeline(
+                session,
+                n,
+                "throttled",
+                f"{described(n)} throttled ({sent} sent in the last "
+                f"{int(throttle.window.total_seconds() // 60)} min, limit {limit}); "
+                "summarised in the next one",
+                now,
+            )
+            return None
+        held_back = await repo.throttled_since(
+            user=n.user, method_type=n.method_type, since=now - SUMMARY_LOOKBACK
+        )
+        return n, incident, held_back
+
+    async def _send(
+        self, n: Notification, incident: Incident, held_back: list[Notification]
+    ) -> str | None:
+        service = self.config.service(incident.service_id) if incident.service_id else None
+        name = service.name if service else None
+        public = self.providers.config.public_url
+        more = ""
+        if held_back:
+            numbers = sorted({f"INC-{h.incident_id}" for h in held_back})
+            more = f" Also paged meanwhile (throttled): {', '.join(numbers[:10])}."
+        if n.method_type == "apprise":
+            title, body = messages.push(incident, name)
+            await self.providers.apprise.send(url=n.destination, title=title, body=body + more)
+            return None
+        if n.method_type == "email":
+            smtp, secret = self.providers.smtp, self.providers.link_secret
+            if smtp is None or secret is None or public is None:
+                raise NotifyFatal("no SMTP server or link secret is configured")
+            expires = self.clock.now() + self.providers.config.link_ttl
+            token = sign_link(n.id, expires, secret=secret)
+            mail = messages.mail(
+                incident, name, to=n.destination, ack_url=f"{public}/notify/ack/{token}"
+            )
+            if more:
+                mail = type(mail)(mail.to, mail.subject, mail.text + more, mail.html + more)
+            return await smtp.send(mail)
+        twilio = self.providers.twilio
+        if twilio is None or public is None:
+            raise NotifyFatal("no Twilio account is configured")
+        status = f"{public}/notify/twilio/status/{n.id}"
+        if n.method_type == "sms":
+            text = messages.sms_text(incident, name) + more
+            return await twilio.send_sms(to=n.destination, body=text, status_callback=status)
+        return await twilio.call(
+            to=n.destination, url=f"{public}/notify/twilio/voice/{n.id}", status_callback=status
+        )
+
+    async def _failed(self, item: OutboxItem, n: Notification, exc: NotifyError) -> None:
+        now = self.clock.now()
+        attempts = self.providers.config.max_attempts
+        retry = isinstance(exc, NotifyRetryable) and item.attempts < attempts
+        reason = escape_mrkdwn(exc.reason)  # the provider's words, shown in Slack
+        log.warning(
+            "notification failed",
+            extra={
+                "incident_id": n.incident_id,
+                "notification": described(n),
+                "error": exc.reason,
+                "retry": retry,
+            },
+        )
+
+        async def record(session: AsyncSession) -> None:
+            repo = NotificationRepository(session)
+            if retry:
+                await repo.back_to_pending(notification_id=n.id, error=exc.reason)
+                text = f"{described(n)} failed (attempt {item.attempts}), retrying: {reason}"
+                await self._timeline(session, n, "retrying", text, now)
+            else:
+                await repo.finish(notification_id=n.id, status="failed", now=now, error=exc.reason)
+                tries = f" after {item.attempts} attempts" if item.attempts > 1 else ""
+                text = f"{described(n)} failed{tries}: {reason}"
+                await self._timeline(session, n, "failed", text, now)
+
+        await self.db.write_grouped(record)
+        if retry:
+            assert isinstance(exc, NotifyRetryable)
+            raise exc
+
+    async def _timeline(
+        self, session: AsyncSession, n: Notification, result: str, text: str, now: datetime
+    ) -> None:
+        await TimelineRepository(session).add(
+            incident_id=n.incident_id,
+            at=now,
+            kind="notification",
+            actor="pulseops",
+            text=text,
+            data={
+                "notification_id": n.id,
+                "user": n.user,
+                "method": n.method_id,
+                "type": n.method_type,
+                "result": result,
+            },
+        )
