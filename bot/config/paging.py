@@ -60,8 +60,28 @@ class ContactMethodConfig(_Frozen):
         given = {k for k in ("address", "number", "url") if getattr(self, k) is not None}
         if given != {field}:
             raise ValueError(f"a {self.type} method takes `{field}` (and none of the others)")
-        check_address(self.type, getattr(self, field))
         return self
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_address("email", value)
+        return value
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_address("sms", value)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_address("apprise", value)
+        return value
 
     @property
     def destination(self) -> str:
