@@ -127,11 +127,15 @@ class NotifyError(PulseOpsError):
 
 
 class NotifyRetryable(NotifyError):
-    """The provider may accept it later; `retry_after` in seconds, when it said."""
+    """The provider may accept it later; `retry_after` in seconds, when it said. `unsure`:
+    the answer was lost (a timeout), so it may have been sent: look before sending again."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, unsure: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.unsure = unsure
 
 
 class NotifyFatal(NotifyError):

@@ -13,7 +13,9 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -111,6 +113,38 @@ class TwilioClient:
             form["StatusCallback"] = status_callback
         return await self._create("Calls", form)
 
+    async def sent_to(self, resource: str, *, to: str, since: datetime) -> list[dict[str, Any]]:
+        """The account's Messages or Calls to `to` created since `since` (newest first), to
+        find what an interrupted delivery sent before sending it again."""
+        key = "messages" if resource == "Messages" else "calls"
+        day = f"{'DateSent' if key == 'messages' else 'StartTime'}>"
+        url = (
+            f"{self.config.api_url}/{TWILIO_API_VERSION}/Accounts/"
+            f"{self.account_sid}/{resource}.json"
+        )
+        params = {"To": to, "From": self.config.from_, day: since.strftime("%Y-%m-%d")}
+        try:
+            async with self._client().get(url, params=params) as response:
+                raw = await response.content.read(MAX_ANSWER_BYTES * 16)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NotifyRetryable(f"Twilio unreachable: {type(exc).__name__}") from None
+        if status != 200:
+            raise NotifyRetryable(f"Twilio {status} listing {resource}")
+        try:
+            items = json.loads(raw).get(key, [])
+        except (ValueError, AttributeError):
+            raise NotifyRetryable(f"Twilio's {resource} list was unreadable") from None
+        found = []
+        for item in items if isinstance(items, list) else []:
+            try:
+                created = parsedate_to_datetime(str(item.get("date_created")))
+            except (TypeError, ValueError):
+                continue
+            if created >= since.replace(microsecond=0):
+                found.append(item)
+        return found
+
     async def _create(self, resource: str, form: dict[str, str]) -> str:
         url = (
             f"{self.config.api_url}/{TWILIO_API_VERSION}/Accounts/"
@@ -121,8 +155,11 @@ class TwilioClient:
                 raw = await response.content.read(MAX_ANSWER_BYTES)
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never reached Twilio
             raise NotifyRetryable(f"Twilio unreachable: {type(exc).__name__}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:  # Twilio may have acted on it
+            reason = f"Twilio's answer was lost: {type(exc).__name__}"
+            raise NotifyRetryable(reason, unsure=True) from None
         body: dict[str, Any] = {}
         try:
             parsed = json.loads(raw or b"{}")

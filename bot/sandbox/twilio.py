@@ -21,6 +21,7 @@ import base64
 import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,7 +83,9 @@ class TwilioEmulator:
         account_sid: str,
         auth_token: str,
         numbers: list[str] | tuple[str, ...] = ("+15550001111",),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.now = now
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.numbers = tuple(numbers)
@@ -92,6 +95,7 @@ class TwilioEmulator:
         self.requests = 0
         self.sms_url: str | None = None  # the numbers' inbound message webhook
         self._failures: list[int] = []
+        self._lose_answers = 0
         self._forward: tuple[str, str] | None = None
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -101,11 +105,13 @@ class TwilioEmulator:
         prefix = "/2010-04-01/Accounts/{sid}"
         self.app.router.add_post(prefix + "/Messages.json", self._messages)
         self.app.router.add_post(prefix + "/Calls.json", self._calls)
+        self.app.router.add_get(prefix + "/Messages.json", self._list)
+        self.app.router.add_get(prefix + "/Calls.json", self._list)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -130,6 +136,16 @@ class TwilioEmulator:
         as a reverse proxy in front of PulseOps would pass them on)."""
         self._forward = (public_url.rstrip("/"), local_url.rstrip("/"))
 
+    def lose_next_answer(self, count: int = 1) -> None:
+        """The next `count` messages or calls are made, but their answers never arrive (the
+        client times out): a retry must find them instead of sending them again."""
+        self._lose_answers += count
+
+    async def _maybe_lose(self) -> None:
+        if self._lose_answers:
+            self._lose_answers -= 1
+            await asyncio.sleep(3600)  # the client's timeout ends the request first
+
     def fail_next(self, count: int = 1, *, status: int = 503) -> None:
         """The next `count` API requests fail with `status` (an outage)."""
         self._failures.extend([status] * count)
@@ -153,9 +169,8 @@ class TwilioEmulator:
             return _error(404, 20404, "The requested resource was not found")
         return None
 
-    @staticmethod
-    def _now() -> str:
-        return datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    def _now(self) -> str:
+        return self.now().strftime("%a, %d %b %Y %H:%M:%S +0000")
 
     def _check_numbers(self, form: dict[str, str], *, kind: str) -> web.Response | None:
         to, from_ = form.get("To", ""), form.get("From", "")
@@ -204,20 +219,48 @@ class TwilioEmulator:
         )
         self.messages.append(message)
         self.changed.set()
-        return web.json_response(
-            {
-                "sid": message.sid,
-                "account_sid": self.account_sid,
-                "to": message.to,
-                "from": message.from_,
-                "body": message.body,
-                "status": message.status,
-                "direction": message.direction,
-                "date_created": message.created_at,
-                "num_segments": str(1 + (len(body) - 1) // 153),
-            },
-            status=201,
-        )
+        await self._maybe_lose()
+        return web.json_response(self._message_json(message), status=201)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """GET Messages.json / Calls.json, filtered by To and From, newest first."""
+        refused = self._authorised(request)
+        if refused is not None:
+            return refused
+        to, from_ = request.query.get("To"), request.query.get("From")
+        if request.path.endswith("/Messages.json"):
+            key, items = "messages", [self._message_json(m) for m in self.messages]
+        else:
+            key, items = "calls", [self._call_json(c) for c in self.calls]
+        items = [
+            i
+            for i in items
+            if (to is None or i["to"] == to) and (from_ is None or i["from"] == from_)
+        ]
+        return web.json_response({key: items[::-1], "page": 0, "page_size": 50})
+
+    def _message_json(self, message: SentMessage) -> dict[str, Any]:
+        return {
+            "sid": message.sid,
+            "account_sid": self.account_sid,
+            "to": message.to,
+            "from": message.from_,
+            "body": message.body,
+            "status": message.status,
+            "direction": message.direction,
+            "date_created": message.created_at,
+            "num_segments": str(1 + (len(message.body) - 1) // 153),
+        }
+
+    def _call_json(self, call: PlacedCall) -> dict[str, Any]:
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "to": call.to,
+            "from": call.from_,
+            "status": call.status,
+            "date_created": call.created_at,
+        }
 
     async def _calls(self, request: web.Request) -> web.Response:
         refused = self._authorised(request)
@@ -242,17 +285,8 @@ class TwilioEmulator:
         )
         self.calls.append(call)
         self.changed.set()
-        return web.json_response(
-            {
-                "sid": call.sid,
-                "account_sid": self.account_sid,
-                "to": call.to,
-                "from": call.from_,
-                "status": call.status,
-                "date_created": call.created_at,
-            },
-            status=201,
-        )
+        await self._maybe_lose()
+        return web.json_response(self._call_json(call), status=201)
 
     # -- the phones' side -----------------------------------------------------------------
 

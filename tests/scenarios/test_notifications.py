@@ -419,3 +419,57 @@ async def test_apprise_failure_is_recorded_with_the_reason(
         failed = [t for t in texts if t.startswith("Push to json://••• failed")]
         assert failed, texts
         assert statuses(await notifications(h, incident_id)) == {"push": "failed"}
+
+
+async def test_twilio_status_reports_land_on_the_timeline(
+    paging: Harness, twilio: TwilioEmulator
+) -> None:
+    incident_id = await fire(paging)
+    await step(paging, 300)
+    (sms,) = twilio.messages
+    (call,) = twilio.calls
+    status, _ = await twilio.report(sms.sid, "delivered")
+    assert status == 204
+    status, _ = await twilio.report(call.sid, "no-answer")
+    assert status == 204
+    rows = {r.method_id: r for r in await notifications(paging, incident_id)}
+    assert rows["phone-sms"].status == "delivered"
+    assert rows["phone-call"].status == "failed"
+    texts = [e["text"] for e in await timeline(paging, incident_id)]
+    assert "SMS to +49••••••••678 delivered (delivered)" in texts
+    assert "Call to +49••••••••678 failed (no-answer)" in texts
+
+
+@pytest.mark.slow
+async def test_an_sms_whose_answer_was_lost_is_found_not_sent_again(
+    emulator: Emulator,
+    database_url: str,
+    clock: ManualClock,
+    twilio: TwilioEmulator,
+    smtp: tuple[Inbox, int],
+    push_receiver: tuple[list[Any], int],
+) -> None:
+    yaml = paging_yaml(twilio.api_url, smtp[1], push_receiver[1], STANDARD_RULES)
+    yaml = yaml.replace('from: "+15550001111",', 'from: "+15550001111", timeout: 1s,')
+    config = parse_config(yaml, source="p.yml", environ=ENVIRON)
+    twilio.now = clock.now
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock, environ=ENVIRON
+    ) as h:
+        twilio.forward(PUBLIC, h.url)
+        incident_id = await fire(h)
+        twilio.lose_next_answer()
+        await step(h, 120)  # Twilio takes the SMS; its answer never arrives
+        assert len(twilio.messages) == 1
+        rows = {r.method_id: r for r in await notifications(h, incident_id)}
+        assert rows["phone-sms"].status == "sending"
+        for _ in range(4):
+            await step(h, 30)
+        (sms,) = twilio.messages  # found in Twilio's log, not sent again
+        rows = {r.method_id: r for r in await notifications(h, incident_id)}
+        assert rows["phone-sms"].status == "sent"
+        assert rows["phone-sms"].provider_id == sms.sid
+        # and a reply to it still acknowledges
+        status, _ = await twilio.reply(from_number=BOB_PHONE, body="1")
+        assert status == 200
+        assert (await h.incident(incident_id))["status"] == "acknowledged"

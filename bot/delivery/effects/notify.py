@@ -52,9 +52,15 @@ class NotifyEffects(Effects):
             taken = await self._take(session, notification_id, now)
         if taken is None:
             return
-        n, incident, held_back = taken
+        n, incident, held_back, interrupted = taken
         try:
-            provider_id = await self._send(n, incident, held_back)
+            provider_id = None
+            if interrupted:  # an earlier try may have sent it without recording it
+                provider_id = await self._sent_before(n, incident)
+            if provider_id is None:
+                provider_id = await self._send(n, incident, held_back)
+            else:
+                held_back = []
         except NotifyError as exc:
             await self._failed(item, n, exc)
             return
@@ -73,9 +79,10 @@ class NotifyEffects(Effects):
 
     async def _take(
         self, session: AsyncSession, notification_id: int, now: datetime
-    ) -> tuple[Notification, Incident, list[Notification]] | None:
+    ) -> tuple[Notification, Incident, list[Notification], bool] | None:
         repo = NotificationRepository(session)
         found = await repo.get(notification_id=notification_id)
+        interrupted = found.status == "sending"
         await repo.lock_person(user=found.user, method_type=found.method_type)
         n = await repo.start_sending(notification_id=notification_id, now=now)
         if n is None:
@@ -107,7 +114,27 @@ class NotifyEffects(Effects):
         held_back = await repo.throttled_since(
             user=n.user, method_type=n.method_type, since=now - SUMMARY_LOOKBACK
         )
-        return n, incident, held_back
+        return n, incident, held_back, interrupted
+
+    async def _sent_before(self, n: Notification, incident: Incident) -> str | None:
+        """The Twilio SID of this SMS or call if an interrupted try made it (found in the
+        account's log: to this number since it was due, not recorded for another
+        notification, and for an SMS with this incident's text); None otherwise. E-mail and
+        push cannot be looked up: they are sent again."""
+        twilio = self.providers.twilio
+        if twilio is None or n.method_type not in ("sms", "voice"):
+            return None
+        resource = "Messages" if n.method_type == "sms" else "Calls"
+        found = await twilio.sent_to(resource, to=n.destination, since=n.due_at)
+        async with self.db.read() as session:
+            repo = NotificationRepository(session)
+            for item in found:
+                sid = str(item.get("sid", ""))
+                if n.method_type == "sms" and f"{incident.number} " not in str(item.get("body")):
+                    continue
+                if sid and await repo.by_provider_id(provider_id=sid) is None:
+                    return sid
+        return None
 
     async def _send(
         self, n: Notification, incident: Incident, held_back: list[Notification]
@@ -164,7 +191,9 @@ class NotifyEffects(Effects):
         async def record(session: AsyncSession) -> None:
             repo = NotificationRepository(session)
             if retry:
-                await repo.back_to_pending(notification_id=n.id, error=exc.reason)
+                # unsure: it stays `sending`, so the next try looks in Twilio's log first
+                if not (isinstance(exc, NotifyRetryable) and exc.unsure):
+                    await repo.back_to_pending(notification_id=n.id, error=exc.reason)
                 text = f"{described(n)} failed (attempt {item.attempts}), retrying: {reason}"
                 await self._timeline(session, n, "retrying", text, now)
             else:
