@@ -31,6 +31,7 @@ from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
@@ -51,6 +52,7 @@ from handlers import (
     api,
     api_write,
     commands,
+    contact_methods,
     heartbeats,
     home,
     ics,
@@ -206,6 +208,7 @@ def create_app(
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
         permissions=Permissions(config=config, gateway=gateway),
         providers=providers,
+        contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
         acks=NotificationAcks(
             db=db,
             clock=clock,
@@ -229,7 +232,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home):
+    for module in (commands, actions, views, oncall, home, contact_methods):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(

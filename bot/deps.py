@@ -13,6 +13,7 @@ from bot.metrics import Metrics
 from bot.notify.providers import Providers
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
@@ -54,6 +55,7 @@ class Deps:
     permissions: Permissions
     providers: Providers  # e-mail, SMS, call and push providers
     acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
+    contacts: ContactMethods  # people's own methods (`/oncall notify`)
     heartbeats: HeartbeatService
     inactivity: InactivityService
 

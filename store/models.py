@@ -331,3 +331,19 @@ class HeartbeatRow(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     missed_at: Mapped[datetime | None]
     pings: Mapped[int] = mapped_column(default=0)
+
+
+class ContactMethodRow(Base):
+    """A contact method a person set for themselves in Slack (`/oncall notify`); when they
+    have any, these replace the defaults of `contacts` in the config."""
+
+    __tablename__ = "contact_methods"
+
+    user: Mapped[str] = mapped_column(String(32), primary_key=True)
+    method_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method_type: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(Text)
+    after_seconds: Mapped[int] = mapped_column(default=0)  # after the page, while unacknowledged
+    created_at: Mapped[datetime]
+    tested_at: Mapped[datetime | None]  # the last "Send me a test page"
+    test_result: Mapped[str | None] = mapped_column(Text)  # "sent" or the provider's reason

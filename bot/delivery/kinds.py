@@ -16,3 +16,4 @@ class OutboxKind(StrEnum):
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
     NOTIFY = "notify"  # one e-mail, SMS, call or push of a page, due at its rule's time
+    NOTIFY_TEST = "notify_test"  # "Send me a test page" to one method; the result in a DM

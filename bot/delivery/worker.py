@@ -87,7 +87,7 @@ class OutboxWorker:
         self.first_steps: dict[str, Handler] = {OutboxKind.PAGE: incidents.page_dm}
         # kinds that never touch the incident's Slack messages: they skip its turn, so a slow
         # SMTP server or phone provider never holds back a message edit
-        self.unlocked: frozenset[str] = frozenset({OutboxKind.NOTIFY})
+        self.unlocked: frozenset[str] = frozenset({OutboxKind.NOTIFY, OutboxKind.NOTIFY_TEST})
 
     def register(self, effects: Effects) -> None:
         """Deliver the outbox kinds `effects` handles with its handlers."""

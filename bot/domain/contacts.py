@@ -68,6 +68,16 @@ class Method:
 
 
 @dataclass(frozen=True, slots=True)
+class Listed:
+    """One of a person's methods as `/oncall notify` shows it."""
+
+    method: Method
+    after: timedelta
+    own: bool  # set in Slack (else a default from pulseops.yml)
+    tested: str | None = None  # the last test page's result
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     after: timedelta
     methods: tuple[str, ...]

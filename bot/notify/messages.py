@@ -57,3 +57,19 @@ def mail(incident: Incident, service: str | None, *, to: str, ack_url: str) -> M
         "<p>The link works once and expires; you can also acknowledge in Slack.</p>"
     )
     return Mail(to=to, subject=f"[PulseOps] Paged: {line}", text=text, html=html)
+
+
+TEST_TEXT = "PulseOps test page: pages will reach you here. Nothing to do."
+TEST_CALL = (
+    "<Response><Say>This is a PulseOps test page. Pages will reach you on this number. "
+    "Goodbye.</Say></Response>"
+)
+
+
+def test_mail(to: str) -> Mail:
+    return Mail(
+        to=to,
+        subject="[PulseOps] Test page",
+        text=TEST_TEXT + "\n",
+        html=f"<p>{escape(TEST_TEXT)}</p>",
+    )

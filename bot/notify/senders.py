@@ -107,8 +107,15 @@ class TwilioClient:
             form["StatusCallback"] = status_callback
         return await self._create("Messages", form)
 
-    async def call(self, *, to: str, url: str, status_callback: str | None) -> str:
-        form = {"To": to, "From": self.config.from_, "Url": url, "Method": "POST"}
+    async def call(
+        self, *, to: str, url: str | None, status_callback: str | None, twiml: str | None = None
+    ) -> str:
+        """Place a call that fetches its TwiML from `url` (or says the given `twiml`)."""
+        form = {"To": to, "From": self.config.from_}
+        if url is not None:
+            form.update(Url=url, Method="POST")
+        if twiml is not None:
+            form["Twiml"] = twiml
         if status_callback:
             form["StatusCallback"] = status_callback
         return await self._create("Calls", form)

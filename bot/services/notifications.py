@@ -8,9 +8,10 @@ from datetime import datetime
 
 from bot.config import PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
-from bot.domain.contacts import TYPE_LABELS, Method, Rule, mask, plan
+from bot.domain.contacts import TYPE_LABELS, mask, plan
 from bot.domain.durations import format_duration
 from bot.domain.records import Incident
+from bot.services.contacts import methods_and_rules
 from store.incidents import TimelineRepository
 from store.notifications import Notification, NotificationRepository
 from store.unit_of_work import UnitOfWork
@@ -27,20 +28,11 @@ class NotificationPlanner:
     def __init__(self, *, config: PulseOpsConfig) -> None:
         self.config = config
 
-    def methods_of(self, user: str) -> tuple[list[Method], list[Rule]]:
-        """The person's methods and rules (from `contacts`)."""
-        contact = self.config.contact(user)
-        if contact is None:
-            return [], []
-        methods = [Method(m.id, m.type, m.destination) for m in contact.methods]
-        rules = [Rule(r.after, r.methods) for r in contact.rules]
-        return methods, rules
-
     async def plan(
         self, uow: UnitOfWork, incident: Incident, *, page_id: int, user: str, now: datetime
     ) -> int:
         """Record the notifications of one page of `user`; return how many."""
-        methods, rules = self.methods_of(user)
+        methods, rules = await methods_and_rules(uow.session, self.config, user)
         planned = plan(methods, rules, paged_at=now)
         if not planned:
             return 0

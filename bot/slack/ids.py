@@ -31,6 +31,18 @@ def action_of(action_id: str) -> Action:
 
 class Callback(StrEnum):
     DECLARE = "incident_declare"
+    NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
+
+
+class NotifyAction(StrEnum):
+    """Buttons of the `/oncall notify` modal; each method's adds `_<n>` (unique in the view)."""
+
+    TEST = "notify_test"
+    REMOVE = "notify_remove"
+
+
+def notify_pattern(action: NotifyAction) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(action)}_\d+$")
 
 
 class Block(StrEnum):
@@ -46,6 +58,11 @@ class Block(StrEnum):
     SEVERITY = "declare_severity"
     SERVICE = "declare_service"
     DESCRIPTION = "declare_description"
+    # /oncall notify modal
+    NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
+    NOTIFY_TYPE = "notify_type"
+    NOTIFY_DESTINATION = "notify_destination"
+    NOTIFY_AFTER = "notify_after"
 
 
 class Input(StrEnum):
@@ -55,6 +72,9 @@ class Input(StrEnum):
     SEVERITY = "severity"
     SERVICE = "service"
     DESCRIPTION = "description"
+    NOTIFY_TYPE = "type"
+    NOTIFY_DESTINATION = "destination"
+    NOTIFY_AFTER = "after"
 
 
 class SlashCommand(StrEnum):

@@ -1,9 +1,11 @@
 """Paging beyond Slack through the running app: e-mail to a real SMTP server (aiosmtpd), SMS
 and calls through the Twilio emulator, push through Apprise to a local HTTP receiver;
-acknowledging by e-mail link, SMS reply and key press; cancellation, retries, throttles."""
+acknowledging by e-mail link, SMS reply and key press; cancellation, retries, throttles;
+and `/oncall notify`, where people test, add and remove their own methods."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import re
 import socket
@@ -20,9 +22,9 @@ from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, parse_config
 from bot.sandbox.emulator import Emulator
 from bot.sandbox.twilio import TwilioEmulator
-from store.models import EscalationRow, NotificationRow
+from store.models import ContactMethodRow, EscalationRow, NotificationRow
 from tests.conftest import Harness
-from tests.helpers import ONCALL_YAML, WEDNESDAY, fire
+from tests.helpers import ONCALL_YAML, WEDNESDAY, dms, fire
 
 pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -473,3 +475,133 @@ async def test_an_sms_whose_answer_was_lost_is_found_not_sent_again(
         status, _ = await twilio.reply(from_number=BOB_PHONE, body="1")
         assert status == 200
         assert (await h.incident(incident_id))["status"] == "acknowledged"
+
+
+# --------------------------------------------------------------------------- /oncall notify
+
+BOB = "U0BOB0001"
+
+
+async def open_modal(h: Harness) -> tuple[str, dict[str, Any]]:
+    result = await h.emu.command(user=BOB, channel="C0PAYMENTS", command="/oncall", text="notify")
+    assert result["status"] == 200
+    for _ in range(100):
+        if h.emu.views:
+            break
+        await asyncio.sleep(0.02)
+    ((view_id, view),) = h.emu.views.items()
+    assert view["callback_id"] == "notify_methods"
+    return view_id, view
+
+
+def texts(view: dict[str, Any]) -> str:
+    return "\n".join(
+        str(b.get("text", {}).get("text", "")) for b in view["blocks"] if b["type"] == "section"
+    )
+
+
+async def wait_for_view(h: Harness, view_id: str, needle: str) -> dict[str, Any]:
+    for _ in range(200):
+        view = h.emu.views[view_id]
+        if needle in texts(view) or any(
+            needle in str(b) for b in view["blocks"] if b["type"] == "context"
+        ):
+            return view
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{needle!r} never shown: {texts(h.emu.views[view_id])}")
+
+
+async def test_the_modal_lists_defaults_and_sends_a_test_page(
+    paging: Harness, twilio: TwilioEmulator
+) -> None:
+    view_id, view = await open_modal(paging)
+    shown = texts(view)
+    assert "*SMS* to `+49••••••••678`, after 2m _(default from pulseops.yml)_" in shown
+    assert "*Push* to `json://•••`, at once" in shown
+    assert BOB_PHONE not in str(view)
+    sms_button = next(
+        el
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for el in b["elements"]
+        if el["value"] == "phone-sms"
+    )
+    await paging.emu.click(user=BOB, view_id=view_id, action_id=sms_button["action_id"])
+    await wait_for_view(paging, view_id, "Test page on its way")
+    await paging.settle()
+    (sms,) = twilio.messages
+    assert sms.to == BOB_PHONE and "test page" in sms.body
+    (dm,) = dms(paging, BOB)
+    assert dm["text"] == "Test page sent: SMS to +49••••••••678. Check that it arrived."
+
+
+async def test_bad_input_is_a_field_error_and_changes_nothing(paging: Harness) -> None:
+    view_id, _ = await open_modal(paging)
+    result = await paging.emu.submit_view(
+        user=BOB,
+        view_id=view_id,
+        values={"notify_type": {"type": "sms"}, "notify_destination": {"destination": "0151 12"}},
+    )
+    assert result["body"]["response_action"] == "errors"
+    assert "E.164" in result["body"]["errors"]["notify_destination"]
+    result = await paging.emu.submit_view(
+        user=BOB,
+        view_id=view_id,
+        values={
+            "notify_type": {"type": "sms"},
+            "notify_destination": {"destination": "+4917000000001"},
+            "notify_after": {"after": "soon"},
+        },
+    )
+    assert "notify_after" in result["body"]["errors"]
+    async with paging.deps.db.read() as session:
+        assert (await session.scalars(select(ContactMethodRow))).all() == []
+
+
+async def test_own_methods_replace_the_defaults_when_paged(
+    paging: Harness, twilio: TwilioEmulator, smtp: tuple[Inbox, int]
+) -> None:
+    view_id, _ = await open_modal(paging)
+    result = await paging.emu.submit_view(
+        user=BOB,
+        view_id=view_id,
+        values={
+            "notify_type": {"type": "sms"},
+            "notify_destination": {"destination": "+4917000000001"},
+            "notify_after": {"after": "30s"},
+        },
+    )
+    assert result["body"]["response_action"] == "update", result["body"]
+    assert "*SMS* to `+49••••••••001`, after 30s" in texts(result["body"]["view"])
+    incident_id = await fire(paging)
+    assert smtp[0].mails == []  # the config's e-mail default no longer applies
+    await step(paging, 30)
+    (sms,) = twilio.messages
+    assert sms.to == "+4917000000001"
+    rows = await notifications(paging, incident_id)
+    assert [(r.method_id, r.status) for r in rows] == [("sms-1", "sent")]
+    # removing it brings the defaults back
+    view_id, view = await open_modal_again(paging)
+    remove = next(
+        el
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for el in b["elements"]
+        if el["action_id"].startswith("notify_remove_")
+    )
+    await paging.emu.click(user=BOB, view_id=view_id, action_id=remove["action_id"])
+    view = await wait_for_view(paging, view_id, "default from pulseops.yml")
+    async with paging.deps.db.read() as session:
+        assert (await session.scalars(select(ContactMethodRow))).all() == []
+
+
+async def open_modal_again(h: Harness) -> tuple[str, dict[str, Any]]:
+    before = set(h.emu.views)
+    await h.emu.command(user=BOB, channel="C0PAYMENTS", command="/oncall", text="notify")
+    for _ in range(100):
+        new = set(h.emu.views) - before
+        if new:
+            view_id = new.pop()
+            return view_id, h.emu.views[view_id]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no modal opened")

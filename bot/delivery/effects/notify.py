@@ -15,16 +15,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.delivery.effects.base import Effects, Handler
+from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Status
-from bot.domain.contacts import sign_link, throttled
+from bot.domain.contacts import TYPE_LABELS, mask, sign_link, throttled
 from bot.domain.records import Incident
 from bot.errors import NotifyError, NotifyFatal, NotifyRetryable
 from bot.notify import messages
 from bot.notify.providers import Providers
 from bot.render.blocks import escape_mrkdwn
 from bot.services.notifications import described
+from store.contact_methods import ContactMethodRepository
 from store.incidents import IncidentRepository, TimelineRepository
 from store.notifications import Notification, NotificationRepository
 from store.outbox import OutboxItem
@@ -43,7 +44,67 @@ class NotifyEffects(Effects):
         self.providers = providers
 
     def handlers(self) -> dict[str, Handler]:
-        return {OutboxKind.NOTIFY: self.notify}
+        return {OutboxKind.NOTIFY: self.notify, OutboxKind.NOTIFY_TEST: self.notify_test}
+
+    async def notify_test(self, item: OutboxItem) -> None:
+        """ "Send me a test page": send it once (noted in the row's progress), record the
+        result on the person's own method, and tell them in a DM."""
+        payload = item.payload
+        user, method_type = str(payload["user"]), str(payload["type"])
+        destination = str(payload["destination"])
+        result = item.progress.get("result")
+        if result is None:
+            try:
+                await self._send_test(method_type, destination)
+                result = "sent"
+            except NotifyRetryable as exc:
+                if item.attempts < 3:
+                    raise
+                result = f"failed: {exc.reason}"
+            except NotifyFatal as exc:
+                result = f"failed: {exc.reason}"
+            item.progress["result"] = result
+            await self._save_progress(item)
+            if payload.get("own"):
+                now = self.clock.now()
+                await self.db.write_grouped(
+                    lambda session: ContactMethodRepository(session).tested(
+                        user=user, method_id=str(payload["method_id"]), now=now, result=result
+                    )
+                )
+        label = f"{TYPE_LABELS[method_type]} to {mask(method_type, destination)}"
+        if result == "sent":
+            text = f"Test page sent: {label}. Check that it arrived."
+        else:
+            text = f"Test page to {label} {escape_mrkdwn(result)}"
+        channel = await self.gateway.open_dm(user)
+        await self.gateway.post_message(
+            channel,
+            text=text,
+            mark=post_mark(item, "notify_test"),
+            look_first=outcome_unknown(item),
+        )
+
+    async def _send_test(self, method_type: str, destination: str) -> None:
+        if method_type == "apprise":
+            await self.providers.apprise.send(
+                url=destination, title="PulseOps test page", body=messages.TEST_TEXT
+            )
+            return
+        if method_type == "email":
+            if self.providers.smtp is None:
+                raise NotifyFatal("no SMTP server is configured")
+            await self.providers.smtp.send(messages.test_mail(destination))
+            return
+        twilio = self.providers.twilio
+        if twilio is None:
+            raise NotifyFatal("no Twilio account is configured")
+        if method_type == "sms":
+            await twilio.send_sms(to=destination, body=messages.TEST_TEXT, status_callback=None)
+        else:
+            await twilio.call(
+                to=destination, url=None, status_callback=None, twiml=messages.TEST_CALL
+            )
 
     async def notify(self, item: OutboxItem) -> None:
         notification_id = int(item.payload["notification_id"])

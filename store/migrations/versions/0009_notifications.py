@@ -1,4 +1,5 @@
-"""notifications: e-mail, SMS, call and push notifications that pages ask for
+"""notifications and contact_methods: e-mail, SMS, call and push notifications that pages ask
+for, and the methods people set for themselves in Slack
 
 Revision ID: 0009
 Revises: 0008
@@ -66,6 +67,20 @@ def upgrade() -> None:
         "ix_notifications_destination", "notifications", ["method_type", "destination", "sent_at"]
     )
 
+    op.create_table(
+        "contact_methods",
+        sa.Column("user", sa.String(length=32), nullable=False),
+        sa.Column("method_id", sa.String(length=64), nullable=False),
+        sa.Column("method_type", sa.String(length=16), nullable=False),
+        sa.Column("destination", sa.Text(), nullable=False),
+        sa.Column("after_seconds", sa.Integer(), nullable=False),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tested_at", store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("test_result", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("user", "method_id", name=op.f("pk_contact_methods")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("contact_methods")
     op.drop_table("notifications")
