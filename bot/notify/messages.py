@@ -43,16 +43,17 @@ def push(incident: Incident, service: str | None) -> tuple[str, str]:
 
 def mail(incident: Incident, service: str | None, *, to: str, ack_url: str) -> Mail:
     line = headline(incident, service)
+    description = incident.description.strip()[:2000]
     text = (
         f"You are paged: {line}\n\n"
-        f"{incident.description.strip()[:2000]}\n\n"
-        f"Acknowledge (stops further notifications and the escalation):\n{ack_url}\n\n"
-        "The link works once and expires; you can also acknowledge in Slack.\n"
+        + (f"{description}\n\n" if description else "")
+        + f"Acknowledge (stops further notifications and the escalation):\n{ack_url}\n\n"
+        + "The link works once and expires; you can also acknowledge in Slack.\n"
     )
     html = (
         f"<p>You are paged: <strong>{escape(line)}</strong></p>"
-        f"<p>{escape(incident.description.strip()[:2000])}</p>"
-        f'<p><a href="{escape(ack_url)}">Acknowledge {escape(incident.number)}</a> '
+        + (f"<p>{escape(description)}</p>" if description else "")
+        + f'<p><a href="{escape(ack_url)}">Acknowledge {escape(incident.number)}</a> '
         "(stops further notifications and the escalation).</p>"
         "<p>The link works once and expires; you can also acknowledge in Slack.</p>"
     )

@@ -53,7 +53,7 @@ class _Inbox:
             {
                 "to": ", ".join(envelope.rcpt_tos),
                 "subject": str(message["Subject"] or ""),
-                "text": text[:4000],
+                "text": re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n"))[:4000],
                 "ack_url": link.group(0) if link else None,
             }
         )
