@@ -174,6 +174,7 @@ def create_app(
     outbox.register(
         NotifyEffects(
             providers=providers,
+            metrics=metrics,
             db=db,
             gateway=gateway,
             renderer=renderer,

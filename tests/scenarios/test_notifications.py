@@ -230,8 +230,12 @@ async def test_alert_pages_push_and_mail_at_once_sms_later_and_a_reply_acknowled
     assert "+49••••••••678" in joined and "b•••@example.com" in joined
     # the escalation's next level never paged Carol
     assert all("U0CAROL01" not in t for t in texts)
+    status, metrics = await paging.get("/metrics", token=None)
+    assert 'pulseops_notifications_total{result="sent",type="sms"} 1.0' in metrics
+    assert 'pulseops_notifications_total{result="cancelled",type="voice"}' not in metrics
 
 
+@BOTH
 async def test_email_link_confirms_on_get_and_acknowledges_once_on_post(
     paging: Harness, smtp: tuple[Inbox, int]
 ) -> None:
@@ -358,6 +362,7 @@ async def test_resolving_in_slack_cancels_every_pending_notification(
     }
 
 
+@BOTH
 async def test_sms_throttle_summarises_instead_of_ringing_again(
     paging: Harness, twilio: TwilioEmulator
 ) -> None:
@@ -558,6 +563,7 @@ async def test_bad_input_is_a_field_error_and_changes_nothing(paging: Harness) -
         assert (await session.scalars(select(ContactMethodRow))).all() == []
 
 
+@BOTH
 async def test_own_methods_replace_the_defaults_when_paged(
     paging: Harness, twilio: TwilioEmulator, smtp: tuple[Inbox, int]
 ) -> None:

@@ -21,6 +21,7 @@ from bot.domain import Status
 from bot.domain.contacts import TYPE_LABELS, mask, sign_link, throttled
 from bot.domain.records import Incident
 from bot.errors import NotifyError, NotifyFatal, NotifyRetryable
+from bot.metrics import Metrics
 from bot.notify import messages
 from bot.notify.providers import Providers
 from bot.render.blocks import escape_mrkdwn
@@ -39,9 +40,10 @@ SUMMARY_LOOKBACK = timedelta(days=1)
 class NotifyEffects(Effects):
     """Delivers `notify` outbox rows."""
 
-    def __init__(self, *, providers: Providers, **deps: Any) -> None:
+    def __init__(self, *, providers: Providers, metrics: Metrics, **deps: Any) -> None:
         super().__init__(**deps)
         self.providers = providers
+        self.metrics = metrics
 
     def handlers(self) -> dict[str, Handler]:
         return {OutboxKind.NOTIFY: self.notify, OutboxKind.NOTIFY_TEST: self.notify_test}
@@ -271,6 +273,7 @@ class NotifyEffects(Effects):
     async def _timeline(
         self, session: AsyncSession, n: Notification, result: str, text: str, now: datetime
     ) -> None:
+        self.metrics.notifications.labels(type=n.method_type, result=result).inc()
         await TimelineRepository(session).add(
             incident_id=n.incident_id,
             at=now,
