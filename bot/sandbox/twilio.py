@@ -20,6 +20,7 @@ import asyncio
 import base64
 import re
 import secrets
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class SentMessage:
     status: str = "queued"
     created_at: str = ""
     direction: str = "outbound-api"
+    received: float = 0.0  # time.monotonic() when the request arrived (for benchmarks)
 
 
 @dataclass
@@ -216,6 +218,7 @@ class TwilioEmulator:
             body=body,
             status_callback=form.get("StatusCallback"),
             created_at=self._now(),
+            received=time.monotonic(),
         )
         self.messages.append(message)
         self.changed.set()
