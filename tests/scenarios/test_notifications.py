@@ -47,8 +47,11 @@ class Inbox:
 
     def __init__(self) -> None:
         self.mails: list[Message] = []
+        self.refuse = False  # answer 451 (a temporary failure), as a server in trouble does
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.refuse:
+            return "451 Requested action aborted: local error in processing"
         self.mails.append(email.message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
 
@@ -611,3 +614,39 @@ async def open_modal_again(h: Harness) -> tuple[str, dict[str, Any]]:
             return view_id, h.emu.views[view_id]
         await asyncio.sleep(0.02)
     raise AssertionError("no modal opened")
+
+
+@BOTH
+async def test_notifications_due_while_the_service_was_down_go_out_once_after_restart(
+    paging: Harness, twilio: TwilioEmulator, smtp: tuple[Inbox, int]
+) -> None:
+    incident_id = await fire(paging)
+    await paging.stop()
+    assert isinstance(paging.clock, ManualClock)
+    paging.clock.advance(600)  # the SMS (2m) and the call (5m) fell due meanwhile
+    await paging.start()
+    twilio.forward(PUBLIC, paging.url)
+    await paging.settle()
+    assert len(twilio.messages) == 1 and len(twilio.calls) == 1
+    assert len(smtp[0].mails) == 1  # sent before the stop, not again
+    await paging.restart()
+    await step(paging, 60)
+    assert len(twilio.messages) == 1 and len(twilio.calls) == 1
+    assert set(statuses(await notifications(paging, incident_id)).values()) == {"sent"}
+
+
+async def test_an_smtp_outage_is_retried(
+    paging: Harness, smtp: tuple[Inbox, int], push_receiver: tuple[list[Any], int]
+) -> None:
+    inbox, port = smtp
+    inbox.refuse = True
+    incident_id = await fire(paging)
+    assert inbox.mails == [] and len(push_receiver[0]) == 1
+    texts = [e["text"] for e in await timeline(paging, incident_id)]
+    assert any(
+        t.startswith("E-mail to b•••@example.com failed (attempt 1), retrying") for t in texts
+    )
+    inbox.refuse = False
+    await step(paging, 30)
+    assert len(inbox.mails) == 1
+    assert statuses(await notifications(paging, incident_id))["mail"] == "sent"

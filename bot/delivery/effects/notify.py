@@ -20,7 +20,7 @@ from bot.delivery.kinds import OutboxKind
 from bot.domain import Status
 from bot.domain.contacts import TYPE_LABELS, mask, sign_link, throttled
 from bot.domain.records import Incident
-from bot.errors import NotifyError, NotifyFatal, NotifyRetryable
+from bot.errors import NotFound, NotifyError, NotifyFatal, NotifyRetryable
 from bot.metrics import Metrics
 from bot.notify import messages
 from bot.notify.providers import Providers
@@ -144,7 +144,10 @@ class NotifyEffects(Effects):
         self, session: AsyncSession, notification_id: int, now: datetime
     ) -> tuple[Notification, Incident, list[Notification], bool] | None:
         repo = NotificationRepository(session)
-        found = await repo.get(notification_id=notification_id)
+        try:
+            found = await repo.get(notification_id=notification_id)
+        except NotFound:
+            return None  # its incident was deleted
         interrupted = found.status == "sending"
         await repo.lock_person(user=found.user, method_type=found.method_type)
         n = await repo.start_sending(notification_id=notification_id, now=now)
