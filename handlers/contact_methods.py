@@ -37,7 +37,7 @@ def _value(values: dict[str, Any], block: Block, action: Input) -> str:
 async def submitted(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
-    """ "Add method": field errors keep the form open; else the modal shows the new list."""
+    """The form submitted: field errors keep it open; else the modal shows the new list."""
     deps = deps_of(context)
     user = body["user"]["id"]
     values = view.get("state", {}).get("values", {})
@@ -74,7 +74,7 @@ async def _refresh(deps: Deps, body: dict[str, Any], note: str) -> None:
 
 
 async def test_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-    """ "Send me a test page": queued at once; the result comes as a DM."""
+    """The test page button: queued at once; the result comes as a DM."""
     await ack()
     deps = deps_of(context)
     method_id = str(body["actions"][0].get("value") or "")

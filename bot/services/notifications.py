@@ -18,7 +18,7 @@ from store.unit_of_work import UnitOfWork
 
 
 def described(n: Notification) -> str:
-    """ "SMS to +49•••••678": how timelines, Slack and logs name a notification."""
+    """How timelines, Slack and logs name a notification: `SMS to +49••••••••678`."""
     return f"{TYPE_LABELS[n.method_type]} to {mask(n.method_type, n.destination)}"
 
 

@@ -49,7 +49,7 @@ class NotifyEffects(Effects):
         return {OutboxKind.NOTIFY: self.notify, OutboxKind.NOTIFY_TEST: self.notify_test}
 
     async def notify_test(self, item: OutboxItem) -> None:
-        """ "Send me a test page": send it once (noted in the row's progress), record the
+        """The test page of one method: send it once (noted in the row's progress), record the
         result on the person's own method, and tell them in a DM."""
         payload = item.payload
         user, method_type = str(payload["user"]), str(payload["type"])
