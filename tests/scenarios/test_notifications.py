@@ -6,6 +6,7 @@ and `/oncall notify`, where people test, add and remove their own methods."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import re
 import socket
@@ -395,17 +396,19 @@ async def test_twilio_emulator_checks_auth_and_numbers(twilio: TwilioEmulator) -
     async with aiohttp.ClientSession() as http:
         async with http.post(url, data={"To": BOB_PHONE}) as r:
             assert r.status == 401 and (await r.json())["code"] == 20003
-        auth = aiohttp.BasicAuth(SID, TOKEN)
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()}
         for form, code in (
             ({"To": "0151 1234", "From": "+15550001111", "Body": "x"}, 21211),
             ({"To": BOB_PHONE, "From": "+15559999999", "Body": "x"}, 21606),
             ({"To": BOB_PHONE, "From": "+15550001111", "Body": ""}, 21602),
             ({"To": BOB_PHONE, "From": "+15550001111", "Body": "x" * 1601}, 21617),
         ):
-            async with http.post(url, data=form, auth=auth) as r:
+            async with http.post(url, data=form, headers=auth) as r:
                 assert r.status == 400 and (await r.json())["code"] == code
         calls = url.replace("Messages", "Calls")
-        async with http.post(calls, data={"To": BOB_PHONE, "From": "+15550001111"}, auth=auth) as r:
+        async with http.post(
+            calls, data={"To": BOB_PHONE, "From": "+15550001111"}, headers=auth
+        ) as r:
             assert r.status == 400 and (await r.json())["code"] == 21205
     assert twilio.messages == [] and twilio.calls == []
 
