@@ -173,6 +173,7 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
         f"  API token (read, write): {SANDBOX_API_TOKEN}",
         f"    curl -s {bot_url}/api/v1/incidents -H 'Authorization: Bearer {SANDBOX_API_TOKEN}'",
         f"  Slack emulator: {emulator_url}/_emulator/state",
+        f"  Phones and inboxes: {emulator_url}/_sandbox/phones   (e-mail, SMS, calls, push)",
         "",
     ]
     if integration and integration.token:
