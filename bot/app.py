@@ -45,6 +45,7 @@ from handlers import (
     api,
     api_write,
     commands,
+    dropin,
     home,
     ics,
     oncall,
@@ -214,7 +215,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, dropin, api, ics):
         http_module.register(app, deps)
     api_write.register(app)
     openapi.register(app)

@@ -29,6 +29,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
+        tls = {"tls_cert": args.tls_cert, "tls_key": args.tls_key}
+        settings = settings.model_copy(
+            update={name: Path(value) for name, value in tls.items() if value}
+        )
         settings.require_for_serve()
         config = load_config(Path(args.config) if args.config else settings.config_path)
     except ConfigError as exc:
@@ -217,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
     serve.add_argument("--host", help="listen address (default: $PULSEOPS_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (default: $PULSEOPS_PORT or 3000)")
+    serve.add_argument(
+        "--tls-cert", help="serve HTTPS: PEM certificate (chain) file (default: $PULSEOPS_TLS_CERT)"
+    )
+    serve.add_argument(
+        "--tls-key", help="serve HTTPS: PEM private key file (default: $PULSEOPS_TLS_KEY)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     sandbox = sub.add_parser("sandbox", help="run offline against the built-in Slack emulator")

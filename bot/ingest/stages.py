@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -75,7 +75,7 @@ class Rejected(Exception):
 class Received:
     """One webhook delivery as the receiving stages fill it in."""
 
-    name: str  # the integration named in the URL
+    name: str  # the integration named in the URL ("" on drop-in routes until located)
     headers: Mapping[str, str]
     read: BodyReader
     now: datetime
@@ -83,6 +83,7 @@ class Received:
     body: bytes = b""
     document: object = None
     alerts: tuple[Alert, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)  # URL parameters a route passes on
 
 
 class ReceiveStage(Protocol):

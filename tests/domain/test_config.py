@@ -617,7 +617,8 @@ def test_unknown_integration_type_lists_the_accepted_ones() -> None:
     text = VALID.replace("type: alertmanager", "type: nagios")
     (problem,) = problems(text)
     assert problem.startswith(f"pulseops.yml:{line_of(text, 'nagios')}: integrations[0].type: ")
-    assert "'alertmanager', 'generic' or 'pagerduty'" in problem and "'nagios'" in problem
+    accepted = "'alertmanager', 'generic', 'pagerduty' or 'opsgenie'"
+    assert accepted in problem and "'nagios'" in problem
 
 
 def test_duplicate_yaml_key() -> None:
