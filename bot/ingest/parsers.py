@@ -38,7 +38,9 @@ from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter
 
 from bot.domain.alerts import Alert, AlertStatus, Link
 from bot.domain.incident import Severity
+from bot.ingest.formats import parse_datadog, parse_grafana
 from bot.ingest.opsgenie import parse_opsgenie
+from bot.ingest.slack_webhook import parse_slack_webhook
 from bot.ingest.wire import (
     HttpUrl,
     OptionalTime,
@@ -314,5 +316,8 @@ PARSERS: dict[str, Parser] = {
     "generic": parse_generic,
     "pagerduty": parse_pagerduty,
     "opsgenie": parse_opsgenie,
+    "grafana": parse_grafana,
+    "datadog": parse_datadog,
+    "slack-webhook": parse_slack_webhook,
 }
 """Parser for each integration `type` in the configuration."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 
 from bot.config import PulseOpsConfig
 from bot.config.directory import directory_of
@@ -21,7 +22,8 @@ from bot.domain.incident import Severity
 from bot.errors import UserError
 from bot.ingest.decisions import Decision
 from bot.ingest.dropin import EmptyIsObject, GenieKey, OpsgenieAction, RoutingKey
-from bot.ingest.parsers import PARSERS
+from bot.ingest.parsers import PARSERS, Parser
+from bot.ingest.slack_webhook import parse_slack_webhook
 from bot.ingest.stages import (
     MAX_IDEMPOTENCY_KEY,
     AlertContext,
@@ -59,10 +61,13 @@ def build_pipeline(
     """The alert path of `config`, stage by stage, in the order the stages run."""
     limits = config.incidents
     rate = RateLimit(config, monotonic=monotonic)  # one bucket per integration, on every route
-    body, parse = (
-        BoundBody(limits.max_body_bytes),
-        Parse(PARSERS, max_alerts=limits.max_alerts_per_delivery),
-    )
+    configured: dict[str, Parser] = {
+        i.name: partial(parse_slack_webhook, options=i.slack_webhook)
+        for i in config.integrations
+        if i.slack_webhook is not None
+    }
+    body = BoundBody(limits.max_body_bytes)
+    parse = Parse(PARSERS, max_alerts=limits.max_alerts_per_delivery, configured=configured)
     genie = GenieKey(config, tokens)
     return Pipeline(
         receive=(Authenticate(config, tokens), rate, body, DecodeJson(), parse),

@@ -203,15 +203,23 @@ class DecodeJson:
 class Parse:
     """The integration type's parser: one `Alert` per alert in the document."""
 
-    def __init__(self, parsers: Mapping[str, Parser], *, max_alerts: int) -> None:
+    def __init__(
+        self,
+        parsers: Mapping[str, Parser],
+        *,
+        max_alerts: int,
+        configured: Mapping[str, Parser] | None = None,
+    ) -> None:
         self.parsers = parsers
         self.max_alerts = max_alerts
+        self.configured = dict(configured or {})  # integration name -> its options' parser
 
     async def __call__(self, received: Received) -> Received:
         assert received.integration is not None, "Authenticate runs first"
         kind = received.integration.type
+        parser = self.configured.get(received.integration.name) or self.parsers[kind]
         try:
-            alerts = self.parsers[kind](received.document, received.now)
+            alerts = parser(received.document, received.now)
         except ValidationError as exc:
             raise Rejected(
                 "invalid",

@@ -617,7 +617,7 @@ def test_unknown_integration_type_lists_the_accepted_ones() -> None:
     text = VALID.replace("type: alertmanager", "type: nagios")
     (problem,) = problems(text)
     assert problem.startswith(f"pulseops.yml:{line_of(text, 'nagios')}: integrations[0].type: ")
-    accepted = "'alertmanager', 'generic', 'pagerduty' or 'opsgenie'"
+    accepted = "'pagerduty', 'opsgenie', 'grafana', 'datadog' or 'slack-webhook'"
     assert accepted in problem and "'nagios'" in problem
 
 

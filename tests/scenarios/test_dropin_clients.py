@@ -27,8 +27,6 @@ from bot.server import start, tls_context
 from tests.conftest import Harness
 from tests.scenarios.test_dropin import PD_KEY, config  # noqa: F401  (the drop-in config)
 
-pytestmark = pytest.mark.asyncio
-
 
 class TlsHarness(Harness):
     """The running service served over HTTPS with a certificate the test's own CA signed."""
