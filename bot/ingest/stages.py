@@ -91,7 +91,8 @@ class ReceiveStage(Protocol):
 
 
 class Authenticate:
-    """The integration named in the URL exists and the bearer token is its own."""
+    """The integration named in the URL exists and the bearer token is its own (or, for a
+    slack-webhook integration, the token ending the URL)."""
 
     def __init__(self, config: PulseOpsConfig, tokens: Mapping[str, str]) -> None:
         self.config = config
@@ -106,14 +107,29 @@ class Authenticate:
                     f"no integration named {received.name!r}", fields={"integration": "unknown"}
                 ),
             )
-        scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         expected = self.tokens[integration.name]
+        in_url = received.params.get("token")
+        if in_url is not None:
+            # Slack incoming-webhook senders only know a URL: the token may end it instead
+            if integration.type != SLACK_WEBHOOK or not same_secret(in_url, expected):
+                raise Rejected(
+                    "unauthorized",
+                    AuthError(
+                        "wrong token in the URL (accepted for slack-webhook integrations "
+                        "only; others send Authorization: Bearer <token>)"
+                    ),
+                )
+            return replace(received, integration=integration)
+        scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
             raise Rejected(
                 "unauthorized",
                 AuthError("missing or wrong bearer token in the Authorization header"),
             )
         return replace(received, integration=integration)
+
+
+SLACK_WEBHOOK = "slack-webhook"  # the one type whose token may be the URL's last segment
 
 
 def same_secret(given: str, expected: str) -> bool:

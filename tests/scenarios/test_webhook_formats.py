@@ -4,6 +4,7 @@ tools' public documentation (tests/fixtures/webhooks/README.md), firing and reso
 from __future__ import annotations
 
 import copy
+import logging
 import json
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,26 @@ def test_slack_webhook_options_on_another_type_are_refused_naming_the_key() -> N
     with pytest.raises(ConfigError) as info:
         parse_config(bad_regex, source="pulseops.yml", environ={})
     assert "slack_webhook.dedup_pattern" in info.value.problems[0]
+
+
+async def test_slack_webhook_token_may_end_the_url_and_is_never_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert harness.http is not None
+    caplog.set_level(logging.INFO, logger="pulseops.http")
+    body = {"text": "[Checkout API] [🔴 Down] timeout"}
+    async with harness.http.post(f"{harness.url}/webhooks/uptime-kuma/kuma-token", json=body) as r:
+        assert r.status == 202, await r.text()
+    for path, status in (
+        ("/webhooks/uptime-kuma/wrong", 401),
+        ("/webhooks/datadog/datadog-token", 401),  # other types: the bearer header only
+        ("/webhooks/nobody/kuma-token", 404),
+    ):
+        async with harness.http.post(f"{harness.url}{path}", json=body) as r:
+            assert r.status == status, path
+    _, listing = await harness.get("/api/v1/incidents")
+    assert listing["total"] == 1
+    paths = [getattr(rec, "path", "") for rec in caplog.records]
+    assert paths.count("/webhooks/{integration}/{token}") == 4
+    for record in caplog.records:  # nowhere in any field of the access log
+        assert "kuma-token" not in str(vars(record)) and "datadog-token" not in str(vars(record))
