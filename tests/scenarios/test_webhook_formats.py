@@ -4,8 +4,8 @@ tools' public documentation (tests/fixtures/webhooks/README.md), firing and reso
 from __future__ import annotations
 
 import copy
-import logging
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
