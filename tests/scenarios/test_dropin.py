@@ -341,3 +341,33 @@ async def test_opsgenie_refusals_write_nothing(
     await harness.settle()
     assert await incidents(harness) == []
     assert harness.emu.calls == []
+
+
+# ---- Opsgenie heartbeat pings with an opsgenie integration's key ------------------------------
+
+
+async def test_an_opsgenie_integration_key_pings_heartbeats(
+    emulator: Emulator, database_url: str, clock: ManualClock
+) -> None:
+    yaml = DROPIN_YAML + (
+        "heartbeats:\n"
+        "  - name: nightly-backup\n"
+        "    interval: 1h\n"
+        "    service: payment-api\n"
+        '    token: "hb-token"\n'
+    )
+    config = parse_config(yaml, source="test.yml", environ={})
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock
+    ) as harness:
+        assert harness.http is not None
+        url = f"{harness.url}/v2/heartbeats/nightly-backup/ping"
+        for key, status in ((GENIE_KEY, 202), ("hb-token", 202), (PD_KEY, 401), ("x", 401)):
+            headers = {"Authorization": f"GenieKey {key}"}
+            async with harness.http.post(url, headers=headers) as r:
+                assert r.status == status, (key, await r.text())
+        unknown = f"{harness.url}/v2/heartbeats/nobody/ping"
+        async with harness.http.post(
+            unknown, headers={"Authorization": f"GenieKey {GENIE_KEY}"}
+        ) as r:
+            assert r.status == 401  # an unknown name tells nothing
