@@ -9,11 +9,13 @@ against the running service; the certificate is made by the test with `trustme`.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pagerduty
 import pdpyras
 import pytest
@@ -24,8 +26,13 @@ from bot.config import PulseOpsConfig, Settings, load_settings
 from bot.errors import ConfigError
 from bot.sandbox.emulator import Emulator
 from bot.server import start, tls_context
-from tests.conftest import Harness
-from tests.scenarios.test_dropin import PD_KEY, config  # noqa: F401  (the drop-in config)
+from tests.conftest import API_TOKEN, BOT_TOKEN, SIGNING_SECRET, Harness
+from tests.sandbox_process import PULSEOPS, ROOT, free_port
+from tests.scenarios.test_dropin import (  # noqa: F401  (config: the drop-in config fixture)
+    DROPIN_YAML,
+    PD_KEY,
+    config,
+)
 
 
 class TlsHarness(Harness):
@@ -177,3 +184,71 @@ def test_tls_context_names_a_missing_or_mismatched_file(ca: trustme.CA, tmp_path
     cert.private_key_pem.write_to_path(str(key_file))
     assert isinstance(tls_context(cert_file, key_file), ssl.SSLContext)
     assert isinstance(Settings(tls_cert=cert_file, tls_key=key_file).tls_cert, Path)
+
+
+# ---- `pulseops serve` over HTTPS, as deployed -------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_pulseops_serve_over_https_takes_the_official_client(
+    emulator: Emulator, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """`pulseops serve --tls-cert --tls-key` in a child process; the `pagerduty` client pages."""
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, bundle = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(bundle))
+    config_file = tmp_path / "pulseops.yml"
+    config_file.write_text(DROPIN_YAML)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PULSEOPS_"))},
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": emulator.api_url,
+        "PULSEOPS_CONFIG": str(config_file),
+        "PULSEOPS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pulseops.db'}",
+        "PULSEOPS_HOST": "127.0.0.1",
+        "PULSEOPS_PORT": str(port),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *PULSEOPS,
+        "serve",
+        "--tls-cert",
+        str(cert_file),
+        "--tls-key",
+        str(key_file),
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(bundle))
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/healthz", ssl=trust) as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert proc.returncode is None, "serve exited"
+                await asyncio.sleep(0.1)
+            client = pagerduty.EventsApiV2Client(PD_KEY, base_url=base, verify=trust)
+            key = await asyncio.to_thread(client.trigger, "Served over HTTPS", "tls-1")
+            assert key
+            headers = {"Authorization": f"Bearer {API_TOKEN}"}
+            async with http.get(f"{base}/api/v1/incidents", headers=headers, ssl=trust) as r:
+                (listed,) = (await r.json())["incidents"]
+            assert listed["title"] == "Served over HTTPS"
+            with pytest.raises(aiohttp.ClientError):  # it speaks TLS only
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    await r.read()
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=15)
+    assert b'"scheme": "https"' in err  # the start-up log says how it serves
