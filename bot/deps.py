@@ -24,6 +24,7 @@ from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -50,6 +51,7 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
 
