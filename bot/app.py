@@ -20,7 +20,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.events import EventEffects
 from bot.delivery.effects.notify import NotifyEffects
+from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -33,6 +35,7 @@ from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
+from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
@@ -46,6 +49,7 @@ from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
@@ -53,6 +57,7 @@ from handlers import (
     api_write,
     commands,
     contact_methods,
+    dropin,
     heartbeats,
     home,
     ics,
@@ -111,6 +116,7 @@ def create_app(
             route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
             is not None
         ),
+        workflow_buttons=lambda incident: [(w.id, w.title) for w in offered(config, incident)],
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
@@ -129,12 +135,20 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
+    workflows = WorkflowService(
+        db=db, config=config, clock=clock, on_commit=committed, events=EventStream(config=config)
+    )
+    event_effects = EventEffects(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, environ=environ
+    )
+    outbox.register(event_effects)
     escalations = EscalationService(
         db=db,
         config=config,
         clock=clock,
         metrics=metrics,
         on_commit=committed,
+        workflows=workflows,
         notifications=NotificationPlanner(config=config),
     )
     handoffs = HandoffService(
@@ -147,6 +161,22 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+        workflows=workflows,
+    )
+    changes = IncidentChanges(incidents=incidents, config=config, clock=clock)
+    outbox.register(
+        WorkflowEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            escalations=escalations,
+            changes=changes,
+            environ=environ,
+            on_commit=committed,
+            metrics=metrics,
+        )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     ingest = AlertIngest(
@@ -206,7 +236,8 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
-        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        changes=changes,
+        workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
         providers=providers,
         contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
@@ -256,7 +287,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics, notify):
+    for http_module in (webhooks, dropin, api, ics, notify):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
@@ -279,6 +310,7 @@ def create_app(
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
+                Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
                 # a report is recorded within ~10 s of its scheduled time
@@ -297,6 +329,7 @@ def create_app(
         await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await event_effects.close()
         await dashboard.close()
         if providers.twilio is not None:
             await providers.twilio.close()

@@ -27,6 +27,7 @@ from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -56,6 +57,7 @@ class Deps:
     providers: Providers  # e-mail, SMS, call and push providers
     acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
     contacts: ContactMethods  # people's own methods (`/oncall notify`)
+    workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
 

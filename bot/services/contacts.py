@@ -15,6 +15,8 @@ from bot.config.paging import Delay
 from bot.delivery.kinds import OutboxKind
 from bot.domain.contacts import METHOD_TYPES, Listed, Method, Rule, check_address
 from bot.errors import NotFound, UserError
+from bot.notify.guard import check_apprise_url
+from bot.outgoing import Refused
 from bot.services.transactions import in_write
 from store.contact_methods import ContactMethodRepository, OwnMethod
 from store.session import Database
@@ -92,6 +94,11 @@ class ContactMethods:
             check_address(method_type, destination)
         except ValueError as exc:
             raise UserError(str(exc), fields={"destination": str(exc)}) from None
+        if method_type == "apprise":
+            try:
+                await check_apprise_url(destination, self.config.allowed_hosts)
+            except Refused as exc:
+                raise UserError(str(exc), fields={"destination": str(exc)}) from None
         try:
             delay = _DELAY.validate_python(after.strip() or "0m")
         except ValidationError:

@@ -35,6 +35,7 @@ METHOD_SCOPES = {
     "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
+    "users.lookupByEmail": {"users:read.email"},
 }
 
 

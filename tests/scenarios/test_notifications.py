@@ -653,3 +653,18 @@ async def test_an_smtp_outage_is_retried(
     await step(paging, 30)
     assert len(inbox.mails) == 1
     assert statuses(await notifications(paging, incident_id))["mail"] == "sent"
+
+
+async def test_a_push_url_set_in_slack_may_not_reach_private_addresses(paging: Harness) -> None:
+    view_id, _ = await open_modal(paging)
+    for url in ("json://127.0.0.1:8080/x", "ntfys://169.254.169.254/latest", "json://localhost/"):
+        result = await paging.emu.submit_view(
+            user=BOB,
+            view_id=view_id,
+            values={"notify_type": {"type": "apprise"}, "notify_destination": {"destination": url}},
+        )
+        assert result["body"]["response_action"] == "errors", url
+        error = result["body"]["errors"]["notify_destination"]
+        assert "private or loopback" in error or "link-local" in error, error
+    async with paging.deps.db.read() as session:
+        assert (await session.scalars(select(ContactMethodRow))).all() == []

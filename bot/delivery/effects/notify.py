@@ -23,7 +23,9 @@ from bot.domain.records import Incident
 from bot.errors import NotFound, NotifyError, NotifyFatal, NotifyRetryable
 from bot.metrics import Metrics
 from bot.notify import messages
+from bot.notify.guard import check_apprise_url
 from bot.notify.providers import Providers
+from bot.outgoing import Refused
 from bot.render.blocks import escape_mrkdwn
 from bot.services.notifications import described
 from store.contact_methods import ContactMethodRepository
@@ -87,8 +89,18 @@ class NotifyEffects(Effects):
             look_first=outcome_unknown(item),
         )
 
+    async def _guard(self, url: str) -> None:
+        """An Apprise URL set in Slack (not one of the config's) may not reach private hosts."""
+        if any(m.destination == url for c in self.config.contacts for m in c.methods):
+            return
+        try:
+            await check_apprise_url(url, self.config.allowed_hosts)
+        except Refused as exc:
+            raise NotifyFatal(f"refused: {exc}") from None
+
     async def _send_test(self, method_type: str, destination: str) -> None:
         if method_type == "apprise":
+            await self._guard(destination)
             await self.providers.apprise.send(
                 url=destination, title="PulseOps test page", body=messages.TEST_TEXT
             )
@@ -213,6 +225,7 @@ class NotifyEffects(Effects):
             numbers = sorted({f"INC-{h.incident_id}" for h in held_back})
             more = f" Also paged meanwhile (throttled): {', '.join(numbers[:10])}."
         if n.method_type == "apprise":
+            await self._guard(n.destination)
             title, body = messages.push(incident, name)
             await self.providers.apprise.send(url=n.destination, title=title, body=body + more)
             return None

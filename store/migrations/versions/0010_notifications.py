@@ -1,8 +1,8 @@
 """notifications and contact_methods: e-mail, SMS, call and push notifications that pages ask
 for, and the methods people set for themselves in Slack
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-28 10:45:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import store.types
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
