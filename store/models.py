@@ -85,6 +85,8 @@ class AlertRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(1000))
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the severity the monitor last sent for it: a repeat with another one is routed again
+    severity: Mapped[str | None] = mapped_column(String(8))
     occurrences: Mapped[int] = mapped_column(default=1)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]

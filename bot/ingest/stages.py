@@ -494,8 +494,9 @@ class Dedup:
             incident_id=ctx.incident.id, fingerprint=ctx.alert.fingerprint
         )
         if firing and ctx.existing is not None:
-            if more_severe(ctx.alert.severity, ctx.incident):
-                return None  # more severe than its incident: routed, then raised by Group
+            severity = ctx.alert.severity.value if ctx.alert.severity else None
+            if severity != ctx.existing.severity:
+                return None  # its severity changed: routed again, perhaps raised by Group
             return stored_repeat(ctx.alert, ctx.existing)
         return None
 

@@ -254,7 +254,9 @@ class IncidentService:
         alerts = AlertRepository(uow.session)
         occurrences = repeat.occurrences
         if not repeat.counted:
-            occurrences = await alerts.refire(alert_id=repeat.alert_id, now=now)
+            occurrences = await alerts.refire(
+                alert_id=repeat.alert_id, now=now, severity=repeat.alert.severity
+            )
         uow.count_repeat(repeat.incident_id)
         if not (repeat.refired or self._note_due(repeat.last_note_at, now)):
             return
