@@ -38,6 +38,7 @@ from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from handlers import (
@@ -134,12 +135,9 @@ def create_app(
         on_commit=committed,
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
+    pipeline = build_pipeline(config, tokens=integration_tokens, metrics=metrics)
     ingest = AlertIngest(
-        pipeline=build_pipeline(
-            config,
-            tokens=integration_tokens,
-            metrics=metrics,
-        ),
+        pipeline=pipeline,
         incidents=incidents,
         clock=clock,
         metrics=metrics,
@@ -181,6 +179,15 @@ def create_app(
         ),
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
         permissions=Permissions(config=config, gateway=gateway),
+        silences=SilenceService(
+            db=db,
+            config=config,
+            clock=clock,
+            metrics=metrics,
+            pipeline=pipeline,
+            incidents=incidents,
+            changed=dashboard.changed,
+        ),
     )
 
     bolt = AsyncApp(
@@ -238,6 +245,8 @@ def create_app(
                 Every("escalations", sweep_interval, escalations.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
+                # alerts a silence or maintenance window held open their incidents within ~1 s
+                Every("silence-release", 1.0, deps.silences.sweep),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),

@@ -21,6 +21,7 @@ from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
@@ -48,6 +49,7 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    silences: SilenceService
 
 
 DEPS = web.AppKey("deps", Deps)

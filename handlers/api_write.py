@@ -1,9 +1,11 @@
 """The API's write routes and on-call reads: declare, status/severity, notes, escalate,
-who is on call, overrides. Each validates its body with a model of `handlers.api_models` and
-calls the same service a Slack click does, as the actor `api:<token name>`."""
+who is on call, overrides, silences. Each validates its body with a model of
+`handlers.api_models` and calls the same service a Slack click does, as the actor
+`api:<token name>`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,14 +14,16 @@ from pydantic import BaseModel, ValidationError
 from bot.deps import DEPS
 from bot.domain import Status
 from bot.domain.incident import InvalidTransition
+from bot.domain.matchers import parse_matcher
 from bot.domain.oncall import StoredOverride
 from bot.domain.records import NewIncident
 from bot.domain.rotation import Shift
+from bot.domain.silences import Silence
 from bot.errors import NotFound, UserError
 from bot.services.incident_changes import body_digest, refusal
 from bot.services.oncall import OverrideEnd
 from handlers.api_auth import identity_of
-from handlers.api_models import DeclareBody, NoteBody, OverrideBody, PatchBody
+from handlers.api_models import DeclareBody, NoteBody, OverrideBody, PatchBody, SilenceBody
 from handlers.refs import ascii_number, parse_incident_ref
 
 M = TypeVar("M", bound=BaseModel)
@@ -203,6 +207,54 @@ async def delete_override(request: web.Request) -> web.Response:
     return web.json_response(_override(removed))
 
 
+def _silence(silence: Silence, now: datetime, held: int | None = None) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "matchers": [str(m) for m in silence.matchers],
+        "starts_at": _iso(silence.starts_at),
+        "ends_at": _iso(silence.ends_at),
+        "comment": silence.comment,
+        "created_by": silence.created_by,
+        "created_at": _iso(silence.created_at),
+        "status": silence.state(now).value,
+        "expired_at": _iso(silence.expired_at) if silence.expired_at else None,
+        "expired_by": silence.expired_by,
+        "held_alerts": held,
+    }
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    """`GET /api/v1/silences`: silences active or pending, ending soonest first."""
+    deps = request.app[DEPS]
+    found = await deps.silences.current()
+    now = deps.clock.now()
+    return web.json_response({"silences": [_silence(v.silence, now, v.held) for v in found]})
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    """`POST /api/v1/silences`: mute matching alerts until `ends_at`."""
+    deps, caller = request.app[DEPS], identity_of(request)
+    body = await parse_body(request, SilenceBody)
+    silence = await deps.silences.create(
+        matchers=[parse_matcher(text) for text in body.matchers],
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        comment=body.comment,
+        by=caller.actor,
+    )
+    return web.json_response(_silence(silence, deps.clock.now()), status=201)
+
+
+async def delete_silence(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/silences/{id}`: expire a silence now; answers it as expired."""
+    deps, caller = request.app[DEPS], identity_of(request)
+    silence_id = ascii_number(request.match_info["id"].removeprefix("#"))
+    if silence_id is None:
+        raise UserError("the silence id must be a whole number", fields={"id": "not an id"})
+    expired = await deps.silences.expire(silence_id=silence_id, by=caller.actor)
+    return web.json_response(_silence(expired, deps.clock.now()))
+
+
 def register(app: web.Application) -> None:
     """Add the write and on-call routes (they read `deps` from `app[DEPS]`)."""
     app.router.add_post("/api/v1/incidents", declare)
@@ -213,3 +265,6 @@ def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/overrides", list_overrides)
     app.router.add_post("/api/v1/overrides", create_override)
     app.router.add_delete("/api/v1/overrides/{id}", delete_override)
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", create_silence)
+    app.router.add_delete("/api/v1/silences/{id}", delete_silence)

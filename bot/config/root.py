@@ -19,6 +19,7 @@ from pydantic import (
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.maintenance import MaintenanceWindowConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -29,6 +30,7 @@ from bot.config.models import (
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
+from bot.domain.matchers import Matcher, MatcherError, MatchOp, parse_matcher
 from bot.domain.routing import Ownership, route
 from bot.errors import ConfigError
 
@@ -50,6 +52,7 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
@@ -200,6 +203,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("maintenance_windows", "name", "maintenance window name"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -250,6 +254,8 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    if service_ids is not None:
+        yield from _matcher_service_problems(source, failed, service_ids)
     if schedule_ids is None:
         return
     for i, policy in enumerate(_entries(source, "escalation_policies")):
@@ -259,6 +265,34 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 schedule = _text(target, "schedule")
                 if schedule is not None and loc not in failed and schedule not in schedule_ids:
                     yield unknown(loc, "schedule", schedule, schedule_ids)
+
+
+def _matcher_service_problems(
+    source: Source, failed: Set[Loc], service_ids: list[str]
+) -> Iterator[tuple[Loc, str]]:
+    """A maintenance window matcher `service="x"` naming a service that does not exist."""
+    for i, window in enumerate(_entries(source, "maintenance_windows")):
+        if ("maintenance_windows", i) in failed or (
+            "maintenance_windows",
+            i,
+            "matchers",
+        ) in failed:
+            continue
+        for j, matcher in enumerate(_entries(window, "matchers")):
+            try:
+                parsed = matcher if isinstance(matcher, Matcher) else parse_matcher(str(matcher))
+            except MatcherError:
+                continue
+            if (
+                parsed.name == "service"
+                and parsed.op is MatchOp.EQ
+                and parsed.value not in service_ids
+            ):
+                yield (
+                    ("maintenance_windows", i, "matchers", j),
+                    f"unknown service {parsed.value!r} in {str(parsed)!r} "
+                    f"({_known(service_ids)}): the window would never mute anything",
+                )
 
 
 def _environment_problems(

@@ -67,7 +67,7 @@ def build_pipeline(
         deliver=(Idempotency(config.incidents.idempotency_ttl),),
         decide=(
             Dedup(),
-            Mute(),
+            Mute(config.maintenance_windows),
             Route(directory_of(config)),
             StormGuard(
                 max_per_minute=limits.max_new_incidents_per_minute,
