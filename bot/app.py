@@ -50,6 +50,7 @@ from handlers import (
     ics,
     oncall,
     openapi,
+    silences,
     slack_http,
     views,
     webhooks,
@@ -198,7 +199,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home):
+    for module in (commands, actions, views, silences, oncall, home):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
