@@ -40,7 +40,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         fields = {
-            ".".join(str(part) for part in error["loc"]) or "body": error["msg"]
+            ".".join(str(part) for part in error["loc"]) or "body": error["msg"].removeprefix(
+                "Value error, "
+            )
             for error in exc.errors()
         }
         raise UserError(f"invalid {', '.join(fields)}", fields=fields) from None

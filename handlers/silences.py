@@ -149,6 +149,7 @@ def read_form(
         errors[Block.SILENCE_MATCHERS] = words.field_error("no_matchers")
     duration_text = str(_value(values, Block.SILENCE_DURATION, SilenceInput.DURATION) or "")
     picked = _value(values, Block.SILENCE_ENDS_AT, SilenceInput.ENDS_AT)
+    picked = None if picked in (None, "") else picked
     now = deps.clock.now()
     ends_at: datetime | None = None
     if duration_text.strip() and picked is not None:

@@ -233,7 +233,7 @@ class SilenceService:
                 text=(
                     f"Alert held by {suppressed.by} since "
                     f"{suppressed.first_seen_at:%Y-%m-%d %H:%M} UTC "
-                    f"({suppressed.occurrences} notifications); still firing when it ended: "
+                    f"({_notifications(suppressed.occurrences)}); still firing when it ended: "
                     f"{alert.title}"
                 ),
                 data={
@@ -250,3 +250,7 @@ class SilenceService:
         )
         uow.after_commit(self.metrics.alerts_released.labels(kind=kind, name=name).inc)
         return 1
+
+
+def _notifications(count: int) -> str:
+    return "1 notification" if count == 1 else f"{count} notifications"

@@ -1,5 +1,4 @@
-"""silences and suppressed_alerts: silences, and the alerts muted or dropped instead of opening
-an incident
+"""silences and suppressed_alerts: silences, and alerts muted or dropped (no incident)
 
 Revision ID: 0009
 Revises: 0006
