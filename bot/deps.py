@@ -14,7 +14,9 @@ from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
+from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
@@ -50,6 +52,8 @@ class Deps:
     changes: IncidentChanges
     permissions: Permissions
     silences: SilenceService
+    heartbeats: HeartbeatService
+    inactivity: InactivityService
 
 
 DEPS = web.AppKey("deps", Deps)

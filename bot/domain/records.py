@@ -26,6 +26,8 @@ class NewIncident:
     labels: dict[str, str] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
     invite: tuple[str, ...] = ()  # people to invite to its channel besides the team
+    category: str | None = None
+    routed: tuple[str, ...] = ()  # what routing decided and why, for the timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class Incident:
     announcement_channel: str | None = None
     announcement_ts: str | None = None
     announcement_version: int = 0
+    category: str | None = None
 
     @property
     def number(self) -> str:
@@ -89,6 +92,7 @@ class Incident:
             "severity": self.severity.value,
             "service": self.service_id,
             "team": self.team_id,
+            "category": self.category,
             "source": self.source,
             "integration": self.integration,
             "alert_count": self.alert_count,

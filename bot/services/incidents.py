@@ -9,7 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.clock import Clock
@@ -17,7 +17,7 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
-from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.alerts import AlertStatus
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
@@ -31,6 +31,7 @@ from bot.ingest.decisions import (
     Muted,
     Open,
     Outcome,
+    Raise,
     Repeat,
     ResolveAlert,
 )
@@ -38,13 +39,16 @@ from bot.ingest.stages import dedup_key
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.session import Database
+from store.severity import SeverityRepository
 from store.silences import SuppressedAlertRepository, record_suppressed
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
+SYSTEM_ACTOR = "pulseops"  # the actor of what PulseOps does by itself (auto-resolve)
 
 
 class IncidentService:
@@ -113,6 +117,32 @@ class IncidentService:
 
         return await self.write(work)
 
+    async def resolve_if_quiet(
+        self, *, incident_id: int, quiet_for: timedelta, reason: str
+    ) -> bool:
+        """Resolve the incident as the system if no alert has been seen on it for `quiet_for`
+        and no missed heartbeat holds it (checked in the transaction); False when it is
+        resolved already or not quiet.
+
+        Several replicas may try at once: the state's compare-and-set lets one win; the
+        others find it resolved on their retry.
+        """
+
+        async def work(uow: UnitOfWork) -> bool:
+            now = self.clock.now()
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            quiet = await QuietIncidents(uow.session).is_quiet(
+                incident_id=incident_id, before=now - quiet_for
+            )
+            if not (incident.is_open and quiet):
+                return False
+            await self._transition(
+                uow, incident, Resolve(by=SYSTEM_ACTOR), now, text=f"Resolved: {reason}"
+            )
+            return True
+
+        return await self.write(work)
+
     # ---- alert decisions (in the delivery's transaction) ---------------------------------
 
     async def apply(
@@ -133,10 +163,12 @@ class IncidentService:
                 )
                 return IngestOutcome(alert.fingerprint, Outcome.CREATED, incident.id)
             case GroupInto(incident=incident):
-                await self._group_into(uow, integration, incident, alert, now)
+                await self._group_into(uow, integration, decision, now)
+                await self._raise(uow, incident.id, decision.raise_severity, actor, now)
                 return IngestOutcome(alert.fingerprint, Outcome.GROUPED, incident.id)
             case Repeat():
                 await self._repeat(uow, actor, decision, now)
+                await self._raise(uow, decision.incident_id, decision.raise_severity, actor, now)
                 return IngestOutcome(alert.fingerprint, Outcome.DEDUPLICATED, decision.incident_id)
             case AcknowledgeIncident(incident=incident):
                 await self._transition(uow, incident, Acknowledge(by=actor), now)
@@ -169,23 +201,22 @@ class IncidentService:
                 return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
 
     async def _group_into(
-        self,
-        uow: UnitOfWork,
-        integration: IntegrationConfig,
-        incident: Incident,
-        alert: Alert,
-        now: datetime,
+        self, uow: UnitOfWork, integration: IntegrationConfig, joined: GroupInto, now: datetime
     ) -> None:
+        incident, alert = joined.incident, joined.alert
         await AlertRepository(uow.session).add_first(
             incident_id=incident.id, integration=integration.name, alert=alert, now=now
+        )
+        by = (
+            f" (grouped into {incident.number} by {joined.grouped_by})" if joined.grouped_by else ""
         )
         await TimelineRepository(uow.session).add(
             incident_id=incident.id,
             at=now,
             kind="alert_added",
             actor=f"monitor:{integration.name}",
-            text=f"Alert joined the incident: {alert.title}",
-            data={"fingerprint": alert.fingerprint},
+            text=f"Alert joined the incident: {alert.title}{by}",
+            data={"fingerprint": alert.fingerprint, "grouped_by": joined.grouped_by},
         )
         await IncidentRepository(uow.session).count_alerts(incident_id=incident.id, now=now)
         await self._enqueue_sync(uow, incident.id, now)
@@ -217,6 +248,29 @@ class IncidentService:
             data={"fingerprint": repeat.alert.fingerprint, "occurrences": occurrences},
         )
 
+    async def _raise(
+        self, uow: UnitOfWork, incident_id: int, raised: Raise | None, actor: str, now: datetime
+    ) -> None:
+        """Raise the incident's severity for a more severe alert; it never falls by itself."""
+        if raised is None:
+            return
+        before = await SeverityRepository(uow.session).raise_to(
+            incident_id=incident_id, severity=raised.to, now=now
+        )
+        if before is None:  # another alert of the batch raised it as far already
+            return
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="severity_changed",
+            actor=actor,
+            text=f"Severity raised from {before.value} to {raised.to.value}: {raised.why}",
+            data={"from": before.value, "to": raised.to.value, "why": raised.why},
+        )
+        await self._enqueue_sync(uow, incident_id, now)
+        fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        await self.escalations.severity_raised(uow, fresh, before, now)
+
     def _note_due(self, last_note_at: datetime | None, now: datetime) -> bool:
         """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
         interval = self.config.incidents.repeat_note_interval
@@ -246,9 +300,16 @@ class IncidentService:
     # ---- shared by people and alerts ----------------------------------------------------
 
     async def _transition(
-        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+        self,
+        uow: UnitOfWork,
+        incident: Incident,
+        command: Command,
+        now: datetime,
+        *,
+        text: str | None = None,
     ) -> Transition:
-        """Apply `command` to `incident` in the caller's transaction.
+        """Apply `command` to `incident` in the caller's transaction (`text`: the timeline's
+        wording, else the new status).
 
         Raises InvalidTransition; a lost compare-and-set raises `Retry` (`in_write` retries).
         """
@@ -267,7 +328,7 @@ class IncidentService:
                 at=now,
                 kind=transition.event_kind,
                 actor=command.by,
-                text=transition.event_kind.capitalize(),
+                text=text or transition.event_kind.capitalize(),
                 data={"from": transition.before.status.value, "to": transition.after.status.value},
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
@@ -301,7 +362,8 @@ class IncidentService:
         incident = await IncidentRepository(uow.session).add(
             new, ownership=ownership, now=now, alert_count=1 if new.integration else 0
         )
-        await TimelineRepository(uow.session).add(
+        timeline = TimelineRepository(uow.session)
+        await timeline.add(
             incident_id=incident.id,
             at=now,
             kind="triggered",
@@ -309,6 +371,15 @@ class IncidentService:
             text=new.text,
             data={"severity": new.severity.value, "service": new.service_id},
         )
+        if new.routed:
+            await timeline.add(
+                incident_id=incident.id,
+                at=now,
+                kind="routed",
+                actor=new.actor,
+                text="Routed: " + "; ".join(new.routed),
+                data={"decisions": list(new.routed), "category": new.category},
+            )
         # the announcement first: it pages people even when channel creation is rate limited
         await uow.enqueue(kind=OutboxKind.ANNOUNCE, incident_id=incident.id, now=now)
         await uow.enqueue(
