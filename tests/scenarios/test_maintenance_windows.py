@@ -138,3 +138,36 @@ async def test_a_silence_mutes_exactly_what_its_matchers_match(
         muted += expected
         assert (body["results"][0]["outcome"] == "muted") is expected, labels
     assert 0 < muted < 40
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_route_test_says_which_silence_or_window_would_mute(
+    harness: Harness, clock: ManualClock, tmp_path: Path
+) -> None:
+    import asyncio
+    import json
+
+    from tests.scenarios.test_cli import run
+
+    clock.set(datetime.now(UTC))
+    status, made = await harness.call(
+        "POST",
+        "/api/v1/silences",
+        {
+            "matchers": ['alertname="HighErrorRate"'],
+            "ends_at": (clock.now() + timedelta(hours=1)).isoformat(),
+            "comment": "deploy",
+        },
+    )
+    assert status == 201
+    config = tmp_path / "pulseops.yml"
+    config.write_text(CONFIG_YAML + WINDOW)
+    body = tmp_path / "alert.json"
+    body.write_text(json.dumps(alertmanager_payload()))
+    args = ["route", "test", "--config", str(config), "--integration", "prometheus"]
+    result = await asyncio.to_thread(run, *args, "--database-url", harness.database_url, str(body))
+    assert result.returncode == 0, result.stderr
+    assert f"MUTED now by silence #{made['id']} (by api:tester: deploy), until" in result.stdout
+    assert "saturday-db-maintenance" in result.stdout  # open now or the next opening
+    without = await asyncio.to_thread(run, *args, str(body))
+    assert "silence #" not in without.stdout
