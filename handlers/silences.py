@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from bot.deps import Deps
 from bot.domain.durations import parse_duration
 from bot.domain.matchers import Matcher, MatcherError, parse_matcher, quote
+from bot.domain.silences import split_matchers
 from bot.errors import SlackError, UserError
 from bot.render.silences import SilenceRenderer
 from bot.slack.ids import Action, Block, Callback, SilenceInput
@@ -54,7 +55,7 @@ async def silence_command(
         await open_modal(
             deps,
             command["trigger_id"],
-            matchers=arg.split() if arg else [],
+            matchers=split_matchers(arg),
             incident_id=None,
             channel_id=command.get("channel_id"),
         )

@@ -7,6 +7,7 @@ occurrences is open. Either is a `Hold`: what muted an alert, said the way a per
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,3 +143,28 @@ def matchable_labels(
     if severity:
         merged["severity"] = severity
     return merged
+
+
+_ONE_MATCHER = re.compile(
+    r"""[A-Za-z_:][A-Za-z0-9_:]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|[^\s"{},]*)"""
+)
+
+
+def split_matchers(text: str) -> list[str]:
+    """The matchers typed on one line (`/incident silence env="prod" __title__="disk full"`),
+    one string each; braces and commas between them (`{env="prod", team="db"}`) are allowed.
+    Text that is not a matcher is kept as it is, for the form to point out."""
+    found: list[str] = []
+    rest = text.strip().removeprefix("{").removesuffix("}")
+    position = 0
+    while position < len(rest):
+        if rest[position] in " \t,":
+            position += 1
+            continue
+        match = _ONE_MATCHER.match(rest, position)
+        if match is None or not match.group():
+            found.append(rest[position:].strip())
+            break
+        found.append(match.group().strip())
+        position = match.end()
+    return found

@@ -105,3 +105,16 @@ maintenance_windows:
     summer = datetime(2026, 6, 27, 0, 30, tzinfo=UTC)  # 02:30 in Berlin (UTC+2)
     assert window.open_at(summer) is not None
     assert window.open_at(summer + timedelta(hours=1, minutes=30)) is None  # 04:00 Berlin
+
+
+def test_matchers_typed_on_one_line_are_split_one_per_matcher() -> None:
+    from bot.domain.silences import split_matchers
+
+    assert split_matchers('service="payment-api" __title__="disk full"  env!=prod') == [
+        'service="payment-api"',
+        '__title__="disk full"',
+        "env!=prod",
+    ]
+    assert split_matchers('{env="prod", team=~"db|ops"}') == ['env="prod"', 'team=~"db|ops"']
+    assert split_matchers('a="x \\" y" what?') == ['a="x \\" y"', "what?"]
+    assert split_matchers("") == []

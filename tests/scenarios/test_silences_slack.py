@@ -256,3 +256,14 @@ async def test_help_and_empty_list(harness: Harness) -> None:
         user=ALICE, channel="C0PAYMENTS", command="/incident", text="help"
     )
     assert "/incident silence" in reply_text(helped)
+
+
+async def test_matchers_typed_after_the_command_fill_the_form(harness: Harness) -> None:
+    await harness.emu.command(
+        user=ALICE,
+        channel="C0PAYMENTS",
+        command="/incident",
+        text='silence __title__="disk full on db-1" env!=prod',
+    )
+    _, view = await opened_view(harness, ALICE, 1)
+    assert matchers_of(view).splitlines() == ['__title__="disk full on db-1"', "env!=prod"]
