@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.config import PulseOpsConfig
+from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.domain.matchers import Matcher, MatchOp
 from bot.domain.silences import MAX_COMMENT, MAX_MATCHERS, Silence, selective
 from bot.errors import Conflict, UserError
@@ -24,6 +24,7 @@ from bot.ingest.decisions import Muted
 from bot.ingest.pipeline import Pipeline
 from bot.ingest.stages import IngestRequest
 from bot.metrics import Metrics
+from bot.services.heartbeats import HEARTBEAT_SOURCE
 from bot.services.incidents import IncidentService
 from store.incidents import TimelineRepository
 from store.session import Database
@@ -201,6 +202,12 @@ class SilenceService:
             self.changed()
         return released
 
+    def _integration(self, name: str) -> IntegrationConfig | None:
+        """The integration an alert came through: a configured one, or heartbeats' own."""
+        if name == HEARTBEAT_SOURCE.name:
+            return HEARTBEAT_SOURCE
+        return self.config.integration(name)
+
     async def _release(
         self,
         uow: UnitOfWork,
@@ -208,7 +215,7 @@ class SilenceService:
         suppressed: SuppressedAlert,
         now: datetime,
     ) -> int:
-        integration = self.config.integration(suppressed.integration)
+        integration = self._integration(suppressed.integration)
         if integration is None:  # no longer configured: nothing to open an incident for
             await held.mark_released(suppressed_id=suppressed.id, incident_id=None, now=now)
             return 0
