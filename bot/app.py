@@ -20,6 +20,8 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -30,6 +32,7 @@ from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.escalation import EscalationService
+from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
@@ -42,6 +45,7 @@ from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
@@ -106,6 +110,7 @@ def create_app(
             route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
             is not None
         ),
+        workflow_buttons=lambda incident: [(w.id, w.title) for w in offered(config, incident)],
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
@@ -124,8 +129,15 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
+    workflows = WorkflowService(
+        db=db, config=config, clock=clock, on_commit=committed, events=EventStream(config=config)
+    )
+    event_effects = EventEffects(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, environ=environ
+    )
+    outbox.register(event_effects)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -137,6 +149,22 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+        workflows=workflows,
+    )
+    changes = IncidentChanges(incidents=incidents, config=config, clock=clock)
+    outbox.register(
+        WorkflowEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            escalations=escalations,
+            changes=changes,
+            environ=environ,
+            on_commit=committed,
+            metrics=metrics,
+        )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     pipeline = build_pipeline(config, tokens=integration_tokens, metrics=metrics)
@@ -181,7 +209,8 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
-        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        changes=changes,
+        workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
         silences=SilenceService(
             db=db,
@@ -254,6 +283,7 @@ def create_app(
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
+                Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
                 # alerts a silence or maintenance window held open their incidents within ~1 s
@@ -274,6 +304,7 @@ def create_app(
         await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await event_effects.close()
         await dashboard.close()
         await client.session.close() if client.session else None
         await db.dispose()

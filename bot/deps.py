@@ -25,6 +25,7 @@ from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -52,6 +53,7 @@ class Deps:
     changes: IncidentChanges
     permissions: Permissions
     silences: SilenceService
+    workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
 

@@ -15,3 +15,5 @@ class OutboxKind(StrEnum):
     HANDOFF = "handoff"  # a rotation handoff message and the user-group update
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
+    WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
+    EVENT = "event"  # one event for one event sink (webhook or NATS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -114,16 +114,19 @@ class IncidentChanges:
                 )
         if severity is not None:
             await self.incidents.write(
-                lambda uow: self._severity(uow, incident_id, severity, by, self.clock.now())
+                lambda uow: self.set_severity(
+                    uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
+                )
             )
         return await self.incidents.get(incident_id=incident_id)
 
-    async def _severity(
-        self, uow: UnitOfWork, incident_id: int, severity: Severity, by: str, now: datetime
-    ) -> None:
+    async def set_severity(
+        self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
+    ) -> bool:
+        """Change the severity in the caller's transaction; False when it already was."""
         incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
         if incident.severity is severity:
-            return
+            return False
         ok = await SeverityRepository(uow.session).compare_and_set(
             incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
         )
@@ -138,16 +141,32 @@ class IncidentChanges:
             data={"from": incident.severity.value, "to": severity.value},
         )
         await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
+        if self.incidents.workflows is not None:
+            after = replace(incident, severity=severity, version=incident.version + 1)
+            await self.incidents.workflows.fire(
+                uow,
+                after,
+                "severity_changed",
+                by=by,
+                now=now,
+                data={"from": incident.severity.value, "to": severity.value},
+            )
+        return True
 
     async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
         """Add a note to the timeline and have the outbox post it in the incident channel."""
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             now = self.clock.now()
-            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
             await TimelineRepository(uow.session).add(
                 incident_id=incident_id, at=now, kind="note", actor=by, text=text
             )
+            events = self.incidents.workflows.events if self.incidents.workflows else None
+            if events is not None:
+                await events.emit(
+                    uow, "incident.note_added", incident, actor=by, now=now, data={"text": text}
+                )
             await uow.enqueue(
                 kind=OutboxKind.NOTE,
                 incident_id=incident_id,

@@ -9,6 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -39,6 +40,7 @@ from bot.ingest.stages import dedup_key
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from bot.services.workflows import WorkflowService
 from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
@@ -63,6 +65,7 @@ class IncidentService:
         metrics: Metrics,
         escalations: EscalationService,
         on_commit: Callable[[], None],
+        workflows: WorkflowService | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -71,6 +74,7 @@ class IncidentService:
         self.escalations = escalations
         self.on_commit = on_commit
         self.directory = directory_of(config)
+        self.workflows = workflows
 
     async def write(self, work: Callable[[UnitOfWork], Awaitable[T]], *, tries: int = 5) -> T:
         """Run `work` in a write transaction, retrying races (unique violations, lock timeouts)."""
@@ -153,6 +157,40 @@ class IncidentService:
         now: datetime,
     ) -> IngestOutcome:
         """Carry out what the alert pipeline decided for one alert."""
+        alert = decision.alert
+        actor = f"monitor:{integration.name}"
+        outcome = await self._apply(uow, integration, decision, now)
+        events = self.workflows.events if self.workflows else None
+        if (
+            events is not None
+            and outcome.incident_id is not None
+            and events.wanted("alert.received")
+        ):
+            incident = await IncidentRepository(uow.session).get(incident_id=outcome.incident_id)
+            await events.emit(
+                uow,
+                "alert.received",
+                incident,
+                actor=actor,
+                now=now,
+                data={
+                    "integration": integration.name,
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status.value,
+                    "title": alert.title,
+                    "labels": dict(alert.labels),
+                    "outcome": outcome.outcome.value,
+                },
+            )
+        return outcome
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        decision: Decision,
+        now: datetime,
+    ) -> IngestOutcome:
         alert = decision.alert
         actor = f"monitor:{integration.name}"
         match decision:
@@ -339,6 +377,11 @@ class IncidentService:
             await self.escalations.start(uow, incident, now)
         uow.after_commit(self.metrics.transitions.labels(status=transition.after.status.value).inc)
         self._observe_response_time(uow, incident, transition, now)
+        if self.workflows is not None:
+            after = replace(
+                incident, status=transition.after.status, version=transition.after.version
+            )
+            await self.workflows.fire(uow, after, transition.event_kind, by=command.by, now=now)
         return transition
 
     def _observe_response_time(
@@ -389,6 +432,8 @@ class IncidentService:
             payload={"invite": list(new.invite)},
         )
         await self.escalations.start(uow, incident, now)
+        if self.workflows is not None:
+            await self.workflows.fire(uow, incident, "triggered", by=new.actor, now=now)
         uow.after_commit(
             self.metrics.incidents_opened.labels(
                 service=new.service_id or "none", severity=new.severity.value

@@ -13,6 +13,16 @@ class Action(StrEnum):
     OPEN_CHANNEL = "incident_open_channel"
     SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
     EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
+    RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
+
+
+def workflow_action(workflow_id: str) -> str:
+    """The action id of the button that runs `workflow_id` (unique within a message)."""
+    return f"{Action.RUN_WORKFLOW}:{workflow_id}"
+
+
+WORKFLOW_ACTION = re.compile(rf"^{re.escape(Action.RUN_WORKFLOW)}:[a-z0-9][a-z0-9_-]*$")
+"""Matches the action ids of workflow buttons."""
 
 
 def bundled(action: Action, incident_id: int) -> str:

@@ -661,7 +661,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_check(EXAMPLE_CONFIG_PATH, {}) == 0
     assert capsys.readouterr().out == (
-        "OK: 2 teams, 3 services, 3 integrations, 2 schedules, 2 escalation policies\n"
+        "OK: 2 teams, 3 services, 3 integrations, 2 schedules, 2 escalation policies, 1 workflow\n"
     )
 
 
