@@ -236,6 +236,28 @@ class SilenceList(_Out):
     silences: list[SilenceOut]
 
 
+class SuppressedAlertOut(_Out):
+    integration: str
+    fingerprint: str
+    title: str
+    labels: dict[str, str]
+    reason: Literal["muted", "dropped"]
+    by: str
+    silence_id: int | None
+    window: str | None
+    status: Literal["firing", "resolved"]
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    held_until: datetime | None
+    released_at: datetime | None
+    released_incident_id: int | None
+
+
+class SuppressedAlertList(_Out):
+    alerts: list[SuppressedAlertOut]
+
+
 class StatsOut(BaseModel):
     """Figures for a period (see `GET /api/v1/stats`)."""
 

@@ -25,6 +25,7 @@ from bot.services.oncall import OverrideEnd
 from handlers.api_auth import identity_of
 from handlers.api_models import DeclareBody, NoteBody, OverrideBody, PatchBody, SilenceBody
 from handlers.refs import ascii_number, parse_incident_ref
+from store.silences import SuppressedAlert
 
 M = TypeVar("M", bound=BaseModel)
 MAX_IDEMPOTENCY_KEY = 255
@@ -257,6 +258,65 @@ async def delete_silence(request: web.Request) -> web.Response:
     return web.json_response(_silence(expired, deps.clock.now()))
 
 
+MAX_SUPPRESSED = 200
+
+
+def _suppressed(alert: SuppressedAlert) -> dict[str, Any]:
+    return {
+        "integration": alert.integration,
+        "fingerprint": alert.fingerprint,
+        "title": alert.alert.title,
+        "labels": dict(alert.alert.labels),
+        "reason": alert.reason,
+        "by": alert.by,
+        "silence_id": alert.silence_id,
+        "window": alert.window,
+        "status": alert.status,
+        "occurrences": alert.occurrences,
+        "first_seen_at": _iso(alert.first_seen_at),
+        "last_seen_at": _iso(alert.last_seen_at),
+        "held_until": _iso(alert.held_until) if alert.held_until else None,
+        "released_at": _iso(alert.released_at) if alert.released_at else None,
+        "released_incident_id": alert.released_incident_id,
+    }
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        raise UserError(
+            f"{name} must be one of {', '.join(allowed)}", fields={name: "unknown value"}
+        )
+    return value
+
+
+async def list_suppressed(request: web.Request) -> web.Response:
+    """`GET /api/v1/suppressed-alerts`: alerts that opened no incident, newest first;
+    `?reason=muted|dropped`, `?silence=ID`, `?window=NAME`, `?status=firing|resolved`."""
+    deps = request.app[DEPS]
+    reason = _choice(request, "reason", ("muted", "dropped"))
+    status = _choice(request, "status", ("firing", "resolved"))
+    raw_silence = request.query.get("silence") or None
+    silence_id = ascii_number(raw_silence.removeprefix("#")) if raw_silence else None
+    if raw_silence and silence_id is None:
+        raise UserError("silence must be a silence id", fields={"silence": "not an id"})
+    raw_limit = request.query.get("limit") or "100"
+    limit = ascii_number(raw_limit)
+    if limit is None or not 1 <= limit <= MAX_SUPPRESSED:
+        raise UserError(
+            f"limit must be a whole number from 1 to {MAX_SUPPRESSED}",
+            fields={"limit": "out of range"},
+        )
+    found = await deps.silences.suppressed(
+        reason=reason,
+        silence_id=silence_id,
+        window=request.query.get("window") or None,
+        status=status,
+        limit=limit,
+    )
+    return web.json_response({"alerts": [_suppressed(a) for a in found]})
+
+
 def register(app: web.Application) -> None:
     """Add the write and on-call routes (they read `deps` from `app[DEPS]`)."""
     app.router.add_post("/api/v1/incidents", declare)
@@ -270,3 +330,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_delete("/api/v1/silences/{id}", delete_silence)
+    app.router.add_get("/api/v1/suppressed-alerts", list_suppressed)

@@ -31,6 +31,7 @@ from handlers.api_models import (
     SilenceList,
     SilenceOut,
     StatsOut,
+    SuppressedAlertList,
 )
 from store.stats import GROUP_BY
 
@@ -185,6 +186,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "Expire a silence now (what it holds and still fires opens its incident)",
         (200, SilenceOut),
         params=(Param("id", {"type": "string", "pattern": "^\\S{1,20}$"}, "path"),),
+    ),
+    Operation(
+        "get",
+        "/api/v1/suppressed-alerts",
+        "Alerts that opened no incident (muted by a silence or window, or dropped), newest first",
+        (200, SuppressedAlertList),
+        params=(
+            Param("reason", {"type": "string", "enum": ["muted", "dropped"]}),
+            Param("silence", _TEXT, description="a silence id"),
+            Param("window", _TEXT, description="a maintenance window's name"),
+            Param("status", {"type": "string", "enum": ["firing", "resolved"]}),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+        ),
     ),
 )
 

@@ -321,17 +321,26 @@ class SuppressedAlertRepository:
     async def list(
         self,
         *,
-        silence_id: int | None = None,
         reason: str | None = None,
+        silence_id: int | None = None,
+        window: str | None = None,
+        status: str | None = None,
         limit: int = 100,
     ) -> list[SuppressedAlert]:
+        """Suppressed alerts, the most recently seen first."""
         query = select(SuppressedAlertRow)
-        if silence_id is not None:
-            query = query.where(SuppressedAlertRow.silence_id == silence_id)
         if reason is not None:
             query = query.where(SuppressedAlertRow.reason == reason)
+        if silence_id is not None:
+            query = query.where(SuppressedAlertRow.silence_id == silence_id)
+        if window is not None:
+            query = query.where(SuppressedAlertRow.window == window)
+        if status is not None:
+            query = query.where(SuppressedAlertRow.status == status)
         rows = await self.session.scalars(
-            query.order_by(SuppressedAlertRow.last_seen_at.desc()).limit(limit)
+            query.order_by(
+                SuppressedAlertRow.last_seen_at.desc(), SuppressedAlertRow.id.desc()
+            ).limit(limit)
         )
         return [to_suppressed(r) for r in rows]
 

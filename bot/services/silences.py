@@ -174,6 +174,21 @@ class SilenceService:
             )
         return [SilenceView(s, held.get(s.id, 0)) for s in found]
 
+    async def suppressed(
+        self,
+        *,
+        reason: str | None,
+        silence_id: int | None,
+        window: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[SuppressedAlert]:
+        """Alerts that opened no incident (muted or dropped), the most recently seen first."""
+        async with self.db.read() as session:
+            return await SuppressedAlertRepository(session).list(
+                reason=reason, silence_id=silence_id, window=window, status=status, limit=limit
+            )
+
     def team_of(self, matchers: Sequence[Matcher]) -> str | None:
         """The team concerned by a silence: the owner of the service it names (`service="x"`)."""
         for matcher in matchers:

@@ -58,6 +58,10 @@ async def test_window_mutes_while_open_and_releases_when_it_closes(
         'pulseops_alerts_muted_total{kind="maintenance_window",name="saturday-db-maintenance"} 1.0'
         in metrics
     )
+    _, held = await harness.get("/api/v1/suppressed-alerts?window=saturday-db-maintenance")
+    assert [(a["fingerprint"], a["by"]) for a in held["alerts"]] == [
+        ("DbSlow", "maintenance window saturday-db-maintenance")
+    ]
     clock.advance(timedelta(minutes=89))  # 03:59 Berlin: still open
     assert await harness.deps.silences.sweep() == 0
     clock.advance(timedelta(minutes=2))  # 04:01 Berlin: closed

@@ -68,6 +68,15 @@ async def test_silenced_alert_is_stored_counted_and_opens_on_expiry(
     assert row.by == f"silence #{silence_id} (by api:tester: deploy of payments)"
     listed = (await harness.get("/api/v1/silences"))[1]["silences"]
     assert [(s["id"], s["status"], s["held_alerts"]) for s in listed] == [(silence_id, "active", 1)]
+    status, held = await harness.get(f"/api/v1/suppressed-alerts?silence={silence_id}")
+    assert status == 200
+    (record,) = held["alerts"]
+    assert (record["reason"], record["status"], record["occurrences"]) == ("muted", "firing", 3)
+    assert record["by"] == row.by and record["released_at"] is None
+    assert record["labels"]["alertname"] == "HighErrorRate"
+    for bad in ("reason=nope", "status=open", "silence=x", "limit=0", "limit=201"):
+        status, refused = await harness.get(f"/api/v1/suppressed-alerts?{bad}")
+        assert status == 400 and bad.split("=")[0] in refused["fields"], (bad, refused)
     metrics = await harness.http.get(f"{harness.url}/metrics")  # type: ignore[union-attr]
     text = await metrics.text()
     assert f'pulseops_alerts_muted_total{{kind="silence",name="{silence_id}"}} 3.0' in text
@@ -83,6 +92,8 @@ async def test_silenced_alert_is_stored_counted_and_opens_on_expiry(
     (incident,) = (await harness.get("/api/v1/incidents"))[1]["incidents"]
     detail = await harness.incident(incident["id"])
     texts = [event["text"] for event in detail["timeline"]]
+    (released,) = (await harness.get("/api/v1/suppressed-alerts?reason=muted"))[1]["alerts"]
+    assert released["released_incident_id"] == incident["id"] and released["released_at"]
     assert any(f"held by silence #{silence_id} (by api:tester" in t for t in texts), texts
     assert harness.emu.calls_to("chat.postMessage"), "the incident is announced once opened"
     # a second expiry is a conflict and changes nothing
