@@ -52,6 +52,7 @@ from handlers import (
     api,
     api_write,
     commands,
+    dropin,
     heartbeats,
     home,
     ics,
@@ -260,7 +261,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, dropin, api, ics):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)

@@ -34,6 +34,7 @@ METHOD_SCOPES = {
     "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
+    "users.lookupByEmail": {"users:read.email"},
 }
 
 
