@@ -154,6 +154,13 @@ class Metrics:
         self.pages_sent = Counter(
             "pulseops_pages_sent_total", "Pages recorded, by target kind", ["kind"], registry=r
         )
+        self.notifications = Counter(
+            "pulseops_notifications_total",
+            "Notifications beyond Slack by method type and result (sent, failed, retrying, "
+            "throttled, cancelled)",
+            ["type", "result"],
+            registry=r,
+        )
         self.escalation_steps = Counter(
             "pulseops_escalation_steps_total",
             "Escalation steps taken past a policy's first level, by trigger (timeout or manual)",

@@ -34,6 +34,7 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.paging import ContactConfig, NotificationsConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
@@ -64,6 +65,8 @@ class PulseOpsConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
     maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
+    contacts: tuple[ContactConfig, ...] = ()
+    notifications: NotificationsConfig = NotificationsConfig()
     workflows: tuple[WorkflowConfig, ...] = ()
     event_sinks: tuple[EventSinkConfig, ...] = Field(default=(), max_length=20)
     allowed_hosts: tuple[str, ...] = ()  # private or loopback hosts outgoing calls may reach
@@ -77,6 +80,7 @@ class PulseOpsConfig(_Frozen):
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _contacts: dict[str, ContactConfig] = PrivateAttr(default_factory=dict)
     _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
     _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
 
@@ -124,6 +128,7 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._contacts = {c.user: c for c in self.contacts}
         self._workflows = {w.id: w for w in self.workflows}
         self._heartbeats = {h.name: h for h in self.heartbeats}
         self._rules = rules_of(self.routes, self.classifier)
@@ -152,6 +157,10 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def contact(self, user: str) -> ContactConfig | None:
+        """The person's contact methods and rules from the config, or None."""
+        return self._contacts.get(user)
 
     def workflow(self, workflow_id: str) -> WorkflowConfig | None:
         """The workflow with this id, or None."""
@@ -239,6 +248,7 @@ def _cross_problems(
         *_duplicate_problems(source, failed),
         *_reference_problems(source, failed),
         *_environment_problems(source, environ, failed),
+        *_paging_problems(source, environ, failed),
     ]
 
 
@@ -408,6 +418,75 @@ def _environment_problems(
     metrics_env = _text(api, "metrics_token_env") if api is not None else None
     if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
         yield (("api", "metrics_token_env"), f"environment variable {metrics_env} is not set")
+
+
+def _section(source: Source, key: str) -> object:
+    return source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+
+
+def _paging_problems(
+    source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
+) -> Iterator[tuple[Loc, str]]:
+    """Contacts once per person, each method's provider configured, provider variables set."""
+    seen: dict[str, int] = {}
+    for i, user in _values(source, "contacts", "user", failed):
+        if user in seen:
+            yield (
+                ("contacts", i, "user"),
+                f"duplicate contact {user!r} (first at contacts[{seen[user]}])",
+            )
+        else:
+            seen[user] = i
+    notifications = _section(source, "notifications")
+    if ("notifications",) in failed:
+        return
+    providers = {
+        "email": ("smtp", "notifications.smtp (an SMTP server)"),
+        "sms": ("twilio", "notifications.twilio (a Twilio account)"),
+        "voice": ("twilio", "notifications.twilio (a Twilio account)"),
+    }
+    public = _text(notifications, "public_url") if notifications is not None else None
+    needs_public: set[str] = set()
+    for i, contact in enumerate(_entries(source, "contacts")):
+        for j, method in enumerate(_entries(contact, "methods")):
+            kind = _text(method, "type")
+            if kind not in providers or ("contacts", i, "methods", j) in failed:
+                continue
+            key, what = providers[kind]
+            needs_public.add(kind)
+            if notifications is None or _section(notifications, key) is None:
+                yield (("contacts", i, "methods", j, "type"), f"a {kind} method needs {what}")
+    if needs_public and public is None:
+        kinds = ", ".join(sorted(needs_public))
+        yield (
+            ("notifications", "public_url"),
+            f"required for {kinds} methods: the URL at which people's browsers and Twilio "
+            "reach this service (acknowledge links and Twilio webhooks)",
+        )
+    if "email" in needs_public and (
+        notifications is None or _text(notifications, "link_secret_env") is None
+    ):
+        yield (
+            ("notifications", "link_secret_env"),
+            "required for email methods: an environment variable holding the secret that "
+            "signs acknowledge links",
+        )
+    if environ is None or notifications is None:
+        return
+    for loc, name in (
+        (("notifications", "link_secret_env"), _text(notifications, "link_secret_env")),
+        *(
+            (("notifications", section, key), _text(_section(notifications, section), key))
+            for section, keys in (
+                ("smtp", ("username_env", "password_env")),
+                ("twilio", ("account_sid_env", "auth_token_env")),
+            )
+            if _section(notifications, section) is not None
+            for key in keys
+        ),
+    ):
+        if name and loc not in failed and not environ.get(name):
+            yield (loc, f"environment variable {name} is not set")
 
 
 def _known(ids: list[str]) -> str:

@@ -121,6 +121,13 @@ class IncidentService:
 
         return await self.write(work)
 
+    async def move(
+        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+    ) -> Transition:
+        """Apply `command` in the caller's transaction (acknowledging from an SMS, a call or
+        an e-mail link, with the link's use recorded in the same transaction)."""
+        return await self._transition(uow, incident, command, now)
+
     async def resolve_if_quiet(
         self, *, incident_id: int, quiet_for: timedelta, reason: str
     ) -> bool:

@@ -44,6 +44,18 @@ def action_of(action_id: str) -> Action:
 class Callback(StrEnum):
     DECLARE = "incident_declare"
     SILENCE = "silence_create"
+    NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
+
+
+class NotifyAction(StrEnum):
+    """Buttons of the `/oncall notify` modal; each method's adds `_<n>` (unique in the view)."""
+
+    TEST = "notify_test"
+    REMOVE = "notify_remove"
+
+
+def notify_pattern(action: NotifyAction) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(action)}_\d+$")
 
 
 class Block(StrEnum):
@@ -65,6 +77,11 @@ class Block(StrEnum):
     SILENCE_ENDS_AT = "silence_ends_at"
     SILENCE_COMMENT = "silence_comment"
     SILENCE_LIST = "silence_list"  # `/incident silences`: adds `_<id>` per silence
+    # /oncall notify modal
+    NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
+    NOTIFY_TYPE = "notify_type"
+    NOTIFY_DESTINATION = "notify_destination"
+    NOTIFY_AFTER = "notify_after"
 
 
 class Input(StrEnum):
@@ -74,6 +91,9 @@ class Input(StrEnum):
     SEVERITY = "severity"
     SERVICE = "service"
     DESCRIPTION = "description"
+    NOTIFY_TYPE = "type"
+    NOTIFY_DESTINATION = "destination"
+    NOTIFY_AFTER = "after"
 
 
 class SilenceInput(StrEnum):

@@ -1,7 +1,7 @@
 """silences and suppressed_alerts: silences, and alerts muted or dropped (no incident)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-28 10:40:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import store.types
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
