@@ -243,6 +243,15 @@ class IncidentService:
                     uow.after_commit(muted.inc)
                 return IngestOutcome(alert.fingerprint, Outcome.MUTED)
             case Dropped():
+                await record_suppressed(
+                    uow.session,
+                    integration=integration.name,
+                    dedup_key=dedup_key(integration.name, alert.group_key),
+                    alert=alert,
+                    reason="dropped",
+                    by=decision.by,
+                    now=now,
+                )
                 return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
 
     async def _group_into(
