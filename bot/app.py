@@ -21,6 +21,7 @@ from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
 from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.notify import NotifyEffects
 from bot.delivery.effects.probes import ProbeChartEffects
 from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
@@ -29,9 +30,11 @@ from bot.domain.routing import route
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
+from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
@@ -41,10 +44,13 @@ from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notifications import NotificationPlanner
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.probes import ProbeService
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
@@ -53,12 +59,16 @@ from handlers import (
     api,
     api_write,
     commands,
+    contact_methods,
+    dropin,
     heartbeats,
     home,
     ics,
+    notify,
     oncall,
     openapi,
     probes,
+    silences,
     slack_http,
     views,
     webhooks,
@@ -138,7 +148,13 @@ def create_app(
     )
     outbox.register(event_effects)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
+        db=db,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        on_commit=committed,
+        workflows=workflows,
+        notifications=NotificationPlanner(config=config),
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -168,12 +184,9 @@ def create_app(
         )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
+    pipeline = build_pipeline(config, tokens=integration_tokens, metrics=metrics)
     ingest = AlertIngest(
-        pipeline=build_pipeline(
-            config,
-            tokens=integration_tokens,
-            metrics=metrics,
-        ),
+        pipeline=pipeline,
         incidents=incidents,
         clock=clock,
         metrics=metrics,
@@ -191,6 +204,18 @@ def create_app(
     )
     outbox.register(
         ProbeChartEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
+    providers = build_providers(config, environ)
+    outbox.register(
+        NotifyEffects(
+            providers=providers,
+            metrics=metrics,
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+        )
     )
     deps = Deps(
         settings=settings,
@@ -219,6 +244,24 @@ def create_app(
         changes=changes,
         workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
+        silences=SilenceService(
+            db=db,
+            config=config,
+            clock=clock,
+            metrics=metrics,
+            pipeline=pipeline,
+            incidents=incidents,
+            changed=dashboard.changed,
+        ),
+        providers=providers,
+        contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
+        acks=NotificationAcks(
+            db=db,
+            clock=clock,
+            incidents=incidents,
+            link_secret=providers.link_secret,
+            on_commit=committed,
+        ),
         heartbeats=HeartbeatService(
             config=config, clock=clock, metrics=metrics, ingest=ingest, environ=environ
         ),
@@ -239,7 +282,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home):
+    for module in (commands, actions, views, silences, oncall, home, contact_methods):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -262,7 +305,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, dropin, api, ics, notify):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
@@ -289,6 +332,8 @@ def create_app(
                 Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
+                # alerts a silence or maintenance window held open their incidents within ~1 s
+                Every("silence-release", 1.0, deps.silences.sweep),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),
@@ -312,6 +357,8 @@ def create_app(
         await outbox.wait_idle()
         await event_effects.close()
         await dashboard.close()
+        if providers.twilio is not None:
+            await providers.twilio.close()
         await client.session.close() if client.session else None
         await db.dispose()
 

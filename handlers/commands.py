@@ -18,6 +18,7 @@ from bot.slack.ids import SlashCommand
 from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
+from handlers.silences import silence_command, silences_command
 from store.incidents import IncidentFilter
 
 Sub = Callable[[Deps, dict[str, Any], str, AsyncAck, AsyncRespond], Awaitable[None]]
@@ -220,6 +221,8 @@ SUBCOMMANDS: dict[str, Sub] = {
     "stats": _stats,
     "probes": _probes,
     "probe": _probe,
+    "silence": silence_command,
+    "silences": silences_command,
     "help": _help,
 }
 

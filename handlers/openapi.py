@@ -29,7 +29,11 @@ from handlers.api_models import (
     PatchBody,
     ProbeList,
     ProbeResults,
+    SilenceBody,
+    SilenceList,
+    SilenceOut,
     StatsOut,
+    SuppressedAlertList,
 )
 from store.stats import GROUP_BY
 
@@ -37,7 +41,7 @@ ERRORS = {
     400: "Bad input: `fields` names every bad field",
     401: "No valid API token",
     403: "The token lacks the scope this call needs (`fields.scope` names it)",
-    404: "No such incident, schedule, team, override or probe",
+    404: "No such incident, schedule, team, override, silence or probe",
     408: "The body did not arrive in time",
     409: "Conflicts with the current state (e.g. an illegal status change)",
     413: "The body is too large",
@@ -177,6 +181,39 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
         ),
     ),
+    Operation(
+        "get",
+        "/api/v1/silences",
+        "Silences active or pending, ending soonest first, with the alerts each holds",
+        (200, SilenceList),
+    ),
+    Operation(
+        "post",
+        "/api/v1/silences",
+        "Create a silence: alerts matching every matcher open no incident until ends_at",
+        (201, SilenceOut),
+        body=SilenceBody,
+    ),
+    Operation(
+        "delete",
+        "/api/v1/silences/{id}",
+        "Expire a silence now (what it holds and still fires opens its incident)",
+        (200, SilenceOut),
+        params=(Param("id", {"type": "string", "pattern": "^\\S{1,20}$"}, "path"),),
+    ),
+    Operation(
+        "get",
+        "/api/v1/suppressed-alerts",
+        "Alerts that opened no incident (muted by a silence or window, or dropped), newest first",
+        (200, SuppressedAlertList),
+        params=(
+            Param("reason", {"type": "string", "enum": ["muted", "dropped"]}),
+            Param("silence", _TEXT, description="a silence id"),
+            Param("window", _TEXT, description="a maintenance window's name"),
+            Param("status", {"type": "string", "enum": ["firing", "resolved"]}),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+        ),
+    ),
 )
 
 _REF = "#/components/schemas/{model}"
@@ -245,8 +282,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "PulseOps API",
             "version": __version__,
-            "description": "Incidents, on-call, overrides and probes. Every route but this "
-            "document needs `Authorization: Bearer <api token>`: `read` for GET, `write` "
+            "description": "Incidents, on-call, overrides, silences and probes. Every route but "
+            "this document needs `Authorization: Bearer <api token>`: `read` for GET, `write` "
             "for changes.",
         },
         "servers": [{"url": "/"}],

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.config import PulseOpsConfig
+from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Resolve, Severity, Status
 from bot.domain.incident import InvalidTransition, moves_from
@@ -18,7 +18,7 @@ from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict
 from bot.services.incidents import IncidentService
 from bot.services.transactions import Retry
-from store.incidents import IncidentRepository, TimelineRepository
+from store.incidents import IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
@@ -182,6 +182,47 @@ class IncidentChanges:
             }
 
         return await self.incidents.write(work)
+
+    async def record_change(
+        self, *, integration: IntegrationConfig, summary: str, data: dict[str, Any]
+    ) -> list[int]:
+        """A change (a deploy, a config push) on the timeline of every open incident of the
+        integration's service (or, without one, of the incidents the integration opened), and
+        posted in their channels. Returns the incident ids."""
+
+        async def work(uow: UnitOfWork) -> list[int]:
+            now = self.clock.now()
+            filters = IncidentFilter(
+                status=(Status.TRIGGERED, Status.ACKNOWLEDGED),
+                service_id=integration.service,
+                integration=None if integration.service else integration.name,
+            )
+            incidents, _ = await IncidentRepository(uow.session).list(
+                filters=filters, limit=MAX_CHANGE_TARGETS
+            )
+            actor = f"monitor:{integration.name}"
+            text = f"Change: {summary}"
+            for incident in incidents:
+                await TimelineRepository(uow.session).add(
+                    incident_id=incident.id,
+                    at=now,
+                    kind="change",
+                    actor=actor,
+                    text=text,
+                    data=data,
+                )
+                await uow.enqueue(
+                    kind=OutboxKind.NOTE,
+                    incident_id=incident.id,
+                    now=now,
+                    payload={"actor": actor, "text": text},
+                )
+            return [incident.id for incident in incidents]
+
+        return await self.incidents.write(work)
+
+
+MAX_CHANGE_TARGETS = 100  # open incidents one change event is recorded on, newest first
 
 
 def refusal(incident: Incident, error: InvalidTransition) -> Conflict:

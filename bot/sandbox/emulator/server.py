@@ -32,6 +32,7 @@ DEFAULT_SCOPES = (
     "pins:write",
     "commands",
     "users:read",
+    "users:read.email",
     "im:write",
     "usergroups:write",
     "usergroups:read",
