@@ -528,3 +528,50 @@ async def test_a_fast_burn_pages_with_the_rates_and_resolves_when_it_stops(
         assert (await harness.incident(listed["id"]))["status"] == "resolved"
         status, body = await harness.get("/api/v1/probes")
         assert [p["burning"] for p in body["probes"] if p["id"] == "api"] == [False]
+
+
+# ---- routes and silences apply to probe alerts ---------------------------------------------
+
+
+ROUTE_YAML = """routes:
+  - name: probe-checks
+    matchers: ['probe="ledger-db"', 'check="down"']
+    severity: SEV1
+    category: database
+"""
+
+
+@BOTH
+async def test_routes_and_silences_apply_to_probe_alerts(
+    emulator: Any, database_url: str, clock: ManualClock, target: Target, listener: Listener
+) -> None:
+    config = parse_config(
+        ONCALL_YAML.format(first="5m", second="10m")
+        + probes_yaml(target.port, listener.port)
+        + ROUTE_YAML,
+        source="probes.yml",
+        environ={},
+    )
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=config, clock=clock
+    ) as harness:
+        # a silence over checkout's alerts: its failures open nothing
+        ends = (clock.now() + timedelta(hours=2)).isoformat()
+        status, body = await harness.call(
+            "POST",
+            "/api/v1/silences",
+            {"matchers": ['probe="checkout"'], "ends_at": ends, "comment": "deploying"},
+        )
+        assert status == 201, body
+        await step(harness, 0)
+        await step(harness, 60)
+        target.status = 503
+        await listener.close()
+        await step(harness, 60)
+        await step(harness, 60)
+        (opened,) = await incidents(harness)  # ledger-db's only, routed
+        assert opened["title"].startswith("Probe ledger-db failing")
+        incident = await harness.incident(opened["id"])
+        assert incident["severity"] == "SEV1" and incident["category"] == "database"
+        status, body = await harness.get("/api/v1/probes")
+        assert [p["status"] for p in body["probes"]] == ["down", "down"]
