@@ -185,7 +185,7 @@ class ProbeRepository:
         )
         return [_sample(r) for r in rows]
 
-    async def uptime(self, *, since: datetime) -> dict[str, Uptime]:
+    async def uptime(self, *, since: datetime, until: datetime | None = None) -> dict[str, Uptime]:
         """Runs and failures per probe since `since`: raw results, plus the rollups of hours
         that start at or after `since` (aged-out hours)."""
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -195,7 +195,10 @@ class ProbeRepository:
                 func.count(),
                 func.sum(func.cast(~ProbeResultRow.ok, type_=ProbeRollupRow.runs.type)),
             )
-            .where(ProbeResultRow.at >= since)
+            .where(
+                ProbeResultRow.at >= since,
+                *([ProbeResultRow.at < until] if until is not None else []),
+            )
             .group_by(ProbeResultRow.probe_id)
         )
         for probe_id, runs, failures in raw:
@@ -207,7 +210,10 @@ class ProbeRepository:
                 func.sum(ProbeRollupRow.runs),
                 func.sum(ProbeRollupRow.failures),
             )
-            .where(ProbeRollupRow.hour >= since)
+            .where(
+                ProbeRollupRow.hour >= since,
+                *([ProbeRollupRow.hour < until] if until is not None else []),
+            )
             .group_by(ProbeRollupRow.probe_id)
         )
         for probe_id, runs, failures in rolled:
