@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
-from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects import CollabEffects, NoteEffects, ReportEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -152,9 +152,8 @@ def create_app(
             db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
         )
     )
-    outbox.register(
-        NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
-    )
+    for area in (NoteEffects, CollabEffects):
+        outbox.register(area(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock))
     deps = Deps(
         settings=settings,
         config=config,

@@ -1,4 +1,5 @@
-"""Button clicks on incident messages (channel, announcement, DMs): Acknowledge and Resolve."""
+"""Clicks on incident messages (channel, announcement, DMs): Acknowledge, Resolve, Escalate,
+the severity select and the Roles form."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.deps import Deps
-from bot.domain import Acknowledge, Resolve
-from bot.errors import UserError
+from bot.domain import Acknowledge, Resolve, Severity
+from bot.errors import SlackError, UserError
 from bot.slack.ids import Action, action_of, bundled_pattern
+from handlers import collab_ops
 from handlers.incident_ops import run_command
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
@@ -57,6 +59,48 @@ async def escalate_button(
     await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+async def severity_selected(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """A severity picked on the message: change it; the outcome goes to the picker alone."""
+    await ack()
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    picked = str((body["actions"][0].get("selected_option") or {}).get("value", ""))
+    ref, _, value = picked.partition(":")
+    try:
+        incident_id = parse_incident_ref(ref, replies=replies)
+        severity = Severity.parse(value)
+        if severity is None:
+            raise UserError(replies.severity_usage())
+        text = await collab_ops.set_severity(
+            deps, incident_id=incident_id, severity=severity, by=body["user"]["id"]
+        )
+    except UserError as exc:
+        text = replies.warning(exc.message)
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+async def roles_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Roles clicked: open the Roles form (trigger_id lasts 3 s, so it opens first)."""
+    await ack()
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    try:
+        incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
+        incident = await deps.incidents.get(incident_id=incident_id)
+        await deps.gateway.open_view(body["trigger_id"], deps.renderer.roles_modal(incident))
+    except UserError as exc:
+        text = replies.warning(exc.message)
+    except SlackError as exc:
+        text = replies.form_failed(exc.error)
+    else:
+        return
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the incident message buttons, alone or in a bundled page (the listeners read
     `deps` from the context)."""
@@ -64,4 +108,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         app.action(action_id)(incident_button)
         app.action(bundled_pattern(action_id))(incident_button)
     app.action(Action.ESCALATE)(escalate_button)
+    app.action(Action.SEVERITY)(severity_selected)
+    app.action(Action.ROLES)(roles_button)
     app.action(bundled_pattern(Action.ESCALATE))(escalate_button)

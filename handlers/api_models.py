@@ -90,6 +90,8 @@ class IncidentOut(_Out):
     labels: dict[str, str]
     links: list[dict[str, str]]
     created_by: str | None
+    lead: str | None
+    comms: str | None
     triggered_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None

@@ -11,9 +11,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from bot.deps import Deps
 from bot.domain import Status
 from bot.domain.durations import parse_duration
+from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
 from bot.render.report import ReportRenderer, period_label
 from bot.slack.ids import SlashCommand
+from handlers import collab_ops
 from handlers.incident_ops import VERBS, run_command
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
@@ -98,6 +100,43 @@ async def _escalate(
     )
 
 
+def _role(role: Role) -> Sub:
+    async def sub(
+        deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+    ) -> None:
+        user, ref = collab_ops.role_args(deps, role, arg)
+        incident_id = ref or await _incident_id(deps, command, "")
+        await ack(
+            text=await collab_ops.set_role(
+                deps, incident_id=incident_id, role=role, user=user, by=command["user_id"]
+            )
+        )
+
+    return sub
+
+
+async def _severity(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    severity, ref = collab_ops.severity_args(deps, arg)
+    incident_id = ref or await _incident_id(deps, command, "")
+    await ack(
+        text=await collab_ops.set_severity(
+            deps, incident_id=incident_id, severity=severity, by=command["user_id"]
+        )
+    )
+
+
+async def _note(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    text = collab_ops.note_text(deps, arg)
+    incident_id = await _incident_id(deps, command, "")
+    await deps.changes.add_note(incident_id=incident_id, text=text, by=command["user_id"])
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(text=deps.renderer.replies.note_added(incident.number))
+
+
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
@@ -168,6 +207,11 @@ SUBCOMMANDS: dict[str, Sub] = {
     "resolve": _transition("resolve"),
     "timeline": _timeline,
     "escalate": _escalate,
+    "lead": _role(Role.LEAD),
+    "comms": _role(Role.COMMS),
+    "severity": _severity,
+    "sev": _severity,
+    "note": _note,
     "stats": _stats,
     "help": _help,
 }

@@ -17,9 +17,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.domain import Severity
+from bot.domain.incident import Role
 from bot.domain.records import Incident
 from bot.errors import SlackError, UserError
 from bot.slack.ids import Block, Callback, Input
+from handlers import collab_ops
 from handlers.middleware import deps_of
 
 log = logging.getLogger("pulseops.slack")
@@ -93,6 +95,7 @@ async def declare_submitted(
             service_id=service_id,
             description=description,
             by=user,
+            declared_in=view.get("private_metadata") or None,
         )
     )
     done, _ = await asyncio.wait({write}, timeout=ANSWER_WITHIN)
@@ -146,6 +149,32 @@ async def _tell_later(
         )
 
 
+async def roles_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The Roles form submitted: give each role picked; a refusal shows under the lead."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    by = body["user"]["id"]
+    try:
+        incident_id = int(view.get("private_metadata") or "0")
+        for block, action, role in (
+            (Block.LEAD, Input.LEAD, Role.LEAD),
+            (Block.COMMS, Input.COMMS, Role.COMMS),
+        ):
+            user = values.get(block, {}).get(action, {}).get("selected_user")
+            if user:
+                await collab_ops.set_role(
+                    deps, incident_id=incident_id, role=role, user=str(user), by=by
+                )
+    except (UserError, ValueError) as exc:
+        problem = exc.message if isinstance(exc, UserError) else "unknown incident"
+        await ack(response_action="errors", errors={Block.LEAD: problem[:150]})
+        return
+    await ack()
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register the declare modal's submission (the listener reads `deps` from the context)."""
+    """Register the modals' submissions (the listeners read `deps` from the context)."""
     app.view(Callback.DECLARE)(declare_submitted)
+    app.view(Callback.ROLES)(roles_submitted)

@@ -65,6 +65,8 @@ def to_incident(row: IncidentRow, *, description: str | None = None) -> Incident
         announcement_channel=row.announcement_channel,
         announcement_ts=row.announcement_ts,
         announcement_version=row.announcement_version,
+        lead=row.lead,
+        comms=row.comms,
     )
 
 

@@ -40,6 +40,9 @@ class IncidentRow(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(600))
     auto_resolve: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str | None] = mapped_column(String(100))
+    # roles: Slack user ids of the incident lead and the communications lead
+    lead: Mapped[str | None] = mapped_column(String(32))
+    comms: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(default=0)
     alert_count: Mapped[int] = mapped_column(default=0)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)

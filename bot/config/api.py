@@ -62,3 +62,5 @@ class PermissionsConfig(_Frozen):
     resolve: tuple[PermissionRule, ...] | None = None
     override: tuple[PermissionRule, ...] | None = None
     silence: tuple[PermissionRule, ...] | None = None  # read by the silences commands
+    roles: tuple[PermissionRule, ...] | None = None  # incident lead and comms lead
+    severity: tuple[PermissionRule, ...] | None = None  # changing an incident's severity

@@ -15,3 +15,5 @@ class OutboxKind(StrEnum):
     HANDOFF = "handoff"  # a rotation handoff message and the user-group update
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
+    STATE_LINE = "state_line"  # a short line threaded under the channel's message; the topic
+    ROLE = "role"  # a role given: the person invited to the channel, the lead told by DM

@@ -26,6 +26,7 @@ class NewIncident:
     labels: dict[str, str] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
     invite: tuple[str, ...] = ()  # people to invite to its channel besides the team
+    declared_in: str | None = None  # the channel a person declared it from (told the link there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ class Incident:
     announcement_channel: str | None = None
     announcement_ts: str | None = None
     announcement_version: int = 0
+    lead: str | None = None  # the incident lead's Slack user id
+    comms: str | None = None  # the communications lead's Slack user id
 
     @property
     def number(self) -> str:
@@ -95,6 +98,8 @@ class Incident:
             "labels": self.labels,
             "links": self.links,
             "created_by": self.created_by,
+            "lead": self.lead,
+            "comms": self.comms,
             "triggered_at": _iso(self.triggered_at),
             "acknowledged_at": _iso(self.acknowledged_at),
             "acknowledged_by": self.acknowledged_by,

@@ -89,6 +89,10 @@ def _event_text(event: TimelineEvent) -> Markup:
     """A timeline event's text, escaped, with the mention of a paged target left live."""
     text = escape_mrkdwn(event.text)
     target = event.data.get("target")
+    user = event.data.get("user")
+    if event.kind == "role_assigned" and isinstance(user, str):
+        mention = str(_mention(user))
+        text = text.replace(escape_mrkdwn(mention), mention, 1)
     if event.kind == "paged" and isinstance(target, str):
         mention = str(_mention(target, str(event.data.get("kind", "user"))))
         text = text.replace(escape_mrkdwn(mention), mention, 1)
@@ -195,6 +199,14 @@ class Renderer:
         buttons = self._buttons(incident)
         if buttons:
             blocks.append({"type": "actions", "block_id": Block.ACTIONS, "elements": buttons})
+        if incident.is_open:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": Block.MANAGE,
+                    "elements": self._collab_elements(incident),
+                }
+            )
         channel_id = incident.channel_id if announcement else None
         blocks.append(
             {
@@ -223,6 +235,50 @@ class Renderer:
             if self.escalatable(incident):
                 buttons.append(button("Escalate", Action.ESCALATE, value))
         return buttons
+
+    def _collab_elements(self, incident: Incident) -> list[dict[str, Any]]:
+        """The Roles button and the severity select of an open incident's message."""
+        options = [option(sev.value, f"{incident.id}:{sev.value}") for sev in Severity]
+        return [
+            button("Roles", Action.ROLES, str(incident.id)),
+            {
+                "type": "static_select",
+                "action_id": Action.SEVERITY,
+                "placeholder": plain("Severity"),
+                "options": options,
+                "initial_option": option(
+                    incident.severity.value, f"{incident.id}:{incident.severity.value}"
+                ),
+            },
+        ]
+
+    def roles_modal(self, incident: Incident) -> dict[str, Any]:
+        """The Roles form: the incident lead and the communications lead, each a person."""
+
+        def person(block: Block, action: Input, label: str, user: str | None) -> dict[str, Any]:
+            element: dict[str, Any] = {"type": "users_select", "action_id": action}
+            if user:
+                element["initial_user"] = user
+            return {
+                "type": "input",
+                "block_id": block,
+                "optional": True,
+                "label": plain(label),
+                "element": element,
+            }
+
+        return {
+            "type": "modal",
+            "callback_id": Callback.ROLES,
+            "title": plain(clip(f"Roles of {incident.number}", 24)),
+            "submit": plain("Save"),
+            "close": plain("Cancel"),
+            "private_metadata": str(incident.id),
+            "blocks": [
+                person(Block.LEAD, Input.LEAD, "Incident lead", incident.lead),
+                person(Block.COMMS, Input.COMMS, "Communications lead", incident.comms),
+            ],
+        }
 
     def page_message(self, incident: Incident, *, level: int) -> Message:
         """The DM that pages someone: why they are paged, then the incident message."""

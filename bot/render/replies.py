@@ -75,6 +75,44 @@ class Replies:
         """A note added to the incident (by the API), as posted in its channel."""
         return self.renderer.reply(_INCIDENT, "note", actor=actor, text=text)
 
+    def state_line(self, *, kind: str, actor: str, **data: object) -> Markup:
+        """The short line threaded under the channel's message when the incident changes."""
+        return self.renderer.reply(_INCIDENT, "state_line", kind=kind, actor=actor, **data)
+
+    def lead_dm(self, *, number: str, title: str, channel_id: str, by: str) -> Markup:
+        """The DM telling a person they are the incident lead now."""
+        return self.renderer.reply(
+            _INCIDENT, "lead_dm", number=number, title=title, channel_id=channel_id, by=by
+        )
+
+    def role_set(self, *, role: str, user: str, number: str, changed: bool) -> Markup:
+        name = "role_set" if changed else "role_unchanged"
+        return self.renderer.reply(_INCIDENT, name, role=role, user=user, number=number)
+
+    def role_usage(self, role: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "role_usage", role=role)
+
+    def not_a_member(self, user: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "not_a_member", user=user)
+
+    def severity_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "severity_usage")
+
+    def severity_set(self, *, number: str, old: str | None, new: str) -> Markup:
+        if old is None:
+            return self.renderer.reply(_INCIDENT, "severity_unchanged", number=number, severity=new)
+        return self.renderer.reply(_INCIDENT, "severity_set", number=number, old=old, new=new)
+
+    def note_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "note_usage")
+
+    def note_added(self, number: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "note_added", number=number)
+
+    def declared_link(self, *, number: str, channel_id: str) -> Markup:
+        """The declarer's ephemeral answer once the incident's channel exists."""
+        return self.renderer.reply(_INCIDENT, "declared_link", number=number, channel_id=channel_id)
+
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""
         return self.renderer.reply(

@@ -1,26 +1,23 @@
-"""Changes made through the API, on the same services as Slack: declare with an
-Idempotency-Key, status and severity, notes (timeline + channel), each in one transaction."""
+"""Changes people make, through the API or Slack: declare with an Idempotency-Key, status,
+severity, roles, notes (timeline + channel), each in one transaction."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Resolve, Severity, Status
-from bot.domain.incident import InvalidTransition, moves_from
+from bot.domain.incident import InvalidTransition, Role, moves_from
 from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict
 from bot.services.incidents import IncidentService
-from bot.services.transactions import Retry
 from store.incidents import IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
-from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
 
 COMMAND_FOR_STATUS: dict[Status, type[Acknowledge] | type[Resolve]] = {
@@ -113,31 +110,27 @@ class IncidentChanges:
                     incident_id=incident_id, command=COMMAND_FOR_STATUS[status](by=by)
                 )
         if severity is not None:
-            await self.incidents.write(
-                lambda uow: self._severity(uow, incident_id, severity, by, self.clock.now())
-            )
+            await self.set_severity(incident_id=incident_id, severity=severity, by=by)
         return await self.incidents.get(incident_id=incident_id)
 
-    async def _severity(
-        self, uow: UnitOfWork, incident_id: int, severity: Severity, by: str, now: datetime
-    ) -> None:
-        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
-        if incident.severity is severity:
-            return
-        ok = await SeverityRepository(uow.session).compare_and_set(
-            incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
+    async def set_severity(
+        self, *, incident_id: int, severity: Severity, by: str
+    ) -> Severity | None:
+        """Change the severity (see `IncidentService.change_severity`); the old one, or None
+        when it was `severity` already."""
+        return await self.incidents.write(
+            lambda uow: self.incidents.change_severity(
+                uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
+            )
         )
-        if not ok:
-            raise Retry()
-        await TimelineRepository(uow.session).add(
-            incident_id=incident_id,
-            at=now,
-            kind="severity_changed",
-            actor=by,
-            text=f"Severity changed from {incident.severity.value} to {severity.value}",
-            data={"from": incident.severity.value, "to": severity.value},
+
+    async def set_role(self, *, incident_id: int, role: Role, user: str, by: str) -> bool:
+        """Give `role` to `user`; False when they hold it already (nothing changes)."""
+        return await self.incidents.write(
+            lambda uow: self.incidents.assign_role(
+                uow, incident_id=incident_id, role=role, user=user, by=by, now=self.clock.now()
+            )
         )
-        await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
 
     async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
         """Add a note to the timeline and have the outbox post it in the incident channel."""

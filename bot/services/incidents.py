@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
@@ -18,7 +18,7 @@ from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
 from bot.domain.alerts import Alert
-from bot.domain.incident import Effect, InvalidTransition, Status, Transition
+from bot.domain.incident import Effect, InvalidTransition, Role, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
 from bot.ingest.decisions import (
@@ -39,7 +39,9 @@ from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
+from store.roles import RoleRepository
 from store.session import Database
+from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -80,8 +82,10 @@ class IncidentService:
         service_id: str | None,
         description: str,
         by: str,
+        declared_in: str | None = None,
     ) -> Incident:
-        """Open an incident declared by a person (no alert behind it)."""
+        """Open an incident declared by a person (no alert behind it); `declared_in` is the
+        channel they declared it from, where they are told the new channel's link."""
         declared = NewIncident(
             title=title,
             description=description,
@@ -92,6 +96,7 @@ class IncidentService:
             actor=by,
             text=f"Declared: {title}",
             invite=(by,),
+            declared_in=declared_in,
         )
         return await self.write(lambda uow: self._open(uow, declared, now=self.clock.now()))
 
@@ -253,6 +258,9 @@ class IncidentService:
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
             await self._enqueue_sync(uow, incident.id, now)
+            await self.state_line(
+                uow, incident.id, now, kind=transition.event_kind, actor=command.by, topic=True
+            )
         if Effect.STOP_ESCALATION in transition.effects:
             await self.escalations.stop(uow, incident.id, now)
         if Effect.START_ESCALATION in transition.effects:
@@ -296,7 +304,14 @@ class IncidentService:
             kind=OutboxKind.OPEN_CHANNEL,
             incident_id=incident.id,
             now=now,
-            payload={"invite": list(new.invite)},
+            payload={
+                "invite": list(new.invite),
+                **(
+                    {"tell": {"user": new.created_by, "channel": new.declared_in}}
+                    if new.created_by and new.source == "slack"
+                    else {}
+                ),
+            },
         )
         await self.escalations.start(uow, incident, now)
         uow.after_commit(
@@ -305,6 +320,96 @@ class IncidentService:
             ).inc
         )
         return incident
+
+    async def change_severity(
+        self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
+    ) -> Severity | None:
+        """Set the incident's severity in the caller's transaction: the one way severity
+        changes (the API, Slack's select and `/incident severity`, a more severe alert).
+
+        On the timeline with `by` and the old value; every copy of the message re-renders and
+        a line is threaded under the channel's message. Returns the severity it had, or None
+        when it already had `severity` (nothing changes). A lost race raises `Retry`.
+        """
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        if incident.severity is severity:
+            return None
+        ok = await SeverityRepository(uow.session).compare_and_set(
+            incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
+        )
+        if not ok:
+            raise Retry()
+        before = incident.severity.value
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="severity_changed",
+            actor=by,
+            text=f"Severity changed from {before} to {severity.value}",
+            data={"from": before, "to": severity.value},
+        )
+        await self._enqueue_sync(uow, incident_id, now)
+        await self.state_line(
+            uow, incident_id, now, kind="severity_changed", actor=by, old=before, new=severity.value
+        )
+        return incident.severity
+
+    async def assign_role(
+        self, uow: UnitOfWork, *, incident_id: int, role: Role, user: str, by: str, now: datetime
+    ) -> bool:
+        """Make `user` the incident's `role` in the caller's transaction; False when they
+        already are. The lead is invited to the channel and told by DM (outbox)."""
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        before = getattr(incident, role.value)
+        if before == user:
+            return False
+        ok = await RoleRepository(uow.session).compare_and_set(
+            incident_id=incident_id,
+            expected_version=incident.version,
+            role=role,
+            user=user,
+            now=now,
+        )
+        if not ok:
+            raise Retry()
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="role_assigned",
+            actor=by,
+            text=f"{role.label} is now <@{user}>",
+            data={"role": role.value, "user": user, "from": before},
+        )
+        await self._enqueue_sync(uow, incident_id, now)
+        await self.state_line(
+            uow, incident_id, now, kind="role_assigned", actor=by, role=role.value, user=user
+        )
+        await uow.enqueue(
+            kind=OutboxKind.ROLE,
+            incident_id=incident_id,
+            now=now,
+            payload={"role": role.value, "user": user, "by": by},
+        )
+        return True
+
+    async def state_line(
+        self,
+        uow: UnitOfWork,
+        incident_id: int,
+        now: datetime,
+        *,
+        kind: str,
+        actor: str,
+        **data: Any,
+    ) -> None:
+        """Have the outbox thread a short line about a change under the channel's message
+        (`topic`: the change moves the status, so the channel topic follows)."""
+        await uow.enqueue(
+            kind=OutboxKind.STATE_LINE,
+            incident_id=incident_id,
+            now=now,
+            payload={"kind": kind, "actor": actor, **data},
+        )
 
     async def _enqueue_sync(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
         """Have the outbox bring the incident's Slack messages up to its current state."""

@@ -20,7 +20,7 @@ from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
-Action = Literal["resolve", "override", "silence"]
+Action = Literal["resolve", "override", "silence", "roles", "severity"]
 
 
 @dataclass(frozen=True, slots=True)

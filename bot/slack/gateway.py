@@ -278,6 +278,7 @@ class SlackGateway:
         blocks: list[dict[str, Any]] | None = None,
         mark: PostMark | None = None,
         look_first: bool = False,
+        thread_ts: str | None = None,
     ) -> tuple[str, str]:
         """Post a message; return (channel ID, ts), the two keys chat.update needs later.
 
@@ -292,6 +293,8 @@ class SlackGateway:
             "unfurl_links": False,
             "unfurl_media": False,
         }
+        if thread_ts is not None:
+            args["thread_ts"] = thread_ts
         if mark is None:
             data = await self.call_once("chat.postMessage", **args)
             return str(data["channel"]), str(data["ts"])
@@ -320,6 +323,10 @@ class SlackGateway:
         except SlackFatal as exc:
             if exc.error != "already_pinned":
                 raise
+
+    async def post_ephemeral(self, channel: str, user: str, *, text: str) -> None:
+        """A message only `user` sees in `channel` (they must be in it)."""
+        await self.call_once("chat.postEphemeral", channel=channel, user=user, text=text)
 
     async def open_dm(self, user: str) -> str:
         """The DM channel with `user` (conversations.open), for pages."""

@@ -11,6 +11,8 @@ class Action(StrEnum):
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
     OPEN_CHANNEL = "incident_open_channel"
+    SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
+    ROLES = "incident_roles"  # opens the Roles form
 
 
 def bundled(action: Action, incident_id: int) -> str:
@@ -31,6 +33,7 @@ def action_of(action_id: str) -> Action:
 
 class Callback(StrEnum):
     DECLARE = "incident_declare"
+    ROLES = "incident_roles"  # private_metadata: the incident id
 
 
 class Block(StrEnum):
@@ -38,6 +41,7 @@ class Block(StrEnum):
     SUMMARY = "incident_summary"
     FIELDS = "incident_fields"
     ACTIONS = "incident_actions"
+    MANAGE = "incident_manage"  # the Roles button and the severity select
     CONTEXT = "incident_context"
     PAGE = "incident_page"  # a bundled page adds `_<id>` and `_<id>_actions` per incident
     HANDOFF = "handoff"  # the rotation handoff message
@@ -46,6 +50,9 @@ class Block(StrEnum):
     SEVERITY = "declare_severity"
     SERVICE = "declare_service"
     DESCRIPTION = "declare_description"
+    # roles modal inputs
+    LEAD = "roles_lead"
+    COMMS = "roles_comms"
 
 
 class Input(StrEnum):
@@ -55,6 +62,8 @@ class Input(StrEnum):
     SEVERITY = "severity"
     SERVICE = "service"
     DESCRIPTION = "description"
+    LEAD = "lead"
+    COMMS = "comms"
 
 
 class SlashCommand(StrEnum):

@@ -20,6 +20,7 @@ METHOD_SCOPES = {
     "conversations.setTopic": {"channels:manage", "groups:write"},
     "chat.postMessage": {"chat:write", "chat:write.public"},
     "chat.update": {"chat:write"},
+    "chat.postEphemeral": {"chat:write"},
     # looking for a post whose answer was lost, before posting again: public and private
     # channels, and the DMs of handoffs
     "conversations.history": {"channels:history", "groups:history", "im:history"},

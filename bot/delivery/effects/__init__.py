@@ -1,6 +1,7 @@
 """Outbox effects, one module per area: what each outbox kind does in Slack."""
 
 from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy
+from bot.delivery.effects.collab import CollabEffects
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
 from bot.delivery.effects.notes import NoteEffects
@@ -8,6 +9,7 @@ from bot.delivery.effects.report import ReportEffects
 
 __all__ = [
     "UNSURE",
+    "CollabEffects",
     "Effects",
     "HandoffEffects",
     "Handler",

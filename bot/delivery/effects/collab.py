@@ -1,0 +1,65 @@
+"""Collaboration effects: short state-change lines under the incident message, the topic,
+and a newly given role (the person invited; the lead told by DM)."""
+
+from __future__ import annotations
+
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.kinds import OutboxKind
+from bot.domain.records import Incident
+from store.incidents import IncidentRepository
+from store.outbox import OutboxItem
+
+
+class CollabEffects(Effects):
+    """Delivers `STATE_LINE` and `ROLE` rows (see `IncidentService.state_line`/`assign_role`)."""
+
+    def handlers(self) -> dict[str, Handler]:
+        return {OutboxKind.STATE_LINE: self._state_line, OutboxKind.ROLE: self._role}
+
+    async def _ready(self, item: OutboxItem) -> Incident:
+        """The incident, once its channel and pinned message exist (else the row waits)."""
+        assert item.incident_id is not None
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=item.incident_id)
+        if incident.channel_id is None or incident.message_ts is None:
+            raise LeaseBusy(f"INC-{incident.id} has no channel message yet")
+        return incident
+
+    async def _state_line(self, item: OutboxItem) -> None:
+        """Thread the line under the channel's message (once); a status change also sets the
+        topic to the incident's state as it is now (the newest state wins)."""
+        incident = await self._ready(item)
+        assert incident.channel_id is not None
+        if not item.progress.get("posted"):
+            text = self.renderer.replies.state_line(**item.payload)
+            _, ts = await self.gateway.post_message(
+                incident.channel_id, text=str(text), thread_ts=incident.message_ts
+            )
+            item.progress["posted"] = ts
+            await self._save_progress(item)
+        if item.payload.get("topic") and not item.progress.get("topic"):
+            item.progress["topic"] = await self._optional(
+                self.gateway.set_topic(incident.channel_id, self.renderer.topic(incident)),
+                incident.id,
+            )
+
+    async def _role(self, item: OutboxItem) -> None:
+        """Invite the person given a role to the channel; tell a new lead by DM."""
+        incident = await self._ready(item)
+        assert incident.channel_id is not None
+        user = str(item.payload["user"])
+        if not item.progress.get("invited"):
+            item.progress["invited"] = await self._optional(
+                self.gateway.invite(incident.channel_id, [user]), incident.id
+            )
+        if item.payload["role"] == "lead" and not item.progress.get("told"):
+            text = self.renderer.replies.lead_dm(
+                number=incident.number,
+                title=incident.title,
+                channel_id=incident.channel_id,
+                by=str(item.payload["by"]),
+            )
+            dm = await self.gateway.open_dm(user)
+            await self.gateway.post_message(dm, text=str(text))
+            item.progress["told"] = True
+            await self._save_progress(item)
