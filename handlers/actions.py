@@ -41,7 +41,16 @@ async def incident_button(
             response_type="ephemeral",
             replace_original=False,
         )
-    # on success the outbox updates every copy of the message in place
+        return
+    # on success the outbox updates every copy of the message in place; a click on the
+    # Home tab redraws the clicker's tab at once
+    _acted(deps, body)
+
+
+def _acted(deps: Deps, body: dict[str, Any]) -> None:
+    """A change made from the Home tab: that person's tab is redrawn now."""
+    if (body.get("view") or {}).get("type") == "home":
+        deps.home.acted(user_id=body["user"]["id"])
 
 
 async def escalate_button(
@@ -54,6 +63,7 @@ async def escalate_button(
     try:
         incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
         text = await deps.escalations.escalate_now(incident_id=incident_id, by=body["user"]["id"])
+        _acted(deps, body)
     except UserError as exc:
         text = replies.warning(exc.message)
     await respond(text=text, response_type="ephemeral", replace_original=False)
@@ -101,6 +111,21 @@ async def roles_button(
     await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+async def declare_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Declare clicked on the Home tab: open the declare form (the link comes by DM)."""
+    await ack()
+    deps = deps_of(context)
+    services = [(s.id, s.name) for s in deps.config.services]
+    try:
+        await deps.gateway.open_view(
+            body["trigger_id"], deps.renderer.declare_modal(services=services)
+        )
+    except SlackError as exc:
+        await respond(text=deps.renderer.replies.form_failed(exc.error))
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the incident message buttons, alone or in a bundled page (the listeners read
     `deps` from the context)."""
@@ -110,4 +135,5 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(Action.ESCALATE)(escalate_button)
     app.action(Action.SEVERITY)(severity_selected)
     app.action(Action.ROLES)(roles_button)
+    app.action(Action.DECLARE)(declare_button)
     app.action(bundled_pattern(Action.ESCALATE))(escalate_button)

@@ -328,8 +328,9 @@ class IncidentService:
         changes (the API, Slack's select and `/incident severity`, a more severe alert).
 
         On the timeline with `by` and the old value; every copy of the message re-renders and
-        a line is threaded under the channel's message. Returns the severity it had, or None
-        when it already had `severity` (nothing changes). A lost race raises `Retry`.
+        a line is threaded under the channel's message; a rise may re-page (see `repages`).
+        Returns the severity it had, or None when it already had `severity` (nothing
+        changes). A lost race raises `Retry`.
         """
         incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
         if incident.severity is severity:
@@ -352,6 +353,8 @@ class IncidentService:
         await self.state_line(
             uow, incident_id, now, kind="severity_changed", actor=by, old=before, new=severity.value
         )
+        if repages(incident, severity):
+            await self.escalations.start(uow, incident, now)
         return incident.severity
 
     async def assign_role(
@@ -447,4 +450,14 @@ class IncidentService:
             return await IdempotencyRepository(session).purge(now=self.clock.now())
 
 
-__all__ = ["IncidentService", "InvalidTransition"]
+def repages(incident: Incident, severity: Severity) -> bool:
+    """The re-page rule: a rise into SEV1 or SEV2 of an incident nobody has acknowledged yet
+    starts its escalation over from the first level (the first level is paged again)."""
+    return (
+        incident.status is Status.TRIGGERED
+        and severity.rank < incident.severity.rank
+        and severity.rank <= Severity.SEV2.rank
+    )
+
+
+__all__ = ["IncidentService", "InvalidTransition", "repages"]

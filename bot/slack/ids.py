@@ -13,6 +13,7 @@ class Action(StrEnum):
     OPEN_CHANNEL = "incident_open_channel"
     SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
     ROLES = "incident_roles"  # opens the Roles form
+    DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
 
 
 def bundled(action: Action, incident_id: int) -> str:

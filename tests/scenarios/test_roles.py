@@ -7,8 +7,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from bot.clock import ManualClock
+from bot.sandbox.emulator import Emulator
 from tests.conftest import Harness
-from tests.helpers import all_text, dms, fire, manage_elements, reply_text
+from tests.helpers import (
+    WEDNESDAY,
+    all_text,
+    dms,
+    fire,
+    manage_elements,
+    oncall_config,
+    reply_text,
+)
+
+# every test here runs on SQLite and on PostgreSQL
+pytestmark = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0001", "U0CAROL01"
 
@@ -241,3 +258,28 @@ async def test_declare_gives_a_link_and_says_who(harness: Harness) -> None:
     (link,) = [e for e in harness.emu.ephemerals if e["user"] == CAROL]
     assert link["channel"] == "C0SEARCH1" and f"<#{channel}>" in link["text"]
     assert f"Declared by <@{CAROL}>" in all_text(channel_message(harness, incident))
+
+
+async def test_a_rise_into_sev2_repages_an_unacknowledged_incident(
+    emulator: Emulator, database_url: str, clock: ManualClock
+) -> None:
+    clock.set(WEDNESDAY)  # Bob is on call
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=oncall_config(), clock=clock
+    ) as harness:
+        incident_id = await fire(harness, severity="warning")  # SEV3
+        channel = (await harness.incident(incident_id))["slack"]["channel_id"]
+        assert len(dms(harness, BOB)) == 1
+        await slash(harness, "severity SEV2", user=ALICE, channel=channel)
+        await harness.settle()
+        paged = [
+            e for e in (await harness.incident(incident_id))["timeline"] if e["kind"] == "paged"
+        ]
+        assert [e["data"]["target"] for e in paged] == [BOB, BOB]
+        # a fall, or a rise once acknowledged, pages no one
+        await slash(harness, "severity SEV4", user=ALICE, channel=channel)
+        await slash(harness, "ack", user=BOB, channel=channel)
+        await slash(harness, "severity SEV1", user=ALICE, channel=channel)
+        await harness.settle()
+        timeline = (await harness.incident(incident_id))["timeline"]
+        assert len([e for e in timeline if e["kind"] == "paged"]) == 2

@@ -12,6 +12,11 @@ from tests.conftest import CONFIG_YAML, Harness
 from tests.helpers import fire
 from tests.scenarios.test_roles import ALICE, CAROL, slash, thread
 
+# every test here runs on SQLite and on PostgreSQL
+pytestmark = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
 PERMISSIONS = """permissions:
   roles: [{team_members: true}]
   severity: [{user: "U0BOB0001"}]
