@@ -29,6 +29,7 @@ from bot.metrics import Metrics
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.collab import CollabService
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
@@ -180,6 +181,7 @@ def create_app(
         ),
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
         permissions=Permissions(config=config, gateway=gateway),
+        collab=CollabService(incidents=incidents, config=config, clock=clock),
     )
 
     bolt = AsyncApp(
@@ -237,6 +239,8 @@ def create_app(
                 Every("escalations", sweep_interval, escalations.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
+                # status-update reminders go out within ~5 s of their deadline
+                Every("update-reminders", 5.0, deps.collab.sweep_reminders),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),

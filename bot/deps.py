@@ -12,6 +12,7 @@ from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.collab import CollabService
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.home import HomeService
@@ -48,6 +49,7 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    collab: CollabService
 
 
 DEPS = web.AppKey("deps", Deps)

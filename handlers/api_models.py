@@ -75,6 +75,12 @@ class SlackRefs(_Out):
     announcement_ts: str | None
 
 
+class StatusUpdateOut(_Out):
+    status: Literal["investigating", "identified", "monitoring"]
+    summary: str
+    at: datetime
+
+
 class IncidentOut(_Out):
     id: int
     number: str
@@ -92,6 +98,7 @@ class IncidentOut(_Out):
     created_by: str | None
     lead: str | None
     comms: str | None
+    update: StatusUpdateOut | None
     triggered_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None

@@ -92,3 +92,13 @@ def note_text(deps: Deps, arg: str) -> str:
     if not text or len(text) > MAX_NOTE or "\x00" in text:
         raise UserError(deps.renderer.replies.note_usage())
     return text
+
+
+def followup_args(deps: Deps, arg: str) -> tuple[str, str | None]:
+    """`<text> [@owner]` → (text, owner id or None); the owner is the last word if a mention."""
+    parts = words(arg.strip())
+    owner = parse_user(parts[-1]) if parts and _MENTION.fullmatch(parts[-1]) else None
+    text = " ".join(parts[:-1] if owner else parts).strip()
+    if not text or len(text) > MAX_NOTE or "\x00" in text:
+        raise UserError(deps.renderer.replies.followup_usage())
+    return text, owner

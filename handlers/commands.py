@@ -14,6 +14,7 @@ from bot.domain.durations import parse_duration
 from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
 from bot.render.report import ReportRenderer, period_label
+from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
 from handlers import collab_ops
 from handlers.incident_ops import VERBS, run_command
@@ -137,6 +138,44 @@ async def _note(
     await ack(text=deps.renderer.replies.note_added(incident.number))
 
 
+async def _update(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, respond: AsyncRespond
+) -> None:
+    if arg and not arg.split()[0].lstrip("#").lower().removeprefix("inc-").isdigit():
+        raise UserError(deps.renderer.replies.update_usage())
+    incident_id = await _incident_id(deps, command, arg)
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack()
+    # trigger_id is valid for 3 seconds: the form opens before anything else
+    try:
+        await deps.gateway.open_view(
+            command["trigger_id"], deps.renderer.update_modal(incident, UPDATE_STATUSES)
+        )
+    except SlackError as exc:
+        await respond(text=deps.renderer.replies.form_failed(exc.error), response_type="ephemeral")
+
+
+async def _followup(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    text, owner = collab_ops.followup_args(deps, arg)
+    incident_id = await _incident_id(deps, command, "")
+    await deps.collab.add_followup(
+        incident_id=incident_id, text=text, owner=owner, by=command["user_id"]
+    )
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(
+        text=deps.renderer.replies.followup_added(number=incident.number, text=text, owner=owner)
+    )
+
+
+async def _followups(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    items, total = await deps.collab.open_followups(limit=30)
+    await ack(text=deps.renderer.replies.followups(items, total=total))
+
+
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
@@ -212,6 +251,9 @@ SUBCOMMANDS: dict[str, Sub] = {
     "severity": _severity,
     "sev": _severity,
     "note": _note,
+    "update": _update,
+    "followup": _followup,
+    "followups": _followups,
     "stats": _stats,
     "help": _help,
 }

@@ -19,7 +19,8 @@ from bot.deps import Deps
 from bot.domain import Severity
 from bot.domain.incident import Role
 from bot.domain.records import Incident
-from bot.errors import SlackError, UserError
+from bot.errors import NotFound, SlackError, UserError
+from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import Block, Callback, Input
 from handlers import collab_ops
 from handlers.middleware import deps_of
@@ -174,7 +175,39 @@ async def roles_submitted(
     await ack()
 
 
+async def update_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The status update form submitted: an empty or unusable summary keeps it open."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    status = _value(values, Block.UPDATE_STATUS, Input.UPDATE_STATUS)
+    summary = _value(values, Block.UPDATE_SUMMARY, Input.UPDATE_SUMMARY).strip()
+    if status not in UPDATE_STATUSES:
+        await ack(
+            response_action="errors",
+            errors={Block.UPDATE_STATUS: "Pick investigating, identified or monitoring."},
+        )
+        return
+    if not summary or len(summary) > 2000 or not storable(summary):
+        await ack(
+            response_action="errors",
+            errors={Block.UPDATE_SUMMARY: "Write what people should know (up to 2000 characters)."},
+        )
+        return
+    try:
+        incident_id = int(view.get("private_metadata") or "0")
+        await deps.collab.post_update(
+            incident_id=incident_id, status=status, summary=summary, by=body["user"]["id"]
+        )
+    except (NotFound, ValueError):
+        await ack(response_action="errors", errors={Block.UPDATE_SUMMARY: "Unknown incident."})
+        return
+    await ack()
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the modals' submissions (the listeners read `deps` from the context)."""
     app.view(Callback.DECLARE)(declare_submitted)
     app.view(Callback.ROLES)(roles_submitted)
+    app.view(Callback.UPDATE)(update_submitted)

@@ -19,6 +19,7 @@ from pydantic import (
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.collab import CollaborationConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -50,6 +51,7 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    collaboration: CollaborationConfig = CollaborationConfig()
 
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)

@@ -17,3 +17,5 @@ class OutboxKind(StrEnum):
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
     STATE_LINE = "state_line"  # a short line threaded under the channel's message; the topic
     ROLE = "role"  # a role given: the person invited to the channel, the lead told by DM
+    STATUS_UPDATE = "status_update"  # posted in the channel, threaded under the announcement
+    UPDATE_REMINDER = "update_reminder"  # the lead (or the channel) reminded to post an update

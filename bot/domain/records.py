@@ -62,6 +62,9 @@ class Incident:
     announcement_version: int = 0
     lead: str | None = None  # the incident lead's Slack user id
     comms: str | None = None  # the communications lead's Slack user id
+    update_status: str | None = None  # the latest status update: investigating | identified | …
+    update_summary: str | None = None
+    last_update_at: datetime | None = None
 
     @property
     def number(self) -> str:
@@ -100,6 +103,15 @@ class Incident:
             "created_by": self.created_by,
             "lead": self.lead,
             "comms": self.comms,
+            "update": (
+                {
+                    "status": self.update_status,
+                    "summary": self.update_summary,
+                    "at": _iso(self.last_update_at),
+                }
+                if self.last_update_at
+                else None
+            ),
             "triggered_at": _iso(self.triggered_at),
             "acknowledged_at": _iso(self.acknowledged_at),
             "acknowledged_by": self.acknowledged_by,
@@ -168,3 +180,16 @@ class AlertRecord:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """Work to do after an incident."""
+
+    id: int
+    incident_id: int
+    text: str
+    owner: str | None
+    created_by: str
+    created_at: datetime
+    done_at: datetime | None = None

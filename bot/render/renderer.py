@@ -280,6 +280,42 @@ class Renderer:
             ],
         }
 
+    def update_modal(self, incident: Incident, statuses: Sequence[str]) -> dict[str, Any]:
+        """The status update form: where the work stands, and a summary for readers."""
+        current = incident.update_status or statuses[0]
+        return {
+            "type": "modal",
+            "callback_id": Callback.UPDATE,
+            "title": plain(clip(f"Update {incident.number}", 24)),
+            "submit": plain("Post update"),
+            "close": plain("Cancel"),
+            "private_metadata": str(incident.id),
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": Block.UPDATE_STATUS,
+                    "label": plain("Status"),
+                    "element": {
+                        "type": "static_select",
+                        "action_id": Input.UPDATE_STATUS,
+                        "options": [option(s.capitalize(), s) for s in statuses],
+                        "initial_option": option(current.capitalize(), current),
+                    },
+                },
+                {
+                    "type": "input",
+                    "block_id": Block.UPDATE_SUMMARY,
+                    "label": plain("Summary"),
+                    "element": {
+                        "type": "plain_text_input",
+                        "action_id": Input.UPDATE_SUMMARY,
+                        "multiline": True,
+                        "max_length": 2000,
+                    },
+                },
+            ],
+        }
+
     def page_message(self, incident: Incident, *, level: int) -> Message:
         """The DM that pages someone: why they are paged, then the incident message."""
         message = self.incident_message(incident, announcement=True)

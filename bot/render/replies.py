@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 if TYPE_CHECKING:  # the renderer builds its Replies
+    from datetime import datetime
+
     from bot.config.api import PermissionRule
+    from bot.domain.records import Followup
     from bot.render.renderer import Renderer
 
 _GENERAL = "replies.j2"
@@ -112,6 +115,49 @@ class Replies:
     def declared_link(self, *, number: str, channel_id: str) -> Markup:
         """The declarer's ephemeral answer once the incident's channel exists."""
         return self.renderer.reply(_INCIDENT, "declared_link", number=number, channel_id=channel_id)
+
+    def status_update(self, *, number: str, status: str, summary: str, actor: str) -> Markup:
+        """A status update as posted in the channel and under the announcement."""
+        return self.renderer.reply(
+            _INCIDENT, "status_update", number=number, status=status, summary=summary, actor=actor
+        )
+
+    def update_reminder(
+        self,
+        *,
+        number: str,
+        title: str,
+        severity: str,
+        since: datetime,
+        lead: str | None,
+        channel_id: str,
+    ) -> Markup:
+        """The reminder that an incident has had no status update for a while."""
+        return self.renderer.reply(
+            _INCIDENT,
+            "update_reminder",
+            number=number,
+            title=title,
+            severity=severity,
+            since=since,
+            lead=lead,
+            channel_id=channel_id,
+        )
+
+    def update_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "update_usage")
+
+    def followup_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "followup_usage")
+
+    def followup_added(self, *, number: str, text: str, owner: str | None) -> Markup:
+        return self.renderer.reply(
+            _INCIDENT, "followup_added", number=number, text=text, owner=owner
+        )
+
+    def followups(self, items: Sequence[Followup], *, total: int) -> Markup:
+        """The open follow-ups across incidents."""
+        return self.renderer.reply(_INCIDENT, "followups", items=list(items), total=total)
 
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""

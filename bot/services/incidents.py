@@ -37,6 +37,7 @@ from bot.ingest.decisions import (
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from store.collab import UpdateRepository
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.roles import RoleRepository
@@ -261,6 +262,10 @@ class IncidentService:
             await self.state_line(
                 uow, incident.id, now, kind=transition.event_kind, actor=command.by, topic=True
             )
+        if transition.after.status is not Status.ACKNOWLEDGED:  # resolved: none; reopened: anew
+            await self._reschedule_updates(
+                uow, incident.id, since=now if transition.after.status is Status.TRIGGERED else None
+            )
         if Effect.STOP_ESCALATION in transition.effects:
             await self.escalations.stop(uow, incident.id, now)
         if Effect.START_ESCALATION in transition.effects:
@@ -314,6 +319,9 @@ class IncidentService:
             },
         )
         await self.escalations.start(uow, incident, now)
+        due = self.update_due(incident)
+        if due is not None:  # SEV1/SEV2 by default: reminded when no update comes
+            await UpdateRepository(uow.session).set_due(incident_id=incident.id, due_at=due)
         uow.after_commit(
             self.metrics.incidents_opened.labels(
                 service=new.service_id or "none", severity=new.severity.value
@@ -353,6 +361,7 @@ class IncidentService:
         await self.state_line(
             uow, incident_id, now, kind="severity_changed", actor=by, old=before, new=severity.value
         )
+        await self._reschedule_updates(uow, incident_id)
         if repages(incident, severity):
             await self.escalations.start(uow, incident, now)
         return incident.severity
@@ -394,6 +403,23 @@ class IncidentService:
             payload={"role": role.value, "user": user, "by": by},
         )
         return True
+
+    def update_due(self, incident: Incident, *, since: datetime | None = None) -> datetime | None:
+        """When `incident` is next reminded to post a status update: a reminder interval of
+        its severity after `since` (default: its last update, else when it triggered); None
+        when resolved or its severity has no reminders."""
+        delay = self.config.collaboration.reminder_after(incident.severity)
+        if delay is None or incident.status is Status.RESOLVED:
+            return None
+        return (since or incident.last_update_at or incident.triggered_at) + delay
+
+    async def _reschedule_updates(
+        self, uow: UnitOfWork, incident_id: int, *, since: datetime | None = None
+    ) -> None:
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        await UpdateRepository(uow.session).set_due(
+            incident_id=incident_id, due_at=self.update_due(incident, since=since)
+        )
 
     async def state_line(
         self,

@@ -35,6 +35,7 @@ def action_of(action_id: str) -> Action:
 class Callback(StrEnum):
     DECLARE = "incident_declare"
     ROLES = "incident_roles"  # private_metadata: the incident id
+    UPDATE = "incident_update"  # the status update form; private_metadata: the incident id
 
 
 class Block(StrEnum):
@@ -54,6 +55,9 @@ class Block(StrEnum):
     # roles modal inputs
     LEAD = "roles_lead"
     COMMS = "roles_comms"
+    # status update modal inputs
+    UPDATE_STATUS = "update_status"
+    UPDATE_SUMMARY = "update_summary"
 
 
 class Input(StrEnum):
@@ -65,6 +69,8 @@ class Input(StrEnum):
     DESCRIPTION = "description"
     LEAD = "lead"
     COMMS = "comms"
+    UPDATE_STATUS = "status"
+    UPDATE_SUMMARY = "summary"
 
 
 class SlashCommand(StrEnum):

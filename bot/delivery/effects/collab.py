@@ -3,9 +3,12 @@ and a newly given role (the person invited; the lead told by DM)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.delivery.effects.base import Effects, Handler, LeaseBusy
 from bot.delivery.kinds import OutboxKind
-from bot.domain.records import Incident
+from bot.domain.records import Followup, Incident
+from store.collab import FollowupRepository
 from store.incidents import IncidentRepository
 from store.outbox import OutboxItem
 
@@ -14,7 +17,12 @@ class CollabEffects(Effects):
     """Delivers `STATE_LINE` and `ROLE` rows (see `IncidentService.state_line`/`assign_role`)."""
 
     def handlers(self) -> dict[str, Handler]:
-        return {OutboxKind.STATE_LINE: self._state_line, OutboxKind.ROLE: self._role}
+        return {
+            OutboxKind.STATE_LINE: self._state_line,
+            OutboxKind.ROLE: self._role,
+            OutboxKind.STATUS_UPDATE: self._status_update,
+            OutboxKind.UPDATE_REMINDER: self._reminder,
+        }
 
     async def _ready(self, item: OutboxItem) -> Incident:
         """The incident, once its channel and pinned message exist (else the row waits)."""
@@ -31,7 +39,13 @@ class CollabEffects(Effects):
         incident = await self._ready(item)
         assert incident.channel_id is not None
         if not item.progress.get("posted"):
-            text = self.renderer.replies.state_line(**item.payload)
+            followups: list[Followup] = []
+            if item.payload.get("kind") == "resolved":  # the follow-ups are listed on resolve
+                async with self.db.read() as session:
+                    followups = await FollowupRepository(session).for_incident(
+                        incident_id=incident.id
+                    )
+            text = self.renderer.replies.state_line(**item.payload, followups=followups)
             _, ts = await self.gateway.post_message(
                 incident.channel_id, text=str(text), thread_ts=incident.message_ts
             )
@@ -63,3 +77,48 @@ class CollabEffects(Effects):
             await self.gateway.post_message(dm, text=str(text))
             item.progress["told"] = True
             await self._save_progress(item)
+
+    async def _status_update(self, item: OutboxItem) -> None:
+        """Post the update in the incident channel and thread it under the announcement."""
+        incident = await self._ready(item)
+        assert incident.channel_id is not None
+        text = str(
+            self.renderer.replies.status_update(
+                number=incident.number,
+                status=str(item.payload["status"]),
+                summary=str(item.payload["summary"]),
+                actor=str(item.payload["actor"]),
+            )
+        )
+        if not item.progress.get("posted"):
+            _, ts = await self.gateway.post_message(incident.channel_id, text=text)
+            item.progress["posted"] = ts
+            await self._save_progress(item)
+        if incident.announcement_ts and incident.announcement_channel:
+            if not item.progress.get("threaded"):
+                await self.gateway.post_message(
+                    incident.announcement_channel, text=text, thread_ts=incident.announcement_ts
+                )
+                item.progress["threaded"] = True
+                await self._save_progress(item)
+
+    async def _reminder(self, item: OutboxItem) -> None:
+        """Remind the lead by DM to post a status update; without a lead, the channel."""
+        incident = await self._ready(item)
+        assert incident.channel_id is not None
+        if item.progress.get("posted"):
+            return
+        text = str(
+            self.renderer.replies.update_reminder(
+                number=incident.number,
+                title=incident.title,
+                severity=incident.severity.value,
+                since=datetime.fromisoformat(str(item.payload["since"])),
+                lead=incident.lead,
+                channel_id=incident.channel_id,
+            )
+        )
+        where = await self.gateway.open_dm(incident.lead) if incident.lead else incident.channel_id
+        _, ts = await self.gateway.post_message(where, text=text)
+        item.progress["posted"] = ts
+        await self._save_progress(item)
