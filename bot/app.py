@@ -19,7 +19,12 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
-from bot.delivery.effects import CollabEffects, NoteEffects, ReportEffects
+from bot.delivery.effects import (
+    CollabEffects,
+    NoteEffects,
+    PostmortemEffects,
+    ReportEffects,
+)
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -38,6 +43,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
@@ -153,6 +159,17 @@ def create_app(
             db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
         )
     )
+    postmortems = Postmortems(db=db, config=config)
+    outbox.register(
+        PostmortemEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            postmortems=postmortems,
+        )
+    )
     for area in (NoteEffects, CollabEffects):
         outbox.register(area(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock))
     deps = Deps(
@@ -182,6 +199,7 @@ def create_app(
         changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
         permissions=Permissions(config=config, gateway=gateway),
         collab=CollabService(incidents=incidents, config=config, clock=clock),
+        postmortems=postmortems,
     )
 
     bolt = AsyncApp(

@@ -21,6 +21,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
 from bot.slack.gateway import SlackGateway
@@ -50,6 +51,7 @@ class Deps:
     changes: IncidentChanges
     permissions: Permissions
     collab: CollabService
+    postmortems: Postmortems
 
 
 DEPS = web.AppKey("deps", Deps)

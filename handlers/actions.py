@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.deps import Deps
-from bot.domain import Acknowledge, Resolve, Severity
+from bot.domain import Acknowledge, Reopen, Resolve, Severity
 from bot.errors import SlackError, UserError
 from bot.slack.ids import Action, action_of, bundled_pattern
 from handlers import collab_ops
@@ -16,9 +16,10 @@ from handlers.incident_ops import run_command
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 
-COMMANDS: dict[Action, type[Acknowledge] | type[Resolve]] = {
+COMMANDS: dict[Action, type[Acknowledge] | type[Resolve] | type[Reopen]] = {
     Action.ACKNOWLEDGE: Acknowledge,
     Action.RESOLVE: Resolve,
+    Action.REOPEN: Reopen,
 }
 
 

@@ -244,6 +244,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "ack": _transition("ack"),
     "acknowledge": _transition("ack"),
     "resolve": _transition("resolve"),
+    "reopen": _transition("reopen"),
     "timeline": _timeline,
     "escalate": _escalate,
     "lead": _role(Role.LEAD),

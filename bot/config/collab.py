@@ -4,6 +4,7 @@ template, and when a resolved incident's channel is archived."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import field_validator
@@ -44,6 +45,16 @@ class CollaborationConfig(_Frozen):
                 raise ValueError(f"unknown severity {key!r}: use SEV1, SEV2, SEV3 or SEV4")
             out[severity] = _off_or(delay)
         return out
+
+    # a Jinja2 template of the postmortem draft (Markdown) instead of templates/postmortem.md.j2
+    postmortem_template: str | None = None
+
+    @field_validator("postmortem_template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no template file at {value!r}")
+        return value
 
     def reminder_after(self, severity: Severity) -> timedelta | None:
         """How long an incident of `severity` may go without a status update (None: ever)."""

@@ -19,3 +19,4 @@ class OutboxKind(StrEnum):
     ROLE = "role"  # a role given: the person invited to the channel, the lead told by DM
     STATUS_UPDATE = "status_update"  # posted in the channel, threaded under the announcement
     UPDATE_REMINDER = "update_reminder"  # the lead (or the channel) reminded to post an update
+    POSTMORTEM = "postmortem"  # the postmortem draft uploaded to the channel on resolve

@@ -234,6 +234,8 @@ class Renderer:
             buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
             if self.escalatable(incident):
                 buttons.append(button("Escalate", Action.ESCALATE, value))
+        else:
+            buttons.append(button("Reopen", Action.REOPEN, value))
         return buttons
 
     def _collab_elements(self, incident: Incident) -> list[dict[str, Any]]:

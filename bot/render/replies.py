@@ -159,6 +159,13 @@ class Replies:
         """The open follow-ups across incidents."""
         return self.renderer.reply(_INCIDENT, "followups", items=list(items), total=total)
 
+    def postmortem_posted(self, *, number: str) -> Markup:
+        """The comment on the postmortem draft's upload."""
+        return self.renderer.reply(_INCIDENT, "postmortem_posted", number=number)
+
+    def reopen_superseded(self, *, number: str, newer: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "reopen_superseded", number=number, newer=newer)
+
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""
         return self.renderer.reply(

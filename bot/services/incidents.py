@@ -262,6 +262,8 @@ class IncidentService:
             await self.state_line(
                 uow, incident.id, now, kind=transition.event_kind, actor=command.by, topic=True
             )
+        if transition.after.status is Status.RESOLVED:
+            await uow.enqueue(kind=OutboxKind.POSTMORTEM, incident_id=incident.id, now=now)
         if transition.after.status is not Status.ACKNOWLEDGED:  # resolved: none; reopened: anew
             await self._reschedule_updates(
                 uow, incident.id, since=now if transition.after.status is Status.TRIGGERED else None
@@ -449,6 +451,16 @@ class IncidentService:
     async def get(self, *, incident_id: int) -> Incident:
         async with self.db.read() as session:
             return await IncidentRepository(session).get(incident_id=incident_id)
+
+    async def open_with_dedup_key(self, incident: Incident) -> Incident | None:
+        """Another open incident holding `incident`'s dedup key (a reopen would clash)."""
+        if incident.dedup_key is None:
+            return None
+        async with self.db.read() as session:
+            found = await IncidentRepository(session).get_open_by_dedup_key(
+                dedup_key=incident.dedup_key
+            )
+        return found if found is not None and found.id != incident.id else None
 
     async def get_by_channel(self, *, channel_id: str) -> Incident | None:
         async with self.db.read() as session:

@@ -10,6 +10,7 @@ class Action(StrEnum):
     ACKNOWLEDGE = "incident_acknowledge"
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
+    REOPEN = "incident_reopen"  # on a resolved incident's message
     OPEN_CHANNEL = "incident_open_channel"
     SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
     ROLES = "incident_roles"  # opens the Roles form

@@ -265,7 +265,7 @@ async def test_real_alertmanager_opens_and_resolves_incidents(
     assert incident["alerts"][0]["status"] == "resolved"
     await harness.settle()
     (message,) = harness.emu.messages(channel_id)
-    assert buttons(message) == []
+    assert buttons(message) == ["incident_reopen"]
     assert message["edited"]
 
     # A different alertname is a different Alertmanager group (group_by alertname), so a

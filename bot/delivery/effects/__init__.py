@@ -5,6 +5,7 @@ from bot.delivery.effects.collab import CollabEffects
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
 from bot.delivery.effects.notes import NoteEffects
+from bot.delivery.effects.postmortem import PostmortemEffects
 from bot.delivery.effects.report import ReportEffects
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "IncidentEffects",
     "LeaseBusy",
     "NoteEffects",
+    "PostmortemEffects",
     "ReportEffects",
 ]
