@@ -52,10 +52,12 @@ from handlers import (
     api,
     api_write,
     commands,
+    events,
     home,
     ics,
     oncall,
     openapi,
+    shortcuts,
     slack_http,
     views,
     webhooks,
@@ -210,7 +212,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home):
+    for module in (commands, actions, views, oncall, home, events, shortcuts):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -259,6 +261,7 @@ def create_app(
                 Every("handoffs", 1.0, handoffs.sweep),
                 # status-update reminders go out within ~5 s of their deadline
                 Every("update-reminders", 5.0, deps.collab.sweep_reminders),
+                Every("channel-archives", 30, deps.collab.sweep_archives),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),

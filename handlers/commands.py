@@ -176,6 +176,18 @@ async def _followups(
     await ack(text=deps.renderer.replies.followups(items, total=total))
 
 
+async def _title(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    title = arg.strip()
+    if not title or len(title) > 200 or "\x00" in title:
+        raise UserError(deps.renderer.replies.title_usage())
+    incident_id = await _incident_id(deps, command, "")
+    old = await deps.collab.set_title(incident_id=incident_id, title=title, by=command["user_id"])
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(text=deps.renderer.replies.title_set(number=incident.number, old=old))
+
+
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
@@ -255,6 +267,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "update": _update,
     "followup": _followup,
     "followups": _followups,
+    "title": _title,
     "stats": _stats,
     "help": _help,
 }

@@ -9,6 +9,7 @@ the person gets a DM saying how it ended.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import Block, Callback, Input
 from handlers import collab_ops
 from handlers.middleware import deps_of
+from handlers.timeline_ops import add_message, tell
 
 log = logging.getLogger("pulseops.slack")
 
@@ -206,8 +208,34 @@ async def update_submitted(
     await ack()
 
 
+async def timeline_add_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The incident chosen for a shortcut's message: add it to that incident's timeline."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    picked = _value(values, Block.TIMELINE_INCIDENT, Input.TIMELINE_INCIDENT)
+    try:
+        carried = json.loads(view.get("private_metadata") or "{}")
+        incident = await deps.incidents.get(incident_id=int(picked))
+    except (ValueError, NotFound):
+        await ack(response_action="errors", errors={Block.TIMELINE_INCIDENT: "Pick an incident."})
+        return
+    await ack()
+    user = body["user"]["id"]
+    text = await add_message(
+        deps,
+        incident=incident,
+        channel=str(carried.get("channel") or ""),
+        message=carried,
+        by=user,
+    )
+    await tell(deps, user=user, channel=None, text=text)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the modals' submissions (the listeners read `deps` from the context)."""
     app.view(Callback.DECLARE)(declare_submitted)
     app.view(Callback.ROLES)(roles_submitted)
     app.view(Callback.UPDATE)(update_submitted)
+    app.view(Callback.TIMELINE_ADD)(timeline_add_submitted)

@@ -41,6 +41,18 @@ class UpdateRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
+    async def retitle(
+        self, *, incident_id: int, expected_version: int, title: str, now: datetime
+    ) -> bool:
+        """Change the title (compare-and-set on the version)."""
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, IncidentRow.version == expected_version)
+            .values(title=title, version=expected_version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
     async def set_due(self, *, incident_id: int, due_at: datetime | None) -> None:
         """When the next reminder is due (None: never)."""
         await self.session.execute(
@@ -60,6 +72,43 @@ class UpdateRepository:
             .with_for_update(skip_locked=True)
         )
         return list(rows.all())
+
+
+class ArchiveRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def set_at(self, *, incident_id: int, at: datetime | None) -> None:
+        """When the incident's channel is archived (None: not)."""
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(archive_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def claim_due(self, *, now: datetime, limit: int) -> list[int]:
+        """Resolved incidents whose channel is due to be archived, taken off the schedule in
+        the caller's transaction (locked rows are another replica's)."""
+        ids = list(
+            (
+                await self.session.scalars(
+                    select(IncidentRow.id)
+                    .where(IncidentRow.archive_at <= now, IncidentRow.status == "resolved")
+                    .order_by(IncidentRow.archive_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if ids:
+            await self.session.execute(
+                update(IncidentRow)
+                .where(IncidentRow.id.in_(ids))
+                .values(archive_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
 
 
 def _followup(row: FollowupRow) -> Followup:

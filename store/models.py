@@ -49,6 +49,8 @@ class IncidentRow(Base):
     last_update_at: Mapped[datetime | None]
     # when the lead is next reminded to post an update (SQL deadline; null: never)
     update_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # when the resolved incident's channel is archived (SQL deadline; null: never)
+    archive_at: Mapped[datetime | None] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(default=0)
     alert_count: Mapped[int] = mapped_column(default=0)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -46,6 +46,14 @@ class CollaborationConfig(_Frozen):
             out[severity] = _off_or(delay)
         return out
 
+    # a resolved incident's channel is archived this long after (`off`: never), with a message
+    archive_after: Duration | None = timedelta(days=7)
+
+    @field_validator("archive_after", mode="before")
+    @classmethod
+    def _archive(cls, value: Any) -> Any:
+        return _off_or(value)
+
     # a Jinja2 template of the postmortem draft (Markdown) instead of templates/postmortem.md.j2
     postmortem_template: str | None = None
 

@@ -20,3 +20,5 @@ class OutboxKind(StrEnum):
     STATUS_UPDATE = "status_update"  # posted in the channel, threaded under the announcement
     UPDATE_REMINDER = "update_reminder"  # the lead (or the channel) reminded to post an update
     POSTMORTEM = "postmortem"  # the postmortem draft uploaded to the channel on resolve
+    RENAME_CHANNEL = "rename_channel"  # the channel renamed after its incident's new title
+    ARCHIVE_CHANNEL = "archive_channel"  # a message, then the resolved incident's channel archived

@@ -225,7 +225,7 @@ class Renderer:
         )
         return Message(text=self.text("incident_text.j2", **ctx), blocks=fit_blocks(blocks))
 
-    def _buttons(self, incident: Incident) -> list[dict[str, Any]]:
+    def _buttons(self, incident: Incident, *, reopen: bool = True) -> list[dict[str, Any]]:
         value = str(incident.id)
         buttons = []
         if incident.status is Status.TRIGGERED:
@@ -234,7 +234,7 @@ class Renderer:
             buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
             if self.escalatable(incident):
                 buttons.append(button("Escalate", Action.ESCALATE, value))
-        else:
+        elif reopen:
             buttons.append(button("Reopen", Action.REOPEN, value))
         return buttons
 
@@ -318,6 +318,32 @@ class Renderer:
             ],
         }
 
+    def timeline_modal(
+        self, incidents: Sequence[Incident], *, private_metadata: str
+    ) -> dict[str, Any]:
+        """Which open incident a message goes to ("Add to incident timeline" elsewhere)."""
+        options = [option(f"{i.number}: {i.title}", str(i.id)) for i in incidents[:100]]
+        return {
+            "type": "modal",
+            "callback_id": Callback.TIMELINE_ADD,
+            "title": plain("Add to timeline"),
+            "submit": plain("Add"),
+            "close": plain("Cancel"),
+            "private_metadata": private_metadata,
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": Block.TIMELINE_INCIDENT,
+                    "label": plain("Incident"),
+                    "element": {
+                        "type": "static_select",
+                        "action_id": Input.TIMELINE_INCIDENT,
+                        "options": options,
+                    },
+                }
+            ],
+        }
+
     def page_message(self, incident: Incident, *, level: int) -> Message:
         """The DM that pages someone: why they are paged, then the incident message."""
         message = self.incident_message(incident, announcement=True)
@@ -347,7 +373,7 @@ class Renderer:
                     block_id=f"{Block.PAGE}_{incident.id}",
                 )
             )
-            buttons = self._buttons(incident)
+            buttons = self._buttons(incident, reopen=False)  # a page is about what is open
             for b in buttons:
                 b["action_id"] = bundled(Action(b["action_id"]), incident.id)
             if buttons:

@@ -166,6 +166,23 @@ class Replies:
     def reopen_superseded(self, *, number: str, newer: str) -> Markup:
         return self.renderer.reply(_INCIDENT, "reopen_superseded", number=number, newer=newer)
 
+    def archiving(self, *, number: str, resolved_at: datetime | None) -> Markup:
+        """Posted in a resolved incident's channel right before it is archived."""
+        return self.renderer.reply(_INCIDENT, "archiving", number=number, resolved_at=resolved_at)
+
+    def title_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "title_usage")
+
+    def title_set(self, *, number: str, old: str | None) -> Markup:
+        return self.renderer.reply(_INCIDENT, "title_set", number=number, old=old)
+
+    def message_added(self, *, number: str, added: bool) -> Markup:
+        """A message given a 📌 or the shortcut: on the timeline now (or already)."""
+        return self.renderer.reply(_INCIDENT, "message_added", number=number, added=added)
+
+    def no_open_incidents(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "no_open_incidents")
+
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""
         return self.renderer.reply(

@@ -9,9 +9,11 @@ from bot.delivery.kinds import OutboxKind
 from bot.domain.records import Followup, Incident
 from bot.services.incidents import IncidentService
 from bot.services.transactions import Retry, in_write
-from store.collab import FollowupRepository, UpdateRepository
+from store.collab import ArchiveRepository, FollowupRepository, UpdateRepository
 from store.incidents import IncidentRepository, TimelineRepository
 from store.unit_of_work import UnitOfWork
+
+MAX_MESSAGE = 3000  # characters of a Slack message kept on the timeline
 
 UPDATE_STATUSES = ("investigating", "identified", "monitoring")
 """What a status update may say about the work (resolving is the Resolve button's job)."""
@@ -121,6 +123,84 @@ class CollabService:
             return followup
 
         return await self.incidents.write(work)
+
+    async def add_message(
+        self,
+        *,
+        incident_id: int,
+        channel: str,
+        ts: str,
+        author: str | None,
+        text: str,
+        link: str | None,
+        by: str,
+    ) -> bool:
+        """Add a Slack message (its author, text and link) to the timeline; False when it is
+        there already (a second 📌, the shortcut after a 📌)."""
+
+        async def work(uow: UnitOfWork) -> bool:
+            now = self.clock.now()
+            timeline = TimelineRepository(uow.session)
+            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            for event in await timeline.list(incident_id=incident_id):
+                if event.kind == "message_added" and event.data.get("ts") == ts:
+                    if event.data.get("channel") == channel:
+                        return False
+            await timeline.add(
+                incident_id=incident_id,
+                at=now,
+                kind="message_added",
+                actor=by,
+                text=f"Message from {author or 'someone'}: {text[:MAX_MESSAGE]}",
+                data={"channel": channel, "ts": ts, "author": author, "link": link},
+            )
+            return True
+
+        return await self.incidents.write(work)
+
+    async def set_title(self, *, incident_id: int, title: str, by: str) -> str | None:
+        """Retitle the incident: every message re-renders, the topic follows and the channel
+        is renamed to match (valid, unique names). The old title, or None if unchanged."""
+
+        async def work(uow: UnitOfWork) -> str | None:
+            now = self.clock.now()
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            if incident.title == title:
+                return None
+            ok = await UpdateRepository(uow.session).retitle(
+                incident_id=incident_id, expected_version=incident.version, title=title, now=now
+            )
+            if not ok:
+                raise Retry()
+            await TimelineRepository(uow.session).add(
+                incident_id=incident_id,
+                at=now,
+                kind="title_changed",
+                actor=by,
+                text=f"Title changed from {incident.title!r} to {title!r}",
+                data={"from": incident.title, "to": title},
+            )
+            await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
+            await self.incidents.state_line(
+                uow, incident_id, now, kind="title_changed", actor=by, new=title, topic=True
+            )
+            await uow.enqueue(kind=OutboxKind.RENAME_CHANNEL, incident_id=incident_id, now=now)
+            return incident.title
+
+        return await self.incidents.write(work)
+
+    async def sweep_archives(self) -> int:
+        """Archive the channels of incidents resolved `archive_after` ago (a message first);
+        each claimed once across replicas. Returns how many."""
+        now = self.clock.now()
+
+        async def work(uow: UnitOfWork) -> int:
+            due = await ArchiveRepository(uow.session).claim_due(now=now, limit=50)
+            for incident_id in due:
+                await uow.enqueue(kind=OutboxKind.ARCHIVE_CHANNEL, incident_id=incident_id, now=now)
+            return len(due)
+
+        return await in_write(self.incidents.db, work, on_commit=self.incidents.on_commit)
 
     async def open_followups(self, *, limit: int = 30) -> tuple[list[Followup], int]:
         async with self.incidents.db.read() as session:

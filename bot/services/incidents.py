@@ -37,7 +37,7 @@ from bot.ingest.decisions import (
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
-from store.collab import UpdateRepository
+from store.collab import ArchiveRepository, UpdateRepository
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.roles import RoleRepository
@@ -264,6 +264,15 @@ class IncidentService:
             )
         if transition.after.status is Status.RESOLVED:
             await uow.enqueue(kind=OutboxKind.POSTMORTEM, incident_id=incident.id, now=now)
+        if (
+            transition.before.status is Status.RESOLVED
+            or transition.after.status is Status.RESOLVED
+        ):
+            after = self.config.collaboration.archive_after
+            resolved = transition.after.status is Status.RESOLVED
+            await ArchiveRepository(uow.session).set_at(
+                incident_id=incident.id, at=now + after if resolved and after else None
+            )
         if transition.after.status is not Status.ACKNOWLEDGED:  # resolved: none; reopened: anew
             await self._reschedule_updates(
                 uow, incident.id, since=now if transition.after.status is Status.TRIGGERED else None

@@ -324,6 +324,43 @@ class SlackGateway:
             if exc.error != "already_pinned":
                 raise
 
+    async def fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message `ts` of `channel` (a thread reply too), or None when it is gone."""
+        data = await self.call(
+            "conversations.history", channel=channel, latest=ts, inclusive=True, limit=1
+        )
+        for message in data.get("messages") or []:
+            if message.get("ts") == ts:
+                return dict(message)
+        try:  # not top-level: a thread reply
+            data = await self.call(
+                "conversations.replies", channel=channel, ts=ts, latest=ts, inclusive=True
+            )
+        except SlackFatal as exc:
+            if exc.error == "thread_not_found":
+                return None
+            raise
+        return next((dict(m) for m in data.get("messages") or [] if m.get("ts") == ts), None)
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to the message, or None when Slack gives none."""
+        try:
+            data = await self.call("chat.getPermalink", channel=channel, message_ts=ts)
+        except SlackFatal:
+            return None
+        return str(data.get("permalink") or "") or None
+
+    async def rename_channel(self, channel: str, name: str) -> None:
+        await self.call("conversations.rename", channel=channel, name=name)
+
+    async def archive_channel(self, channel: str) -> None:
+        """Archive `channel`; one archived already is fine."""
+        try:
+            await self.call("conversations.archive", channel=channel)
+        except SlackFatal as exc:
+            if exc.error != "already_archived":
+                raise
+
     async def post_ephemeral(self, channel: str, user: str, *, text: str) -> None:
         """A message only `user` sees in `channel` (they must be in it)."""
         await self.call_once("chat.postEphemeral", channel=channel, user=user, text=text)

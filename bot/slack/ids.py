@@ -37,6 +37,7 @@ class Callback(StrEnum):
     DECLARE = "incident_declare"
     ROLES = "incident_roles"  # private_metadata: the incident id
     UPDATE = "incident_update"  # the status update form; private_metadata: the incident id
+    TIMELINE_ADD = "timeline_add"  # which incident a shortcut's message goes to
 
 
 class Block(StrEnum):
@@ -59,6 +60,7 @@ class Block(StrEnum):
     # status update modal inputs
     UPDATE_STATUS = "update_status"
     UPDATE_SUMMARY = "update_summary"
+    TIMELINE_INCIDENT = "timeline_incident"
 
 
 class Input(StrEnum):
@@ -72,6 +74,7 @@ class Input(StrEnum):
     COMMS = "comms"
     UPDATE_STATUS = "status"
     UPDATE_SUMMARY = "summary"
+    TIMELINE_INCIDENT = "incident"
 
 
 class SlashCommand(StrEnum):
@@ -79,5 +82,14 @@ class SlashCommand(StrEnum):
     ONCALL = "/oncall"
 
 
-BOT_EVENTS = ("app_home_opened",)
+class Shortcut(StrEnum):
+    """callback_ids of the app's message shortcuts (manifest.yml `features.shortcuts`)."""
+
+    ADD_TO_TIMELINE = "add_to_incident_timeline"
+
+
+PIN_REACTIONS = frozenset({"pushpin", "round_pushpin"})
+"""A 📌 on a message in an incident channel adds it to the incident's timeline."""
+
+BOT_EVENTS = ("app_home_opened", "reaction_added")
 """The Events API events the app subscribes to (manifest.yml `bot_events`); no others arrive."""

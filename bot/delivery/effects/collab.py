@@ -3,14 +3,19 @@ and a newly given role (the person invited; the lead told by DM)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from bot.delivery.effects.base import Effects, Handler, LeaseBusy
 from bot.delivery.kinds import OutboxKind
+from bot.domain.naming import channel_name_candidates
 from bot.domain.records import Followup, Incident
+from bot.errors import SlackFatal
 from store.collab import FollowupRepository
 from store.incidents import IncidentRepository
 from store.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
 
 
 class CollabEffects(Effects):
@@ -22,6 +27,8 @@ class CollabEffects(Effects):
             OutboxKind.ROLE: self._role,
             OutboxKind.STATUS_UPDATE: self._status_update,
             OutboxKind.UPDATE_REMINDER: self._reminder,
+            OutboxKind.RENAME_CHANNEL: self._rename,
+            OutboxKind.ARCHIVE_CHANNEL: self._archive,
         }
 
     async def _ready(self, item: OutboxItem) -> Incident:
@@ -122,3 +129,50 @@ class CollabEffects(Effects):
         _, ts = await self.gateway.post_message(where, text=text)
         item.progress["posted"] = ts
         await self._save_progress(item)
+
+    async def _rename(self, item: OutboxItem) -> None:
+        """Rename the channel after the incident's current title: the first free candidate
+        name (archived channels keep theirs), a bounded number of tries."""
+        incident = await self._ready(item)
+        assert incident.channel_id is not None
+        names = list(
+            channel_name_candidates(self.config.slack.channel_prefix, incident.id, incident.title)
+        )
+        if incident.channel_name in names:
+            return  # already named after this title
+        for name in names:
+            try:
+                await self.gateway.rename_channel(incident.channel_id, name)
+            except SlackFatal as exc:
+                if exc.error == "name_taken":
+                    continue
+                raise
+            await self._record_name(incident.id, incident.channel_id, name)
+            return
+        log.warning("every candidate channel name is taken", extra={"incident_id": incident.id})
+
+    async def _record_name(self, incident_id: int, channel_id: str, name: str) -> None:
+        await self.db.write_grouped(
+            lambda session: IncidentRepository(session).set_channel(
+                incident_id=incident_id, channel_id=channel_id, channel_name=name
+            )
+        )
+
+    async def _archive(self, item: OutboxItem) -> None:
+        """Say why in the channel, then archive it (an archived channel keeps its name)."""
+        assert item.incident_id is not None
+        async with self.db.read() as session:
+            incident = await IncidentRepository(session).get(incident_id=item.incident_id)
+        if incident.channel_id is None or incident.is_open:
+            return  # reopened since, or it never had a channel
+        if not item.progress.get("told"):
+            text = self.renderer.replies.archiving(
+                number=incident.number, resolved_at=incident.resolved_at
+            )
+            item.progress["told"] = await self._optional(
+                self.gateway.post_message(incident.channel_id, text=str(text)), incident.id
+            )
+            await self._save_progress(item)
+        item.progress["archived"] = await self._optional(
+            self.gateway.archive_channel(incident.channel_id), incident.id
+        )

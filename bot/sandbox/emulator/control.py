@@ -190,6 +190,12 @@ def register(app: web.Application, emu: Emulator) -> None:
     async def message(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return await emu.post_user_message(**body)
 
+    async def reaction(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return await emu.add_reaction(**body)
+
+    async def shortcut(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return await emu.message_shortcut(**body)
+
     async def socket_disconnect(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return {"told": await emu.socket_disconnect(**body)}
 
@@ -213,6 +219,8 @@ def register(app: web.Application, emu: Emulator) -> None:
     router.add_post("/_emulator/views/{view_id}/close", _driving(close, emu.changes))
     router.add_post("/_emulator/home", _driving(home, emu.changes))
     router.add_post("/_emulator/messages", _driving(message, emu.changes))
+    router.add_post("/_emulator/reactions", _driving(reaction, emu.changes))
+    router.add_post("/_emulator/shortcuts", _driving(shortcut, emu.changes))
     router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver, emu.changes))
     router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect, emu.changes))
 

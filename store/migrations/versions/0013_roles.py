@@ -1,5 +1,5 @@
 """roles: an incident's lead and comms lead, its latest status update and reminder
-deadline; follow-ups
+deadline, when its channel is archived; follow-ups
 
 Revision ID: 0013
 Revises: 0006
@@ -32,6 +32,10 @@ def upgrade() -> None:
             sa.Column("update_due_at", store.types.UTCDateTime(timezone=True), nullable=True)
         )
         batch.create_index(batch.f("ix_incidents_update_due_at"), ["update_due_at"])
+        batch.add_column(
+            sa.Column("archive_at", store.types.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch.create_index(batch.f("ix_incidents_archive_at"), ["archive_at"])
     op.create_table(
         "followups",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -56,6 +60,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("followups")
     with op.batch_alter_table("incidents") as batch:
+        batch.drop_index(batch.f("ix_incidents_archive_at"))
+        batch.drop_column("archive_at")
         batch.drop_index(batch.f("ix_incidents_update_due_at"))
         batch.drop_column("update_due_at")
         batch.drop_column("last_update_at")
