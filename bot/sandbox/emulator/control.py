@@ -105,6 +105,7 @@ def register(app: web.Application, emu: Emulator) -> None:
                 "request_url": emu.request_url,
                 "socket_mode": emu.socket.snapshot(),
                 "modal_stacks": {u: list(s) for u, s in emu.ws.modal_stacks.items() if s},
+                "shortcuts": sorted(emu.driver.shortcuts or ()),
             }
         )
 
