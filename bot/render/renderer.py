@@ -85,13 +85,17 @@ def _mention(target: str, kind: str = "user") -> Markup:
     return Markup(f"<!subteam^{safe}>" if kind == "user_group" else f"<@{safe}>")
 
 
+# timeline events whose text names a person given in their data: the mention stays live
+_PERSON_OF = {"role_assigned": "user", "message_added": "author"}
+
+
 def _event_text(event: TimelineEvent) -> Markup:
     """A timeline event's text, escaped, with the mention of a paged target left live."""
     text = escape_mrkdwn(event.text)
     target = event.data.get("target")
-    user = event.data.get("user")
-    if event.kind == "role_assigned" and isinstance(user, str):
-        mention = str(_mention(user))
+    person = event.data.get(_PERSON_OF.get(event.kind, ""))
+    if isinstance(person, str) and person[:1] in "UW" and person.isalnum():
+        mention = str(_mention(person))
         text = text.replace(escape_mrkdwn(mention), mention, 1)
     if event.kind == "paged" and isinstance(target, str):
         mention = str(_mention(target, str(event.data.get("kind", "user"))))

@@ -19,6 +19,17 @@ UPDATE_STATUSES = ("investigating", "identified", "monitoring")
 """What a status update may say about the work (resolving is the Resolve button's job)."""
 
 
+def slack_unescape(text: str) -> str:
+    """Undo Slack's escaping of `&`, `<` and `>` in message text (rendering escapes once)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _who(author: str | None) -> str:
+    if author and author[:1] in "UW" and author.isalnum():
+        return f"<@{author}>"
+    return author or "someone"
+
+
 class CollabService:
     """Posts status updates, reminds leads of missing ones, and keeps follow-ups."""
 
@@ -151,7 +162,7 @@ class CollabService:
                 at=now,
                 kind="message_added",
                 actor=by,
-                text=f"Message from {author or 'someone'}: {text[:MAX_MESSAGE]}",
+                text=f"Message from {_who(author)}: {slack_unescape(text)[:MAX_MESSAGE]}",
                 data={"channel": channel, "ts": ts, "author": author, "link": link},
             )
             return True

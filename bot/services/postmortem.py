@@ -3,6 +3,7 @@ config) over the incident, its timeline with notes and updates, follow-ups and p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,14 @@ def _person(actor: str | None, names: Mapping[str, str]) -> str:
     if not actor:
         return "someone"
     return f"@{names[actor]}" if actor in names else actor
+
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def _plain(text: str, names: Mapping[str, str]) -> str:
+    """Slack mentions in a timeline text as people read them (`@name`, else the id)."""
+    return _MENTION.sub(lambda m: _person(m[1], names), text)
 
 
 def participants(incident: Incident, events: list[TimelineEvent]) -> list[str]:
@@ -58,6 +67,7 @@ class Postmortems:
             keep_trailing_newline=True,
         )
         self.env.filters["person"] = _person
+        self.env.filters["plain"] = _plain
         self.template_name = path.name
 
     async def render(self, *, incident_id: int, names: Mapping[str, str] | None = None) -> str:

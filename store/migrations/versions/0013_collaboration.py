@@ -1,5 +1,4 @@
-"""roles: an incident's lead and comms lead, its latest status update and reminder
-deadline, when its channel is archived; follow-ups
+"""collaboration: roles, the latest status update, reminder and archive deadlines, follow-ups
 
 Revision ID: 0013
 Revises: 0006
