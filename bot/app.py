@@ -37,7 +37,9 @@ from bot.services.api_tokens import ApiTokens
 from bot.services.collab import CollabService
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
+from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
@@ -53,6 +55,7 @@ from handlers import (
     api_write,
     commands,
     events,
+    heartbeats,
     home,
     ics,
     oncall,
@@ -202,6 +205,12 @@ def create_app(
         permissions=Permissions(config=config, gateway=gateway),
         collab=CollabService(incidents=incidents, config=config, clock=clock),
         postmortems=postmortems,
+        heartbeats=HeartbeatService(
+            config=config, clock=clock, metrics=metrics, ingest=ingest, environ=environ
+        ),
+        inactivity=InactivityService(
+            db=db, config=config, clock=clock, metrics=metrics, incidents=incidents
+        ),
     )
 
     bolt = AsyncApp(
@@ -238,6 +247,7 @@ def create_app(
     for http_module in (webhooks, api, ics):
         http_module.register(app, deps)
     api_write.register(app)
+    heartbeats.register(app)
     openapi.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -268,6 +278,9 @@ def create_app(
                 Every("slack-requests-purge", 60, slack.purge),
                 # Home tabs catch up with other replicas' changes within ~30 s
                 Every("home-refresh", 30, dashboard.poll),
+                # a missed heartbeat opens its incident within ~5 s of its deadline
+                Every("heartbeats", 5, deps.heartbeats.sweep),
+                Every("auto-resolve", 30, deps.inactivity.sweep),
             )
             outbox.kick()  # deliver whatever a previous run left undelivered
 

@@ -1,4 +1,5 @@
-"""The `pulseops` command line: serve, sandbox, config check, db upgrade, report weekly, token."""
+"""The `pulseops` command line: serve, sandbox, config check, route test, db upgrade, report weekly,
+token."""
 
 from __future__ import annotations
 
@@ -74,6 +75,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from bot.config import config_check
 
     return config_check(Path(args.file), os.environ)
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    """Show what the routes, labels and classifier make of each alert in a webhook body."""
+    import json
+    from datetime import UTC, datetime
+
+    from bot.config import load_config
+    from bot.ingest.dryrun import explain, pick_integration
+
+    try:
+        config = load_config(Path(args.config), environ=os.environ)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    try:
+        body = json.loads(Path(args.alert).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _fail([f"{args.alert}: not a JSON webhook body ({exc})"])
+    now = datetime.now(UTC)
+    try:
+        integration = pick_integration(config, args.integration, body)
+        for line in explain(config, integration, body, now):
+            print(line)
+    except ValueError as exc:
+        return _fail([f"{args.alert}: {exc}"])
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -245,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+
+    route_cmd = sub.add_parser("route", help="routing tools")
+    route_sub = route_cmd.add_subparsers(dest="route_command", required=True)
+    route_test = route_sub.add_parser(
+        "test", help="show which route matches each alert of a webhook body, and why"
+    )
+    route_test.add_argument("--config", required=True, help="YAML config")
+    route_test.add_argument(
+        "--integration", help="the integration it arrives at (default: the first that accepts it)"
+    )
+    route_test.add_argument("alert", help="a webhook body (JSON file), e.g. Alertmanager's")
+    route_test.set_defaults(func=cmd_route_test)
 
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="db_command", required=True)

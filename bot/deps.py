@@ -15,7 +15,9 @@ from bot.services.api_tokens import ApiTokens
 from bot.services.collab import CollabService
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
+from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
@@ -52,6 +54,8 @@ class Deps:
     permissions: Permissions
     collab: CollabService
     postmortems: Postmortems
+    heartbeats: HeartbeatService
+    inactivity: InactivityService
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -36,6 +36,18 @@ class Metrics:
             ["integration", "outcome"],
             registry=r,
         )
+        self.alerts_routed = Counter(
+            "pulseops_alerts_routed_total",
+            "Alerts a route matched, by route name",
+            ["route"],
+            registry=r,
+        )
+        self.alerts_dropped = Counter(
+            "pulseops_alerts_dropped_total",
+            "Alerts dropped by a route (recorded, never an incident), by route name",
+            ["route"],
+            registry=r,
+        )
         self.webhooks_rejected = Counter(
             "pulseops_webhooks_rejected_total",
             "Webhook deliveries rejected, by integration and reason",
@@ -46,6 +58,24 @@ class Metrics:
             "pulseops_incidents_opened_total",
             "Incidents opened, by service and severity",
             ["service", "severity"],
+            registry=r,
+        )
+        self.heartbeats_missed = Counter(
+            "pulseops_heartbeats_missed_total",
+            "Heartbeats missed (an incident opened), by heartbeat name",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.heartbeat_pings = Counter(
+            "pulseops_heartbeat_pings_total",
+            "Heartbeat pings received, by heartbeat name",
+            ["heartbeat"],
+            registry=r,
+        )
+        self.auto_resolved = Counter(
+            "pulseops_incidents_auto_resolved_total",
+            "Incidents resolved after their service's auto_resolve_after of no alerts, by service",
+            ["service"],
             registry=r,
         )
         self.acknowledge_latency = Histogram(

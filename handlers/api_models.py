@@ -90,6 +90,7 @@ class IncidentOut(_Out):
     severity: Severity
     service: str | None
     team: str | None
+    category: str | None
     source: str
     integration: str | None
     alert_count: int

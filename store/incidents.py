@@ -70,6 +70,7 @@ def to_incident(row: IncidentRow, *, description: str | None = None) -> Incident
         update_status=row.update_status,
         update_summary=row.update_summary,
         last_update_at=row.last_update_at,
+        category=row.category,
     )
 
 
@@ -121,6 +122,19 @@ class IncidentRepository:
         )
         return to_incident(row) if row else None
 
+    async def open_in_group(self, *, prefix: str, limit: int = 20) -> list[Incident]:
+        """Open incidents whose dedup key starts with `prefix` (a route's group), newest first."""
+        rows = await self.session.scalars(
+            select(IncidentRow)
+            .where(
+                IncidentRow.dedup_key.startswith(prefix, autoescape=True),
+                IncidentRow.status != Status.RESOLVED.value,
+            )
+            .order_by(IncidentRow.triggered_at.desc(), IncidentRow.id.desc())
+            .limit(limit)
+        )
+        return [to_incident(row) for row in rows]
+
     async def count_opened_since(
         self, *, integration: str, since: datetime, excluding_dedup_key: str
     ) -> int:
@@ -153,6 +167,7 @@ class IncidentRepository:
             source=new.source,
             integration=new.integration,
             dedup_key=new.dedup_key,
+            category=new.category,
             auto_resolve=ownership.auto_resolve,
             created_by=new.created_by,
             alert_count=alert_count,
@@ -307,12 +322,19 @@ class RepeatRecorded:
 _alerts = cast(Table, AlertRow.__table__)
 _incidents = cast(Table, IncidentRow.__table__)
 # The storm hot path as prebuilt Core statements: built and cache-keyed once, not per alert.
+_LEAST_SEVERE = "SEV9"  # sorts after every severity: a repeat with none raises nothing
 _COUNT_REPEAT = (
     update(_alerts)
     .where(
         _alerts.c.incident_id
         == select(_incidents.c.id)
-        .where(_incidents.c.dedup_key == bindparam("key"), _incidents.c.status != "resolved")
+        .where(
+            _incidents.c.dedup_key == bindparam("key"),
+            _incidents.c.status != "resolved",
+            # "SEV1" < "SEV3": a repeat more severe than its incident takes the general path,
+            # which raises the incident's severity
+            _incidents.c.severity <= bindparam("severity"),
+        )
         .scalar_subquery(),
         _alerts.c.fingerprint == bindparam("print"),
         _alerts.c.status == "firing",
@@ -343,6 +365,19 @@ class AlertRepository:
         )
         return None if row is None else to_alert(row)
 
+    async def find(self, *, incident_ids: Sequence[int], fingerprint: str) -> AlertRecord | None:
+        """The alert with `fingerprint` on any of the incidents (the newest incident's first)."""
+        if not incident_ids:
+            return None
+        row = await self.session.scalar(
+            select(AlertRow)
+            .where(AlertRow.incident_id.in_(incident_ids), AlertRow.fingerprint == fingerprint)
+            .order_by(AlertRow.incident_id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+        return None if row is None else to_alert(row)
+
     async def refire(self, *, alert_id: int, now: datetime) -> int:
         """Count one more notification of a stored alert, firing again; return its count."""
         occurrences = await self.session.scalar(
@@ -369,7 +404,7 @@ class AlertRepository:
         )
 
     async def record_repeat(
-        self, *, dedup_key: str, fingerprint: str, now: datetime
+        self, *, dedup_key: str, fingerprint: str, now: datetime, severity: Severity | None = None
     ) -> RepeatRecorded | None:
         """Count one more notification of an alert that is firing on an open incident.
 
@@ -380,7 +415,13 @@ class AlertRepository:
         """
         row = (
             await self.session.execute(
-                _COUNT_REPEAT, {"key": dedup_key, "print": fingerprint, "seen_at": now}
+                _COUNT_REPEAT,
+                {
+                    "key": dedup_key,
+                    "print": fingerprint,
+                    "seen_at": now,
+                    "severity": severity.value if severity else _LEAST_SEVERE,
+                },
             )
         ).first()
         if row is None:

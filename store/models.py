@@ -38,6 +38,7 @@ class IncidentRow(Base):
     integration: Mapped[str | None] = mapped_column(String(100))
     # integration:group_key; unique among open incidents (partial index below)
     dedup_key: Mapped[str | None] = mapped_column(String(600))
+    category: Mapped[str | None] = mapped_column(String(100), index=True)  # routes, classifier
     auto_resolve: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str | None] = mapped_column(String(100))
     # roles: Slack user ids of the incident lead and the communications lead
@@ -291,6 +292,24 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(64))  # comma-separated
     created_at: Mapped[datetime]
+
+
+class HeartbeatRow(Base):
+    """A heartbeat's last ping and its deadline; armed by its first ping.
+
+    `status` is `up` (pinged, `due_at` ahead) or `missed` (its incident was opened; the next
+    ping resolves it). The sweep claims due `up` rows with SKIP LOCKED and marks them missed in
+    the transaction that opens the incident, so several replicas open one incident.
+    """
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    last_ping_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    missed_at: Mapped[datetime | None]
+    pings: Mapped[int] = mapped_column(default=0)
 
 
 class FollowupRow(Base):

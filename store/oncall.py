@@ -165,6 +165,15 @@ class EscalationRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
+    async def switch_policy(self, *, incident_id: int, policy_id: str, now: datetime) -> None:
+        """Escalate by another policy from now on (its first level is paged next)."""
+        await self.session.execute(
+            update(EscalationRow)
+            .where(EscalationRow.incident_id == incident_id)
+            .values(policy_id=policy_id, version=EscalationRow.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def stop(self, *, incident_id: int, now: datetime) -> bool:
         result = await self.session.execute(
             update(EscalationRow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Severity
@@ -14,6 +14,26 @@ from store.models import IncidentRow
 class SeverityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def raise_to(
+        self, *, incident_id: int, severity: Severity, now: datetime
+    ) -> Severity | None:
+        """Raise the severity to `severity` if that is more severe; return the one it had.
+
+        None when it was already as severe or more (severity never falls by itself).
+        """
+        before = await self.session.scalar(
+            select(IncidentRow.severity).where(IncidentRow.id == incident_id)
+        )
+        if before is None or Severity(before).rank <= severity.rank:
+            return None
+        result = await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, IncidentRow.severity == before)
+            .values(severity=severity.value, version=IncidentRow.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return Severity(before) if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
     async def compare_and_set(
         self, *, incident_id: int, expected_version: int, severity: Severity, now: datetime

@@ -35,13 +35,14 @@ from store.dialect import elapsed_seconds, unindexed
 from store.models import AlertRow, IncidentRow, PageRow
 from store.types import UTCDateTime
 
-GroupBy = Literal["service", "team", "severity"]
-GROUP_BY: tuple[GroupBy, ...] = ("service", "team", "severity")
+GroupBy = Literal["service", "team", "severity", "category"]
+GROUP_BY: tuple[GroupBy, ...] = ("service", "team", "severity", "category")
 
 _GROUP_COLUMNS: dict[str, Any] = {
     "service": IncidentRow.service_id,
     "team": IncidentRow.team_id,
     "severity": IncidentRow.severity,
+    "category": IncidentRow.category,
 }
 
 
@@ -119,7 +120,8 @@ class StatsRepository:
     async def figures(
         self, *, window: Window, group_by: GroupBy | None = None
     ) -> dict[str | None, Figures]:
-        """The window's figures, overall (key None) or per group (service, team or severity)."""
+        """The window's figures, overall (key None) or per group (service, team, severity or
+        category)."""
         group = _GROUP_COLUMNS[group_by] if group_by else None
         return await self._figures(window.conditions(), group, window.as_of())
 

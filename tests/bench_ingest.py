@@ -108,6 +108,8 @@ class BenchConfig:
     timeout_s: float
     poll_ms: float
     as_json: bool
+    routes: int = 0
+    classifier: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -149,6 +151,17 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         action="store_true",
         dest="as_json",
         help="print the report as JSON instead of a table",
+    )
+    parser.add_argument(
+        "--routes",
+        type=int,
+        default=0,
+        help="configure N routes: N-1 that match no bench alert, then one that matches all",
+    )
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="configure a classifier (10 categories and 3 severities, 5 keywords each)",
     )
     ns = parser.parse_args(argv)
     if ns.alerts < 1 or ns.fingerprints < 1 or ns.concurrency < 1:
@@ -267,6 +280,45 @@ async def start_stack(
     url = f"http://127.0.0.1:{port}"
     emu.request_url = f"{url}/slack/events"
     return Stack(emu=emu, app=app, runner=runner, url=url)
+
+
+def rules_yaml(routes: int, classifier: bool) -> str:
+    """`routes` routes (all but the last match no bench alert, in the shapes people write:
+    label equality, negated regex, title regex) and, if asked, a classifier."""
+    lines = ["routes:"] if routes else []
+    for i in range(max(routes - 1, 0)):
+        matchers = (
+            [f'team="team-{i}"', 'env="prod"'],
+            [f'alertname=~"Other{i}.*"', 'env!~"dev|test"'],
+            [f'__title__=~"(?i).*disk {i} full.*"'],
+        )[i % 3]
+        lines += [f"  - name: route-{i}", f"    matchers: {json.dumps(matchers)}"]
+        lines += ["    severity: SEV2", f"    category: cat-{i}"]
+    if routes:
+        lines += ["  - name: bench", "    matchers: ['alertname=~\"BenchAlert.*\"']"]
+        lines += ["    severity: SEV2", "    category: bench"]
+    if classifier:
+        words = [f"word{n}" for n in range(65)]
+        categories = {f"category-{c}": words[c * 5 : c * 5 + 5] for c in range(10)}
+        severities = {f"SEV{s + 1}": words[50 + s * 5 : 55 + s * 5] for s in range(3)}
+        lines += ["classifier:", f"  categories: {json.dumps(categories)}"]
+        lines += [f"  severities: {json.dumps(severities)}"]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def routing_cost_us(config: PulseOpsConfig, bodies: list[bytes], calls: int = 20000) -> float:
+    """Microseconds per alert of the routing decision alone (`Rules.decide`), in-process."""
+    from bot.ingest.parsers import PARSERS
+
+    integration = config.integration(INTEGRATION)
+    assert integration is not None
+    now = datetime.now(UTC)
+    alerts = [a for body in bodies[:200] for a in PARSERS["alertmanager"](json.loads(body), now)]
+    decide = config.rules.decide
+    started = time.perf_counter()
+    for i in range(calls):
+        decide(alerts[i % len(alerts)], integration=INTEGRATION, default_service=None)
+    return (time.perf_counter() - started) / calls * 1e6
 
 
 async def outbox_status(app: web.Application) -> dict[str, int]:
@@ -606,7 +658,14 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
         db_url = await database_url(cfg.db, Path(tmp))
         config_block = machine(cfg, db_url)
         bodies = webhook_bodies(cfg.alerts, cfg.fingerprints)
-        stack = await start_stack(db_url, cfg.slack_latency_ms)
+        config_yaml = unlimited_yaml() + rules_yaml(cfg.routes, cfg.classifier)
+        routing_config = parse_config(config_yaml, source="bench.yml", environ={})
+        routing = {
+            "routes": cfg.routes,
+            "classifier": cfg.classifier,
+            "decide us/alert": round(routing_cost_us(routing_config, bodies), 2),
+        }
+        stack = await start_stack(db_url, cfg.slack_latency_ms, config_yaml=config_yaml)
         watcher = SlackWatcher(stack.emu, cfg.poll_ms / 1000)
         # the load comes from another process, as monitors are other processes: the service's
         # event loop is not also the load generator's (spawned, so it starts clean)
@@ -648,7 +707,7 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
             load.shutdown()
             await watcher.stop()
             await stack.close()
-    return {"configuration": config_block, **figures}
+    return {"configuration": config_block, "routing": routing, **figures}
 
 
 def main(argv: list[str] | None = None) -> int:

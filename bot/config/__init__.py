@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.config.heartbeats import HeartbeatConfig
 from bot.config.models import (
     INTEGRATION_TYPES,
     IncidentsConfig,
@@ -32,6 +33,7 @@ __all__ = [
     "EscalationLevel",
     "EscalationPolicyConfig",
     "EscalationTarget",
+    "HeartbeatConfig",
     "INTEGRATION_TYPES",
     "IncidentsConfig",
     "IntegrationConfig",

@@ -15,11 +15,17 @@ def directory_of(config: PulseOpsConfig) -> Directory:
                 team=s.team,
                 escalation_policy=s.escalation_policy,
                 auto_resolve=s.auto_resolve,
+                policy_by_severity=s.escalation_policy_by_severity,
             )
             for s in config.services
         },
         teams={
-            t.id: TeamEntry(id=t.id, escalation_policy=t.escalation_policy) for t in config.teams
+            t.id: TeamEntry(
+                id=t.id,
+                escalation_policy=t.escalation_policy,
+                policy_by_severity=t.escalation_policy_by_severity,
+            )
+            for t in config.teams
         },
         policies=frozenset(p.id for p in config.escalation_policies),
     )

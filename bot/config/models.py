@@ -57,8 +57,14 @@ class TeamConfig(_Frozen):
     channel: str | None = None
     members: tuple[str, ...] = ()
     escalation_policy: str | None = None
+    escalation_policy_by_severity: dict[Severity, str] = {}  # e.g. {SEV1: payments-critical}
     report_cron: str | None = None  # the weekly report's schedule for this team (else reports.cron)
     report_time_zone: str | None = None  # … and its time zone (else reports.time_zone)
+
+    @field_validator("escalation_policy_by_severity", mode="before")
+    @classmethod
+    def _by_severity(cls, value: Any) -> Any:
+        return _severity_keys(value)
 
     @field_validator("report_cron")
     @classmethod
@@ -96,11 +102,18 @@ class ServiceConfig(_Frozen):
     team: str
     auto_resolve: bool = True
     escalation_policy: str | None = None
+    auto_resolve_after: Duration | None = None  # resolve its incidents after this long quiet
+    escalation_policy_by_severity: dict[Severity, str] = {}  # e.g. {SEV1: payments-critical}
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value)
+
+    @field_validator("escalation_policy_by_severity", mode="before")
+    @classmethod
+    def _by_severity(cls, value: Any) -> Any:
+        return _severity_keys(value)
 
 
 class IntegrationConfig(_NamedSecret):
@@ -125,6 +138,13 @@ class IntegrationConfig(_NamedSecret):
         *others, last = [repr(kind) for kind in PARSERS]
         accepted = f"{', '.join(others)} or {last}" if others else last
         raise ValueError(f"Input should be {accepted} (got {value!r})")
+
+
+def _severity_keys(value: Any) -> Any:
+    """A mapping keyed by severity words (`SEV1`, `critical`…), keyed by Severity."""
+    if not isinstance(value, dict):
+        return value
+    return {_parse_severity(key): item for key, item in value.items()}
 
 
 def _parse_severity(value: Any) -> Any:

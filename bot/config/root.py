@@ -20,6 +20,7 @@ from pydantic import (
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
 from bot.config.collab import CollaborationConfig
+from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -29,8 +30,10 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.routing import Ownership, route
+from bot.domain.rules import Rules
 from bot.errors import ConfigError
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
@@ -52,12 +55,17 @@ class PulseOpsConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
     collaboration: CollaborationConfig = CollaborationConfig()
+    heartbeats: tuple[HeartbeatConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    classifier: ClassifierConfig = ClassifierConfig()
 
+    _rules: Rules = PrivateAttr(default_factory=Rules)
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
     _services: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -92,6 +100,13 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._heartbeats = {h.name: h for h in self.heartbeats}
+        self._rules = rules_of(self.routes, self.classifier)
+
+    @property
+    def rules(self) -> Rules:
+        """The routes and the classifier, ready to decide (`bot.domain.rules`)."""
+        return self._rules
 
     def team(self, team_id: str) -> TeamConfig | None:
         """The team with this id, or None."""
@@ -112,6 +127,10 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def heartbeat(self, name: str) -> HeartbeatConfig | None:
+        """The heartbeat with this name, or None."""
+        return self._heartbeats.get(name)
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
@@ -202,6 +221,8 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("heartbeats", "name", "heartbeat name"),
+        ("routes", "name", "route name"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -212,6 +233,12 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 )
             else:
                 first[value] = i
+    for i, name in _values(source, "integrations", "name", failed):
+        if name == HEARTBEAT_INTEGRATION:
+            yield (
+                ("integrations", i, "name"),
+                f"the integration name {name!r} is reserved for heartbeats' alerts",
+            )
     groups: dict[str, int] = {}
     for i, group in _values(source, "schedules", "user_group", failed):
         if group in groups:
@@ -245,13 +272,31 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("services", "team", "team", team_ids),
         ("services", "escalation_policy", "escalation policy", policy_ids),
         ("integrations", "service", "service", service_ids),
+        ("heartbeats", "service", "service", service_ids),
         ("schedules", "team", "team", team_ids),
+        ("routes", "service", "service", service_ids),
     ):
         if known is None:
             continue
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    if policy_ids is not None:
+        for section in ("teams", "services"):
+            for i, item in enumerate(_entries(source, section)):
+                loc_base: Loc = (section, i, "escalation_policy_by_severity")
+                by_severity = (
+                    item.get("escalation_policy_by_severity")
+                    if isinstance(item, Mapping)
+                    else getattr(item, "escalation_policy_by_severity", None)
+                )
+                if not isinstance(by_severity, Mapping) or loc_base in failed:
+                    continue
+                for severity, policy_id in by_severity.items():
+                    if isinstance(policy_id, str) and policy_id not in policy_ids:
+                        yield unknown(
+                            (*loc_base, str(severity)), "escalation policy", policy_id, policy_ids
+                        )
     if schedule_ids is None:
         return
     for i, policy in enumerate(_entries(source, "escalation_policies")):
@@ -274,6 +319,7 @@ def _environment_problems(
         ("integrations", "token_env"),
         ("schedules", "ics_token_env"),
         ("api_tokens", "token_env"),
+        ("heartbeats", "token_env"),
     ):
         for i, name in _values(source, section, key, failed):
             if not environ.get(name):

@@ -27,6 +27,8 @@ class NewIncident:
     links: list[dict[str, str]] = field(default_factory=list)
     invite: tuple[str, ...] = ()  # people to invite to its channel besides the team
     declared_in: str | None = None  # the channel a person declared it from (told the link there)
+    category: str | None = None
+    routed: tuple[str, ...] = ()  # what routing decided and why, for the timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class Incident:
     announcement_channel: str | None = None
     announcement_ts: str | None = None
     announcement_version: int = 0
+    category: str | None = None
     lead: str | None = None  # the incident lead's Slack user id
     comms: str | None = None  # the communications lead's Slack user id
     update_status: str | None = None  # the latest status update: investigating | identified | …
@@ -95,6 +98,7 @@ class Incident:
             "severity": self.severity.value,
             "service": self.service_id,
             "team": self.team_id,
+            "category": self.category,
             "source": self.source,
             "integration": self.integration,
             "alert_count": self.alert_count,

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.alerts import Alert
+from bot.domain.incident import Severity
 from bot.domain.records import Incident, NewIncident
 
 
@@ -53,11 +54,22 @@ class Open:
 
 
 @dataclass(frozen=True, slots=True)
+class Raise:
+    """The incident's severity rises to `to` (an alert more severe than it joined or repeated);
+    `why` says which alert and what made it that severe."""
+
+    to: Severity
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class GroupInto:
-    """A new alert of an open incident's group joins it."""
+    """A new alert of an open incident's group joins it (`grouped_by`: the route that grouped)."""
 
     alert: Alert
     incident: Incident
+    grouped_by: str | None = None
+    raise_severity: Raise | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,7 @@ class Repeat:
     last_note_at: datetime | None
     counted: bool
     refired: bool = False
+    raise_severity: Raise | None = None
 
 
 @dataclass(frozen=True, slots=True)

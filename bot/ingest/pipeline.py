@@ -17,6 +17,7 @@ from bot.config import PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.domain.alerts import Alert
 from bot.domain.incident import Severity
+from bot.domain.rules import Routing
 from bot.errors import UserError
 from bot.ingest.decisions import Decision
 from bot.ingest.parsers import PARSERS
@@ -67,8 +68,8 @@ def build_pipeline(
         deliver=(Idempotency(config.incidents.idempotency_ttl),),
         decide=(
             Dedup(),
+            Route(directory_of(config), config.rules, _route_counter(metrics)),
             Mute(),
-            Route(directory_of(config)),
             StormGuard(
                 max_per_minute=limits.max_new_incidents_per_minute,
                 default_severity=Severity(limits.default_severity),
@@ -77,6 +78,18 @@ def build_pipeline(
         ),
         metrics=metrics,
     )
+
+
+def _route_counter(metrics: Metrics) -> Callable[[UnitOfWork, Routing], None]:
+    """Count each matched route (and each drop) once the alert's transaction commits."""
+
+    def count(uow: UnitOfWork, routing: Routing) -> None:
+        for name in routing.routes:
+            uow.after_commit(metrics.alerts_routed.labels(route=name).inc)
+        if routing.dropped_by is not None:
+            uow.after_commit(metrics.alerts_dropped.labels(route=routing.dropped_by).inc)
+
+    return count
 
 
 @dataclass(frozen=True, slots=True)

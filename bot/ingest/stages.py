@@ -24,6 +24,7 @@ from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import Severity, Status
 from bot.domain.records import AlertRecord, Incident, NewIncident
 from bot.domain.routing import Directory, Ownership, route
+from bot.domain.rules import GroupSpec, Routing, Rules
 from bot.errors import (
     AuthError,
     Conflict,
@@ -37,9 +38,11 @@ from bot.errors import (
 from bot.ingest.decisions import (
     AcknowledgeIncident,
     Decision,
+    Dropped,
     GroupInto,
     Ignore,
     Open,
+    Raise,
     Repeat,
     ResolveAlert,
 )
@@ -381,6 +384,8 @@ class AlertContext:
     incident: Incident | None = None  # the open incident with this dedup key
     existing: AlertRecord | None = None  # this alert as stored on that incident
     ownership: Ownership | None = None  # where a new incident would belong
+    routing: Routing | None = None  # what routes, labels and the classifier made of the alert
+    group_prefix: str | None = None  # a route's group: the dedup key prefix of its incidents
 
     @property
     def actor(self) -> str:
@@ -399,7 +404,9 @@ def dedup_key(integration: str, group_key: str) -> str:
     return f"{integration}:sha256:{hashlib.sha256(group_key.encode()).hexdigest()}"
 
 
-def stored_repeat(alert: Alert, existing: AlertRecord) -> Repeat:
+def stored_repeat(
+    alert: Alert, existing: AlertRecord, raise_severity: Raise | None = None
+) -> Repeat:
     """`alert` again, as stored on its incident: counted when applied, refired if resolved."""
     return Repeat(
         alert=alert,
@@ -409,6 +416,22 @@ def stored_repeat(alert: Alert, existing: AlertRecord) -> Repeat:
         last_note_at=existing.last_note_at,
         counted=False,
         refired=existing.status == AlertStatus.RESOLVED.value,
+        raise_severity=raise_severity,
+    )
+
+
+def more_severe(severity: Severity | None, incident: Incident) -> bool:
+    return severity is not None and severity.rank < incident.severity.rank
+
+
+def raise_for(ctx: AlertContext, incident: Incident) -> Raise | None:
+    """Raise the incident's severity when this alert (as routed) is more severe than it."""
+    decided = ctx.routing.severity if ctx.routing else None
+    if decided is None or not more_severe(Severity(decided.value), incident):
+        return None
+    return Raise(
+        to=Severity(decided.value),
+        why=f"alert {ctx.alert.title!r} is {decided.value} (from {decided.by})",
     )
 
 
@@ -424,7 +447,10 @@ class Dedup:
         firing = ctx.alert.status is AlertStatus.FIRING
         if firing:
             counted = await alerts.record_repeat(
-                dedup_key=ctx.dedup_key, fingerprint=ctx.alert.fingerprint, now=ctx.now
+                dedup_key=ctx.dedup_key,
+                fingerprint=ctx.alert.fingerprint,
+                now=ctx.now,
+                severity=ctx.alert.severity,
             )
             if counted is not None:
                 return Repeat(
@@ -443,6 +469,8 @@ class Dedup:
             incident_id=ctx.incident.id, fingerprint=ctx.alert.fingerprint
         )
         if firing and ctx.existing is not None:
+            if more_severe(ctx.alert.severity, ctx.incident):
+                return None  # more severe than its incident: routed, then raised by Group
             return stored_repeat(ctx.alert, ctx.existing)
         return None
 
@@ -454,20 +482,62 @@ class Mute:
         return None
 
 
-class Route:
-    """Decide where a new incident belongs: the alert's service, else the integration's."""
+GROUP_PREFIX = "group:"
 
-    def __init__(self, directory: Directory) -> None:
+
+class Route:
+    """Routes, labels and the classifier decide what the alert becomes (`bot.domain.rules`):
+    its service (so team and escalation policy), severity and category; a route may drop
+    it, or group related alerts from any source into one open incident.
+    """
+
+    def __init__(self, directory: Directory, rules: Rules, on_route: RouteCounter) -> None:
         self.directory = directory
+        self.rules = rules
+        self.on_route = on_route
 
     async def __call__(self, ctx: AlertContext) -> Decision | None:
-        if ctx.alert.status is AlertStatus.FIRING and ctx.incident is None:
+        routing = self.rules.decide(
+            ctx.alert, integration=ctx.integration.name, default_service=ctx.integration.service
+        )
+        ctx.routing = routing
+        self.on_route(ctx.uow, routing)
+        firing = ctx.alert.status is AlertStatus.FIRING
+        if firing and routing.dropped_by is not None:
+            return Dropped(alert=ctx.alert, by=f"route {routing.dropped_by}")
+        if ctx.incident is None and routing.group is not None:
+            await self._find_group(ctx, routing.group)
+        if firing and ctx.incident is None:
             ctx.ownership = route(
                 self.directory,
-                service_id=ctx.alert.service,
+                service_id=routing.service.value if routing.service else None,
                 fallback_service=ctx.integration.service,
             )
         return None
+
+    async def _find_group(self, ctx: AlertContext, group: GroupSpec) -> None:
+        """The open incident of the alert's group: the one holding this alert, else the
+        newest while its window lasts (else a new one opens)."""
+        prefix = f"{GROUP_PREFIX}{group.key}:"
+        ctx.group_prefix = prefix
+        candidates = await IncidentRepository(ctx.uow.session).open_in_group(prefix=prefix)
+        if not candidates:
+            return
+        existing = await AlertRepository(ctx.uow.session).find(
+            incident_ids=[incident.id for incident in candidates],
+            fingerprint=ctx.alert.fingerprint,
+        )
+        if existing is not None:
+            ctx.incident = next(i for i in candidates if i.id == existing.incident_id)
+            ctx.existing = existing
+            return
+        newest = candidates[0]
+        if group.window is None or ctx.now - newest.triggered_at < group.window:
+            ctx.incident = newest
+
+
+RouteCounter = Callable[[UnitOfWork, Routing], None]
+"""Told of each alert's routing in its transaction (the pipeline counts routes with it)."""
 
 
 def storm_key(integration: str) -> str:
@@ -551,9 +621,18 @@ class Group:
     async def __call__(self, ctx: AlertContext) -> Decision:
         alert, incident = ctx.alert, ctx.incident
         if alert.status is AlertStatus.FIRING:
-            if incident is not None:
-                return GroupInto(alert=alert, incident=incident)
-            return Open(alert=alert, new=self._new_incident(ctx))
+            if incident is None:
+                return Open(alert=alert, new=self._new_incident(ctx))
+            raised = raise_for(ctx, incident)
+            if ctx.existing is not None:
+                return stored_repeat(alert, ctx.existing, raised)
+            group = ctx.routing.group if ctx.routing and ctx.group_prefix else None
+            return GroupInto(
+                alert=alert,
+                incident=incident,
+                grouped_by=f"route {group.route}" if group else None,
+                raise_severity=raised,
+            )
         if incident is None:
             return Ignore(alert=alert)
         if alert.status is AlertStatus.ACKNOWLEDGED:
@@ -570,18 +649,24 @@ class Group:
         )
 
     def _new_incident(self, ctx: AlertContext) -> NewIncident:
-        alert = ctx.alert
+        alert, routing = ctx.alert, ctx.routing
         ownership = ctx.ownership or Ownership(None, None, None)
+        severity = routing.severity_value if routing else alert.severity
+        key = ctx.dedup_key
+        if ctx.group_prefix is not None:  # one incident per group and window
+            key = f"{ctx.group_prefix}{ctx.now.timestamp():.6f}"
         return NewIncident(
             title=alert.title,
             description=alert.description,
-            severity=alert.severity or self.default_severity,
+            severity=severity or self.default_severity,
             service_id=ownership.service_id,
             source=alert.source or ctx.integration.type,
             integration=ctx.integration.name,
-            dedup_key=ctx.dedup_key,
+            dedup_key=key,
             labels=dict(alert.labels),
             links=[{"url": link.url, "text": link.text} for link in alert.links],
             actor=ctx.actor,
             text=f"Triggered by alert: {alert.title}",
+            category=routing.category.value if routing and routing.category else None,
+            routed=tuple(routing.explain()) if routing and routing.by_rules else (),
         )

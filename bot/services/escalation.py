@@ -21,6 +21,7 @@ from bot.config import EscalationPolicyConfig, PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain.escalation import FIRST, Policy, Step, deadline_after, next_step
+from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident
 from bot.domain.routing import route
 from bot.errors import UserError
@@ -69,7 +70,12 @@ class EscalationService:
 
     def policy_for(self, incident: Incident) -> EscalationPolicyConfig | None:
         """The incident's escalation policy: its service's, else its team's, else none."""
-        owner = route(self.directory, service_id=incident.service_id, team_id=incident.team_id)
+        owner = route(
+            self.directory,
+            service_id=incident.service_id,
+            team_id=incident.team_id,
+            severity=incident.severity,
+        )
         return self.config.escalation_policy(owner.policy_id) if owner.policy_id else None
 
     # ---- hooks inside the incident's own transaction -----------------------------------
@@ -89,6 +95,42 @@ class EscalationService:
                 incident_id=incident.id, cycle=FIRST.cycle, level=FIRST.level
             )
             await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
+
+    async def severity_raised(
+        self, uow: UnitOfWork, incident: Incident, before: Severity, now: datetime
+    ) -> None:
+        """The severity rose: if the new severity has another escalation policy and nobody has
+        acknowledged yet, escalate by that policy from its first level, now. With the same
+        policy the escalation goes on as it was (nobody is paged twice for one rise)."""
+        if incident.status is not Status.TRIGGERED:
+            return
+        policy = self.policy_for(incident)
+        if policy is None:
+            return
+        repo = EscalationRepository(uow.session)
+        state = await repo.get(incident_id=incident.id)
+        if state is not None and state.policy_id == policy.id:
+            return
+        if state is None:
+            await repo.create(incident_id=incident.id, policy_id=policy.id, now=now)
+            step = 0
+        else:
+            await repo.switch_policy(incident_id=incident.id, policy_id=policy.id, now=now)
+            step = 1 + await PageRepository(uow.session).last_step(
+                incident_id=incident.id, cycle=FIRST.cycle, level=FIRST.level
+            )
+        await TimelineRepository(uow.session).add(
+            incident_id=incident.id,
+            at=now,
+            kind="escalation_policy_changed",
+            actor="pulseops",
+            text=(
+                f"Escalating by {policy.id}, the policy for {incident.severity.value} "
+                f"(was {state.policy_id if state else 'none'} for {before.value})"
+            ),
+            data={"policy": policy.id, "severity": incident.severity.value},
+        )
+        await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
 
     async def stop(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
         """Acknowledged or resolved: no further automatic pages."""

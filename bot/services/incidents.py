@@ -9,7 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.clock import Clock
@@ -17,7 +17,6 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
-from bot.domain.alerts import Alert
 from bot.domain.incident import Effect, InvalidTransition, Role, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
@@ -31,6 +30,7 @@ from bot.ingest.decisions import (
     Muted,
     Open,
     Outcome,
+    Raise,
     Repeat,
     ResolveAlert,
 )
@@ -38,6 +38,7 @@ from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
 from store.collab import ArchiveRepository, UpdateRepository
+from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.roles import RoleRepository
@@ -46,6 +47,7 @@ from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
+SYSTEM_ACTOR = "pulseops"  # the actor of what PulseOps does by itself (auto-resolve)
 
 
 class IncidentService:
@@ -117,6 +119,32 @@ class IncidentService:
 
         return await self.write(work)
 
+    async def resolve_if_quiet(
+        self, *, incident_id: int, quiet_for: timedelta, reason: str
+    ) -> bool:
+        """Resolve the incident as the system if no alert has been seen on it for `quiet_for`
+        and no missed heartbeat holds it (checked in the transaction); False when it is
+        resolved already or not quiet.
+
+        Several replicas may try at once: the state's compare-and-set lets one win; the
+        others find it resolved on their retry.
+        """
+
+        async def work(uow: UnitOfWork) -> bool:
+            now = self.clock.now()
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            quiet = await QuietIncidents(uow.session).is_quiet(
+                incident_id=incident_id, before=now - quiet_for
+            )
+            if not (incident.is_open and quiet):
+                return False
+            await self._transition(
+                uow, incident, Resolve(by=SYSTEM_ACTOR), now, text=f"Resolved: {reason}"
+            )
+            return True
+
+        return await self.write(work)
+
     # ---- alert decisions (in the delivery's transaction) ---------------------------------
 
     async def apply(
@@ -137,10 +165,12 @@ class IncidentService:
                 )
                 return IngestOutcome(alert.fingerprint, Outcome.CREATED, incident.id)
             case GroupInto(incident=incident):
-                await self._group_into(uow, integration, incident, alert, now)
+                await self._group_into(uow, integration, decision, now)
+                await self._raise(uow, incident.id, decision.raise_severity, actor, now)
                 return IngestOutcome(alert.fingerprint, Outcome.GROUPED, incident.id)
             case Repeat():
                 await self._repeat(uow, actor, decision, now)
+                await self._raise(uow, decision.incident_id, decision.raise_severity, actor, now)
                 return IngestOutcome(alert.fingerprint, Outcome.DEDUPLICATED, decision.incident_id)
             case AcknowledgeIncident(incident=incident):
                 await self._transition(uow, incident, Acknowledge(by=actor), now)
@@ -156,23 +186,22 @@ class IncidentService:
                 return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
 
     async def _group_into(
-        self,
-        uow: UnitOfWork,
-        integration: IntegrationConfig,
-        incident: Incident,
-        alert: Alert,
-        now: datetime,
+        self, uow: UnitOfWork, integration: IntegrationConfig, joined: GroupInto, now: datetime
     ) -> None:
+        incident, alert = joined.incident, joined.alert
         await AlertRepository(uow.session).add_first(
             incident_id=incident.id, integration=integration.name, alert=alert, now=now
+        )
+        by = (
+            f" (grouped into {incident.number} by {joined.grouped_by})" if joined.grouped_by else ""
         )
         await TimelineRepository(uow.session).add(
             incident_id=incident.id,
             at=now,
             kind="alert_added",
             actor=f"monitor:{integration.name}",
-            text=f"Alert joined the incident: {alert.title}",
-            data={"fingerprint": alert.fingerprint},
+            text=f"Alert joined the incident: {alert.title}{by}",
+            data={"fingerprint": alert.fingerprint, "grouped_by": joined.grouped_by},
         )
         await IncidentRepository(uow.session).count_alerts(incident_id=incident.id, now=now)
         await self._enqueue_sync(uow, incident.id, now)
@@ -204,6 +233,16 @@ class IncidentService:
             data={"fingerprint": repeat.alert.fingerprint, "occurrences": occurrences},
         )
 
+    async def _raise(
+        self, uow: UnitOfWork, incident_id: int, raised: Raise | None, actor: str, now: datetime
+    ) -> None:
+        """Raise the incident's severity for a more severe alert; it never falls by itself."""
+        if raised is None:
+            return
+        await self.change_severity(
+            uow, incident_id=incident_id, severity=raised.to, by=actor, now=now, why=raised.why
+        )
+
     def _note_due(self, last_note_at: datetime | None, now: datetime) -> bool:
         """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
         interval = self.config.incidents.repeat_note_interval
@@ -233,9 +272,16 @@ class IncidentService:
     # ---- shared by people and alerts ----------------------------------------------------
 
     async def _transition(
-        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+        self,
+        uow: UnitOfWork,
+        incident: Incident,
+        command: Command,
+        now: datetime,
+        *,
+        text: str | None = None,
     ) -> Transition:
-        """Apply `command` to `incident` in the caller's transaction.
+        """Apply `command` to `incident` in the caller's transaction (`text`: the timeline's
+        wording, else the new status).
 
         Raises InvalidTransition; a lost compare-and-set raises `Retry` (`in_write` retries).
         """
@@ -254,7 +300,7 @@ class IncidentService:
                 at=now,
                 kind=transition.event_kind,
                 actor=command.by,
-                text=transition.event_kind.capitalize(),
+                text=text or transition.event_kind.capitalize(),
                 data={"from": transition.before.status.value, "to": transition.after.status.value},
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
@@ -306,7 +352,8 @@ class IncidentService:
         incident = await IncidentRepository(uow.session).add(
             new, ownership=ownership, now=now, alert_count=1 if new.integration else 0
         )
-        await TimelineRepository(uow.session).add(
+        timeline = TimelineRepository(uow.session)
+        await timeline.add(
             incident_id=incident.id,
             at=now,
             kind="triggered",
@@ -314,6 +361,15 @@ class IncidentService:
             text=new.text,
             data={"severity": new.severity.value, "service": new.service_id},
         )
+        if new.routed:
+            await timeline.add(
+                incident_id=incident.id,
+                at=now,
+                kind="routed",
+                actor=new.actor,
+                text="Routed: " + "; ".join(new.routed),
+                data={"decisions": list(new.routed), "category": new.category},
+            )
         # the announcement first: it pages people even when channel creation is rate limited
         await uow.enqueue(kind=OutboxKind.ANNOUNCE, incident_id=incident.id, now=now)
         await uow.enqueue(
@@ -341,41 +397,67 @@ class IncidentService:
         return incident
 
     async def change_severity(
-        self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        *,
+        incident_id: int,
+        severity: Severity,
+        by: str,
+        now: datetime,
+        why: str | None = None,
     ) -> Severity | None:
         """Set the incident's severity in the caller's transaction: the one way severity
-        changes (the API, Slack's select and `/incident severity`, a more severe alert).
+        changes, for people (the API's PATCH, Slack's select, `/incident severity`) and for
+        alerts (a more severe alert joining: `why` says which, and severity only rises then).
 
-        On the timeline with `by` and the old value; every copy of the message re-renders and
-        a line is threaded under the channel's message; a rise may re-page (see `repages`).
-        Returns the severity it had, or None when it already had `severity` (nothing
-        changes). A lost race raises `Retry`.
+        On the timeline with `by` and the old value; every copy of the message re-renders, a
+        line is threaded under the channel's message, the update reminder follows the new
+        severity, and a rise may escalate by another policy (`EscalationService.severity_raised`).
+        Returns the severity it had, or None when nothing changed. A lost race raises `Retry`.
         """
-        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
-        if incident.severity is severity:
-            return None
-        ok = await SeverityRepository(uow.session).compare_and_set(
-            incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
-        )
-        if not ok:
-            raise Retry()
-        before = incident.severity.value
+        repo = SeverityRepository(uow.session)
+        if why is not None:  # an alert: only ever up, whatever another alert did meanwhile
+            before = await repo.raise_to(incident_id=incident_id, severity=severity, now=now)
+            if before is None:
+                return None
+            text = f"Severity raised from {before.value} to {severity.value}: {why}"
+        else:
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            if incident.severity is severity:
+                return None
+            ok = await repo.compare_and_set(
+                incident_id=incident_id,
+                expected_version=incident.version,
+                severity=severity,
+                now=now,
+            )
+            if not ok:
+                raise Retry()
+            before = incident.severity
+            text = f"Severity changed from {before.value} to {severity.value}"
         await TimelineRepository(uow.session).add(
             incident_id=incident_id,
             at=now,
             kind="severity_changed",
             actor=by,
-            text=f"Severity changed from {before} to {severity.value}",
-            data={"from": before, "to": severity.value},
+            text=text,
+            data={"from": before.value, "to": severity.value, **({"why": why} if why else {})},
         )
         await self._enqueue_sync(uow, incident_id, now)
         await self.state_line(
-            uow, incident_id, now, kind="severity_changed", actor=by, old=before, new=severity.value
+            uow,
+            incident_id,
+            now,
+            kind="severity_changed",
+            actor=by,
+            old=before.value,
+            new=severity.value,
         )
         await self._reschedule_updates(uow, incident_id)
-        if repages(incident, severity):
-            await self.escalations.start(uow, incident, now)
-        return incident.severity
+        if severity.rank < before.rank:
+            fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            await self.escalations.severity_raised(uow, fresh, before, now)
+        return before
 
     async def assign_role(
         self, uow: UnitOfWork, *, incident_id: int, role: Role, user: str, by: str, now: datetime
@@ -497,14 +579,4 @@ class IncidentService:
             return await IdempotencyRepository(session).purge(now=self.clock.now())
 
 
-def repages(incident: Incident, severity: Severity) -> bool:
-    """The re-page rule: a rise into SEV1 or SEV2 of an incident nobody has acknowledged yet
-    starts its escalation over from the first level (the first level is paged again)."""
-    return (
-        incident.status is Status.TRIGGERED
-        and severity.rank < incident.severity.rank
-        and severity.rank <= Severity.SEV2.rank
-    )
-
-
-__all__ = ["IncidentService", "InvalidTransition", "repages"]
+__all__ = ["IncidentService", "InvalidTransition"]

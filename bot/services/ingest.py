@@ -81,6 +81,13 @@ class AlertIngest:
 
         return await self.incidents.write(work)
 
+    async def apply_in(self, uow: UnitOfWork, request: IngestRequest, now: datetime) -> Delivery:
+        """Apply one delivery in the caller's transaction (a heartbeat's claim commits with
+        the incident it opens)."""
+        delivery = await self._deliver(uow, request, now)
+        await uow.flush_repeats()
+        return delivery
+
     async def _batch(self, requests: list[IngestRequest]) -> list[Delivery | BaseException]:
         """Apply a group; if it fails, apply each delivery alone so one failure fails one.
 

@@ -37,7 +37,7 @@ def test_build_pipeline_assembles_the_stages_in_order(config: PulseOpsConfig) ->
         Parse,
     ]
     assert [type(s) for s in pipeline.deliver] == [Idempotency]
-    assert [type(s) for s in pipeline.decide] == [Dedup, Mute, Route, StormGuard, Group]
+    assert [type(s) for s in pipeline.decide] == [Dedup, Route, Mute, StormGuard, Group]
 
 
 class MuteLabelled:

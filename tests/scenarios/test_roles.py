@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.clock import ManualClock
+from bot.config import parse_config
 from bot.sandbox.emulator import Emulator
 from tests.conftest import Harness
 from tests.helpers import (
@@ -18,9 +19,9 @@ from tests.helpers import (
     dms,
     fire,
     manage_elements,
-    oncall_config,
     reply_text,
 )
+from tests.scenarios.test_routes import ROUTING_YAML
 
 # every test here runs on SQLite and on PostgreSQL
 pytestmark = pytest.mark.parametrize(
@@ -260,22 +261,28 @@ async def test_declare_gives_a_link_and_says_who(harness: Harness) -> None:
     assert f"Declared by <@{CAROL}>" in all_text(channel_message(harness, incident))
 
 
-async def test_a_rise_into_sev2_repages_an_unacknowledged_incident(
+async def test_a_rise_by_hand_escalates_by_the_new_severitys_policy(
     emulator: Emulator, database_url: str, clock: ManualClock
 ) -> None:
+    """The same rule as a more severe alert's (one function): an unacknowledged incident whose
+    new severity has another escalation policy is escalated by it from its first level."""
     clock.set(WEDNESDAY)  # Bob is on call
+    config = parse_config(ROUTING_YAML, source="routing.yml", environ={})
     async with Harness(
-        emulator=emulator, database_url=database_url, config=oncall_config(), clock=clock
+        emulator=emulator, database_url=database_url, config=config, clock=clock
     ) as harness:
-        incident_id = await fire(harness, severity="warning")  # SEV3
+        incident_id = await fire(harness, severity="warning")  # SEV3: payments-default
         channel = (await harness.incident(incident_id))["slack"]["channel_id"]
-        assert len(dms(harness, BOB)) == 1
-        await slash(harness, "severity SEV2", user=ALICE, channel=channel)
+        await slash(harness, "severity SEV2", user=ALICE, channel=channel)  # same policy
         await harness.settle()
-        paged = [
-            e for e in (await harness.incident(incident_id))["timeline"] if e["kind"] == "paged"
-        ]
-        assert [e["data"]["target"] for e in paged] == [BOB, BOB]
+        timeline = (await harness.incident(incident_id))["timeline"]
+        assert [e["data"]["target"] for e in timeline if e["kind"] == "paged"] == [BOB]
+        await slash(harness, "severity SEV1", user=ALICE, channel=channel)  # payments-critical
+        await harness.settle()
+        timeline = (await harness.incident(incident_id))["timeline"]
+        assert [e["data"]["target"] for e in timeline if e["kind"] == "paged"] == [BOB, CAROL]
+        changed = [e for e in timeline if e["kind"] == "escalation_policy_changed"]
+        assert len(changed) == 1 and "payments-critical" in changed[0]["text"]
         # a fall, or a rise once acknowledged, pages no one
         await slash(harness, "severity SEV4", user=ALICE, channel=channel)
         await slash(harness, "ack", user=BOB, channel=channel)
