@@ -274,7 +274,25 @@ def test_run_an_incident_from_the_page(page: Page, sandbox: Sandbox) -> None:
     timeline = incident(sandbox)["timeline"]
     assert [e["data"]["author"] for e in timeline if e["kind"] == "message_added"] == ["U0CAROL01"]
 
+    # the message shortcut, from another channel: a form asks which incident
+    page.locator('a.channel[data-channel-id="C0PAYMENTS"]').click()
     act_as(page, "U0ALICE01")
+    send(page, "Customers report 502s at checkout")
+    outside = page.locator(".message", has_text="Customers report 502s")
+    outside.hover()
+    outside.locator('button.run-shortcut[data-callback-id="add_to_incident_timeline"]').click()
+    expect(modal).to_contain_text("Add to timeline")
+    modal.locator('select[data-action-id="incident"]').select_option("1")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    wait_for(
+        lambda: (
+            len([e for e in incident(sandbox)["timeline"] if e["kind"] == "message_added"]) == 2
+        ),
+        what="the shortcut's message on the timeline",
+    )
+
+    open_channel(page, "inc-1-checkout-is-slow")
     page.locator('.message button[data-action-id="incident_resolve"]').first.click()
     draft = page.locator("a.file", has_text="INC-1 postmortem draft")
     expect(draft).to_have_count(1)
@@ -285,4 +303,5 @@ def test_run_an_incident_from_the_page(page: Page, sandbox: Sandbox) -> None:
     assert document.startswith("# INC-1: Checkout is slow")
     assert "The orders index was dropped by migration 42" in document
     assert "A slow query on the orders table" in document
+    assert "Customers report 502s at checkout" in document
     page.screenshot(path=str(ARTIFACTS / "incident-postmortem.png"))
