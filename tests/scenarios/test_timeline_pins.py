@@ -7,11 +7,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.config import parse_config
-from bot.sandbox.emulator import Emulator
-from tests.conftest import CONFIG_YAML, Harness
+from bot.delivery.kinds import OutboxKind
+from bot.sandbox.emulator import DEFAULT_SCOPES, Emulator
+from store.models import OutboxRow
+from tests.conftest import CONFIG_YAML, Harness, emulated
 from tests.helpers import dms, fire
 from tests.scenarios.test_roles import ALICE, BOB, CAROL, slash, thread
 
@@ -180,3 +183,40 @@ async def test_reopen_cancels_the_archive_and_off_turns_it_off(
         clock.advance(timedelta(days=30))
         assert await harness.deps.collab.sweep_archives() == 0
         assert not harness.emu.channels[channel].is_archived
+
+
+async def test_lines_for_an_incident_without_a_channel_stop_waiting(
+    database_url: str, clock: ManualClock
+) -> None:
+    """An app without channels:manage never gets its incident channel: the lines waiting for
+    it give up after a day instead of waiting for ever."""
+    scopes = [s for s in DEFAULT_SCOPES if s != "channels:manage"]
+    async with (
+        emulated(scopes=scopes) as emu,
+        Harness(
+            emulator=emu,
+            database_url=database_url,
+            config=parse_config(CONFIG_YAML, environ={}),
+            clock=clock,
+        ) as harness,
+    ):
+        incident_id = await fire(harness)
+        assert (await harness.incident(incident_id))["slack"]["channel_id"] is None
+        status, _ = await harness.call(
+            "PATCH", f"/api/v1/incidents/{incident_id}", {"status": "acknowledged"}
+        )
+        assert status == 200
+        await harness.deps.outbox.drain()
+
+        async def line_status() -> str:
+            async with harness.deps.db.read() as session:
+                row = await session.scalar(
+                    select(OutboxRow).where(OutboxRow.kind == OutboxKind.STATE_LINE)
+                )
+                assert row is not None
+                return row.status
+
+        assert await line_status() == "pending"
+        clock.advance(timedelta(days=1, minutes=1))
+        await harness.deps.outbox.drain()
+        assert await line_status() == "dead"  # failed for good: never tried again

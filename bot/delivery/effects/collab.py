@@ -4,7 +4,7 @@ and a newly given role (the person invited; the lead told by DM)."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.delivery.effects.base import Effects, Handler, LeaseBusy
 from bot.delivery.kinds import OutboxKind
@@ -16,6 +16,9 @@ from store.incidents import IncidentRepository
 from store.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
+
+# a row waiting for its incident's channel stops waiting after this (its creation failed)
+GIVE_UP_WITHOUT_CHANNEL = timedelta(days=1)
 
 
 class CollabEffects(Effects):
@@ -37,6 +40,8 @@ class CollabEffects(Effects):
         async with self.db.read() as session:
             incident = await IncidentRepository(session).get(incident_id=item.incident_id)
         if incident.channel_id is None or incident.message_ts is None:
+            if self.clock.now() - incident.triggered_at > GIVE_UP_WITHOUT_CHANNEL:
+                raise SlackFatal(item.kind, "the incident never got its channel")
             raise LeaseBusy(f"INC-{incident.id} has no channel message yet")
         return incident
 
