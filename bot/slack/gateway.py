@@ -305,12 +305,17 @@ class SlackGateway:
             return str(data["channel"]), str(data["ts"])
 
         return await self._exactly_once(
-            post, lambda: self.find_post(channel, mark), look_first=look_first
+            post,
+            lambda: self.find_post(channel, mark, thread_ts=thread_ts),
+            look_first=look_first,
         )
 
-    async def find_post(self, channel: str, mark: PostMark) -> tuple[str, str] | None:
-        """(channel, ts) of the message carrying `mark` in the channel's recent history."""
-        return await lookup.find_post(self.call, channel, mark)
+    async def find_post(
+        self, channel: str, mark: PostMark, *, thread_ts: str | None = None
+    ) -> tuple[str, str] | None:
+        """(channel, ts) of the message carrying `mark` in the channel's recent history (or
+        in the thread `thread_ts`)."""
+        return await lookup.find_post(self.call, channel, mark, thread_ts=thread_ts)
 
     async def update_message(
         self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]]

@@ -10,7 +10,7 @@ from bot.clock import ManualClock
 from bot.config import parse_config
 from bot.sandbox.emulator import Emulator
 from tests.conftest import CONFIG_YAML, READ_TOKEN, Harness
-from tests.helpers import WEDNESDAY, buttons, dms, fire, oncall_config
+from tests.helpers import WEDNESDAY, buttons, dms, fire, oncall_config, wait_for_status
 from tests.scenarios.test_roles import ALICE, BOB, CAROL, channel_message, slash, thread
 from tests.scenarios.test_updates import post_update
 
@@ -119,6 +119,7 @@ async def test_reopen_by_button_and_command_restarts_escalation(harness: Harness
     await harness.emu.click(
         user=BOB, channel=slack["channel_id"], ts=slack["message_ts"], action_id="incident_reopen"
     )
+    await wait_for_status(harness, incident_id, "triggered")  # a click is carried out after
     await harness.settle()
     incident = await harness.incident(incident_id)
     assert incident["status"] == "triggered"

@@ -17,6 +17,7 @@ from tests.helpers import (
     WEDNESDAY,
     all_text,
     dms,
+    eventually,
     fire,
     manage_elements,
     reply_text,
@@ -126,6 +127,10 @@ async def test_severity_from_the_select_and_the_command(harness: Harness) -> Non
         value=f"{incident_id}:SEV4",
     )
     assert result["status"] == 200
+    # a click is acknowledged at once and carried out after: wait for the change
+    await eventually(
+        lambda: harness.emu.ephemerals and "SEV4" in harness.emu.ephemerals[-1]["text"]
+    )
     await harness.settle()
     incident = await harness.incident(incident_id)
     assert incident["severity"] == "SEV4"

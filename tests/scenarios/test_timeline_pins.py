@@ -13,6 +13,7 @@ from bot.clock import ManualClock
 from bot.config import parse_config
 from bot.delivery.kinds import OutboxKind
 from bot.sandbox.emulator import DEFAULT_SCOPES, Emulator
+from bot.slack.lookup import PostMark
 from store.models import OutboxRow
 from tests.conftest import CONFIG_YAML, Harness, emulated
 from tests.helpers import dms, fire
@@ -106,9 +107,12 @@ async def test_the_shortcut_in_the_channel_and_from_elsewhere(harness: Harness) 
         user=CAROL, view_id=view_id, values={"timeline_incident": {"incident": str(incident_id)}}
     )
     assert done["status"] == 200
-    await harness.settle()
-    timeline = (await harness.incident(incident_id))["timeline"]
-    added = [e for e in timeline if e["kind"] == "message_added"]
+    for _ in range(500):  # the form is answered first, the message added after
+        timeline = (await harness.incident(incident_id))["timeline"]
+        added = [e for e in timeline if e["kind"] == "message_added"]
+        if len(added) == 2:
+            break
+        await asyncio.sleep(0.02)
     assert [(e["actor"], e["data"]["channel"]) for e in added] == [
         (BOB, channel),
         (CAROL, "C0PAYMENTS"),
@@ -220,3 +224,24 @@ async def test_lines_for_an_incident_without_a_channel_stop_waiting(
         clock.advance(timedelta(days=1, minutes=1))
         await harness.deps.outbox.drain()
         assert await line_status() == "dead"  # failed for good: never tried again
+
+
+async def test_a_threaded_post_is_found_again_by_its_mark(harness: Harness) -> None:
+    """After a lost answer, a line threaded under the incident message is looked for among
+    the thread's replies (channel history holds none) and adopted, not posted twice."""
+    incident_id = await fire(harness)
+    slack = (await harness.incident(incident_id))["slack"]
+    channel, parent = slack["channel_id"], slack["message_ts"]
+    gateway = harness.deps.gateway
+    mark = PostMark(
+        outbox_id=987654, step="line", since=harness.clock.now(), incident_id=incident_id
+    )
+    assert await gateway.find_post(channel, mark, thread_ts=parent) is None
+    _, ts = await gateway.post_message(channel, text="a line", thread_ts=parent, mark=mark)
+    assert await gateway.find_post(channel, mark) is None  # not in the channel's history
+    assert await gateway.find_post(channel, mark, thread_ts=parent) == (channel, ts)
+    again = await gateway.post_message(
+        channel, text="a line", thread_ts=parent, mark=mark, look_first=True
+    )
+    assert again == (channel, ts)
+    assert [m["text"] for m in harness.emu.messages(channel)].count("a line") == 1

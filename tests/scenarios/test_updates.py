@@ -34,11 +34,20 @@ async def post_update(
 ) -> dict[str, Any]:
     view_id = await open_form(harness, "update", user=user, channel=channel)
     assert harness.emu.views[view_id]["callback_id"] == "incident_update"
-    return await harness.emu.submit_view(
+    result = await harness.emu.submit_view(
         user=user,
         view_id=view_id,
         values={"update_status": {"status": status}, "update_summary": {"summary": summary}},
     )
+    if summary.strip():  # accepted: wait for the write (a loaded machine may answer late)
+        for _ in range(500):
+            incident = await harness.deps.incidents.get_by_channel(channel_id=channel)
+            if incident is not None and incident.update_summary == summary:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"the update {summary!r} was not recorded")
+    return result
 
 
 async def test_an_update_is_posted_threaded_and_shown(harness: Harness) -> None:

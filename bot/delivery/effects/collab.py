@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import (
+    Effects,
+    Handler,
+    LeaseBusy,
+    outcome_unknown,
+    post_mark,
+)
 from bot.delivery.kinds import OutboxKind
 from bot.domain.naming import channel_name_candidates
 from bot.domain.records import Followup, Incident
@@ -59,7 +65,11 @@ class CollabEffects(Effects):
                     )
             text = self.renderer.replies.state_line(**item.payload, followups=followups)
             _, ts = await self.gateway.post_message(
-                incident.channel_id, text=str(text), thread_ts=incident.message_ts
+                incident.channel_id,
+                text=str(text),
+                thread_ts=incident.message_ts,
+                mark=post_mark(item, "line"),
+                look_first=outcome_unknown(item),
             )
             item.progress["posted"] = ts
             await self._save_progress(item)
@@ -86,7 +96,9 @@ class CollabEffects(Effects):
                 by=str(item.payload["by"]),
             )
             dm = await self.gateway.open_dm(user)
-            await self.gateway.post_message(dm, text=str(text))
+            await self.gateway.post_message(
+                dm, text=str(text), mark=post_mark(item, "lead"), look_first=outcome_unknown(item)
+            )
             item.progress["told"] = True
             await self._save_progress(item)
 
@@ -103,13 +115,22 @@ class CollabEffects(Effects):
             )
         )
         if not item.progress.get("posted"):
-            _, ts = await self.gateway.post_message(incident.channel_id, text=text)
+            _, ts = await self.gateway.post_message(
+                incident.channel_id,
+                text=text,
+                mark=post_mark(item, "update"),
+                look_first=outcome_unknown(item),
+            )
             item.progress["posted"] = ts
             await self._save_progress(item)
         if incident.announcement_ts and incident.announcement_channel:
             if not item.progress.get("threaded"):
                 await self.gateway.post_message(
-                    incident.announcement_channel, text=text, thread_ts=incident.announcement_ts
+                    incident.announcement_channel,
+                    text=text,
+                    thread_ts=incident.announcement_ts,
+                    mark=post_mark(item, "update-thread"),
+                    look_first=outcome_unknown(item),
                 )
                 item.progress["threaded"] = True
                 await self._save_progress(item)
@@ -131,7 +152,9 @@ class CollabEffects(Effects):
             )
         )
         where = await self.gateway.open_dm(incident.lead) if incident.lead else incident.channel_id
-        _, ts = await self.gateway.post_message(where, text=text)
+        _, ts = await self.gateway.post_message(
+            where, text=text, mark=post_mark(item, "reminder"), look_first=outcome_unknown(item)
+        )
         item.progress["posted"] = ts
         await self._save_progress(item)
 
@@ -175,7 +198,13 @@ class CollabEffects(Effects):
                 number=incident.number, resolved_at=incident.resolved_at
             )
             item.progress["told"] = await self._optional(
-                self.gateway.post_message(incident.channel_id, text=str(text)), incident.id
+                self.gateway.post_message(
+                    incident.channel_id,
+                    text=str(text),
+                    mark=post_mark(item, "archiving"),
+                    look_first=outcome_unknown(item),
+                ),
+                incident.id,
             )
             await self._save_progress(item)
         item.progress["archived"] = await self._optional(

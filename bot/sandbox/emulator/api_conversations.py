@@ -140,7 +140,8 @@ def rename(ctx: CallContext) -> dict[str, Any]:
 
 def replies(ctx: CallContext) -> dict[str, Any]:
     """conversations.replies: a thread's parent and its replies, oldest first; `latest` /
-    `oldest` / `inclusive` bound them like history (thread_not_found for an unknown ts)."""
+    `oldest` / `inclusive` bound them like history, metadata only with include_all_metadata
+    (thread_not_found for an unknown ts)."""
     channel = channel_for_bot(ctx)
     require_kind_scope(ctx, channel, "history")
     if not channel.is_im and not channel.is_mpim:
@@ -164,9 +165,10 @@ def replies(ctx: CallContext) -> dict[str, Any]:
         return oldest is None or when > oldest or (inclusive and when == oldest)
 
     page, meta = paginate(ctx, [m for m in thread if within(float(m["ts"]))])
+    with_metadata = ctx.flag("include_all_metadata")
     return {
         "ok": True,
-        "messages": [public_message(m) for m in page],
+        "messages": [public_message(m, metadata=with_metadata) for m in page],
         "has_more": bool(meta["next_cursor"]),
         "response_metadata": meta,
     }
