@@ -25,6 +25,8 @@ from bot.delivery.effects import (
     PostmortemEffects,
     ReportEffects,
 )
+from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
@@ -36,6 +38,7 @@ from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.collab import CollabService
 from bot.services.escalation import EscalationService
+from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
@@ -48,12 +51,14 @@ from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
     api,
     api_write,
     commands,
+    dropin,
     events,
     heartbeats,
     home,
@@ -113,6 +118,7 @@ def create_app(
             route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
             is not None
         ),
+        workflow_buttons=lambda incident: [(w.id, w.title) for w in offered(config, incident)],
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
@@ -131,8 +137,15 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
+    workflows = WorkflowService(
+        db=db, config=config, clock=clock, on_commit=committed, events=EventStream(config=config)
+    )
+    event_effects = EventEffects(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, environ=environ
+    )
+    outbox.register(event_effects)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -144,6 +157,22 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+        workflows=workflows,
+    )
+    changes = IncidentChanges(incidents=incidents, config=config, clock=clock)
+    outbox.register(
+        WorkflowEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            escalations=escalations,
+            changes=changes,
+            environ=environ,
+            on_commit=committed,
+            metrics=metrics,
+        )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     ingest = AlertIngest(
@@ -201,7 +230,8 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
-        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        changes=changes,
+        workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
         collab=CollabService(incidents=incidents, config=config, clock=clock),
         postmortems=postmortems,
@@ -244,7 +274,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, dropin, api, ics):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
@@ -267,6 +297,7 @@ def create_app(
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
+                Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
                 # status-update reminders go out within ~5 s of their deadline
@@ -288,6 +319,7 @@ def create_app(
         await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await event_effects.close()
         await dashboard.close()
         await client.session.close() if client.session else None
         await db.dispose()

@@ -26,6 +26,7 @@ from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -54,6 +55,7 @@ class Deps:
     permissions: Permissions
     collab: CollabService
     postmortems: Postmortems
+    workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
 

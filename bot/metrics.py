@@ -92,6 +92,18 @@ class Metrics:
             buckets=RESPONSE_BUCKETS,
             registry=r,
         )
+        self.workflow_runs = Counter(
+            "pulseops_workflow_runs_total",
+            "Workflow runs finished, by workflow and result (succeeded, failed)",
+            ["workflow", "result"],
+            registry=r,
+        )
+        self.workflow_attempts = Counter(
+            "pulseops_workflow_step_attempts_total",
+            "Workflow step attempts, by step kind and outcome (done, failed, retry)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.transitions = Counter(
             "pulseops_incident_transitions_total",
             "Incident state changes, by resulting status",

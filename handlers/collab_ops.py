@@ -52,7 +52,7 @@ async def set_severity(deps: Deps, *, incident_id: int, severity: Severity, by: 
     await deps.permissions.require(
         "severity", user=by, team_id=incident.team_id, replies=deps.renderer.replies
     )
-    old = await deps.changes.set_severity(incident_id=incident_id, severity=severity, by=by)
+    old = await deps.changes.change_severity(incident_id=incident_id, severity=severity, by=by)
     return deps.renderer.replies.severity_set(
         number=incident.number, old=old.value if old else None, new=severity.value
     )

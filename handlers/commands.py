@@ -17,7 +17,7 @@ from bot.render.report import ReportRenderer, period_label
 from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
 from handlers import collab_ops
-from handlers.incident_ops import VERBS, run_command
+from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 from store.incidents import IncidentFilter
@@ -188,6 +188,29 @@ async def _title(
     await ack(text=deps.renderer.replies.title_set(number=incident.number, old=old))
 
 
+async def _run(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    """`/incident run <workflow> [number]`: start a button workflow, once per command."""
+    workflow_id, _sep, ref = arg.partition(" ")
+    if not workflow_id:
+        offered = ", ".join(f"`{w.id}`" for w in deps.config.workflows if w.run == "button")
+        raise UserError(
+            "Type `/incident run <workflow>` in the incident channel "
+            f"(workflows: {offered or 'none are configured'})."
+        )
+    incident_id = await _incident_id(deps, command, ref.strip())
+    text = await start_workflow(
+        deps,
+        incident_id=incident_id,
+        workflow_id=workflow_id.lower(),
+        by=command["user_id"],
+        key=f"command:{command.get('trigger_id')}",
+        trigger="command",
+    )
+    await ack(text=text)
+
+
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
@@ -268,6 +291,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "followup": _followup,
     "followups": _followups,
     "title": _title,
+    "run": _run,
     "stats": _stats,
     "help": _help,
 }

@@ -294,6 +294,49 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
 
 
+class WorkflowRunRow(Base):
+    """One run of a workflow on an incident: unique per (workflow, incident, trigger key), so a
+    redelivered or concurrent trigger never runs it twice. `scheduled` runs wait for `due_at`
+    (`unacknowledged_for`); the outbox row of a `pending` run carries it out."""
+
+    __tablename__ = "workflow_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    trigger: Mapped[str] = mapped_column(String(40))  # triggered | … | button | command
+    trigger_key: Mapped[str] = mapped_column(String(255))
+    started_by: Mapped[str] = mapped_column(String(140))
+    status: Mapped[str] = mapped_column(String(16))  # scheduled|pending|succeeded|failed|skipped
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_workflow_runs_key", "workflow_id", "incident_id", "trigger_key", unique=True),
+        Index("ix_workflow_runs_due", "status", "due_at"),
+    )
+
+
+class WorkflowStepRow(Base):
+    """One step of a run: its attempts and outcome. A step marked done is never run again."""
+
+    __tablename__ = "workflow_steps"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    finished_at: Mapped[datetime | None]
+
+
 class HeartbeatRow(Base):
     """A heartbeat's last ping and its deadline; armed by its first ping.
 

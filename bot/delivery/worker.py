@@ -28,10 +28,12 @@ from bot.delivery import owner
 from bot.delivery.effects import (
     UNSURE,
     Effects,
+    GiveUp,
     Handler,
     HandoffEffects,
     IncidentEffects,
     LeaseBusy,
+    Postpone,
 )
 from bot.delivery.kinds import OutboxKind
 from bot.errors import SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
@@ -42,6 +44,9 @@ from store.outbox import OutboxItem, OutboxRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)
+
+UNLOCKED_KINDS = frozenset({OutboxKind.WORKFLOW_RUN, OutboxKind.EVENT})
+"""Kinds delivered without taking their incident's turn (they make no incident message edits)."""
 
 
 class OutboxWorker:
@@ -217,9 +222,11 @@ class OutboxWorker:
             )
 
     async def _deliver_locked(self, item: OutboxItem) -> None:
-        lock = self._locks.get(item.incident_id or 0)
+        # workflow runs wait on outside endpoints: they never hold up the incident's messages
+        key = -item.id if item.kind in UNLOCKED_KINDS else item.incident_id or 0
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[item.incident_id or 0] = asyncio.Lock()
+            lock = self._locks[key] = asyncio.Lock()
         if item.interrupted:  # a delivery died mid-way: what it sent is unknown
             item.progress[UNSURE] = True
         first_step = self.first_steps.get(item.kind)
@@ -235,9 +242,11 @@ class OutboxWorker:
                 await self._reschedule(item, exc.retry_after, str(exc))
             except LeaseBusy:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")
-            except SlackFatal as exc:
+            except Postpone as exc:
+                await self._reschedule(item, exc.after, str(exc), at_least=False)
+            except (SlackFatal, GiveUp) as exc:
                 log.error(
-                    "slack effect failed for good",
+                    "effect failed for good",
                     extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
                 )
                 self.metrics.outbox_failed.labels(kind=item.kind).inc()
@@ -259,9 +268,13 @@ class OutboxWorker:
                     )
                 )
 
-    async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
+    async def _reschedule(
+        self, item: OutboxItem, after: float | None, error: str, *, at_least: bool = True
+    ) -> None:
         now = self.clock.now()
-        delay = max(after or 0.0, backoff_delay(item.attempts, cap=60.0))
+        delay = after or 0.0
+        if at_least:
+            delay = max(delay, backoff_delay(item.attempts, cap=60.0))
         if now - item.created_at > self.max_age:
             self.metrics.outbox_failed.labels(kind=item.kind).inc()
             gave_up = f"gave up after {self.max_age}: {error}"

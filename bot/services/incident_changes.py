@@ -6,17 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.config import PulseOpsConfig
+from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Resolve, Severity, Status
 from bot.domain.incident import InvalidTransition, Role, moves_from
 from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict
 from bot.services.incidents import IncidentService
-from store.incidents import IncidentRepository, TimelineRepository
+from store.incidents import IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.unit_of_work import UnitOfWork
 
@@ -110,19 +111,29 @@ class IncidentChanges:
                     incident_id=incident_id, command=COMMAND_FOR_STATUS[status](by=by)
                 )
         if severity is not None:
-            await self.set_severity(incident_id=incident_id, severity=severity, by=by)
+            await self.change_severity(incident_id=incident_id, severity=severity, by=by)
         return await self.incidents.get(incident_id=incident_id)
 
-    async def set_severity(
+    async def change_severity(
         self, *, incident_id: int, severity: Severity, by: str
     ) -> Severity | None:
-        """Change the severity (see `IncidentService.change_severity`); the old one, or None
-        when it was `severity` already."""
+        """Change the severity (see `IncidentService.change_severity`) in a transaction of
+        its own; the old one, or None when it was `severity` already."""
         return await self.incidents.write(
             lambda uow: self.incidents.change_severity(
                 uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
             )
         )
+
+    async def set_severity(
+        self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
+    ) -> bool:
+        """Change the severity in the caller's transaction (a workflow step); False when it
+        already was."""
+        before = await self.incidents.change_severity(
+            uow, incident_id=incident_id, severity=severity, by=by, now=now
+        )
+        return before is not None
 
     async def set_role(self, *, incident_id: int, role: Role, user: str, by: str) -> bool:
         """Give `role` to `user`; False when they hold it already (nothing changes)."""
@@ -137,10 +148,15 @@ class IncidentChanges:
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             now = self.clock.now()
-            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
             await TimelineRepository(uow.session).add(
                 incident_id=incident_id, at=now, kind="note", actor=by, text=text
             )
+            events = self.incidents.workflows.events if self.incidents.workflows else None
+            if events is not None:
+                await events.emit(
+                    uow, "incident.note_added", incident, actor=by, now=now, data={"text": text}
+                )
             await uow.enqueue(
                 kind=OutboxKind.NOTE,
                 incident_id=incident_id,
@@ -156,6 +172,47 @@ class IncidentChanges:
             }
 
         return await self.incidents.write(work)
+
+    async def record_change(
+        self, *, integration: IntegrationConfig, summary: str, data: dict[str, Any]
+    ) -> list[int]:
+        """A change (a deploy, a config push) on the timeline of every open incident of the
+        integration's service (or, without one, of the incidents the integration opened), and
+        posted in their channels. Returns the incident ids."""
+
+        async def work(uow: UnitOfWork) -> list[int]:
+            now = self.clock.now()
+            filters = IncidentFilter(
+                status=(Status.TRIGGERED, Status.ACKNOWLEDGED),
+                service_id=integration.service,
+                integration=None if integration.service else integration.name,
+            )
+            incidents, _ = await IncidentRepository(uow.session).list(
+                filters=filters, limit=MAX_CHANGE_TARGETS
+            )
+            actor = f"monitor:{integration.name}"
+            text = f"Change: {summary}"
+            for incident in incidents:
+                await TimelineRepository(uow.session).add(
+                    incident_id=incident.id,
+                    at=now,
+                    kind="change",
+                    actor=actor,
+                    text=text,
+                    data=data,
+                )
+                await uow.enqueue(
+                    kind=OutboxKind.NOTE,
+                    incident_id=incident.id,
+                    now=now,
+                    payload={"actor": actor, "text": text},
+                )
+            return [incident.id for incident in incidents]
+
+        return await self.incidents.write(work)
+
+
+MAX_CHANGE_TARGETS = 100  # open incidents one change event is recorded on, newest first
 
 
 def refusal(incident: Incident, error: InvalidTransition) -> Conflict:

@@ -9,6 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from bot.ingest.decisions import (
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from bot.services.workflows import WorkflowService
 from store.collab import ArchiveRepository, UpdateRepository
 from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
@@ -62,6 +64,7 @@ class IncidentService:
         metrics: Metrics,
         escalations: EscalationService,
         on_commit: Callable[[], None],
+        workflows: WorkflowService | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -70,6 +73,7 @@ class IncidentService:
         self.escalations = escalations
         self.on_commit = on_commit
         self.directory = directory_of(config)
+        self.workflows = workflows
 
     async def write(self, work: Callable[[UnitOfWork], Awaitable[T]], *, tries: int = 5) -> T:
         """Run `work` in a write transaction, retrying races (unique violations, lock timeouts)."""
@@ -155,6 +159,40 @@ class IncidentService:
         now: datetime,
     ) -> IngestOutcome:
         """Carry out what the alert pipeline decided for one alert."""
+        alert = decision.alert
+        actor = f"monitor:{integration.name}"
+        outcome = await self._apply(uow, integration, decision, now)
+        events = self.workflows.events if self.workflows else None
+        if (
+            events is not None
+            and outcome.incident_id is not None
+            and events.wanted("alert.received")
+        ):
+            incident = await IncidentRepository(uow.session).get(incident_id=outcome.incident_id)
+            await events.emit(
+                uow,
+                "alert.received",
+                incident,
+                actor=actor,
+                now=now,
+                data={
+                    "integration": integration.name,
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status.value,
+                    "title": alert.title,
+                    "labels": dict(alert.labels),
+                    "outcome": outcome.outcome.value,
+                },
+            )
+        return outcome
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        decision: Decision,
+        now: datetime,
+    ) -> IngestOutcome:
         alert = decision.alert
         actor = f"monitor:{integration.name}"
         match decision:
@@ -314,10 +352,11 @@ class IncidentService:
             transition.before.status is Status.RESOLVED
             or transition.after.status is Status.RESOLVED
         ):
-            after = self.config.collaboration.archive_after
+            archive_after = self.config.collaboration.archive_after
             resolved = transition.after.status is Status.RESOLVED
             await ArchiveRepository(uow.session).set_at(
-                incident_id=incident.id, at=now + after if resolved and after else None
+                incident_id=incident.id,
+                at=now + archive_after if resolved and archive_after else None,
             )
         if transition.after.status is not Status.ACKNOWLEDGED:  # resolved: none; reopened: anew
             await self._reschedule_updates(
@@ -329,6 +368,11 @@ class IncidentService:
             await self.escalations.start(uow, incident, now)
         uow.after_commit(self.metrics.transitions.labels(status=transition.after.status.value).inc)
         self._observe_response_time(uow, incident, transition, now)
+        if self.workflows is not None:
+            after = replace(
+                incident, status=transition.after.status, version=transition.after.version
+            )
+            await self.workflows.fire(uow, after, transition.event_kind, by=command.by, now=now)
         return transition
 
     def _observe_response_time(
@@ -389,6 +433,8 @@ class IncidentService:
         due = self.update_due(incident)
         if due is not None:  # SEV1/SEV2 by default: reminded when no update comes
             await UpdateRepository(uow.session).set_due(incident_id=incident.id, due_at=due)
+        if self.workflows is not None:
+            await self.workflows.fire(uow, incident, "triggered", by=new.actor, now=now)
         uow.after_commit(
             self.metrics.incidents_opened.labels(
                 service=new.service_id or "none", severity=new.severity.value
@@ -454,9 +500,18 @@ class IncidentService:
             new=severity.value,
         )
         await self._reschedule_updates(uow, incident_id)
+        fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
         if severity.rank < before.rank:
-            fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
             await self.escalations.severity_raised(uow, fresh, before, now)
+        if self.workflows is not None:
+            await self.workflows.fire(
+                uow,
+                fresh,
+                "severity_changed",
+                by=by,
+                now=now,
+                data={"from": before.value, "to": severity.value},
+            )
         return before
 
     async def assign_role(

@@ -20,7 +20,13 @@ from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
-Action = Literal["resolve", "override", "silence", "roles", "severity"]
+Action = Literal["resolve", "override", "silence", "run_workflow", "roles", "severity"]
+
+_SAID = {  # how a refusal names the action
+    "run_workflow": "run workflows on",
+    "roles": "set roles on",
+    "severity": "change the severity of",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,9 @@ class Permissions:
         if refused is not None:
             raise Forbidden(
                 replies.not_permitted(
-                    action=refused.action, rules=refused.rules, team_name=refused.team_name
+                    action=_SAID.get(refused.action, refused.action),
+                    rules=refused.rules,
+                    team_name=refused.team_name,
                 )
             )
 

@@ -15,6 +15,16 @@ class Action(StrEnum):
     SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
     ROLES = "incident_roles"  # opens the Roles form
     DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
+    RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
+
+
+def workflow_action(workflow_id: str) -> str:
+    """The action id of the button that runs `workflow_id` (unique within a message)."""
+    return f"{Action.RUN_WORKFLOW}:{workflow_id}"
+
+
+WORKFLOW_ACTION = re.compile(rf"^{re.escape(Action.RUN_WORKFLOW)}:[a-z0-9][a-z0-9_-]*$")
+"""Matches the action ids of workflow buttons."""
 
 
 def bundled(action: Action, incident_id: int) -> str:

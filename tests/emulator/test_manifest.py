@@ -40,6 +40,7 @@ METHOD_SCOPES = {
     "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
+    "users.lookupByEmail": {"users:read.email"},
 }
 
 # Events API event -> the bot scope without which Slack does not send it

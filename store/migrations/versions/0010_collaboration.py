@@ -1,7 +1,7 @@
 """collaboration: roles, the latest status update, reminder and archive deadlines, follow-ups
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-28 10:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import store.types
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
