@@ -26,6 +26,7 @@ from bot.delivery.effects import (
     ReportEffects,
 )
 from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.notify import NotifyEffects
 from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
@@ -33,10 +34,12 @@ from bot.domain.routing import route
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
+from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.collab import CollabService
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
@@ -46,10 +49,13 @@ from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notifications import NotificationPlanner
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
@@ -58,14 +64,17 @@ from handlers import (
     api,
     api_write,
     commands,
+    contact_methods,
     dropin,
     events,
     heartbeats,
     home,
     ics,
+    notify,
     oncall,
     openapi,
     shortcuts,
+    silences,
     slack_http,
     views,
     webhooks,
@@ -145,7 +154,13 @@ def create_app(
     )
     outbox.register(event_effects)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed, workflows=workflows
+        db=db,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        on_commit=committed,
+        workflows=workflows,
+        notifications=NotificationPlanner(config=config),
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -175,12 +190,9 @@ def create_app(
         )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
+    pipeline = build_pipeline(config, tokens=integration_tokens, metrics=metrics)
     ingest = AlertIngest(
-        pipeline=build_pipeline(
-            config,
-            tokens=integration_tokens,
-            metrics=metrics,
-        ),
+        pipeline=pipeline,
         incidents=incidents,
         clock=clock,
         metrics=metrics,
@@ -202,6 +214,18 @@ def create_app(
             config=config,
             clock=clock,
             postmortems=postmortems,
+        )
+    )
+    providers = build_providers(config, environ)
+    outbox.register(
+        NotifyEffects(
+            providers=providers,
+            metrics=metrics,
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
         )
     )
     for area in (NoteEffects, CollabEffects):
@@ -235,6 +259,24 @@ def create_app(
         permissions=Permissions(config=config, gateway=gateway),
         collab=CollabService(incidents=incidents, config=config, clock=clock),
         postmortems=postmortems,
+        silences=SilenceService(
+            db=db,
+            config=config,
+            clock=clock,
+            metrics=metrics,
+            pipeline=pipeline,
+            incidents=incidents,
+            changed=dashboard.changed,
+        ),
+        providers=providers,
+        contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
+        acks=NotificationAcks(
+            db=db,
+            clock=clock,
+            incidents=incidents,
+            link_secret=providers.link_secret,
+            on_commit=committed,
+        ),
         heartbeats=HeartbeatService(
             config=config, clock=clock, metrics=metrics, ingest=ingest, environ=environ
         ),
@@ -251,7 +293,17 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home, events, shortcuts):
+    for module in (
+        commands,
+        actions,
+        views,
+        silences,
+        oncall,
+        home,
+        contact_methods,
+        events,
+        shortcuts,
+    ):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -274,7 +326,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, dropin, api, ics):
+    for http_module in (webhooks, dropin, api, ics, notify):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
@@ -303,6 +355,8 @@ def create_app(
                 # status-update reminders go out within ~5 s of their deadline
                 Every("update-reminders", 5.0, deps.collab.sweep_reminders),
                 Every("channel-archives", 30, deps.collab.sweep_archives),
+                # alerts a silence or maintenance window held open their incidents within ~1 s
+                Every("silence-release", 1.0, deps.silences.sweep),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),
@@ -321,6 +375,8 @@ def create_app(
         await outbox.wait_idle()
         await event_effects.close()
         await dashboard.close()
+        if providers.twilio is not None:
+            await providers.twilio.close()
         await client.session.close() if client.session else None
         await db.dispose()
 

@@ -10,9 +10,11 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
+from bot.notify.providers import Providers
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
 from bot.services.collab import CollabService
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
@@ -21,10 +23,12 @@ from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
@@ -55,6 +59,10 @@ class Deps:
     permissions: Permissions
     collab: CollabService
     postmortems: Postmortems
+    silences: SilenceService
+    providers: Providers  # e-mail, SMS, call and push providers
+    acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
+    contacts: ContactMethods  # people's own methods (`/oncall notify`)
     workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService

@@ -20,6 +20,7 @@ from handlers import collab_ops
 from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
+from handlers.silences import silence_command, silences_command
 from store.incidents import IncidentFilter
 
 Sub = Callable[[Deps, dict[str, Any], str, AsyncAck, AsyncRespond], Awaitable[None]]
@@ -293,6 +294,8 @@ SUBCOMMANDS: dict[str, Sub] = {
     "title": _title,
     "run": _run,
     "stats": _stats,
+    "silence": silence_command,
+    "silences": silences_command,
     "help": _help,
 }
 

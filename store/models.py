@@ -96,6 +96,8 @@ class AlertRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(1000))
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the severity the monitor last sent for it: a repeat with another one is routed again
+    severity: Mapped[str | None] = mapped_column(String(8))
     occurrences: Mapped[int] = mapped_column(default=1)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
@@ -294,6 +296,90 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
 
 
+class SilenceRow(Base):
+    """A silence: alerts matching every matcher open no incident over [starts_at, ends_at)."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[list[str]] = mapped_column(JSON)  # canonical matcher strings
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]
+    expired_by: Mapped[str | None] = mapped_column(String(140))
+
+
+class SuppressedAlertRow(Base):
+    """An alert that opened no incident: muted (a silence, a maintenance window) or dropped by
+    a route. Stored and counted; a muted one still firing when its hold ends is released
+    (`held_until` is that deadline, `released_at` the claim that releases it once)."""
+
+    __tablename__ = "suppressed_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    dedup_key: Mapped[str] = mapped_column(String(600))
+    reason: Mapped[str] = mapped_column(String(16))  # muted | dropped
+    by: Mapped[str] = mapped_column(Text)  # what suppressed it, in words
+    silence_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    window: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    title: Mapped[str] = mapped_column(String(1000))
+    alert: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the alert, to replay it
+    occurrences: Mapped[int] = mapped_column(default=1)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    held_until: Mapped[datetime | None] = mapped_column(index=True)
+    released_at: Mapped[datetime | None]
+    released_incident_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "uq_suppressed_alerts_integration_fingerprint",
+            "integration",
+            "fingerprint",
+            unique=True,
+        ),
+    )
+
+
+class NotificationRow(Base):
+    """One notification beyond Slack that a page asked for: a method, when it is due, and
+    what became of it. Unique per (page, method), so a page never notifies twice."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(32))
+    method_id: Mapped[str] = mapped_column(String(64))
+    method_type: Mapped[str] = mapped_column(String(16))  # email | sms | voice | apprise
+    destination: Mapped[str] = mapped_column(Text)  # address, E.164 number or Apprise URL
+    # pending | sending | sent | delivered | failed | cancelled | throttled
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)  # Twilio's SID
+    error: Mapped[str | None] = mapped_column(Text)
+    link_used_at: Mapped[datetime | None]  # the e-mail's acknowledge link, used once
+
+    __table_args__ = (
+        Index("uq_notifications_page_method", "page_id", "method_id", unique=True),
+        Index("ix_notifications_user_sent", "user", "method_type", "sent_at"),
+        Index("ix_notifications_destination", "method_type", "destination", "sent_at"),
+    )
+
+
 class WorkflowRunRow(Base):
     """One run of a workflow on an incident: unique per (workflow, incident, trigger key), so a
     redelivered or concurrent trigger never runs it twice. `scheduled` runs wait for `due_at`
@@ -353,6 +439,22 @@ class HeartbeatRow(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     missed_at: Mapped[datetime | None]
     pings: Mapped[int] = mapped_column(default=0)
+
+
+class ContactMethodRow(Base):
+    """A contact method a person set for themselves in Slack (`/oncall notify`); when they
+    have any, these replace the defaults of `contacts` in the config."""
+
+    __tablename__ = "contact_methods"
+
+    user: Mapped[str] = mapped_column(String(32), primary_key=True)
+    method_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method_type: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(Text)
+    after_seconds: Mapped[int] = mapped_column(default=0)  # after the page, while unacknowledged
+    created_at: Mapped[datetime]
+    tested_at: Mapped[datetime | None]  # the last "Send me a test page"
+    test_result: Mapped[str | None] = mapped_column(Text)  # "sent" or the provider's reason
 
 
 class FollowupRow(Base):

@@ -25,6 +25,7 @@ from bot.config.checks import _Frozen
 from bot.config.collab import CollaborationConfig
 from bot.config.events import EventSinkConfig
 from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
+from bot.config.maintenance import MaintenanceWindowConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -34,9 +35,11 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.paging import ContactConfig, NotificationsConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
+from bot.domain.matchers import Matcher, MatcherError, MatchOp, parse_matcher
 from bot.domain.routing import Ownership, route
 from bot.domain.rules import Rules
 from bot.errors import ConfigError
@@ -63,6 +66,9 @@ class PulseOpsConfig(_Frozen):
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
     collaboration: CollaborationConfig = CollaborationConfig()
+    maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
+    contacts: tuple[ContactConfig, ...] = ()
+    notifications: NotificationsConfig = NotificationsConfig()
     workflows: tuple[WorkflowConfig, ...] = ()
     event_sinks: tuple[EventSinkConfig, ...] = Field(default=(), max_length=20)
     allowed_hosts: tuple[str, ...] = ()  # private or loopback hosts outgoing calls may reach
@@ -76,6 +82,7 @@ class PulseOpsConfig(_Frozen):
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _contacts: dict[str, ContactConfig] = PrivateAttr(default_factory=dict)
     _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
     _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
 
@@ -123,6 +130,7 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._contacts = {c.user: c for c in self.contacts}
         self._workflows = {w.id: w for w in self.workflows}
         self._heartbeats = {h.name: h for h in self.heartbeats}
         self._rules = rules_of(self.routes, self.classifier)
@@ -151,6 +159,10 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def contact(self, user: str) -> ContactConfig | None:
+        """The person's contact methods and rules from the config, or None."""
+        return self._contacts.get(user)
 
     def workflow(self, workflow_id: str) -> WorkflowConfig | None:
         """The workflow with this id, or None."""
@@ -238,6 +250,7 @@ def _cross_problems(
         *_duplicate_problems(source, failed),
         *_reference_problems(source, failed),
         *_environment_problems(source, environ, failed),
+        *_paging_problems(source, environ, failed),
     ]
 
 
@@ -249,6 +262,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("maintenance_windows", "name", "maintenance window name"),
         ("workflows", "id", "workflow id"),
         ("heartbeats", "name", "heartbeat name"),
         ("routes", "name", "route name"),
@@ -310,6 +324,8 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    if service_ids is not None:
+        yield from _matcher_service_problems(source, failed, service_ids)
     if policy_ids is not None:
         for section in ("teams", "services"):
             for i, item in enumerate(_entries(source, section)):
@@ -344,6 +360,34 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 yield unknown(loc, "schedule", schedule, schedule_ids)
 
 
+def _matcher_service_problems(
+    source: Source, failed: Set[Loc], service_ids: list[str]
+) -> Iterator[tuple[Loc, str]]:
+    """A maintenance window matcher `service="x"` naming a service that does not exist."""
+    for i, window in enumerate(_entries(source, "maintenance_windows")):
+        if ("maintenance_windows", i) in failed or (
+            "maintenance_windows",
+            i,
+            "matchers",
+        ) in failed:
+            continue
+        for j, matcher in enumerate(_entries(window, "matchers")):
+            try:
+                parsed = matcher if isinstance(matcher, Matcher) else parse_matcher(str(matcher))
+            except MatcherError:
+                continue
+            if (
+                parsed.name == "service"
+                and parsed.op is MatchOp.EQ
+                and parsed.value not in service_ids
+            ):
+                yield (
+                    ("maintenance_windows", i, "matchers", j),
+                    f"unknown service {parsed.value!r} in {str(parsed)!r} "
+                    f"({_known(service_ids)}): the window would never mute anything",
+                )
+
+
 def _environment_problems(
     source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
 ) -> Iterator[tuple[Loc, str]]:
@@ -376,6 +420,75 @@ def _environment_problems(
     metrics_env = _text(api, "metrics_token_env") if api is not None else None
     if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
         yield (("api", "metrics_token_env"), f"environment variable {metrics_env} is not set")
+
+
+def _section(source: Source, key: str) -> object:
+    return source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+
+
+def _paging_problems(
+    source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
+) -> Iterator[tuple[Loc, str]]:
+    """Contacts once per person, each method's provider configured, provider variables set."""
+    seen: dict[str, int] = {}
+    for i, user in _values(source, "contacts", "user", failed):
+        if user in seen:
+            yield (
+                ("contacts", i, "user"),
+                f"duplicate contact {user!r} (first at contacts[{seen[user]}])",
+            )
+        else:
+            seen[user] = i
+    notifications = _section(source, "notifications")
+    if ("notifications",) in failed:
+        return
+    providers = {
+        "email": ("smtp", "notifications.smtp (an SMTP server)"),
+        "sms": ("twilio", "notifications.twilio (a Twilio account)"),
+        "voice": ("twilio", "notifications.twilio (a Twilio account)"),
+    }
+    public = _text(notifications, "public_url") if notifications is not None else None
+    needs_public: set[str] = set()
+    for i, contact in enumerate(_entries(source, "contacts")):
+        for j, method in enumerate(_entries(contact, "methods")):
+            kind = _text(method, "type")
+            if kind not in providers or ("contacts", i, "methods", j) in failed:
+                continue
+            key, what = providers[kind]
+            needs_public.add(kind)
+            if notifications is None or _section(notifications, key) is None:
+                yield (("contacts", i, "methods", j, "type"), f"a {kind} method needs {what}")
+    if needs_public and public is None:
+        kinds = ", ".join(sorted(needs_public))
+        yield (
+            ("notifications", "public_url"),
+            f"required for {kinds} methods: the URL at which people's browsers and Twilio "
+            "reach this service (acknowledge links and Twilio webhooks)",
+        )
+    if "email" in needs_public and (
+        notifications is None or _text(notifications, "link_secret_env") is None
+    ):
+        yield (
+            ("notifications", "link_secret_env"),
+            "required for email methods: an environment variable holding the secret that "
+            "signs acknowledge links",
+        )
+    if environ is None or notifications is None:
+        return
+    for loc, name in (
+        (("notifications", "link_secret_env"), _text(notifications, "link_secret_env")),
+        *(
+            (("notifications", section, key), _text(_section(notifications, section), key))
+            for section, keys in (
+                ("smtp", ("username_env", "password_env")),
+                ("twilio", ("account_sid_env", "auth_token_env")),
+            )
+            if _section(notifications, section) is not None
+            for key in keys
+        ),
+    ):
+        if name and loc not in failed and not environ.get(name):
+            yield (loc, f"environment variable {name} is not set")
 
 
 def _known(ids: list[str]) -> str:

@@ -22,5 +22,7 @@ class OutboxKind(StrEnum):
     POSTMORTEM = "postmortem"  # the postmortem draft uploaded to the channel on resolve
     RENAME_CHANNEL = "rename_channel"  # the channel renamed after its incident's new title
     ARCHIVE_CHANNEL = "archive_channel"  # a message, then the resolved incident's channel archived
+    NOTIFY = "notify"  # one e-mail, SMS, call or push of a page, due at its rule's time
+    NOTIFY_TEST = "notify_test"  # "Send me a test page" to one method; the result in a DM
     WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
     EVENT = "event"  # one event for one event sink (webhook or NATS)

@@ -36,7 +36,7 @@ from bot.delivery.effects import (
     Postpone,
 )
 from bot.delivery.kinds import OutboxKind
-from bot.errors import SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
+from bot.errors import NotifyRetryable, SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -90,6 +90,9 @@ class OutboxWorker:
         # steps run before a row takes its incident's turn: a page's DM never waits for the
         # incident's announcement or channel set-up (its mention in the channel still does)
         self.first_steps: dict[str, Handler] = {OutboxKind.PAGE: incidents.page_dm}
+        # kinds that never touch the incident's Slack messages: they skip its turn, so a slow
+        # SMTP server or phone provider never holds back a message edit
+        self.unlocked: frozenset[str] = frozenset({OutboxKind.NOTIFY, OutboxKind.NOTIFY_TEST})
 
     def register(self, effects: Effects) -> None:
         """Deliver the outbox kinds `effects` handles with its handlers."""
@@ -234,12 +237,15 @@ class OutboxWorker:
             try:
                 if first_step is not None:
                     await first_step(item)
-                await turn.enter_async_context(lock)
+                if item.kind not in self.unlocked:
+                    await turn.enter_async_context(lock)
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
                 if isinstance(exc, SlackUnsure):  # the next delivery looks before repeating
                     item.progress[UNSURE] = True
                 await self._reschedule(item, exc.retry_after, str(exc))
+            except NotifyRetryable as exc:  # a provider outage: the notification waits
+                await self._reschedule(item, exc.retry_after, exc.reason)
             except LeaseBusy:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")
             except Postpone as exc:

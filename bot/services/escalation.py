@@ -26,6 +26,7 @@ from bot.domain.records import Incident
 from bot.domain.routing import route
 from bot.errors import UserError
 from bot.metrics import Metrics
+from bot.services.notifications import NotificationPlanner
 from bot.services.oncall import OnCallLookup
 from bot.services.transactions import in_write
 from bot.services.workflows import WorkflowService
@@ -60,9 +61,11 @@ class EscalationService:
         clock: Clock,
         metrics: Metrics,
         on_commit: Callable[[], None] = lambda: None,
+        notifications: NotificationPlanner | None = None,
         workflows: WorkflowService | None = None,
     ) -> None:
         self.db = db
+        self.notifications = notifications
         self.config = config
         self.clock = clock
         self.metrics = metrics
@@ -136,8 +139,10 @@ class EscalationService:
         await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
 
     async def stop(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
-        """Acknowledged or resolved: no further automatic pages."""
+        """Acknowledged or resolved: no further automatic pages, e-mails, SMS or calls."""
         await EscalationRepository(uow.session).stop(incident_id=incident_id, now=now)
+        if self.notifications is not None:
+            await self.notifications.cancel(uow, incident_id, now)
 
     # ---- the sweep and manual escalation ------------------------------------------------
 
@@ -362,6 +367,10 @@ class EscalationService:
                 kind=OutboxKind.PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
             )
             uow.after_commit(self.metrics.pages_sent.labels(kind=target.kind).inc)
+            if target.kind == "user" and self.notifications is not None:
+                await self.notifications.plan(
+                    uow, incident, page_id=page_id, user=target.id, now=now
+                )
         model = policy_model(policy)
         deadline = deadline_after(model, at, scheduled_at)
         if keep_status:

@@ -18,6 +18,7 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
+from bot.domain.alerts import AlertStatus
 from bot.domain.incident import Effect, InvalidTransition, Role, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
@@ -35,6 +36,7 @@ from bot.ingest.decisions import (
     Repeat,
     ResolveAlert,
 )
+from bot.ingest.stages import dedup_key
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
@@ -46,6 +48,7 @@ from store.outbox import IdempotencyRepository
 from store.roles import RoleRepository
 from store.session import Database
 from store.severity import SeverityRepository
+from store.silences import SuppressedAlertRepository, record_suppressed
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -122,6 +125,13 @@ class IncidentService:
             return await self._transition(uow, incident, command, self.clock.now())
 
         return await self.write(work)
+
+    async def move(
+        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+    ) -> Transition:
+        """Apply `command` in the caller's transaction (acknowledging from an SMS, a call or
+        an e-mail link, with the link's use recorded in the same transaction)."""
+        return await self._transition(uow, incident, command, now)
 
     async def resolve_if_quiet(
         self, *, incident_id: int, quiet_for: timedelta, reason: str
@@ -217,10 +227,36 @@ class IncidentService:
                 outcome = await self._resolve_alert(uow, actor, decision, now)
                 return IngestOutcome(alert.fingerprint, outcome, decision.incident.id)
             case Ignore(incident_id=incident_id):
+                if alert.status is AlertStatus.RESOLVED:  # perhaps one a silence held
+                    await SuppressedAlertRepository(uow.session).mark_resolved(
+                        integration=integration.name, fingerprint=alert.fingerprint, now=now
+                    )
                 return IngestOutcome(alert.fingerprint, Outcome.IGNORED, incident_id)
-            case Muted():
+            case Muted(hold=hold):
+                await record_suppressed(
+                    uow.session,
+                    integration=integration.name,
+                    dedup_key=dedup_key(integration.name, alert.group_key),
+                    alert=alert,
+                    reason="muted",
+                    by=decision.by,
+                    now=now,
+                    hold=hold,
+                )
+                if hold is not None:
+                    muted = self.metrics.alerts_muted.labels(kind=hold.kind, name=hold.name)
+                    uow.after_commit(muted.inc)
                 return IngestOutcome(alert.fingerprint, Outcome.MUTED)
             case Dropped():
+                await record_suppressed(
+                    uow.session,
+                    integration=integration.name,
+                    dedup_key=dedup_key(integration.name, alert.group_key),
+                    alert=alert,
+                    reason="dropped",
+                    by=decision.by,
+                    now=now,
+                )
                 return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
 
     async def _group_into(
@@ -252,7 +288,9 @@ class IncidentService:
         alerts = AlertRepository(uow.session)
         occurrences = repeat.occurrences
         if not repeat.counted:
-            occurrences = await alerts.refire(alert_id=repeat.alert_id, now=now)
+            occurrences = await alerts.refire(
+                alert_id=repeat.alert_id, now=now, severity=repeat.alert.severity
+            )
         uow.count_repeat(repeat.incident_id)
         if not (repeat.refired or self._note_due(repeat.last_note_at, now)):
             return

@@ -15,6 +15,8 @@ class Action(StrEnum):
     SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
     ROLES = "incident_roles"  # opens the Roles form
     DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
+    SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
+    EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
     RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
 
 
@@ -48,6 +50,19 @@ class Callback(StrEnum):
     ROLES = "incident_roles"  # private_metadata: the incident id
     UPDATE = "incident_update"  # the status update form; private_metadata: the incident id
     TIMELINE_ADD = "timeline_add"  # which incident a shortcut's message goes to
+    SILENCE = "silence_create"
+    NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
+
+
+class NotifyAction(StrEnum):
+    """Buttons of the `/oncall notify` modal; each method's adds `_<n>` (unique in the view)."""
+
+    TEST = "notify_test"
+    REMOVE = "notify_remove"
+
+
+def notify_pattern(action: NotifyAction) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(action)}_\d+$")
 
 
 class Block(StrEnum):
@@ -71,6 +86,17 @@ class Block(StrEnum):
     UPDATE_STATUS = "update_status"
     UPDATE_SUMMARY = "update_summary"
     TIMELINE_INCIDENT = "timeline_incident"
+    # silence modal inputs
+    SILENCE_MATCHERS = "silence_matchers"
+    SILENCE_DURATION = "silence_duration"
+    SILENCE_ENDS_AT = "silence_ends_at"
+    SILENCE_COMMENT = "silence_comment"
+    SILENCE_LIST = "silence_list"  # `/incident silences`: adds `_<id>` per silence
+    # /oncall notify modal
+    NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
+    NOTIFY_TYPE = "notify_type"
+    NOTIFY_DESTINATION = "notify_destination"
+    NOTIFY_AFTER = "notify_after"
 
 
 class Input(StrEnum):
@@ -85,6 +111,18 @@ class Input(StrEnum):
     UPDATE_STATUS = "status"
     UPDATE_SUMMARY = "summary"
     TIMELINE_INCIDENT = "incident"
+    NOTIFY_TYPE = "type"
+    NOTIFY_DESTINATION = "destination"
+    NOTIFY_AFTER = "after"
+
+
+class SilenceInput(StrEnum):
+    """action_ids of the silence modal's input elements."""
+
+    MATCHERS = "matchers"
+    DURATION = "duration"
+    ENDS_AT = "ends_at"
+    COMMENT = "comment"
 
 
 class SlashCommand(StrEnum):

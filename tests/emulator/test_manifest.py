@@ -34,6 +34,7 @@ METHOD_SCOPES = {
     "auth.test": set(),
     "pins.add": {"pins:write"},
     "views.open": set(),
+    "views.update": set(),
     "views.publish": set(),
     "conversations.open": {"im:write"},
     "usergroups.users.update": {"usergroups:write"},

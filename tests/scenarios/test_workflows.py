@@ -3,6 +3,7 @@ verified, calls counted), the emulator for Slack, and the database for runs and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -346,6 +347,18 @@ workflows:
 """
 
 
+async def calls_reach(running: Harness, receiver: Receiver, count: int) -> None:
+    """Bolt runs a click's listener after acknowledging it: deliver until the run's webhook
+    has been called `count` times (then a moment more, so an extra call would show)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(receiver.calls) < count:
+        assert asyncio.get_running_loop().time() < deadline, receiver.calls
+        await running.settle()
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    await running.settle()
+
+
 def workflow_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         el
@@ -384,11 +397,11 @@ async def test_the_button_asks_for_confirmation_obeys_permissions_and_runs_once_
     click = await running.emu.click(user="U0ALICE01", action_id=action, channel=channel, ts=ts)
     assert click["status"] == 200
     await running.emu.driver._post_interaction(click["payload"])
-    await running.settle()
+    await calls_reach(running, receiver, 1)
     assert len(receiver.calls) == 1 and receiver.calls[0].signed
     # a second click is a second run
     await running.emu.click(user="U0BOB0001", action_id=action, channel=channel, ts=ts)
-    await running.settle()
+    await calls_reach(running, receiver, 2)
     assert len(receiver.calls) == 2
     events = await timeline(running, incident_id)
     started = [e for e in events if e["kind"] == "workflow_started"]
@@ -400,7 +413,7 @@ async def test_the_button_asks_for_confirmation_obeys_permissions_and_runs_once_
         user="U0ALICE01", channel=channel, command="/incident", text="run restart-payment"
     )
     assert "Started workflow" in str(result["body"])
-    await running.settle()
+    await calls_reach(running, receiver, 3)
     assert len(receiver.calls) == 3
     result = await running.emu.command(
         user="U0ALICE01", channel=channel, command="/incident", text="run nope"

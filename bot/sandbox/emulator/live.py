@@ -30,6 +30,7 @@ STATIC_FILES = {
     "composer.js": "text/javascript",
     "modal.js": "text/javascript",
     "devpanel.js": "text/javascript",
+    "phones.js": "text/javascript",
     "app.css": "text/css",
 }
 
