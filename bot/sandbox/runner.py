@@ -25,7 +25,7 @@ from bot.sandbox.history import seed_history
 from bot.sandbox.phones import Phones
 from bot.sandbox.phones import register as register_phone_routes
 from bot.server import start
-from bot.slack.ids import BOT_EVENTS, SlashCommand
+from bot.slack.ids import BOT_EVENTS, Shortcut, SlashCommand
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
@@ -104,6 +104,7 @@ async def run_sandbox(
         channels=seeds,
         rate_limits=rate_limits,
         bot_events=BOT_EVENTS,
+        shortcuts=[s.value for s in Shortcut],
     )
     sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
     register_alert_routes(

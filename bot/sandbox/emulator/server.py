@@ -61,6 +61,7 @@ class Emulator:
         ack_timeout: float = ACK_TIMEOUT,
         app_token: str | None = None,
         bot_events: Iterable[str] | None = None,
+        shortcuts: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -93,6 +94,7 @@ class Emulator:
             ack_timeout=ack_timeout,
             socket=self.socket,
             bot_events=bot_events,
+            shortcuts=shortcuts,
         )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -307,6 +309,20 @@ class Emulator:
         """A person posts (channel None: their DM with the bot); message events follow."""
         return await self.driver.post_user_message(
             user=user, channel=channel, text=text, thread_ts=thread_ts
+        )
+
+    async def add_reaction(
+        self, *, user: str, channel: str, ts: str, name: str = "pushpin"
+    ) -> dict[str, Any]:
+        """A person reacts to a message (`name` without colons); reaction_added follows."""
+        return await self.driver.add_reaction(user=user, channel=channel, ts=ts, name=name)
+
+    async def message_shortcut(
+        self, *, user: str, channel: str, ts: str, callback_id: str
+    ) -> dict[str, Any]:
+        """A person runs a message shortcut on a message: a message_action interaction."""
+        return await self.driver.message_shortcut(
+            user=user, channel=channel, ts=ts, callback_id=callback_id
         )
 
     async def send_event(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """probes: each probe's schedule and state, raw results and hourly rollups
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-28 11:10:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import store.types
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
