@@ -175,11 +175,18 @@ class ProbeRepository:
             )
         )
 
-    async def results(self, probe_id: str, *, since: datetime, limit: int) -> list[Sample]:
-        """Results at or after `since`, oldest first, at most `limit`."""
+    async def results(
+        self, probe_id: str, *, since: datetime, limit: int, until: datetime | None = None
+    ) -> list[Sample]:
+        """Results at or after `since` (and at or before `until`), oldest first, at most
+        `limit`."""
         rows = await self.session.scalars(
             select(ProbeResultRow)
-            .where(ProbeResultRow.probe_id == probe_id, ProbeResultRow.at >= since)
+            .where(
+                ProbeResultRow.probe_id == probe_id,
+                ProbeResultRow.at >= since,
+                *([ProbeResultRow.at <= until] if until is not None else []),
+            )
             .order_by(ProbeResultRow.at, ProbeResultRow.id)
             .limit(limit)
         )

@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
@@ -28,7 +29,8 @@ from bot.domain import burn
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.dashboard import ProbeLine
 from bot.domain.probes import ProbeState, ProbeView, Rules, Run, Signal, Uptime, assess
-from bot.ingest.stages import IngestRequest
+from bot.ingest.decisions import Outcome
+from bot.ingest.stages import Delivery, IngestRequest
 from bot.metrics import Metrics
 from bot.probing import Checker, CheckResult
 from bot.services.ingest import AlertIngest
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 SOURCE = "probe"  # the `source` of probe alerts and of the incidents they open
 MAX_LATENCY_SAMPLES = 20_000  # per probe, for p50/p95 (24 h at a 5 s interval)
 CLAIM_LIMIT = 500  # runs claimed per transaction (a tick claims until none are due)
+CHART_RESULTS = 60  # results charted for an incident when the probe has no anomaly window
 
 # The integration probe alerts arrive through: no configured integration (the name is
 # reserved; config check says so) and no webhook route, so it has no token or parser.
@@ -96,6 +99,16 @@ def burn_signal(probe: ProbeConfig, found: burn.Burn, row: ProbeStateRow) -> Sig
     if found.rule is None and before > 0:
         return Signal("burn", False, title, "the burn rate is below every rule again")
     return None
+
+
+def opened_incidents(delivery: Delivery) -> list[int]:
+    """The incidents a delivery of probe alerts opened (not those it joined or resolved)."""
+    results = cast(list[dict[str, Any]], delivery.body.get("results", []))
+    return [
+        int(r["incident_id"])
+        for r in results
+        if r["outcome"] == Outcome.CREATED.value and r["incident_id"]
+    ]
 
 
 def rules_of(probe: ProbeConfig) -> Rules:
@@ -262,7 +275,12 @@ class ProbeService:
             if signals:
                 alerts = tuple(probe_alert(probe, s) for s in signals)
                 request = IngestRequest.of(PROBE_SOURCE, alerts, idempotency_key=None, body=b"")
-                await self.ingest.apply_in(uow, request, now)
+                delivery = await self.ingest.apply_in(uow, request, now)
+                opened = opened_incidents(delivery)
+                if opened:
+                    window = past if history else await repo.recent(probe.id, CHART_RESULTS)
+                    for incident_id in opened:
+                        await self._chart_incident(uow, probe.id, incident_id, window, now)
             up = self.metrics.probe_up.labels(probe=probe.id)
             latency = self.metrics.probe_latency.labels(probe=probe.id)
             uow.after_commit(lambda: up.set(1 if sample.ok else 0))
@@ -270,6 +288,24 @@ class ProbeService:
             return signals
 
         return await self.ingest.incidents.write(work)
+
+    @staticmethod
+    async def _chart_incident(
+        uow: UnitOfWork, probe_id: str, incident_id: int, window: list[Sample], now: datetime
+    ) -> None:
+        """Record the upload of the latency chart of `window` (the results the detector
+        looked at) to the incident's channel, once the channel exists."""
+        await uow.enqueue(
+            kind=OutboxKind.PROBE_CHART,
+            now=now,
+            incident_id=incident_id,
+            payload={
+                "probe": probe_id,
+                "since": window[0].at.isoformat(),
+                "until": now.isoformat(),
+                "results": len(window),
+            },
+        )
 
     async def roll_up(self) -> int:
         """Roll raw results older than `probe_runner.raw_retention` into hourly rollups and

@@ -143,6 +143,19 @@ async def incidents(harness: Harness) -> list[dict[str, Any]]:
     return body["incidents"]  # type: ignore[no-any-return]
 
 
+def charts_in(harness: Harness, channel: str) -> list[dict[str, Any]]:
+    """The files shared in `channel` (each one checked to be a PNG)."""
+    files = [f for m in harness.emu.messages(channel) for f in m.get("files", [])]
+    for f in files:
+        assert harness.emu.ws.files[f["id"]]["data"].startswith(b"\x89PNG")
+    return files
+
+
+async def chart_events(harness: Harness, incident_id: int) -> list[dict[str, Any]]:
+    incident = await harness.incident(incident_id)
+    return [e for e in incident["timeline"] if e["kind"] == "probe_chart"]
+
+
 async def metric(harness: Harness, line_start: str) -> float | None:
     assert harness.http is not None
     async with harness.http.get(f"{harness.url}/metrics") as r:
@@ -175,6 +188,11 @@ async def test_failing_http_probe_opens_one_paged_incident_and_recovery_resolves
     announced = harness.emu.messages("C0INCIDENT")
     assert any("Probe checkout failing: status 503" in m["text"] for m in announced)
     assert len(dms(harness, "U0BOB0001")) == 1  # paged as for any alert
+    # the latency chart of the probe's recent results, in the incident's channel
+    (chart,) = charts_in(harness, incident["slack"]["channel_id"])
+    assert chart["title"] == "Probe checkout: latency, last 3 results"
+    (noted,) = await chart_events(harness, listed["id"])
+    assert noted["text"].startswith("Probe checkout: latency, last 3 results: chart uploaded")
     # more failures repeat nothing
     await step(harness)
     assert len(await incidents(harness)) == 1
@@ -364,11 +382,57 @@ async def test_latency_step_opens_an_anomaly_incident_with_the_numbers_and_it_re
         assert incident["labels"]["check"] == "latency-anomaly"
         announced = harness.emu.messages("C0INCIDENT")
         assert any("latency anomaly" in m["text"] for m in announced)
+        # one chart of the window the detector looked at, in the incident's channel
+        (chart,) = charts_in(harness, incident["slack"]["channel_id"])
+        assert chart["title"] == "Probe search: latency, last 16 results"
+        assert len(await chart_events(harness, found[0]["id"])) == 1
         # back to normal for CALM_RUNS runs: resolved
         target.delay = 0.02
         for _ in range(5):
             await step(harness, 10)
         assert (await harness.incident(found[0]["id"]))["status"] == "resolved"
+
+
+@BOTH
+async def test_an_anomaly_incident_gets_one_chart_even_when_the_upload_is_retried(
+    emulator: Any,
+    database_url: str,
+    anomaly_config: PulseOpsConfig,
+    clock: ManualClock,
+    target: Target,
+) -> None:
+    target.delay, target.jitter = 0.02, 0.04
+    async with Harness(
+        emulator=emulator, database_url=database_url, config=anomaly_config, clock=clock
+    ) as harness:
+        await step(harness, 0)
+        for _ in range(15):
+            await step(harness, 10)
+        assert await incidents(harness) == []
+        # Slack fails the upload's last step (beyond the gateway's own retries): the chart
+        # waits in the outbox while the incident opens as usual
+        harness.emu.set_faults(
+            error_status=500, error_count=3, methods=["files.completeUploadExternal"]
+        )
+        target.delay = 1.2
+        await step(harness, 10)
+        (listed,) = [i for i in await incidents(harness) if "latency anomaly" in i["title"]]
+        incident = await harness.incident(listed["id"])
+        channel = incident["slack"]["channel_id"]
+        assert channel is not None
+        assert charts_in(harness, channel) == []
+        assert await chart_events(harness, listed["id"]) == []
+        failed = harness.emu.calls_to("files.completeUploadExternal")
+        assert [c["status"] for c in failed] == [500, 500, 500]
+        # the outbox tries again later: one chart, noted once, never a second upload
+        for _ in range(3):
+            await step(harness, 10)
+        (chart,) = charts_in(harness, channel)
+        assert chart["title"] == "Probe search: latency, last 16 results"
+        assert len(await chart_events(harness, listed["id"])) == 1
+        assert len(harness.emu.calls_to("files.completeUploadExternal")) == 4
+        # nothing for the other probes' channels or the incidents channel
+        assert charts_in(harness, "C0INCIDENT") == []
 
 
 @pytest.fixture(scope="module")
