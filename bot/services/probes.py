@@ -45,6 +45,7 @@ SOURCE = "probe"  # the `source` of probe alerts and of the incidents they open
 MAX_LATENCY_SAMPLES = 20_000  # per probe, for p50/p95 (24 h at a 5 s interval)
 CLAIM_LIMIT = 500  # runs claimed per transaction (a tick claims until none are due)
 CHART_RESULTS = 60  # results charted for an incident when the probe has no anomaly window
+CHARTED_KINDS = ("down", "latency-anomaly", "error-anomaly", "burn")  # not "cert"
 
 # The integration probe alerts arrive through: no configured integration (the name is
 # reserved; config check says so) and no webhook route, so it has no token or parser.
@@ -101,13 +102,17 @@ def burn_signal(probe: ProbeConfig, found: burn.Burn, row: ProbeStateRow) -> Sig
     return None
 
 
-def opened_incidents(delivery: Delivery) -> list[int]:
-    """The incidents a delivery of probe alerts opened (not those it joined or resolved)."""
+def charted_incidents(probe: ProbeConfig, delivery: Delivery) -> list[int]:
+    """The incidents a delivery of the probe's alerts opened (not those it joined or
+    resolved) that get a latency chart: all but a certificate's."""
+    charted = {f"probe:{probe.id}:{kind}" for kind in CHARTED_KINDS}
     results = cast(list[dict[str, Any]], delivery.body.get("results", []))
     return [
         int(r["incident_id"])
         for r in results
-        if r["outcome"] == Outcome.CREATED.value and r["incident_id"]
+        if r["outcome"] == Outcome.CREATED.value
+        and r["incident_id"]
+        and r["fingerprint"] in charted
     ]
 
 
@@ -276,7 +281,7 @@ class ProbeService:
                 alerts = tuple(probe_alert(probe, s) for s in signals)
                 request = IngestRequest.of(PROBE_SOURCE, alerts, idempotency_key=None, body=b"")
                 delivery = await self.ingest.apply_in(uow, request, now)
-                opened = opened_incidents(delivery)
+                opened = charted_incidents(probe, delivery)
                 if opened:
                     window = past if history else await repo.recent(probe.id, CHART_RESULTS)
                     for incident_id in opened:

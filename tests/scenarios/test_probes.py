@@ -481,6 +481,9 @@ async def test_a_certificate_expiring_soon_opens_a_low_severity_incident_renewal
             (listed,) = await incidents(harness)
             assert listed["title"] == "Probe tls: TLS certificate expires in 5 days"
             assert listed["severity"] == "SEV4"
+            # a certificate's incident gets no latency chart
+            assert await chart_events(harness, listed["id"]) == []
+            assert harness.emu.calls_to("files.completeUploadExternal") == []
             status, body = await harness.get("/api/v1/probes")
             assert body["probes"][0]["cert_days"] == 5 and body["probes"][0]["status"] == "up"
             assert body["probes"][0]["anomalies"] == ["cert"]
@@ -582,6 +585,8 @@ async def test_a_fast_burn_pages_with_the_rates_and_resolves_when_it_stops(
             in (incident["description"])
         )
         assert len(dms(harness, "U0BOB0001")) >= 1
+        (chart,) = charts_in(harness, incident["slack"]["channel_id"])
+        assert chart["title"] == "Probe api: latency, last 21 results"
         status, body = await harness.get("/api/v1/probes")
         (api,) = [p for p in body["probes"] if p["id"] == "api"]
         assert api["burning"] is True and api["slo_objective"] == 99.9
