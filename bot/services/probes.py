@@ -308,7 +308,6 @@ class ProbeService:
                 "probe": probe_id,
                 "since": window[0].at.isoformat(),
                 "until": now.isoformat(),
-                "results": len(window),
             },
         )
 

@@ -24,7 +24,7 @@ from bot.config import PulseOpsConfig, parse_config
 from bot.probing import Checker
 from store.models import ProbeResultRow, ProbeRollupRow
 from tests.conftest import Harness
-from tests.helpers import ONCALL_YAML, WEDNESDAY, dms, reply_text
+from tests.helpers import ONCALL_YAML, WEDNESDAY, dms, fire, reply_text
 from tests.scenarios.test_home import open_home
 
 pytestmark = pytest.mark.asyncio
@@ -431,8 +431,13 @@ async def test_an_anomaly_incident_gets_one_chart_even_when_the_upload_is_retrie
         assert chart["title"] == "Probe search: latency, last 16 results"
         assert len(await chart_events(harness, listed["id"])) == 1
         assert len(harness.emu.calls_to("files.completeUploadExternal")) == 4
-        # nothing for the other probes' channels or the incidents channel
+        # nothing in the incidents channel, nothing for an incident a webhook opens
         assert charts_in(harness, "C0INCIDENT") == []
+        other = await harness.incident(await fire(harness))
+        assert other["source"] != "probe" and other["slack"]["channel_id"]
+        assert charts_in(harness, other["slack"]["channel_id"]) == []
+        assert await chart_events(harness, other["id"]) == []
+        assert len(harness.emu.calls_to("files.completeUploadExternal")) == 4
 
 
 @pytest.fixture(scope="module")
