@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address_in_use(exc: OSError, *, host: str, ports: Sequence[int]) -> str | None:
+    """The one-line explanation of a port already taken, or None for other errors."""
+    if exc.errno != errno.EADDRINUSE and "address already in use" not in str(exc).lower():
+        return None
+    taken = [p for p in ports if _port_taken(host, p)] or list(ports)
+    listed = " or ".join(str(p) for p in taken)
+    return (
+        f"port {listed} on {host} is already in use (another sandbox still running?); "
+        "stop it, or choose other ports with --port and --bot-port"
+    )
+
+
+def _port_taken(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pulseops")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the whole product offline against the built-in Slack emulator."""
     from bot.sandbox.runner import run_sandbox
@@ -61,10 +94,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 rate_limits=args.rate_limits,
                 latency_ms=args.latency_ms,
                 seed_weeks=args.seed_history,
+                fresh=args.fresh,
             )
         )
     except ConfigError as exc:
         return _fail(exc.problems)
+    except OSError as exc:
+        message = _address_in_use(exc, host=args.host, ports=(args.port, args.bot_port))
+        if message is None:
+            raise
+        return _fail([message])
     except KeyboardInterrupt:
         pass
     return 0
@@ -238,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseops", description="Slack-native incident response service."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service against Slack")
@@ -252,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--bot-port", type=int, default=3000, help="PulseOps port (default 3000)")
     sandbox.add_argument("--db", default="pulseops-sandbox.db", help="SQLite file for the sandbox")
     sandbox.add_argument("--config", help="YAML config (default: the bundled example)")
+    sandbox.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: delete the database and the saved Slack workspace beside it",
+    )
     sandbox.add_argument("--rate-limits", action="store_true", help="enforce Slack's rate limits")
     sandbox.add_argument(
         "--seed-history",

@@ -34,6 +34,7 @@ against real time, so pass `signing_clock=time.time` when `clock` is a fake one.
 
 from __future__ import annotations
 
+from bot.sandbox.emulator import persist
 from bot.sandbox.emulator.payloads import EmulatorError
 from bot.sandbox.emulator.server import DEFAULT_SCOPES, Emulator, create_emulator_app
 from bot.sandbox.emulator.state import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, Channel, EmulatorUser
@@ -49,4 +50,5 @@ __all__ = [
     "EmulatorError",
     "EmulatorUser",
     "create_emulator_app",
+    "persist",
 ]
