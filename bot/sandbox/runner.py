@@ -22,7 +22,7 @@ from bot.sandbox.alerts import register as register_alert_routes
 from bot.sandbox.emulator import Emulator, EmulatorUser, persist
 from bot.sandbox.history import seed_history
 from bot.server import start
-from bot.slack.ids import BOT_EVENTS, SlashCommand
+from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, SlashCommand
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
@@ -141,6 +141,7 @@ async def run_sandbox(
         channels=seeds,
         rate_limits=rate_limits,
         bot_events=BOT_EVENTS,
+        escaped_commands=ESCAPED_COMMANDS,
     )
     print(_resume(emulator, db=db, saved=saved, database_existed=database_existed), flush=True)
     sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))

@@ -62,5 +62,10 @@ class SlashCommand(StrEnum):
     ONCALL = "/oncall"
 
 
+ESCAPED_COMMANDS = frozenset({SlashCommand.ONCALL})
+"""Commands whose manifest.yml entry says `should_escape: true`.
+
+Slack sends their typed `@alice` as `<@U…|alice>`."""
+
 BOT_EVENTS = ("app_home_opened",)
 """The Events API events the app subscribes to (manifest.yml `bot_events`); no others arrive."""

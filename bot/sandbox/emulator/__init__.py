@@ -28,7 +28,9 @@ Seed channels are `(id, name)` (every seeded human is a member), `(id, name, mem
 `{"id", "name", "members", "is_private", "is_archived", "topic"}`; the bot joins them unless
 `bot_channels_member=False`.
 `bot_events` limits the Events API events delivered to those the app subscribes to (default:
-all). Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies
+all). `escaped_commands` are the slash commands whose manifest says `should_escape: true`: their
+typed `@name` and `#channel` reach the bot as `<@U…|name>` and `<#C…|name>`. Requests to the bot
+are signed with `signing_clock` (default: `clock`); a Bolt app verifies
 against real time, so pass `signing_clock=time.time` when `clock` is a fake one.
 """
 

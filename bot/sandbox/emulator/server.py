@@ -60,6 +60,7 @@ class Emulator:
         ack_timeout: float = ACK_TIMEOUT,
         app_token: str | None = None,
         bot_events: Iterable[str] | None = None,
+        escaped_commands: Iterable[str] = (),
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -92,6 +93,7 @@ class Emulator:
             ack_timeout=ack_timeout,
             socket=self.socket,
             bot_events=bot_events,
+            escaped_commands=escaped_commands,
         )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
