@@ -93,6 +93,25 @@ def sandbox_workspace(
     return users, channels
 
 
+def seed_usergroups(emulator: Emulator, config: PulseOpsConfig) -> None:
+    """Give the user groups a team's escalation policy pages a handle and the team's members.
+
+    A group paged for team `payments` is `@payments-oncall`, as in the README's tour.
+    """
+    for team in config.teams:
+        policy = config.escalation_policy(team.escalation_policy or "")
+        for level in policy.levels if policy else ():
+            for target in level.targets:
+                group = emulator.ws.ensure_usergroup(target.user_group or "")
+                if group is not None and group["handle"] == group["id"].lower():
+                    group.update(
+                        handle=f"{team.id}-oncall",
+                        name=f"{team.name} on call",
+                        users=list(team.members),
+                        user_count=len(team.members),
+                    )
+
+
 async def run_sandbox(
     *,
     host: str = "127.0.0.1",
@@ -143,6 +162,7 @@ async def run_sandbox(
         bot_events=BOT_EVENTS,
         escaped_commands=ESCAPED_COMMANDS,
     )
+    seed_usergroups(emulator, config)
     print(_resume(emulator, db=db, saved=saved, database_existed=database_existed), flush=True)
     sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
     register_alert_routes(
