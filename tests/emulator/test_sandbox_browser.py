@@ -231,3 +231,71 @@ def test_storm_app_home_oncall_and_plain_messages(page: Page, sandbox: Sandbox) 
     expect(mine).to_contain_text("Alice")
     posted = sandbox.emulator("GET", "/_emulator/channels/C0PAYMENTS/messages")[1]["messages"]
     assert [m["user"] for m in posted if m["text"] == "Looking into the storm now"] == ["U0ALICE01"]
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the viewport (0: no horizontal scrolling)."""
+    return int(
+        page.evaluate(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+            " - window.innerWidth"
+        )
+    )
+
+
+def inside_viewport(page: Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
+
+
+def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{sandbox.emulator_url}/")
+    expect(page.locator("#live")).to_have_text("live")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        # the channel takes the width; sidebar and developer panel are closed toggles
+        expect(page.locator("#sidebar")).to_be_hidden()
+        expect(page.locator("#devpanel")).to_be_hidden()
+        main = page.locator("#main").bounding_box()
+        assert main is not None and main["width"] >= PHONE["width"] - 1, main
+        for toggle in ("#toggle-sidebar", "#toggle-devpanel", "#user-picker", "#live"):
+            inside_viewport(page, toggle)
+        assert overflow(page) == 0
+
+        # fire from the developer panel, then pick the channel from the sidebar
+        page.click("#toggle-devpanel")
+        expect(page.locator("#devpanel")).to_be_visible()
+        inside_viewport(page, "#alert-fire")
+        fire(page, summary="Checkout error rate above 5%")
+        page.click("#toggle-devpanel")
+        expect(page.locator("#devpanel")).to_be_hidden()
+        page.click("#toggle-sidebar")
+        expect(page.locator("#sidebar")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "phone-sidebar.png"))
+        open_channel(page, "inc-1-checkout-error-rate")
+        expect(page.locator("#sidebar")).to_be_hidden()  # picking a channel closes it
+
+        ack = page.locator('.message button[data-action-id="incident_acknowledge"]')
+        expect(ack).to_have_count(1)
+        inside_viewport(page, '.message button[data-action-id="incident_acknowledge"]')
+        act_as(page, "U0ALICE01")
+        ack.click()
+        wait_for(lambda: incident(sandbox)["status"] == "acknowledged", what="the ack")
+        # words wrap as words: a line of the message is far wider than one letter
+        title = page.locator(".message .mrkdwn", has_text="Checkout").first.bounding_box()
+        assert title is not None and title["width"] > 200, title
+        assert overflow(page) == 0
+        page.screenshot(path=str(ARTIFACTS / "phone-channel.png"))
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "test_the_page_works_on_a_phone.png"))
+        context.close()
+    assert errors == [], errors

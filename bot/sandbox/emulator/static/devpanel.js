@@ -214,7 +214,25 @@ export function wireDevPanel() {
   });
   on("faults-clear", "click", (e) => setFaults({ clear: true }, e.currentTarget));
   on("toggle-devpanel", "click", (e) => {
-    const hidden = document.body.classList.toggle("devpanel-hidden");
-    e.currentTarget.setAttribute("aria-expanded", String(!hidden));
+    // on a phone the panel covers the channel when opened; on a desktop it sits beside it
+    const shown = NARROW.matches
+      ? document.body.classList.toggle("devpanel-open")
+      : !document.body.classList.toggle("devpanel-hidden");
+    if (shown) closeSidebar();
+    e.currentTarget.setAttribute("aria-expanded", String(shown));
   });
+  on("toggle-sidebar", "click", (e) => {
+    const shown = document.body.classList.toggle("sidebar-open");
+    if (shown) document.body.classList.remove("devpanel-open");
+    e.currentTarget.setAttribute("aria-expanded", String(shown));
+  });
+}
+
+/** Below this width the sidebar and the developer panel are toggles over the channel. */
+export const NARROW = window.matchMedia("(max-width: 700px)");
+
+/** Close the sidebar overlay (phones), e.g. once a conversation was picked. */
+export function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("toggle-sidebar")?.setAttribute("aria-expanded", "false");
 }
