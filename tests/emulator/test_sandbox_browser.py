@@ -299,3 +299,28 @@ def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
         page.screenshot(path=str(ARTIFACTS / "test_the_page_works_on_a_phone.png"))
         context.close()
     assert errors == [], errors
+
+
+def test_composer_completes_commands_and_mentions(page: Page, sandbox: Sandbox) -> None:
+    act_as(page, "U0ALICE01")
+    open_channel(page, "payments")
+    composer = page.locator("#composer")
+    composer.press_sequentially("/onc")
+    suggestions = page.locator("#composer-suggest .suggestion")
+    expect(suggestions).to_have_count(1)
+    expect(suggestions.first).to_have_attribute("data-insert", "/oncall")
+    composer.press("Tab")
+    expect(composer).to_have_value("/oncall ")
+    composer.press_sequentially("override @ca")
+    expect(suggestions.first).to_have_attribute("data-insert", "@carol")
+    page.screenshot(path=str(ARTIFACTS / "composer-completion.png"))
+    composer.press("Enter")  # picks the suggestion; does not send
+    expect(composer).to_have_value("/oncall override @carol ")
+    composer.press_sequentially("4h payments-primary")
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+    # typed as a person would, the mention reached PulseOps as <@U0CAROL01|carol>
+    reply = page.locator(".ephemeral", has_text="is on call for payments-primary")
+    expect(reply.locator(".mention", has_text="@carol")).not_to_have_count(0)
+    overrides = sandbox.api("/api/v1/overrides?schedule=payments-primary")["overrides"]
+    assert [o["user"] for o in overrides] == ["U0CAROL01"]

@@ -1,6 +1,7 @@
 /* The message box: enabled or not, placeholder and hint for the selected conversation, and
  * sending what was typed as a message or a slash command. */
 
+import { closeSuggestions, completionKey, suggest } from "./complete.js";
 import { $, busy, drive, on } from "./dom.js";
 import { channelLabel, currentChannel, state } from "./state.js";
 
@@ -49,6 +50,7 @@ async function sendComposer() {
 
 export function wireComposer() {
   on("composer", "keydown", (event) => {
+    if (completionKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendComposer();
@@ -58,6 +60,8 @@ export function wireComposer() {
     const box = event.target;
     box.style.height = "";
     box.style.height = `${Math.min(box.scrollHeight, 200)}px`;
+    suggest();
   });
+  on("composer", "blur", closeSuggestions);
   on("composer-send", "click", sendComposer);
 }
