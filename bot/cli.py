@@ -166,20 +166,48 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_report_weekly(args: argparse.Namespace) -> int:
-    """Print the latest weekly report, or post it (once: the scheduled job will not repeat it)."""
+    """Print a weekly report, or post the latest (once: the scheduled job will not repeat it)."""
     from bot.config import load_config, load_settings
 
     try:
         settings = load_settings()
+        if args.database_url:
+            settings = settings.model_copy(update={"database_url": args.database_url})
         config = load_config(Path(args.config) if args.config else settings.config_path)
         if args.post and settings.slack_bot_token is None:
             raise ConfigError(["SLACK_BOT_TOKEN is not set: --post needs the bot token"])
+        if args.post and args.week != "last":
+            raise ConfigError(["--post posts the latest complete week only: drop --week"])
+        missing = _missing_sqlite_file(settings.database_url)
+        if missing is not None:
+            raise ConfigError(
+                [
+                    f"no database at {missing}: give --database-url or PULSEOPS_DATABASE_URL "
+                    "(the sandbox's, from where it was started: "
+                    "sqlite+aiosqlite:///pulseops-sandbox.db)"
+                ]
+            )
     except ConfigError as exc:
         return _fail(exc.problems)
-    return asyncio.run(_report_weekly(settings, config, team=args.team, post=args.post))
+    return asyncio.run(
+        _report_weekly(settings, config, team=args.team, post=args.post, week=args.week)
+    )
 
 
-async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: bool) -> int:
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database URL whose file does not exist (reading must not create
+    an empty database as a side effect), else None."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
+
+
+async def _report_weekly(
+    settings: Any, config: Any, *, team: str | None, post: bool, week: str
+) -> int:
     from bot.app import create_app
     from bot.delivery.kinds import OutboxKind
     from bot.deps import DEPS
@@ -198,13 +226,14 @@ async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: 
         if await migrate.current_revision(deps.db) != migrate.head_revision():
             return _fail(["the database is not up to date: run `pulseops db upgrade` first"])
         scope = deps.reports.scope(team)
+        if not post:
+            chosen = deps.reports.period_of_week(scope, week)
+            report = await deps.reports.build(scope=scope, period=chosen)
+            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
+            return 0
         period = deps.reports.latest_period(scope)
         if period is None:
             return _fail([f"the report schedule {scope.cron!r} has no completed period yet"])
-        if not post:
-            report = await deps.reports.build(scope=scope, period=period)
-            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
-            return 0
         posting = await deps.reports.post(team_id=team)
         if not posting.enqueued:
             when = posting.recorded_at.isoformat() if posting.recorded_at else "earlier"
@@ -343,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     weekly.add_argument("--team", help="a team id (default: the overall report)")
     weekly.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
+    weekly.add_argument("--database-url", help="default: $PULSEOPS_DATABASE_URL")
+    weekly.add_argument(
+        "--week",
+        default="last",
+        help="last (the latest complete period, default), this (the one in progress, so far) "
+        "or an ISO week such as 2026-W48 (the period starting in it)",
+    )
     how = weekly.add_mutually_exclusive_group()
     how.add_argument("--print", action="store_true", help="write it to the terminal (default)")
     how.add_argument(
