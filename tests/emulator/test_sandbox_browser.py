@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -253,7 +255,9 @@ def inside_viewport(page: Page, selector: str) -> None:
 
 
 def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, timezone_id="Asia/Tokyo"
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
@@ -290,6 +294,12 @@ def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
         act_as(page, "U0ALICE01")
         ack.click()
         wait_for(lambda: incident(sandbox)["status"] == "acknowledged", what="the ack")
+        # dates are shown in the reader's time zone (Tokyo here), not as the UTC fallback
+        acked = datetime.fromisoformat(incident(sandbox)["acknowledged_at"].replace("Z", "+00:00"))
+        local = acked.astimezone(ZoneInfo("Asia/Tokyo"))
+        shown = page.locator(".message time.slack-date").last
+        expect(shown).to_contain_text(f"{(local.hour - 1) % 12 + 1}:{local.minute:02d}")
+        expect(shown).not_to_contain_text("UTC")
         # words wrap as words: a line of the message is far wider than one letter
         title = page.locator(".message .mrkdwn", has_text="Checkout").first.bounding_box()
         assert title is not None and title["width"] > 200, title
