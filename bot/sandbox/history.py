@@ -164,10 +164,19 @@ def _incident(
 def _timeline(incident: IncidentRow) -> list[TimelineRow]:
     monitor = f"monitor:{incident.integration}" if incident.integration else "pulseops"
     opened = {"severity": incident.severity, "service": incident.service_id}
+    # the same words the service writes for these steps
+    by_monitor = str(incident.resolved_by).startswith("monitor:")
+    resolved = f"Monitor reports resolved: {incident.title}" if by_monitor else "Resolved"
     steps: list[tuple[datetime | None, str, str, str, dict[str, Any]]] = [
         (incident.triggered_at, "triggered", monitor, incident.title, opened),
-        (incident.acknowledged_at, "acknowledged", str(incident.acknowledged_by), "", {}),
-        (incident.resolved_at, "resolved", str(incident.resolved_by), "", {}),
+        (
+            incident.acknowledged_at,
+            "acknowledged",
+            str(incident.acknowledged_by),
+            "Acknowledged",
+            {},
+        ),
+        (incident.resolved_at, "resolved", str(incident.resolved_by), resolved, {}),
     ]
     return [
         TimelineRow(incident_id=incident.id, at=at, kind=kind, actor=actor, text=text, data=data)

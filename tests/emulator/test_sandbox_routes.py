@@ -167,6 +167,7 @@ def test_seed_history_fills_an_empty_database_once(tmp_path: Path) -> None:
         assert stats["resolved"] == seeded and stats["mtta_seconds"]["count"] == seeded
         detail = sandbox.api(f"/api/v1/incidents/{past[0]['id']}")
         assert [e["kind"] for e in detail["timeline"]] == ["triggered", "acknowledged", "resolved"]
+        assert all(e["text"] for e in detail["timeline"]), detail["timeline"]
     with running_sandbox(tmp_path, "--seed-history") as again:
         assert "already holds incidents; not seeding" in again.banner
         assert len(incidents(again)) == seeded
