@@ -152,7 +152,13 @@ def test_declare_an_incident_through_the_modal(page: Page, sandbox: Sandbox) -> 
     modal = page.locator("#modal")
     expect(modal).to_contain_text("Declare incident")
     page.click("#modal-submit")  # the title is required: Slack refuses, nothing is created
-    expect(page.locator("#toast")).to_contain_text("declare_title")
+    # one error, next to the field, in Slack's words: no toast, no internal block id
+    shown = page.locator(".input-error:visible")
+    expect(shown).to_have_count(1)
+    expect(shown).to_have_text("Please fill out this field.")
+    expect(page.locator("#modal-error")).to_be_hidden()
+    expect(page.locator("#toast")).to_be_hidden()
+    expect(page.locator("body")).not_to_contain_text("declare_title")
     assert sandbox.api("/api/v1/incidents")["incidents"] == []
 
     modal.locator('[data-action-id="title"]').fill("Search results are stale")
@@ -160,6 +166,7 @@ def test_declare_an_incident_through_the_modal(page: Page, sandbox: Sandbox) -> 
     modal.locator('[data-action-id="description"]').fill("Index lag is 20 minutes")
     page.click("#modal-submit")
     expect(modal).to_have_count(0)
+    expect(page.locator("#toast")).to_be_hidden()
     open_channel(page, "inc-1-search-results-are-stale")
     declared = incident(sandbox)
     assert declared["severity"] == "SEV2" and declared["created_by"] == "U0CAROL01"

@@ -93,6 +93,12 @@ export function completionKey(event) {
     menu.active = (menu.active + step + menu.items.length) % menu.items.length;
     draw();
   } else if (event.key === "Enter" || event.key === "Tab") {
+    // Enter on a word already typed in full sends the message rather than completing it again
+    const typed = $("composer").value.slice(menu.start, menu.end);
+    if (event.key === "Enter" && menu.items[menu.active]?.insert.trim() === typed) {
+      close();
+      return false;
+    }
     pick();
   } else if (event.key === "Escape") {
     close();
