@@ -120,6 +120,7 @@ async def _write(
                         "members": list(people),
                         "is_archived": True,
                         "topic": f"{incident.severity} · resolved · {incident.title}",
+                        "messages": [_summary(incident)],
                     }
                 )
     return seeded
@@ -158,6 +159,22 @@ def _incident(
         resolved_at=resolved,
         resolved_by=f"monitor:{integration}" if by_monitor else acker,
         updated_at=resolved,
+    )
+
+
+def _summary(incident: IncidentRow) -> str:
+    """What the archived channel shows: the incident as it ended (the page has no history)."""
+    resolver = str(incident.resolved_by)
+    by = (
+        f"the monitor ({resolver.removeprefix('monitor:')})"
+        if resolver.startswith("monitor:")
+        else f"<@{resolver}>"
+    )
+    took = (incident.resolved_at or incident.triggered_at) - incident.triggered_at
+    hours, rest = divmod(int(took.total_seconds()) // 60, 60)
+    return (
+        f"INC-{incident.id}: {incident.title} ({incident.severity}). Acknowledged by "
+        f"<@{incident.acknowledged_by}>, resolved by {by} after {hours} h {rest} min."
     )
 
 

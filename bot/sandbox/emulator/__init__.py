@@ -25,7 +25,8 @@ clicks, commands, view submissions and events go to it as envelopes (HTTP otherw
     await emu.socket_disconnect()   # Slack's "disconnect" (refresh_requested): reconnect
 
 Seed channels are `(id, name)` (every seeded human is a member), `(id, name, member_ids)` or
-`{"id", "name", "members", "is_private", "is_archived", "topic"}`; the bot joins them unless
+`{"id", "name", "members", "is_private", "is_archived", "topic", "messages"}` (texts the bot
+posted there); the bot joins them unless
 `bot_channels_member=False`.
 `bot_events` limits the Events API events delivered to those the app subscribes to (default:
 all). `escaped_commands` are the slash commands whose manifest says `should_escape: true`: their

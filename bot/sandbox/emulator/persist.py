@@ -95,7 +95,7 @@ def restore_workspace(ws: Workspace, data: dict[str, Any]) -> Resumed:
     seeded_users = {uid: u for uid, u in ws.users.items() if uid not in users}
     ws.users = {**users, **seeded_users}
     ws.channels = {**channels, **seeded}
-    ws.history = {**{cid: [] for cid in seeded}, **history}
+    ws.history = {**{cid: ws.history.get(cid, []) for cid in seeded}, **history}
     ws.ephemerals = list(data.get("ephemerals", []))
     ws.views = dict(data.get("views", {}))
     ws.home_views = dict(data.get("home_views", {}))
