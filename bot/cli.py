@@ -44,6 +44,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:  # e.g. Slack refused the app-level token
         return _fail(exc.problems)
+    except OSError as exc:
+        host = args.host or settings.host
+        message = _address_in_use(exc, host=host, ports=(args.port or settings.port,))
+        if message is None:
+            raise
+        return _fail([message.replace("another sandbox still running?", "already running?")])
     return 0
 
 
@@ -55,7 +61,8 @@ def _address_in_use(exc: OSError, *, host: str, ports: Sequence[int]) -> str | N
     listed = " or ".join(str(p) for p in taken)
     return (
         f"port {listed} on {host} is already in use (another sandbox still running?); "
-        "stop it, or choose other ports with --port and --bot-port"
+        "stop it, or choose another port with "
+        + ("--port and --bot-port" if len(ports) > 1 else "--port")
     )
 
 

@@ -123,3 +123,33 @@ def test_version_is_printed() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip().startswith("pulseops 0.")
+
+
+def test_serve_on_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*PULSEOPS, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={
+                "PYTHONPATH": str(ROOT),
+                "PATH": "/usr/bin:/bin",
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": "secret",
+                "SLACK_API_URL": "http://127.0.0.1:9/api/",
+                "PULSEOPS_CONFIG": str(ROOT / "bot" / "examples" / "pulseops.yml"),
+                "PULSEOPS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+            },
+            timeout=60,
+        )
+    assert done.returncode == 2, done
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: port {port} on 127.0.0.1 is already in use (already running?); "
+        "stop it, or choose another port with --port"
+    ]
+    assert "Traceback" not in done.stderr
