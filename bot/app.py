@@ -20,16 +20,22 @@ from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
 from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects.events import EventEffects
+from bot.delivery.effects.notify import NotifyEffects
+from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
 from bot.domain.routing import route
 from bot.ingest.pipeline import build_pipeline
 from bot.jobs import Every, Jobs
 from bot.metrics import Metrics
+from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
+from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
@@ -37,19 +43,25 @@ from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notifications import NotificationPlanner
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
     actions,
     api,
     api_write,
     commands,
+    contact_methods,
+    dropin,
     heartbeats,
     home,
     ics,
+    notify,
     oncall,
     openapi,
     slack_http,
@@ -104,6 +116,7 @@ def create_app(
             route(directory, service_id=incident.service_id, team_id=incident.team_id).policy_id
             is not None
         ),
+        workflow_buttons=lambda incident: [(w.id, w.title) for w in offered(config, incident)],
     )
     outbox = OutboxWorker(
         db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, metrics=metrics
@@ -122,8 +135,21 @@ def create_app(
         outbox.kick()
         dashboard.changed()
 
+    workflows = WorkflowService(
+        db=db, config=config, clock=clock, on_commit=committed, events=EventStream(config=config)
+    )
+    event_effects = EventEffects(
+        db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, environ=environ
+    )
+    outbox.register(event_effects)
     escalations = EscalationService(
-        db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
+        db=db,
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        on_commit=committed,
+        workflows=workflows,
+        notifications=NotificationPlanner(config=config),
     )
     handoffs = HandoffService(
         db=db, config=config, clock=clock, metrics=metrics, on_commit=committed
@@ -135,6 +161,22 @@ def create_app(
         metrics=metrics,
         escalations=escalations,
         on_commit=committed,
+        workflows=workflows,
+    )
+    changes = IncidentChanges(incidents=incidents, config=config, clock=clock)
+    outbox.register(
+        WorkflowEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            escalations=escalations,
+            changes=changes,
+            environ=environ,
+            on_commit=committed,
+            metrics=metrics,
+        )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
     ingest = AlertIngest(
@@ -157,6 +199,18 @@ def create_app(
     )
     outbox.register(
         NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
+    providers = build_providers(config, environ)
+    outbox.register(
+        NotifyEffects(
+            providers=providers,
+            metrics=metrics,
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+        )
     )
     deps = Deps(
         settings=settings,
@@ -182,8 +236,18 @@ def create_app(
             clock=clock,
             environ=environ,
         ),
-        changes=IncidentChanges(incidents=incidents, config=config, clock=clock),
+        changes=changes,
+        workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
+        providers=providers,
+        contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
+        acks=NotificationAcks(
+            db=db,
+            clock=clock,
+            incidents=incidents,
+            link_secret=providers.link_secret,
+            on_commit=committed,
+        ),
         heartbeats=HeartbeatService(
             config=config, clock=clock, metrics=metrics, ingest=ingest, environ=environ
         ),
@@ -200,7 +264,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home):
+    for module in (commands, actions, views, oncall, home, contact_methods):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -223,7 +287,7 @@ def create_app(
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
-    for http_module in (webhooks, api, ics):
+    for http_module in (webhooks, dropin, api, ics, notify):
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
@@ -246,6 +310,7 @@ def create_app(
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
+                Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
                 # a report is recorded within ~10 s of its scheduled time
@@ -264,7 +329,10 @@ def create_app(
         await jobs.stop()  # runs in flight finish before the database closes
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
+        await event_effects.close()
         await dashboard.close()
+        if providers.twilio is not None:
+            await providers.twilio.close()
         await client.session.close() if client.session else None
         await db.dispose()
 

@@ -31,6 +31,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
+        tls = {"tls_cert": args.tls_cert, "tls_key": args.tls_key}
+        settings = settings.model_copy(
+            update={name: Path(value) for name, value in tls.items() if value}
+        )
         settings.require_for_serve()
         config = load_config(Path(args.config) if args.config else settings.config_path)
     except ConfigError as exc:
@@ -309,6 +313,53 @@ async def _token(args: argparse.Namespace, settings: Any, config: Any) -> int:
         await db.dispose()
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Write a pulseops.yml fragment from PagerDuty, Opsgenie or Grafana OnCall API bodies."""
+    from bot.config import load_settings
+    from bot.services.importer import read_mapping
+
+    try:
+        settings = load_settings()
+        mapping = read_mapping(Path(args.mapping)) if args.mapping else {}
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    try:
+        text, notes = asyncio.run(_import(args, settings, mapping))
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for note in notes:
+        print(f"not carried over: {note}", file=sys.stderr)
+    return 0
+
+
+async def _import(args: argparse.Namespace, settings: Any, mapping: dict[str, str]) -> Any:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.services.importer import import_fragment
+    from bot.slack.gateway import SlackGateway
+
+    gateway = None
+    if settings.slack_bot_token is not None:  # match people by e-mail with users.lookupByEmail
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            timeout=int(settings.slack_timeout),
+        )
+        gateway = SlackGateway(client)
+    return await import_fragment(
+        args.tool,
+        [Path(f) for f in args.files],
+        mapping=mapping,
+        gateway=gateway,
+        default_team=args.team,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseops", description="Slack-native incident response service."
@@ -320,7 +371,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
     serve.add_argument("--host", help="listen address (default: $PULSEOPS_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="listen port (default: $PULSEOPS_PORT or 3000)")
+    serve.add_argument(
+        "--tls-cert", help="serve HTTPS: PEM certificate (chain) file (default: $PULSEOPS_TLS_CERT)"
+    )
+    serve.add_argument(
+        "--tls-key", help="serve HTTPS: PEM private key file (default: $PULSEOPS_TLS_KEY)"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    imp = sub.add_parser(
+        "import",
+        help="write a pulseops.yml fragment from PagerDuty, Opsgenie or Grafana OnCall",
+        description=(
+            "Read JSON bodies saved from the tool's REST API (schedules, escalation policies, "
+            "services, users) and print a pulseops.yml fragment. People are matched to Slack "
+            "users by e-mail (users.lookupByEmail, with SLACK_BOT_TOKEN) or by --mapping."
+        ),
+    )
+    imp.add_argument("tool", choices=["pagerduty", "opsgenie", "grafana-oncall"])
+    imp.add_argument("files", nargs="+", metavar="FILE", help="JSON bodies from the tool's API")
+    imp.add_argument("--mapping", help="YAML file: source user id or e-mail -> Slack user ID")
+    imp.add_argument(
+        "--team", default="imported", help="team id for what names no team (default: imported)"
+    )
+    imp.add_argument("--output", "-o", help="write the fragment here instead of stdout")
+    imp.set_defaults(func=cmd_import)
 
     sandbox = sub.add_parser("sandbox", help="run offline against the built-in Slack emulator")
     sandbox.add_argument("--host", default="127.0.0.1")

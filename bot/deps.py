@@ -10,8 +10,10 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, Settings
 from bot.delivery.worker import OutboxWorker
 from bot.metrics import Metrics
+from bot.notify.providers import Providers
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
 from bot.services.heartbeats import HeartbeatService
@@ -20,10 +22,12 @@ from bot.services.inactivity import InactivityService
 from bot.services.incident_changes import IncidentChanges
 from bot.services.incidents import IncidentService
 from bot.services.ingest import AlertIngest
+from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
 from bot.services.stats import StatsService
+from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
 from store.session import Database
 
@@ -50,6 +54,10 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    providers: Providers  # e-mail, SMS, call and push providers
+    acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
+    contacts: ContactMethods  # people's own methods (`/oncall notify`)
+    workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
 

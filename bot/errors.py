@@ -11,6 +11,9 @@ PulseOpsError
 ├── StoreUnavailable   the database cannot write now; carries Retry-After (HTTP 503)
 ├── AuthError          missing or wrong credentials (HTTP 401)
 ├── ConfigError        the configuration is invalid; carries one line per problem
+├── NotifyError        an e-mail, SMS, call or push provider refused or failed
+│   ├── NotifyRetryable outage, timeout, 5xx, 429: try again later
+│   └── NotifyFatal     a bad number, refused credentials…: retrying cannot help
 └── SlackError         a Slack Web API call failed
     ├── SlackRetryable 429, 5xx, timeouts, transient Slack errors: try again later
     │   └── SlackUnsure a call that must not repeat may have been carried out: look first
@@ -112,6 +115,31 @@ class ConfigError(PulseOpsError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class NotifyError(PulseOpsError):
+    """A notification provider (SMTP, Twilio, an Apprise service) did not take a message;
+    `reason` is the provider's own words, safe to show (no secrets)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NotifyRetryable(NotifyError):
+    """The provider may accept it later; `retry_after` in seconds, when it said. `unsure`:
+    the answer was lost (a timeout), so it may have been sent: look before sending again."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, unsure: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.unsure = unsure
+
+
+class NotifyFatal(NotifyError):
+    """The provider refused it for good."""
 
 
 class SlackError(PulseOpsError):

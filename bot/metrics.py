@@ -92,6 +92,18 @@ class Metrics:
             buckets=RESPONSE_BUCKETS,
             registry=r,
         )
+        self.workflow_runs = Counter(
+            "pulseops_workflow_runs_total",
+            "Workflow runs finished, by workflow and result (succeeded, failed)",
+            ["workflow", "result"],
+            registry=r,
+        )
+        self.workflow_attempts = Counter(
+            "pulseops_workflow_step_attempts_total",
+            "Workflow step attempts, by step kind and outcome (done, failed, retry)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.transitions = Counter(
             "pulseops_incident_transitions_total",
             "Incident state changes, by resulting status",
@@ -128,6 +140,13 @@ class Metrics:
         )
         self.pages_sent = Counter(
             "pulseops_pages_sent_total", "Pages recorded, by target kind", ["kind"], registry=r
+        )
+        self.notifications = Counter(
+            "pulseops_notifications_total",
+            "Notifications beyond Slack by method type and result (sent, failed, retrying, "
+            "throttled, cancelled)",
+            ["type", "result"],
+            registry=r,
         )
         self.escalation_steps = Counter(
             "pulseops_escalation_steps_total",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -32,8 +34,10 @@ async def start(
     port: int,
     header_timeout: float = HEADER_TIMEOUT,
     max_pending: int = MAX_PENDING_CONNECTIONS,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Start serving `app`; return the runner and the bound port (port 0 picks a free one)."""
+    """Start serving `app` (over HTTPS when `ssl_context` is given); return the runner and the
+    bound port (port 0 picks a free one)."""
     runner = GuardedAppRunner(
         app,
         guard=SlowClientGuard(header_timeout=header_timeout, max_pending=max_pending),
@@ -42,10 +46,34 @@ async def start(
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     return runner, int(bound)
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate (chain) and its private key.
+
+    Raises:
+        ConfigError: a file is missing, unreadable, or the key does not match the certificate.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=cert, keyfile=key)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            [f"PULSEOPS_TLS_CERT/PULSEOPS_TLS_KEY: no such file: {exc.filename}"]
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            [
+                f"PULSEOPS_TLS_CERT/PULSEOPS_TLS_KEY: cannot load {cert} with {key} ({exc}): "
+                "give a PEM certificate and the PEM private key that belongs to it"
+            ]
+        ) from None
+    return context
 
 
 # apps.connections.open errors that no retry can fix: the SDK's connect loop would retry
@@ -130,14 +158,18 @@ async def close_socket_mode(handler: AsyncSocketModeHandler | None) -> None:
 
 async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM."""
+    context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        context = tls_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings, config)
-    runner, bound = await start(app, host=host, port=port)
+    runner, bound = await start(app, host=host, port=port, ssl_context=context)
     try:
         socket_handler = await connect_socket_mode(app, settings)
     except BaseException:
         await runner.cleanup()
         raise
-    log.info("PulseOps listening", extra={"host": host, "port": bound})
+    scheme = "https" if context is not None else "http"
+    log.info("PulseOps listening", extra={"host": host, "port": bound, "scheme": scheme})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

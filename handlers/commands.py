@@ -14,7 +14,7 @@ from bot.domain.durations import parse_duration
 from bot.errors import SlackError, UserError
 from bot.render.report import ReportRenderer, period_label
 from bot.slack.ids import SlashCommand
-from handlers.incident_ops import VERBS, run_command
+from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 from store.incidents import IncidentFilter
@@ -98,6 +98,29 @@ async def _escalate(
     )
 
 
+async def _run(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    """`/incident run <workflow> [number]`: start a button workflow, once per command."""
+    workflow_id, _sep, ref = arg.partition(" ")
+    if not workflow_id:
+        offered = ", ".join(f"`{w.id}`" for w in deps.config.workflows if w.run == "button")
+        raise UserError(
+            "Type `/incident run <workflow>` in the incident channel "
+            f"(workflows: {offered or 'none are configured'})."
+        )
+    incident_id = await _incident_id(deps, command, ref.strip())
+    text = await start_workflow(
+        deps,
+        incident_id=incident_id,
+        workflow_id=workflow_id.lower(),
+        by=command["user_id"],
+        key=f"command:{command.get('trigger_id')}",
+        trigger="command",
+    )
+    await ack(text=text)
+
+
 STATS_DEFAULT = timedelta(days=7)
 STATS_LONGEST = timedelta(days=366)
 
@@ -168,6 +191,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "resolve": _transition("resolve"),
     "timeline": _timeline,
     "escalate": _escalate,
+    "run": _run,
     "stats": _stats,
     "help": _help,
 }

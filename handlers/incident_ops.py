@@ -6,6 +6,7 @@ from bot.deps import Deps
 from bot.domain import Acknowledge, Command, InvalidTransition, Resolve, Status
 from bot.domain.records import Incident
 from bot.errors import UserError
+from bot.render.blocks import escape_mrkdwn
 
 VERBS: dict[str, type[Acknowledge] | type[Resolve]] = {"ack": Acknowledge, "resolve": Resolve}
 
@@ -41,3 +42,23 @@ def _by(incident: Incident, status: Status) -> str | None:
     if status is Status.ACKNOWLEDGED:
         return incident.acknowledged_by
     return None
+
+
+async def start_workflow(
+    deps: Deps, *, incident_id: int, workflow_id: str, by: str, key: str, trigger: str
+) -> str:
+    """Start a `run: button` workflow for a click or `/incident run` (once per `key`, after
+    the `run_workflow` permission check); return what to tell the person."""
+    if deps.config.permissions.run_workflow is not None:
+        incident = await deps.incidents.get(incident_id=incident_id)
+        await deps.permissions.require(
+            "run_workflow", user=by, team_id=incident.team_id, replies=deps.renderer.replies
+        )
+    started = await deps.workflows.run_by_hand(
+        incident_id=incident_id, workflow_id=workflow_id, by=by, key=key, trigger=trigger
+    )
+    workflow = deps.config.workflow(workflow_id)
+    label = escape_mrkdwn(workflow.title if workflow else workflow_id)
+    if not started:
+        return f"Workflow *{label}* was already started by this click."
+    return f"Started workflow *{label}* on INC-{incident_id}; its steps appear on the timeline."

@@ -87,7 +87,8 @@ def http_middleware(metrics: Metrics) -> Any:
             fields: dict[str, Any] = {
                 "request_id": request_id,
                 "method": request.method,
-                "path": request.path,
+                # a path holding a token is logged as its route, never with the secret
+                "path": route_name if "{token}" in route_name else request.path,
                 "status": status,
                 "duration_ms": round(duration * 1000, 2),
             }

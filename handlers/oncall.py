@@ -4,6 +4,7 @@
     /oncall override <@user> <duration | until TIME> [schedule]
     /oncall overrides [schedule]
     /oncall override remove <id>
+    /oncall notify                     (a modal: your e-mail, SMS, call and push methods)
 
 Bad syntax is answered with the help text and changes nothing. Numbers, dates and times
 are ASCII digits only (other scripts' digits are refused, not read as numbers).
@@ -24,6 +25,7 @@ from bot.errors import UserError
 from bot.render import Replies
 from bot.services.oncall import OverrideEnd
 from bot.slack.ids import SlashCommand
+from handlers import contact_methods
 from handlers.middleware import deps_of
 from handlers.refs import ascii_number
 
@@ -179,6 +181,12 @@ async def answer(deps: Deps, command: dict[str, Any]) -> str:
 async def oncall_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
     """`/oncall …`: the answer, the help text after bad syntax, or the problem, ephemerally."""
     deps = deps_of(context)
+    if (command.get("text") or "").strip().lower() == "notify":
+        await ack()  # the modal opens with the trigger, within Slack's 3 s
+        await contact_methods.open_modal(
+            deps, user=command.get("user_id", ""), trigger_id=command.get("trigger_id", "")
+        )
+        return
     try:
         text = await answer(deps, command)
     except Usage as exc:

@@ -1,4 +1,5 @@
-"""`POST /webhooks/{integration}`: a delivery through the alert pipeline; JSON answers only.
+"""`POST /webhooks/{integration}` (and `/webhooks/{integration}/{token}` for slack-webhook
+integrations): a delivery through the alert pipeline; JSON answers only.
 
 Every rejection (401, 400, 404, 409, 413) happens before anything is written.
 """
@@ -47,12 +48,14 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
 async def receive(request: web.Request) -> web.Response:
     """Accept one delivery (the receiving stages), then apply it (committed before 2xx)."""
     deps = request.app[DEPS]
+    token = request.match_info.get("token")
     accepted = await deps.ingest.pipeline.accept(
         Received(
             name=request.match_info["integration"],
             headers=request.headers,
             read=bounded_reader(request),
             now=deps.clock.now(),
+            params={"token": token} if token is not None else {},
         )
     )
     delivery = await deps.ingest.submit(accepted)
@@ -60,5 +63,11 @@ async def receive(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application, deps: Deps) -> None:
-    """Add the alert webhook route."""
+    """Add the alert webhook routes."""
     app.router.add_post("/webhooks/{integration}", receive)
+    # a Slack-incoming-webhook-style URL: the token is its last segment (slack-webhook only)
+    app.router.add_post(SECRET_ROUTE, receive)
+
+
+SECRET_ROUTE = "/webhooks/{integration}/{token}"
+"""Its path holds a secret: the access log shows the route instead (see middleware)."""

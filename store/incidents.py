@@ -91,6 +91,7 @@ class IncidentFilter:
     status: Sequence[Status] = ()
     service_id: str | None = None
     team_id: str | None = None
+    integration: str | None = None  # the integration that opened it
 
 
 class IncidentRepository:
@@ -190,6 +191,8 @@ class IncidentRepository:
             conditions.append(IncidentRow.service_id == filters.service_id)
         if filters.team_id:
             conditions.append(IncidentRow.team_id == filters.team_id)
+        if filters.integration:
+            conditions.append(IncidentRow.integration == filters.integration)
         where = and_(*conditions) if conditions else None
         excerpt = func.substr(IncidentRow.description, 1, LIST_DESCRIPTION_CHARS + 1)
         query = (

@@ -283,6 +283,81 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
 
 
+class NotificationRow(Base):
+    """One notification beyond Slack that a page asked for: a method, when it is due, and
+    what became of it. Unique per (page, method), so a page never notifies twice."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(32))
+    method_id: Mapped[str] = mapped_column(String(64))
+    method_type: Mapped[str] = mapped_column(String(16))  # email | sms | voice | apprise
+    destination: Mapped[str] = mapped_column(Text)  # address, E.164 number or Apprise URL
+    # pending | sending | sent | delivered | failed | cancelled | throttled
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)  # Twilio's SID
+    error: Mapped[str | None] = mapped_column(Text)
+    link_used_at: Mapped[datetime | None]  # the e-mail's acknowledge link, used once
+
+    __table_args__ = (
+        Index("uq_notifications_page_method", "page_id", "method_id", unique=True),
+        Index("ix_notifications_user_sent", "user", "method_type", "sent_at"),
+        Index("ix_notifications_destination", "method_type", "destination", "sent_at"),
+    )
+
+
+class WorkflowRunRow(Base):
+    """One run of a workflow on an incident: unique per (workflow, incident, trigger key), so a
+    redelivered or concurrent trigger never runs it twice. `scheduled` runs wait for `due_at`
+    (`unacknowledged_for`); the outbox row of a `pending` run carries it out."""
+
+    __tablename__ = "workflow_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    trigger: Mapped[str] = mapped_column(String(40))  # triggered | … | button | command
+    trigger_key: Mapped[str] = mapped_column(String(255))
+    started_by: Mapped[str] = mapped_column(String(140))
+    status: Mapped[str] = mapped_column(String(16))  # scheduled|pending|succeeded|failed|skipped
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_workflow_runs_key", "workflow_id", "incident_id", "trigger_key", unique=True),
+        Index("ix_workflow_runs_due", "status", "due_at"),
+    )
+
+
+class WorkflowStepRow(Base):
+    """One step of a run: its attempts and outcome. A step marked done is never run again."""
+
+    __tablename__ = "workflow_steps"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    finished_at: Mapped[datetime | None]
+
+
 class HeartbeatRow(Base):
     """A heartbeat's last ping and its deadline; armed by its first ping.
 
@@ -299,3 +374,19 @@ class HeartbeatRow(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     missed_at: Mapped[datetime | None]
     pings: Mapped[int] = mapped_column(default=0)
+
+
+class ContactMethodRow(Base):
+    """A contact method a person set for themselves in Slack (`/oncall notify`); when they
+    have any, these replace the defaults of `contacts` in the config."""
+
+    __tablename__ = "contact_methods"
+
+    user: Mapped[str] = mapped_column(String(32), primary_key=True)
+    method_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method_type: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(Text)
+    after_seconds: Mapped[int] = mapped_column(default=0)  # after the page, while unacknowledged
+    created_at: Mapped[datetime]
+    tested_at: Mapped[datetime | None]  # the last "Send me a test page"
+    test_result: Mapped[str | None] = mapped_column(Text)  # "sent" or the provider's reason

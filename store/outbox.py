@@ -42,7 +42,9 @@ class OutboxRepository:
         now: datetime,
         incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
+        due_at: datetime | None = None,
     ) -> None:
+        """Add a row, delivered from `due_at` (default: now)."""
         self.session.add(
             OutboxRow(
                 incident_id=incident_id,
@@ -52,7 +54,7 @@ class OutboxRepository:
                 status="pending",
                 attempts=0,
                 created_at=now,
-                next_attempt_at=now,
+                next_attempt_at=due_at or now,
             )
         )
 

@@ -36,11 +36,12 @@ class UnitOfWork:
         now: datetime,
         incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
+        due_at: datetime | None = None,
     ) -> None:
-        """Add outbox work; the worker is woken after the commit."""
+        """Add outbox work (from `due_at`, default now); the worker is woken after the commit."""
         self.enqueued = True
         await OutboxRepository(self.session).enqueue(
-            kind=kind, now=now, incident_id=incident_id, payload=payload
+            kind=kind, now=now, incident_id=incident_id, payload=payload, due_at=due_at
         )
 
     def count_repeat(self, incident_id: int) -> None:

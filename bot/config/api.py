@@ -62,3 +62,4 @@ class PermissionsConfig(_Frozen):
     resolve: tuple[PermissionRule, ...] | None = None
     override: tuple[PermissionRule, ...] | None = None
     silence: tuple[PermissionRule, ...] | None = None  # read by the silences commands
+    run_workflow: tuple[PermissionRule, ...] | None = None  # workflow buttons, /incident run

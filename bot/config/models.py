@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from bot.config.checks import (
     _CHANNEL_PREFIX,
@@ -21,6 +21,7 @@ from bot.config.oncall import _check_time_zone
 from bot.config.types import Duration
 from bot.domain.incident import Severity
 from bot.ingest.parsers import PARSERS
+from bot.ingest.slack_webhook import SlackWebhookOptions
 
 INTEGRATION_TYPES = tuple(PARSERS)
 """The integration `type`s the configuration accepts: one per webhook body parser."""
@@ -124,6 +125,17 @@ class IntegrationConfig(_NamedSecret):
     type: str  # a key of bot.ingest.parsers.PARSERS: adding a parser is what adds a type
     service: str | None = None
     max_requests_per_second: float | None = Field(default=None, gt=0)  # else incidents.*
+    slack_webhook: SlackWebhookOptions | None = None  # type slack-webhook only
+
+    @field_validator("slack_webhook")
+    @classmethod
+    def _options_fit_the_type(
+        cls, value: SlackWebhookOptions | None, info: ValidationInfo
+    ) -> SlackWebhookOptions | None:
+        kind = info.data.get("type")
+        if value is not None and kind is not None and kind != "slack-webhook":
+            raise ValueError(f"applies to type slack-webhook only (this is {kind})")
+        return value
 
     @field_validator("name")
     @classmethod

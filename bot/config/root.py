@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
@@ -10,15 +11,18 @@ from typing import Any, Self
 
 from pydantic import (
     BaseModel,
+    Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.events import EventSinkConfig
 from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
 from bot.config.models import (
     IncidentsConfig,
@@ -29,11 +33,16 @@ from bot.config.models import (
     TeamConfig,
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
+from bot.config.paging import ContactConfig, NotificationsConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
+from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.routing import Ownership, route
 from bot.domain.rules import Rules
 from bot.errors import ConfigError
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|[0-9A-Fa-f:.]{2,45}")
+"""A host name, an IPv4 address or an IPv6 address (without brackets)."""
 
 EXAMPLE_CONFIG_PATH = Path(__file__).parents[1] / "examples" / "pulseops.yml"
 """The commented example configuration shipped with the package (also used by the sandbox)."""
@@ -53,6 +62,11 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    contacts: tuple[ContactConfig, ...] = ()
+    notifications: NotificationsConfig = NotificationsConfig()
+    workflows: tuple[WorkflowConfig, ...] = ()
+    event_sinks: tuple[EventSinkConfig, ...] = Field(default=(), max_length=20)
+    allowed_hosts: tuple[str, ...] = ()  # private or loopback hosts outgoing calls may reach
     heartbeats: tuple[HeartbeatConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     classifier: ClassifierConfig = ClassifierConfig()
@@ -63,6 +77,8 @@ class PulseOpsConfig(_Frozen):
     _integrations: dict[str, IntegrationConfig] = PrivateAttr(default_factory=dict)
     _schedules: dict[str, ScheduleConfig] = PrivateAttr(default_factory=dict)
     _policies: dict[str, EscalationPolicyConfig] = PrivateAttr(default_factory=dict)
+    _contacts: dict[str, ContactConfig] = PrivateAttr(default_factory=dict)
+    _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
     _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
@@ -91,6 +107,17 @@ class PulseOpsConfig(_Frozen):
             raise Problems(problems)
         return config
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [h for h in value if not _HOST.fullmatch(h)]
+        if bad:
+            raise ValueError(
+                f"not host names or IP addresses: {', '.join(repr(h) for h in bad)} "
+                "(write the host alone, e.g. remediator.internal or 10.0.0.5, no scheme or port)"
+            )
+        return tuple(h.lower() for h in value)
+
     def model_post_init(self, context: Any) -> None:
         """Index every section by id for the lookup helpers."""
         self._teams = {t.id: t for t in self.teams}
@@ -98,6 +125,8 @@ class PulseOpsConfig(_Frozen):
         self._integrations = {i.name: i for i in self.integrations}
         self._schedules = {s.id: s for s in self.schedules}
         self._policies = {p.id: p for p in self.escalation_policies}
+        self._contacts = {c.user: c for c in self.contacts}
+        self._workflows = {w.id: w for w in self.workflows}
         self._heartbeats = {h.name: h for h in self.heartbeats}
         self._rules = rules_of(self.routes, self.classifier)
 
@@ -125,6 +154,14 @@ class PulseOpsConfig(_Frozen):
     def escalation_policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         """The escalation policy with this id, or None."""
         return self._policies.get(policy_id)
+
+    def contact(self, user: str) -> ContactConfig | None:
+        """The person's contact methods and rules from the config, or None."""
+        return self._contacts.get(user)
+
+    def workflow(self, workflow_id: str) -> WorkflowConfig | None:
+        """The workflow with this id, or None."""
+        return self._workflows.get(workflow_id)
 
     def heartbeat(self, name: str) -> HeartbeatConfig | None:
         """The heartbeat with this name, or None."""
@@ -208,6 +245,7 @@ def _cross_problems(
         *_duplicate_problems(source, failed),
         *_reference_problems(source, failed),
         *_environment_problems(source, environ, failed),
+        *_paging_problems(source, environ, failed),
     ]
 
 
@@ -219,6 +257,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("workflows", "id", "workflow id"),
         ("heartbeats", "name", "heartbeat name"),
         ("routes", "name", "route name"),
     ):
@@ -304,6 +343,13 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
                 schedule = _text(target, "schedule")
                 if schedule is not None and loc not in failed and schedule not in schedule_ids:
                     yield unknown(loc, "schedule", schedule, schedule_ids)
+    for i, workflow in enumerate(_entries(source, "workflows")):
+        for j, step in enumerate(_entries(workflow, "steps")):
+            page = step.get("page") if isinstance(step, Mapping) else getattr(step, "page", None)
+            schedule = _text(page, "schedule") if page is not None else None
+            loc = ("workflows", i, "steps", j, "page", "schedule")
+            if schedule is not None and loc not in failed and schedule not in schedule_ids:
+                yield unknown(loc, "schedule", schedule, schedule_ids)
 
 
 def _environment_problems(
@@ -322,10 +368,91 @@ def _environment_problems(
         for i, name in _values(source, section, key, failed):
             if not environ.get(name):
                 yield ((section, i, key), f"environment variable {name} is not set")
+    for i, workflow in enumerate(_entries(source, "workflows")):
+        for j, step in enumerate(_entries(workflow, "steps")):
+            hook = (
+                step.get("webhook") if isinstance(step, Mapping) else getattr(step, "webhook", None)
+            )
+            secret_env = _text(hook, "secret_env") if hook is not None else None
+            loc = ("workflows", i, "steps", j, "webhook", "secret_env")
+            if secret_env and loc not in failed and not environ.get(secret_env):
+                yield (loc, f"environment variable {secret_env} is not set")
+    for i, name in _values(source, "event_sinks", "secret_env", failed):
+        if not environ.get(name):
+            yield (("event_sinks", i, "secret_env"), f"environment variable {name} is not set")
     api = source.get("api") if isinstance(source, Mapping) else getattr(source, "api", None)
     metrics_env = _text(api, "metrics_token_env") if api is not None else None
     if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
         yield (("api", "metrics_token_env"), f"environment variable {metrics_env} is not set")
+
+
+def _section(source: Source, key: str) -> object:
+    return source.get(key) if isinstance(source, Mapping) else getattr(source, key, None)
+
+
+def _paging_problems(
+    source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
+) -> Iterator[tuple[Loc, str]]:
+    """Contacts once per person, each method's provider configured, provider variables set."""
+    seen: dict[str, int] = {}
+    for i, user in _values(source, "contacts", "user", failed):
+        if user in seen:
+            yield (
+                ("contacts", i, "user"),
+                f"duplicate contact {user!r} (first at contacts[{seen[user]}])",
+            )
+        else:
+            seen[user] = i
+    notifications = _section(source, "notifications")
+    if ("notifications",) in failed:
+        return
+    providers = {
+        "email": ("smtp", "notifications.smtp (an SMTP server)"),
+        "sms": ("twilio", "notifications.twilio (a Twilio account)"),
+        "voice": ("twilio", "notifications.twilio (a Twilio account)"),
+    }
+    public = _text(notifications, "public_url") if notifications is not None else None
+    needs_public: set[str] = set()
+    for i, contact in enumerate(_entries(source, "contacts")):
+        for j, method in enumerate(_entries(contact, "methods")):
+            kind = _text(method, "type")
+            if kind not in providers or ("contacts", i, "methods", j) in failed:
+                continue
+            key, what = providers[kind]
+            needs_public.add(kind)
+            if notifications is None or _section(notifications, key) is None:
+                yield (("contacts", i, "methods", j, "type"), f"a {kind} method needs {what}")
+    if needs_public and public is None:
+        kinds = ", ".join(sorted(needs_public))
+        yield (
+            ("notifications", "public_url"),
+            f"required for {kinds} methods: the URL at which people's browsers and Twilio "
+            "reach this service (acknowledge links and Twilio webhooks)",
+        )
+    if "email" in needs_public and (
+        notifications is None or _text(notifications, "link_secret_env") is None
+    ):
+        yield (
+            ("notifications", "link_secret_env"),
+            "required for email methods: an environment variable holding the secret that "
+            "signs acknowledge links",
+        )
+    if environ is None or notifications is None:
+        return
+    for loc, name in (
+        (("notifications", "link_secret_env"), _text(notifications, "link_secret_env")),
+        *(
+            (("notifications", section, key), _text(_section(notifications, section), key))
+            for section, keys in (
+                ("smtp", ("username_env", "password_env")),
+                ("twilio", ("account_sid_env", "auth_token_env")),
+            )
+            if _section(notifications, section) is not None
+            for key in keys
+        ),
+    ):
+        if name and loc not in failed and not environ.get(name):
+            yield (loc, f"environment variable {name} is not set")
 
 
 def _known(ids: list[str]) -> str:
@@ -370,13 +497,15 @@ def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
         for problem in exc.problems:
             sys.stderr.write(problem + "\n")
         return 2
-    counts = (
+    counts: tuple[str, ...] = (
         _plural(len(config.teams), "team"),
         _plural(len(config.services), "service"),
         _plural(len(config.integrations), "integration"),
         _plural(len(config.schedules), "schedule"),
         _plural(len(config.escalation_policies), "escalation policy", "escalation policies"),
     )
+    if config.workflows:
+        counts += (_plural(len(config.workflows), "workflow"),)
     sys.stdout.write(f"OK: {', '.join(counts)}\n")
     return 0
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     config_path: Path = Field(default=Path("pulseops.yml"), validation_alias="PULSEOPS_CONFIG")
     host: str = Field(default="0.0.0.0", validation_alias="PULSEOPS_HOST")
     port: int = Field(default=3000, ge=0, le=65535, validation_alias="PULSEOPS_PORT")
+    tls_cert: Path | None = Field(default=None, validation_alias="PULSEOPS_TLS_CERT")
+    tls_key: Path | None = Field(default=None, validation_alias="PULSEOPS_TLS_KEY")
     log_format: Literal["json", "text"] = Field(
         default="json", validation_alias="PULSEOPS_LOG_FORMAT"
     )
@@ -69,6 +71,13 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET is not set (required in HTTP mode; "
                 "set SLACK_APP_TOKEN instead to use Socket Mode)"
             )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, lacking = (
+                ("PULSEOPS_TLS_CERT", "PULSEOPS_TLS_KEY")
+                if self.tls_key is None
+                else ("PULSEOPS_TLS_KEY", "PULSEOPS_TLS_CERT")
+            )
+            missing.append(f"{given} is set but {lacking} is not: HTTPS needs both files")
         if missing:
             raise ConfigError(missing)
 

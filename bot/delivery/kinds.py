@@ -15,3 +15,7 @@ class OutboxKind(StrEnum):
     HANDOFF = "handoff"  # a rotation handoff message and the user-group update
     REPORT = "report"  # a weekly report with its chart
     NOTE = "note"  # a note added to the timeline, posted in the incident channel
+    NOTIFY = "notify"  # one e-mail, SMS, call or push of a page, due at its rule's time
+    NOTIFY_TEST = "notify_test"  # "Send me a test page" to one method; the result in a DM
+    WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
+    EVENT = "event"  # one event for one event sink (webhook or NATS)

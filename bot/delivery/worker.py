@@ -28,13 +28,15 @@ from bot.delivery import owner
 from bot.delivery.effects import (
     UNSURE,
     Effects,
+    GiveUp,
     Handler,
     HandoffEffects,
     IncidentEffects,
     LeaseBusy,
+    Postpone,
 )
 from bot.delivery.kinds import OutboxKind
-from bot.errors import SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
+from bot.errors import NotifyRetryable, SlackFatal, SlackRetryable, SlackUnsure, StoreUnavailable
 from bot.metrics import Metrics
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway, backoff_delay
@@ -42,6 +44,9 @@ from store.outbox import OutboxItem, OutboxRepository
 from store.session import Database
 
 log = logging.getLogger(__name__)
+
+UNLOCKED_KINDS = frozenset({OutboxKind.WORKFLOW_RUN, OutboxKind.EVENT})
+"""Kinds delivered without taking their incident's turn (they make no incident message edits)."""
 
 
 class OutboxWorker:
@@ -85,6 +90,9 @@ class OutboxWorker:
         # steps run before a row takes its incident's turn: a page's DM never waits for the
         # incident's announcement or channel set-up (its mention in the channel still does)
         self.first_steps: dict[str, Handler] = {OutboxKind.PAGE: incidents.page_dm}
+        # kinds that never touch the incident's Slack messages: they skip its turn, so a slow
+        # SMTP server or phone provider never holds back a message edit
+        self.unlocked: frozenset[str] = frozenset({OutboxKind.NOTIFY, OutboxKind.NOTIFY_TEST})
 
     def register(self, effects: Effects) -> None:
         """Deliver the outbox kinds `effects` handles with its handlers."""
@@ -217,9 +225,11 @@ class OutboxWorker:
             )
 
     async def _deliver_locked(self, item: OutboxItem) -> None:
-        lock = self._locks.get(item.incident_id or 0)
+        # workflow runs wait on outside endpoints: they never hold up the incident's messages
+        key = -item.id if item.kind in UNLOCKED_KINDS else item.incident_id or 0
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[item.incident_id or 0] = asyncio.Lock()
+            lock = self._locks[key] = asyncio.Lock()
         if item.interrupted:  # a delivery died mid-way: what it sent is unknown
             item.progress[UNSURE] = True
         first_step = self.first_steps.get(item.kind)
@@ -227,17 +237,22 @@ class OutboxWorker:
             try:
                 if first_step is not None:
                     await first_step(item)
-                await turn.enter_async_context(lock)
+                if item.kind not in self.unlocked:
+                    await turn.enter_async_context(lock)
                 await self.handlers[item.kind](item)
             except SlackRetryable as exc:
                 if isinstance(exc, SlackUnsure):  # the next delivery looks before repeating
                     item.progress[UNSURE] = True
                 await self._reschedule(item, exc.retry_after, str(exc))
+            except NotifyRetryable as exc:  # a provider outage: the notification waits
+                await self._reschedule(item, exc.retry_after, exc.reason)
             except LeaseBusy:
                 await self._reschedule(item, 1.0, "incident messages busy in another worker")
-            except SlackFatal as exc:
+            except Postpone as exc:
+                await self._reschedule(item, exc.after, str(exc), at_least=False)
+            except (SlackFatal, GiveUp) as exc:
                 log.error(
-                    "slack effect failed for good",
+                    "effect failed for good",
                     extra={"incident_id": item.incident_id, "kind": item.kind, "error": str(exc)},
                 )
                 self.metrics.outbox_failed.labels(kind=item.kind).inc()
@@ -259,9 +274,13 @@ class OutboxWorker:
                     )
                 )
 
-    async def _reschedule(self, item: OutboxItem, after: float | None, error: str) -> None:
+    async def _reschedule(
+        self, item: OutboxItem, after: float | None, error: str, *, at_least: bool = True
+    ) -> None:
         now = self.clock.now()
-        delay = max(after or 0.0, backoff_delay(item.attempts, cap=60.0))
+        delay = after or 0.0
+        if at_least:
+            delay = max(delay, backoff_delay(item.attempts, cap=60.0))
         if now - item.created_at > self.max_age:
             self.metrics.outbox_failed.labels(kind=item.kind).inc()
             gave_up = f"gave up after {self.max_age}: {error}"

@@ -29,120 +29,39 @@ identify the alert. A severity PulseOps does not know is refused (HTTP 400) rath
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter
 
 from bot.domain.alerts import Alert, AlertStatus, Link
 from bot.domain.incident import Severity
+from bot.ingest.formats import parse_datadog, parse_grafana
+from bot.ingest.opsgenie import parse_opsgenie
+from bot.ingest.slack_webhook import parse_slack_webhook
+from bot.ingest.wire import (
+    HttpUrl,
+    OptionalTime,
+    SeverityIn,
+    _Body,
+    _digest,
+    _first,
+    _in_utc,
+    _invalid,
+    _labels_key,
+    _link,
+    _now,
+    _require_object,
+    _utc,
+)
+from bot.ingest.wire import validation_problems as validation_problems
 
 Parser = Callable[[Any, datetime], list[Alert]]
 
 
-class _Body(BaseModel):
-    """Base of the wire models: unknown keys are ignored, values are immutable."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def validation_problems(exc: ValidationError) -> dict[str, str]:
-    """Map each failing field's dotted path (`alerts.0.labels`) to what is wrong with it."""
-    problems: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        path = ".".join(str(part) for part in error["loc"]) or "body"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems[path] = f"{problems[path]}; {message}" if path in problems else message
-    return problems
-
-
-def _invalid(title: str, loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
-    """Build a ValidationError for a rule that spans fields (so it still names one field)."""
-    detail = InitErrorDetails(
-        type=PydanticCustomError("value_error", message), loc=loc, input=value
-    )
-    return ValidationError.from_exception_data(title, [detail])
-
-
-def _require_object(body: Any, title: str, *, batch: bool = False) -> None:
-    """Refuse a body that is not a JSON object (or, when `batch`, an array) with a clear message."""
-    if isinstance(body, dict) or (batch and isinstance(body, list)):
-        return
-    expected = "a JSON object or an array of objects" if batch else "a JSON object"
-    raise _invalid(title, (), f"expected {expected}, got {_json_kind(body)}", body)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else type(value).__name__
-
-
-def _digest(*parts: str) -> str:
-    """A stable identifier for alerts whose sender gave none (retries map to the same one)."""
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # monitors that omit the offset mean UTC more often than not
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _now(now: datetime) -> datetime:
-    result = _utc(now)
-    assert result is not None
-    return result
-
-
-def _link(url: str | None, text: str) -> list[Link]:
-    return [Link(url=url.strip(), text=text)] if url and url.strip() else []
-
-
 # --------------------------------------------------------------------------- Alertmanager
-
-
-def _unset_time(value: Any) -> Any:
-    """Alertmanager writes Go's zero time ("0001-01-01T00:00:00Z") for an unset time."""
-    if value is None or value == "" or (isinstance(value, str) and value.startswith("0001-01-01")):
-        return None
-    return value
-
-
-def _in_utc(value: datetime | None) -> datetime | None:
-    """A time that stays a valid datetime in UTC (year 1 to 9999 after the offset)."""
-    try:
-        return _utc(value)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-OptionalTime = Annotated[datetime | None, BeforeValidator(_unset_time), AfterValidator(_in_utc)]
 
 
 class AlertmanagerAlert(_Body):
@@ -170,15 +89,6 @@ class AlertmanagerPayload(_Body):
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL")
     alerts: list[AlertmanagerAlert] = Field(min_length=1)
-
-
-def _first(*values: str | None) -> str:
-    """The first non-empty value, or ""."""
-    return next((v for v in values if v), "")
-
-
-def _labels_key(labels: Mapping[str, str]) -> str:
-    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
 def parse_alertmanager(body: Any, now: datetime) -> list[Alert]:
@@ -220,34 +130,6 @@ def parse_alertmanager(body: Any, now: datetime) -> list[Alert]:
 
 
 # --------------------------------------------------------------------------- generic
-
-
-def _parse_severity(value: Any) -> Any:
-    if value is None or isinstance(value, Severity):
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("must be a string such as SEV2")
-    severity = Severity.parse(value)
-    if severity is None:
-        raise ValueError(
-            f"unknown severity {value!r}: use SEV1, SEV2, SEV3 or SEV4 "
-            "(or critical, error, warning, info)"
-        )
-    return severity
-
-
-SeverityIn = Annotated[Severity | None, BeforeValidator(_parse_severity)]
-_URL = re.compile(r"https?://\S{1,3000}")
-
-
-def _http_url(value: str) -> str:
-    value = value.strip()
-    if not _URL.fullmatch(value):
-        raise ValueError("must be an http:// or https:// URL without spaces")
-    return value
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class GenericLink(_Body):
@@ -433,5 +315,9 @@ PARSERS: dict[str, Parser] = {
     "alertmanager": parse_alertmanager,
     "generic": parse_generic,
     "pagerduty": parse_pagerduty,
+    "opsgenie": parse_opsgenie,
+    "grafana": parse_grafana,
+    "datadog": parse_datadog,
+    "slack-webhook": parse_slack_webhook,
 }
 """Parser for each integration `type` in the configuration."""

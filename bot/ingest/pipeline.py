@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from functools import partial
 
 from bot.config import PulseOpsConfig
 from bot.config.directory import directory_of
-from bot.domain.alerts import Alert
+from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import Severity
 from bot.domain.rules import Routing
 from bot.errors import UserError
 from bot.ingest.decisions import Decision
-from bot.ingest.parsers import PARSERS
+from bot.ingest.dropin import EmptyIsObject, GenieKey, OpsgenieAction, RoutingKey
+from bot.ingest.parsers import PARSERS, Parser
+from bot.ingest.slack_webhook import parse_slack_webhook
 from bot.ingest.stages import (
     MAX_IDEMPOTENCY_KEY,
     AlertContext,
@@ -57,14 +61,39 @@ def build_pipeline(
 ) -> Pipeline:
     """The alert path of `config`, stage by stage, in the order the stages run."""
     limits = config.incidents
+    rate = RateLimit(config, monotonic=monotonic)  # one bucket per integration, on every route
+    configured: dict[str, Parser] = {
+        i.name: partial(parse_slack_webhook, options=i.slack_webhook)
+        for i in config.integrations
+        if i.slack_webhook is not None
+    }
+    body = BoundBody(limits.max_body_bytes)
+    parse = Parse(PARSERS, max_alerts=limits.max_alerts_per_delivery, configured=configured)
+    genie = GenieKey(config, tokens)
     return Pipeline(
-        receive=(
-            Authenticate(config, tokens),
-            RateLimit(config, monotonic=monotonic),
-            BoundBody(limits.max_body_bytes),
-            DecodeJson(),
-            Parse(PARSERS, max_alerts=limits.max_alerts_per_delivery),
-        ),
+        receive=(Authenticate(config, tokens), rate, body, DecodeJson(), parse),
+        routes={
+            # the key is in the body: read it first (the body limit still applies)
+            Via.PAGERDUTY: (body, DecodeJson(), RoutingKey(config, tokens), rate, parse),
+            Via.PAGERDUTY_CHANGE: (body, DecodeJson(), RoutingKey(config, tokens), rate),
+            Via.OPSGENIE_CREATE: (genie, rate, body, DecodeJson(), parse),
+            Via.OPSGENIE_CLOSE: (
+                genie,
+                rate,
+                body,
+                EmptyIsObject(),
+                DecodeJson(),
+                OpsgenieAction(AlertStatus.RESOLVED),
+            ),
+            Via.OPSGENIE_ACKNOWLEDGE: (
+                genie,
+                rate,
+                body,
+                EmptyIsObject(),
+                DecodeJson(),
+                OpsgenieAction(AlertStatus.ACKNOWLEDGED),
+            ),
+        },
         deliver=(Idempotency(config.incidents.idempotency_ttl),),
         decide=(
             Dedup(),
@@ -92,22 +121,41 @@ def _route_counter(metrics: Metrics) -> Callable[[UnitOfWork, Routing], None]:
     return count
 
 
+class Via(StrEnum):
+    """The drop-in routes, each with receiving stages of its own (`Pipeline.routes`)."""
+
+    PAGERDUTY = "pagerduty"  # POST /v2/enqueue
+    PAGERDUTY_CHANGE = "pagerduty-change"  # POST /v2/change/enqueue: receiving only
+    OPSGENIE_CREATE = "opsgenie-create"  # POST /v2/alerts
+    OPSGENIE_CLOSE = "opsgenie-close"  # POST /v2/alerts/{identifier}/close
+    OPSGENIE_ACKNOWLEDGE = "opsgenie-acknowledge"  # POST /v2/alerts/{identifier}/acknowledge
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    receive: tuple[ReceiveStage, ...]
+    receive: tuple[ReceiveStage, ...]  # POST /webhooks/{integration}
     deliver: tuple[DeliveryStage, ...]
     decide: tuple[AlertStage, ...]
     metrics: Metrics
+    routes: Mapping[Via, tuple[ReceiveStage, ...]] = field(default_factory=dict)
 
-    async def accept(self, received: Received) -> IngestRequest:
-        """Run the receiving stages; raise the sender's error (nothing written) if one refuses."""
+    async def receive_only(self, received: Received, *, via: Via | None = None) -> Received:
+        """Run the receiving stages of the webhook route (or of `via`); raise the sender's
+        error (nothing written) if one refuses."""
+        stages = self.receive if via is None else self.routes[via]
         try:
-            for stage in self.receive:
+            for stage in stages:
                 received = await stage(received)
         except Rejected as rejected:
-            name = "unknown" if rejected.reason == "not_found" else received.name
+            name = "unknown" if rejected.reason == "not_found" else received.name or "unknown"
             self.metrics.webhooks_rejected.labels(integration=name, reason=rejected.reason).inc()
             raise rejected.error from None
+        assert received.integration is not None
+        return received
+
+    async def accept(self, received: Received, *, via: Via | None = None) -> IngestRequest:
+        """Run the receiving stages; raise the sender's error (nothing written) if one refuses."""
+        received = await self.receive_only(received, via=via)
         assert received.integration is not None
         key = received.headers.get("Idempotency-Key", "").strip() or None
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:

@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -78,7 +78,7 @@ class Rejected(Exception):
 class Received:
     """One webhook delivery as the receiving stages fill it in."""
 
-    name: str  # the integration named in the URL
+    name: str  # the integration named in the URL ("" on drop-in routes until located)
     headers: Mapping[str, str]
     read: BodyReader
     now: datetime
@@ -86,6 +86,7 @@ class Received:
     body: bytes = b""
     document: object = None
     alerts: tuple[Alert, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)  # URL parameters a route passes on
 
 
 class ReceiveStage(Protocol):
@@ -93,7 +94,8 @@ class ReceiveStage(Protocol):
 
 
 class Authenticate:
-    """The integration named in the URL exists and the bearer token is its own."""
+    """The integration named in the URL exists and the bearer token is its own (or, for a
+    slack-webhook integration, the token ending the URL)."""
 
     def __init__(self, config: PulseOpsConfig, tokens: Mapping[str, str]) -> None:
         self.config = config
@@ -108,14 +110,29 @@ class Authenticate:
                     f"no integration named {received.name!r}", fields={"integration": "unknown"}
                 ),
             )
-        scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         expected = self.tokens[integration.name]
+        in_url = received.params.get("token")
+        if in_url is not None:
+            # Slack incoming-webhook senders only know a URL: the token may end it instead
+            if integration.type != SLACK_WEBHOOK or not same_secret(in_url, expected):
+                raise Rejected(
+                    "unauthorized",
+                    AuthError(
+                        "wrong token in the URL (accepted for slack-webhook integrations "
+                        "only; others send Authorization: Bearer <token>)"
+                    ),
+                )
+            return replace(received, integration=integration)
+        scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
             raise Rejected(
                 "unauthorized",
                 AuthError("missing or wrong bearer token in the Authorization header"),
             )
         return replace(received, integration=integration)
+
+
+SLACK_WEBHOOK = "slack-webhook"  # the one type whose token may be the URL's last segment
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -205,15 +222,23 @@ class DecodeJson:
 class Parse:
     """The integration type's parser: one `Alert` per alert in the document."""
 
-    def __init__(self, parsers: Mapping[str, Parser], *, max_alerts: int) -> None:
+    def __init__(
+        self,
+        parsers: Mapping[str, Parser],
+        *,
+        max_alerts: int,
+        configured: Mapping[str, Parser] | None = None,
+    ) -> None:
         self.parsers = parsers
         self.max_alerts = max_alerts
+        self.configured = dict(configured or {})  # integration name -> its options' parser
 
     async def __call__(self, received: Received) -> Received:
         assert received.integration is not None, "Authenticate runs first"
         kind = received.integration.type
+        parser = self.configured.get(received.integration.name) or self.parsers[kind]
         try:
-            alerts = self.parsers[kind](received.document, received.now)
+            alerts = parser(received.document, received.now)
         except ValidationError as exc:
             raise Rejected(
                 "invalid",

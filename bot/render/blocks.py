@@ -44,7 +44,14 @@ def section(text: str, *, block_id: str) -> dict[str, Any]:
     }
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+def button(
+    text: str,
+    action_id: str,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     b: dict[str, Any] = {
         "type": "button",
         "action_id": action_id,
@@ -53,7 +60,19 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     }
     if style:
         b["style"] = style
+    if confirm:
+        b["confirm"] = confirm
     return b
+
+
+def confirm_dialog(*, title: str, text: str, confirm: str, deny: str = "Cancel") -> dict[str, Any]:
+    """A confirmation dialog object (Slack's limits: title 100, text 300, buttons 30)."""
+    return {
+        "title": plain(clip(title, 100)),
+        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "confirm": plain(clip(confirm, 30)),
+        "deny": plain(clip(deny, 30)),
+    }
 
 
 def fit_blocks(blocks: list[dict[str, Any]], *, limit: int = MAX_BLOCKS) -> list[dict[str, Any]]:

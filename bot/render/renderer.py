@@ -27,6 +27,7 @@ from bot.render.blocks import (
     MAX_TEXT,
     button,
     clip,
+    confirm_dialog,
     escape_mrkdwn,
     fit_blocks,
     option,
@@ -34,7 +35,7 @@ from bot.render.blocks import (
     section,
 )
 from bot.render.replies import Replies
-from bot.slack.ids import Action, Block, Callback, Input, bundled
+from bot.slack.ids import Action, Block, Callback, Input, bundled, workflow_action
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -42,6 +43,7 @@ MAX_HANDOFF_INCIDENTS = 10  # open incidents listed in a handoff message; the re
 # incidents one bundled page shows in full: an intro, then a summary and the buttons of each,
 # leaving a block for fit_blocks' "… and N more"
 MAX_BUNDLED_PAGES = (MAX_BLOCKS - 2) // 2
+MAX_WORKFLOW_BUTTONS = 20  # an actions block holds 25 elements; three are the incident's own
 
 _STATUS_EMOJI = {
     Status.TRIGGERED: ":rotating_light:",
@@ -136,9 +138,11 @@ class Renderer:
         *,
         template_dir: Path = TEMPLATES,
         escalatable: Callable[[Incident], bool] = lambda _: False,
+        workflow_buttons: Callable[[Incident], Sequence[tuple[str, str]]] = lambda _: (),
     ) -> None:
         self.names = names
         self.escalatable = escalatable
+        self.workflow_buttons = workflow_buttons
         self.env = Environment(
             loader=FileSystemLoader(str(template_dir)),
             autoescape=False,
@@ -213,7 +217,9 @@ class Renderer:
         )
         return Message(text=self.text("incident_text.j2", **ctx), blocks=fit_blocks(blocks))
 
-    def _buttons(self, incident: Incident) -> list[dict[str, Any]]:
+    def _buttons(self, incident: Incident, *, workflows: bool = True) -> list[dict[str, Any]]:
+        """The incident's buttons; `workflows=False` leaves out the workflow buttons (a bundled
+        page keeps to the incident's own moves)."""
         value = str(incident.id)
         buttons = []
         if incident.status is Status.TRIGGERED:
@@ -222,6 +228,20 @@ class Renderer:
             buttons.append(button("Resolve", Action.RESOLVE, value, style="danger"))
             if self.escalatable(incident):
                 buttons.append(button("Escalate", Action.ESCALATE, value))
+            offered = list(self.workflow_buttons(incident)) if workflows else []
+            for workflow_id, label in offered[:MAX_WORKFLOW_BUTTONS]:
+                buttons.append(
+                    button(
+                        label,
+                        workflow_action(workflow_id),
+                        value,
+                        confirm=confirm_dialog(
+                            title=clip(label, 100),
+                            text=f"Run *{escape_mrkdwn(label)}* on {incident.number} now?",
+                            confirm="Run",
+                        ),
+                    )
+                )
         return buttons
 
     def page_message(self, incident: Incident, *, level: int) -> Message:
@@ -253,7 +273,7 @@ class Renderer:
                     block_id=f"{Block.PAGE}_{incident.id}",
                 )
             )
-            buttons = self._buttons(incident)
+            buttons = self._buttons(incident, workflows=False)
             for b in buttons:
                 b["action_id"] = bundled(Action(b["action_id"]), incident.id)
             if buttons:

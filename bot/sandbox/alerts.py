@@ -2,8 +2,9 @@
 
 The page cannot hold integration tokens or reach the service across origins, so the sandbox
 adds two routes to the emulator's server that act as a monitor would: they build an
-Alertmanager, generic or PagerDuty Events v2 body and POST it to `/webhooks/<integration>`
-with the integration's bearer token, then hand back the service's answer unchanged.
+Alertmanager, generic, PagerDuty Events v2, Grafana or Datadog body and POST it to
+`/webhooks/<integration>` with the integration's bearer token, then hand back the service's
+answer unchanged.
 
     GET  /_sandbox/info     the service URL, slash commands and the samples on offer
     POST /_sandbox/alerts   {"sample", "status": "firing"|"resolved", "summary"?, "key"?}
@@ -38,7 +39,10 @@ LABELS = {
     "alertmanager": "Prometheus Alertmanager",
     "generic": "Generic JSON",
     "pagerduty": "PagerDuty Events v2",
+    "grafana": "Grafana Alerting",
+    "datadog": "Datadog",
 }
+"""The types the page can send samples of (others, such as opsgenie, are left out)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def samples_from(config: PulseOpsConfig, environ: Mapping[str, str]) -> dict[str
     """The first integration of each type whose token is known, by type."""
     found: dict[str, Sample] = {}
     for integration in config.integrations:
-        if integration.type in found:
+        if integration.type in found or integration.type not in LABELS:
             continue
         try:
             token = integration.resolve_token(environ)
@@ -107,13 +111,24 @@ def payload(sample: Sample, *, status: str, summary: str, key: str) -> dict[str,
                 "component": sample.service or "sandbox",
             },
         }
+    if sample.id == "datadog":
+        return {
+            "title": f"[{'Triggered' if firing else 'Recovered'}] {summary}",
+            "alert_cycle_key": f"sandbox-{key}",
+            "alert_transition": "Triggered" if firing else "Recovered",
+            "alert_type": "error" if firing else "success",
+            "hostname": "sandbox-host-1",
+            "tags": f"service:{sample.service}" if sample.service else "env:sandbox",
+        }
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     alertname = f"SandboxAlert{key}" if key.isalnum() else "SandboxAlert"
     labels = {"alertname": alertname, "severity": "critical", "instance": f"sandbox-{key}"}
     if sample.service:
         labels["service"] = sample.service
+    grafana = {"orgId": 1, "title": f"[{status.upper()}:1] {alertname}", "state": status}
     return {
-        "version": "4",
+        **(grafana if sample.id == "grafana" else {}),
+        "version": "1" if sample.id == "grafana" else "4",
         "groupKey": f'{{}}:{{alertname="{alertname}", key="{key}"}}',
         "status": status,
         "receiver": "pulseops",

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from bot.sandbox.alerts import AlertSender, samples_from
 from bot.sandbox.alerts import register as register_alert_routes
 from bot.sandbox.emulator import Emulator, EmulatorUser, persist
 from bot.sandbox.history import seed_history
+from bot.sandbox.phones import Phones
+from bot.sandbox.phones import register as register_phone_routes
 from bot.server import start
 from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, SlashCommand
 
@@ -168,7 +171,10 @@ async def run_sandbox(
     register_alert_routes(
         emulator.app, sender, commands=[command.value for command in SlashCommand]
     )
+    phones = Phones(host=host)
+    register_phone_routes(emulator.app, phones)
     emulator_url = await emulator.start(host=host, port=port)
+    await phones.start()
     if latency_ms:
         emulator.set_faults(latency_ms=latency_ms)
     settings = base_settings.model_copy(
@@ -180,16 +186,23 @@ async def run_sandbox(
             "database_url": database_url,
         }
     )
-    app = create_app(settings, config)
+    # the service's own URL must be known before it starts (e-mail links, Twilio webhooks)
+    bot_port = bot_port or _free_port(host)
+    bot_url = f"http://{host}:{bot_port}"
+    emulator_host = emulator_url.rstrip("/").split("//", 1)[1]
+    config = phones.wire(
+        config, bot_url=bot_url, push_url=f"json://{emulator_host}/_sandbox/phones/push"
+    )
+    app = create_app(settings, config, environ={**os.environ, **phones.environ})
     try:
-        runner, bound = await start(app, host=host, port=bot_port)
+        runner, _ = await start(app, host=host, port=bot_port)
     except BaseException:
+        await phones.stop()
         await emulator.stop()
         raise
     await app[DEPS].api_tokens.ensure(
         name="sandbox", secret=SANDBOX_API_TOKEN, scopes=("read", "write")
     )
-    bot_url = f"http://{host}:{bound}"
     emulator.request_url = f"{bot_url}/slack/events"
     sender.bot_url = bot_url
     print(_banner(config, emulator_url.rstrip("/"), bot_url), flush=True)
@@ -209,6 +222,7 @@ async def run_sandbox(
         saver.cancel()
         await sender.close()
         await runner.cleanup()
+        await phones.stop()
         await emulator.stop()
         persist.save(emulator.ws, saved)
 
@@ -252,6 +266,12 @@ async def _keep_saved(emulator: Emulator, path: Path) -> None:
         await asyncio.sleep(SAVE_EVERY_SECONDS)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
     integration = next((i for i in config.integrations if i.type == "alertmanager"), None)
     lines = [
@@ -262,6 +282,7 @@ def _banner(config: PulseOpsConfig, emulator_url: str, bot_url: str) -> str:
         f"  API token (read, write): {SANDBOX_API_TOKEN}",
         f"    curl -s {bot_url}/api/v1/incidents -H 'Authorization: Bearer {SANDBOX_API_TOKEN}'",
         f"  Slack emulator: {emulator_url}/_emulator/state",
+        f"  Phones and inboxes: {emulator_url}/_sandbox/phones   (e-mail, SMS, calls, push)",
         "",
     ]
     if integration and integration.token:

@@ -9,7 +9,7 @@ deadline, all in one transaction with the pages' outbox rows. A page is a unique
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -26,8 +26,10 @@ from bot.domain.records import Incident
 from bot.domain.routing import route
 from bot.errors import UserError
 from bot.metrics import Metrics
+from bot.services.notifications import NotificationPlanner
 from bot.services.oncall import OnCallLookup
 from bot.services.transactions import in_write
+from bot.services.workflows import WorkflowService
 from store.incidents import IncidentRepository, TimelineRepository
 from store.oncall import EscalationRepository, PageRepository
 from store.session import Database
@@ -59,14 +61,18 @@ class EscalationService:
         clock: Clock,
         metrics: Metrics,
         on_commit: Callable[[], None] = lambda: None,
+        notifications: NotificationPlanner | None = None,
+        workflows: WorkflowService | None = None,
     ) -> None:
         self.db = db
+        self.notifications = notifications
         self.config = config
         self.clock = clock
         self.metrics = metrics
         self.on_commit = on_commit
         self.oncall = OnCallLookup(config)
         self.directory = directory_of(config)
+        self.workflows: WorkflowService | None = workflows
 
     def policy_for(self, incident: Incident) -> EscalationPolicyConfig | None:
         """The incident's escalation policy: its service's, else its team's, else none."""
@@ -133,8 +139,10 @@ class EscalationService:
         await self._page(uow, incident, policy, FIRST, scheduled_at=now, now=now, step=step)
 
     async def stop(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
-        """Acknowledged or resolved: no further automatic pages."""
+        """Acknowledged or resolved: no further automatic pages, e-mails, SMS or calls."""
         await EscalationRepository(uow.session).stop(incident_id=incident_id, now=now)
+        if self.notifications is not None:
+            await self.notifications.cancel(uow, incident_id, now)
 
     # ---- the sweep and manual escalation ------------------------------------------------
 
@@ -167,6 +175,16 @@ class EscalationService:
                 uow.after_commit(partial(self.metrics.escalation_lateness.observe, lateness))
                 await self._page(uow, incident, policy, step, scheduled_at=state.next_at, now=now)
                 paged += 1
+                if self.workflows is not None:
+                    await self.workflows.fire(
+                        uow,
+                        incident,
+                        "escalated",
+                        by="pulseops",
+                        now=now,
+                        key=f"escalated@{step.cycle}.{step.level}.0",
+                        data={"level": step.level + 1, "cycle": step.cycle, "by_hand": False},
+                    )
             if paged:
                 uow.after_commit(self.metrics.escalation_steps.labels(trigger="timeout").inc)
             return paged
@@ -176,53 +194,122 @@ class EscalationService:
     async def escalate_now(self, *, incident_id: int, by: str) -> str:
         """Page the next level now (the Escalate button, `/incident escalate`)."""
         now = self.clock.now()
+        return await in_write(
+            self.db,
+            lambda uow: self.escalate_in(uow, incident_id=incident_id, by=by, now=now),
+            on_commit=self.on_commit,
+        )
 
-        async def work(uow: UnitOfWork) -> str:
-            session = uow.session
-            incident = await IncidentRepository(session).get(incident_id=incident_id)
-            if not incident.is_open:
-                raise UserError(f"{incident.number} is resolved: there is nobody left to page.")
-            policy = self.policy_for(incident)
-            if policy is None:
-                raise UserError(
-                    f"{incident.number} has no escalation policy (set `escalation_policy` on "
-                    "its service or team in pulseops.yml)."
-                )
-            repo = EscalationRepository(session)
-            state = await repo.get(incident_id=incident_id, lock=True)
-            if state is None:
-                await repo.create(incident_id=incident_id, policy_id=policy.id, now=now)
-                step, extra = FIRST, 0
-            else:
-                following = next_step(policy_model(policy), Step(state.level, state.cycle))
-                if following is None:  # past the last level: page the last one again
-                    following = Step(state.level, state.cycle)
-                step = following
-                extra = 1 + await PageRepository(session).last_step(
-                    incident_id=incident_id, cycle=step.cycle, level=step.level
-                )
-            await TimelineRepository(session).add(
-                incident_id=incident_id,
-                at=now,
-                kind="escalated",
-                actor=by,
-                text=f"Escalated by hand to level {step.level + 1}",
-                data={"level": step.level + 1, "cycle": step.cycle},
+    async def escalate_in(
+        self, uow: UnitOfWork, *, incident_id: int, by: str, now: datetime
+    ) -> str:
+        """Page the next level now, in the caller's transaction (raises UserError when there
+        is nobody to page)."""
+        session = uow.session
+        incident = await IncidentRepository(session).get(incident_id=incident_id)
+        if not incident.is_open:
+            raise UserError(f"{incident.number} is resolved: there is nobody left to page.")
+        policy = self.policy_for(incident)
+        if policy is None:
+            raise UserError(
+                f"{incident.number} has no escalation policy (set `escalation_policy` on "
+                "its service or team in pulseops.yml)."
             )
-            await self._page(
+        repo = EscalationRepository(session)
+        state = await repo.get(incident_id=incident_id, lock=True)
+        if state is None:
+            await repo.create(incident_id=incident_id, policy_id=policy.id, now=now)
+            step, extra = FIRST, 0
+        else:
+            following = next_step(policy_model(policy), Step(state.level, state.cycle))
+            if following is None:  # past the last level: page the last one again
+                following = Step(state.level, state.cycle)
+            step = following
+            extra = 1 + await PageRepository(session).last_step(
+                incident_id=incident_id, cycle=step.cycle, level=step.level
+            )
+        await TimelineRepository(session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="escalated",
+            actor=by,
+            text=f"Escalated by hand to level {step.level + 1}",
+            data={"level": step.level + 1, "cycle": step.cycle},
+        )
+        await self._page(
+            uow,
+            incident,
+            policy,
+            step,
+            scheduled_at=now,
+            now=now,
+            step=extra,
+            keep_status=state is not None and state.status != "active",
+        )
+        uow.after_commit(self.metrics.escalation_steps.labels(trigger="manual").inc)
+        if self.workflows is not None:
+            fresh = await IncidentRepository(session).get(incident_id=incident_id)
+            await self.workflows.fire(
                 uow,
-                incident,
-                policy,
-                step,
-                scheduled_at=now,
+                fresh,
+                "escalated",
+                by=by,
                 now=now,
-                step=extra,
-                keep_status=state is not None and state.status != "active",
+                key=f"escalated@{step.cycle}.{step.level}.{extra}",
+                data={"level": step.level + 1, "cycle": step.cycle, "by_hand": True},
             )
-            uow.after_commit(self.metrics.escalation_steps.labels(trigger="manual").inc)
-            return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
+        return f"Paged level {step.level + 1} of {policy.id} for {incident.number}."
 
-        return await in_write(self.db, work, on_commit=self.on_commit)
+    async def page_targets(
+        self,
+        uow: UnitOfWork,
+        incident: Incident,
+        targets: Sequence[object],
+        *,
+        cycle: int,
+        step: int,
+        by: str,
+        now: datetime,
+    ) -> list[str]:
+        """Page `targets` (schedule, user or user group entries) outside any policy, once per
+        (cycle, step, target); return who was paged. Workflows page with a negative cycle,
+        which escalation never uses."""
+        paged: list[str] = []
+        for target in await self._targets(uow.session, targets, now):
+            page_id = await PageRepository(uow.session).record(
+                incident_id=incident.id,
+                cycle=cycle,
+                level=0,
+                step=step,
+                target=target.id,
+                kind=target.kind,
+                via=target.via,
+                paged_at=now,
+                scheduled_at=now,
+                dm_version=0,
+            )
+            if page_id is None:
+                continue
+            who = f"<@{target.id}>" if target.kind == "user" else f"<!subteam^{target.id}>"
+            await TimelineRepository(uow.session).add(
+                incident_id=incident.id,
+                at=now,
+                kind="paged",
+                actor=by,
+                text=f"Paged {who} (via {target.via}, by {by})",
+                data={
+                    "target": target.id,
+                    "kind": target.kind,
+                    "via": target.via,
+                    "page_id": page_id,
+                },
+            )
+            await uow.enqueue(
+                kind=OutboxKind.PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
+            )
+            uow.after_commit(self.metrics.pages_sent.labels(kind=target.kind).inc)
+            paged.append(who)
+        return paged
 
     # ---- paging -------------------------------------------------------------------------
 
@@ -280,6 +367,10 @@ class EscalationService:
                 kind=OutboxKind.PAGE, incident_id=incident.id, now=now, payload={"page_id": page_id}
             )
             uow.after_commit(self.metrics.pages_sent.labels(kind=target.kind).inc)
+            if target.kind == "user" and self.notifications is not None:
+                await self.notifications.plan(
+                    uow, incident, page_id=page_id, user=target.id, now=now
+                )
         model = policy_model(policy)
         deadline = deadline_after(model, at, scheduled_at)
         if keep_status:

@@ -108,6 +108,11 @@ class HeartbeatService:
         self.metrics = metrics
         self.ingest = ingest
         self.tokens = {h.name: h.resolve_token(environ) for h in config.heartbeats}
+        # Opsgenie accepts any API integration's key for a heartbeat ping: here the token of
+        # any `opsgenie` integration
+        self.genie_keys = tuple(
+            i.resolve_token(environ) for i in config.integrations if i.type == "opsgenie"
+        )
 
     # ---- who may ping --------------------------------------------------------------------
 
@@ -122,9 +127,15 @@ class HeartbeatService:
 
     def authenticate_genie_key(self, name: str, key: str) -> HeartbeatConfig | None:
         """Who may ping through the Opsgenie route (`Authorization: GenieKey <key>`): the
-        heartbeat's own token. The one place to accept more keys (an `opsgenie` integration's
-        token, as Opsgenie accepts any API integration's key)."""
-        return self.authenticate(name, key)
+        heartbeat's own token, or the token of any `opsgenie` integration (as Opsgenie accepts
+        any API integration's key). Every key is compared, in constant time."""
+        own = self.authenticate(name, key)
+        integration_key = False
+        for expected in self.genie_keys:
+            integration_key |= same_secret(key, expected)
+        if own is not None or not integration_key:
+            return own
+        return self.config.heartbeat(name)
 
     # ---- pings and the sweep -------------------------------------------------------------
 

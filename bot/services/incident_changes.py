@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.config import PulseOpsConfig
+from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Resolve, Severity, Status
 from bot.domain.incident import InvalidTransition, moves_from
@@ -18,7 +18,7 @@ from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict
 from bot.services.incidents import IncidentService
 from bot.services.transactions import Retry
-from store.incidents import IncidentRepository, TimelineRepository
+from store.incidents import IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
 from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
@@ -114,16 +114,19 @@ class IncidentChanges:
                 )
         if severity is not None:
             await self.incidents.write(
-                lambda uow: self._severity(uow, incident_id, severity, by, self.clock.now())
+                lambda uow: self.set_severity(
+                    uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
+                )
             )
         return await self.incidents.get(incident_id=incident_id)
 
-    async def _severity(
-        self, uow: UnitOfWork, incident_id: int, severity: Severity, by: str, now: datetime
-    ) -> None:
+    async def set_severity(
+        self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
+    ) -> bool:
+        """Change the severity in the caller's transaction; False when it already was."""
         incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
         if incident.severity is severity:
-            return
+            return False
         ok = await SeverityRepository(uow.session).compare_and_set(
             incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
         )
@@ -138,16 +141,32 @@ class IncidentChanges:
             data={"from": incident.severity.value, "to": severity.value},
         )
         await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
+        if self.incidents.workflows is not None:
+            after = replace(incident, severity=severity, version=incident.version + 1)
+            await self.incidents.workflows.fire(
+                uow,
+                after,
+                "severity_changed",
+                by=by,
+                now=now,
+                data={"from": incident.severity.value, "to": severity.value},
+            )
+        return True
 
     async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
         """Add a note to the timeline and have the outbox post it in the incident channel."""
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             now = self.clock.now()
-            await IncidentRepository(uow.session).get(incident_id=incident_id)
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
             await TimelineRepository(uow.session).add(
                 incident_id=incident_id, at=now, kind="note", actor=by, text=text
             )
+            events = self.incidents.workflows.events if self.incidents.workflows else None
+            if events is not None:
+                await events.emit(
+                    uow, "incident.note_added", incident, actor=by, now=now, data={"text": text}
+                )
             await uow.enqueue(
                 kind=OutboxKind.NOTE,
                 incident_id=incident_id,
@@ -163,6 +182,47 @@ class IncidentChanges:
             }
 
         return await self.incidents.write(work)
+
+    async def record_change(
+        self, *, integration: IntegrationConfig, summary: str, data: dict[str, Any]
+    ) -> list[int]:
+        """A change (a deploy, a config push) on the timeline of every open incident of the
+        integration's service (or, without one, of the incidents the integration opened), and
+        posted in their channels. Returns the incident ids."""
+
+        async def work(uow: UnitOfWork) -> list[int]:
+            now = self.clock.now()
+            filters = IncidentFilter(
+                status=(Status.TRIGGERED, Status.ACKNOWLEDGED),
+                service_id=integration.service,
+                integration=None if integration.service else integration.name,
+            )
+            incidents, _ = await IncidentRepository(uow.session).list(
+                filters=filters, limit=MAX_CHANGE_TARGETS
+            )
+            actor = f"monitor:{integration.name}"
+            text = f"Change: {summary}"
+            for incident in incidents:
+                await TimelineRepository(uow.session).add(
+                    incident_id=incident.id,
+                    at=now,
+                    kind="change",
+                    actor=actor,
+                    text=text,
+                    data=data,
+                )
+                await uow.enqueue(
+                    kind=OutboxKind.NOTE,
+                    incident_id=incident.id,
+                    now=now,
+                    payload={"actor": actor, "text": text},
+                )
+            return [incident.id for incident in incidents]
+
+        return await self.incidents.write(work)
+
+
+MAX_CHANGE_TARGETS = 100  # open incidents one change event is recorded on, newest first
 
 
 def refusal(incident: Incident, error: InvalidTransition) -> Conflict:

@@ -9,6 +9,7 @@ through `apply`, in the delivery's transaction (see `bot.services.ingest`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from bot.ingest.decisions import (
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
+from bot.services.workflows import WorkflowService
 from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
@@ -60,6 +62,7 @@ class IncidentService:
         metrics: Metrics,
         escalations: EscalationService,
         on_commit: Callable[[], None],
+        workflows: WorkflowService | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -68,6 +71,7 @@ class IncidentService:
         self.escalations = escalations
         self.on_commit = on_commit
         self.directory = directory_of(config)
+        self.workflows = workflows
 
     async def write(self, work: Callable[[UnitOfWork], Awaitable[T]], *, tries: int = 5) -> T:
         """Run `work` in a write transaction, retrying races (unique violations, lock timeouts)."""
@@ -114,6 +118,13 @@ class IncidentService:
 
         return await self.write(work)
 
+    async def move(
+        self, uow: UnitOfWork, incident: Incident, command: Command, now: datetime
+    ) -> Transition:
+        """Apply `command` in the caller's transaction (acknowledging from an SMS, a call or
+        an e-mail link, with the link's use recorded in the same transaction)."""
+        return await self._transition(uow, incident, command, now)
+
     async def resolve_if_quiet(
         self, *, incident_id: int, quiet_for: timedelta, reason: str
     ) -> bool:
@@ -150,6 +161,40 @@ class IncidentService:
         now: datetime,
     ) -> IngestOutcome:
         """Carry out what the alert pipeline decided for one alert."""
+        alert = decision.alert
+        actor = f"monitor:{integration.name}"
+        outcome = await self._apply(uow, integration, decision, now)
+        events = self.workflows.events if self.workflows else None
+        if (
+            events is not None
+            and outcome.incident_id is not None
+            and events.wanted("alert.received")
+        ):
+            incident = await IncidentRepository(uow.session).get(incident_id=outcome.incident_id)
+            await events.emit(
+                uow,
+                "alert.received",
+                incident,
+                actor=actor,
+                now=now,
+                data={
+                    "integration": integration.name,
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status.value,
+                    "title": alert.title,
+                    "labels": dict(alert.labels),
+                    "outcome": outcome.outcome.value,
+                },
+            )
+        return outcome
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        integration: IntegrationConfig,
+        decision: Decision,
+        now: datetime,
+    ) -> IngestOutcome:
         alert = decision.alert
         actor = f"monitor:{integration.name}"
         match decision:
@@ -319,6 +364,11 @@ class IncidentService:
             await self.escalations.start(uow, incident, now)
         uow.after_commit(self.metrics.transitions.labels(status=transition.after.status.value).inc)
         self._observe_response_time(uow, incident, transition, now)
+        if self.workflows is not None:
+            after = replace(
+                incident, status=transition.after.status, version=transition.after.version
+            )
+            await self.workflows.fire(uow, after, transition.event_kind, by=command.by, now=now)
         return transition
 
     def _observe_response_time(
@@ -369,6 +419,8 @@ class IncidentService:
             payload={"invite": list(new.invite)},
         )
         await self.escalations.start(uow, incident, now)
+        if self.workflows is not None:
+            await self.workflows.fire(uow, incident, "triggered", by=new.actor, now=now)
         uow.after_commit(
             self.metrics.incidents_opened.labels(
                 service=new.service_id or "none", severity=new.severity.value

@@ -20,7 +20,9 @@ from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
-Action = Literal["resolve", "override", "silence"]
+Action = Literal["resolve", "override", "silence", "run_workflow"]
+
+_SAID = {"run_workflow": "run workflows on"}  # how a refusal names the action
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,9 @@ class Permissions:
         if refused is not None:
             raise Forbidden(
                 replies.not_permitted(
-                    action=refused.action, rules=refused.rules, team_name=refused.team_name
+                    action=_SAID.get(refused.action, refused.action),
+                    rules=refused.rules,
+                    team_name=refused.team_name,
                 )
             )
 

@@ -330,6 +330,15 @@ class SlackGateway:
         """Open a modal for the person whose interaction issued `trigger_id` (valid 3 s, once)."""
         await self.call("views.open", trigger_id=trigger_id, view=view)
 
+    async def update_view(
+        self, view_id: str, view: dict[str, Any], *, hash: str | None = None
+    ) -> None:
+        """Replace an open modal (a stale `hash` fails rather than overwrite a newer one)."""
+        args: dict[str, Any] = {"view_id": view_id, "view": view}
+        if hash:
+            args["hash"] = hash
+        await self.call("views.update", **args)
+
     async def set_usergroup_members(self, usergroup: str, users: Sequence[str]) -> None:
         await self.call("usergroups.users.update", usergroup=usergroup, users=",".join(users))
 

@@ -11,6 +11,16 @@ class Action(StrEnum):
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
     OPEN_CHANNEL = "incident_open_channel"
+    RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
+
+
+def workflow_action(workflow_id: str) -> str:
+    """The action id of the button that runs `workflow_id` (unique within a message)."""
+    return f"{Action.RUN_WORKFLOW}:{workflow_id}"
+
+
+WORKFLOW_ACTION = re.compile(rf"^{re.escape(Action.RUN_WORKFLOW)}:[a-z0-9][a-z0-9_-]*$")
+"""Matches the action ids of workflow buttons."""
 
 
 def bundled(action: Action, incident_id: int) -> str:
@@ -31,6 +41,18 @@ def action_of(action_id: str) -> Action:
 
 class Callback(StrEnum):
     DECLARE = "incident_declare"
+    NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
+
+
+class NotifyAction(StrEnum):
+    """Buttons of the `/oncall notify` modal; each method's adds `_<n>` (unique in the view)."""
+
+    TEST = "notify_test"
+    REMOVE = "notify_remove"
+
+
+def notify_pattern(action: NotifyAction) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(action)}_\d+$")
 
 
 class Block(StrEnum):
@@ -46,6 +68,11 @@ class Block(StrEnum):
     SEVERITY = "declare_severity"
     SERVICE = "declare_service"
     DESCRIPTION = "declare_description"
+    # /oncall notify modal
+    NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
+    NOTIFY_TYPE = "notify_type"
+    NOTIFY_DESTINATION = "notify_destination"
+    NOTIFY_AFTER = "notify_after"
 
 
 class Input(StrEnum):
@@ -55,6 +82,9 @@ class Input(StrEnum):
     SEVERITY = "severity"
     SERVICE = "service"
     DESCRIPTION = "description"
+    NOTIFY_TYPE = "type"
+    NOTIFY_DESTINATION = "destination"
+    NOTIFY_AFTER = "after"
 
 
 class SlashCommand(StrEnum):

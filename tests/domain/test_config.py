@@ -110,6 +110,10 @@ def test_example_config_loads() -> None:
         ("prometheus", "alertmanager"),
         ("generic", "generic"),
         ("pagerduty", "pagerduty"),
+        ("opsgenie", "opsgenie"),
+        ("grafana", "grafana"),
+        ("datadog", "datadog"),
+        ("uptime-kuma", "slack-webhook"),
     ]
     assert config.slack.incidents_channel == "C0INCIDENT"
     assert config.team("search") is not None and config.team("search").members == (  # type: ignore[union-attr]
@@ -617,7 +621,8 @@ def test_unknown_integration_type_lists_the_accepted_ones() -> None:
     text = VALID.replace("type: alertmanager", "type: nagios")
     (problem,) = problems(text)
     assert problem.startswith(f"pulseops.yml:{line_of(text, 'nagios')}: integrations[0].type: ")
-    assert "'alertmanager', 'generic' or 'pagerduty'" in problem and "'nagios'" in problem
+    accepted = "'pagerduty', 'opsgenie', 'grafana', 'datadog' or 'slack-webhook'"
+    assert accepted in problem and "'nagios'" in problem
 
 
 def test_duplicate_yaml_key() -> None:
@@ -661,7 +666,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_check(EXAMPLE_CONFIG_PATH, {}) == 0
     assert capsys.readouterr().out == (
-        "OK: 2 teams, 3 services, 3 integrations, 2 schedules, 2 escalation policies\n"
+        "OK: 2 teams, 3 services, 7 integrations, 2 schedules, 2 escalation policies, 1 workflow\n"
     )
 
 

@@ -353,4 +353,12 @@ def test_custom_details_service_must_be_a_string() -> None:
 
 
 def test_parsers_are_keyed_by_integration_type() -> None:
-    assert set(PARSERS) == {"alertmanager", "generic", "pagerduty"}
+    assert set(PARSERS) == {
+        "alertmanager",
+        "generic",
+        "pagerduty",
+        "opsgenie",
+        "grafana",
+        "datadog",
+        "slack-webhook",
+    }

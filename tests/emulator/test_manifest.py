@@ -28,12 +28,14 @@ METHOD_SCOPES = {
     "auth.test": set(),
     "pins.add": {"pins:write"},
     "views.open": set(),
+    "views.update": set(),
     "views.publish": set(),
     "conversations.open": {"im:write"},
     "usergroups.users.update": {"usergroups:write"},
     "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
+    "users.lookupByEmail": {"users:read.email"},
 }
 
 

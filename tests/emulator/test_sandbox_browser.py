@@ -242,6 +242,21 @@ def test_storm_app_home_oncall_and_plain_messages(page: Page, sandbox: Sandbox) 
     assert [m["user"] for m in posted if m["text"] == "Looking into the storm now"] == ["U0ALICE01"]
 
 
+def test_phones_and_inboxes_show_the_page_and_its_mail_link_acknowledges(
+    page: Page, sandbox: Sandbox
+) -> None:
+    panel = page.locator("#phones")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("Nothing sent yet")
+    fire(page, summary="Checkout error rate above 5%")
+    mail = panel.locator(".phone-item", has_text="E-mail to u0bob0001@sandbox.example")
+    expect(mail).to_contain_text("[PulseOps] Paged: INC-1")
+    expect(panel.locator(".phone-item", has_text="Push to U0BOB0001")).to_have_count(1)
+    mail.get_by_role("button", name="Open link and acknowledge").click()
+    wait_for(lambda: incident(sandbox)["status"] == "acknowledged", what="the acknowledgement")
+    assert incident(sandbox)["acknowledged_by"] == "U0BOB0001"
+
+
 PHONE = {"width": 390, "height": 844}
 
 

@@ -42,10 +42,12 @@ def test_info_lists_the_samples_of_the_configured_integrations(sandbox: Sandbox)
         ("alertmanager", "prometheus"),
         ("generic", "generic"),
         ("pagerduty", "pagerduty"),
+        ("grafana", "grafana"),
+        ("datadog", "datadog"),
     }
 
 
-@pytest.mark.parametrize("sample", ["alertmanager", "generic", "pagerduty"])
+@pytest.mark.parametrize("sample", ["alertmanager", "generic", "pagerduty", "grafana", "datadog"])
 def test_a_sample_fires_and_resolves_through_the_webhook_route(
     sandbox: Sandbox, sample: str
 ) -> None:

@@ -32,7 +32,7 @@ def run(
 def test_config_check_accepts_the_example_and_a_valid_file(tmp_path: Path) -> None:
     result = run("config", "check", str(ROOT / "bot" / "examples" / "pulseops.yml"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("OK: 2 teams, 3 services, 3 integrations")
+    assert result.stdout.startswith("OK: 2 teams, 3 services, 7 integrations")
     good = tmp_path / "pulseops.yml"
     good.write_text(CONFIG_YAML)
     assert run("config", "check", str(good)).returncode == 0

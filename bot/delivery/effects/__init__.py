@@ -1,6 +1,6 @@
 """Outbox effects, one module per area: what each outbox kind does in Slack."""
 
-from bot.delivery.effects.base import UNSURE, Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import UNSURE, Effects, GiveUp, Handler, LeaseBusy, Postpone
 from bot.delivery.effects.handoff import HandoffEffects
 from bot.delivery.effects.incident import IncidentEffects
 from bot.delivery.effects.notes import NoteEffects
@@ -9,10 +9,12 @@ from bot.delivery.effects.report import ReportEffects
 __all__ = [
     "UNSURE",
     "Effects",
+    "GiveUp",
     "HandoffEffects",
     "Handler",
     "IncidentEffects",
     "LeaseBusy",
     "NoteEffects",
+    "Postpone",
     "ReportEffects",
 ]

@@ -25,6 +25,18 @@ class LeaseBusy(Exception):
     """Another worker is editing this incident's messages; try again shortly."""
 
 
+class GiveUp(Exception):
+    """This row can never be delivered (an endpoint refused it for good): mark it dead."""
+
+
+class Postpone(Exception):
+    """Deliver this row again in `after` seconds (a workflow step waiting for its retry)."""
+
+    def __init__(self, after: float, reason: str) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
 class Effects(ABC):
     """The effects of one area, built on the worker's dependencies.
 

@@ -41,6 +41,21 @@ def users_list(ctx: CallContext) -> dict[str, Any]:
     }
 
 
+def users_lookup_by_email(ctx: CallContext) -> dict[str, Any]:
+    """users.lookupByEmail: the member with that e-mail (any case); users_not_found otherwise.
+
+    Deactivated members are found too (with `deleted: true`), as Slack does; bots have no
+    e-mail address and are never found.
+    """
+    email = (ctx.str_arg("email") or "").strip()
+    if not email:
+        raise ApiError("invalid_arguments")
+    for user in ctx.ws.users.values():
+        if user.email and not user.is_bot and user.email.lower() == email.lower():
+            return {"ok": True, "user": user.to_json()}
+    raise ApiError("users_not_found")
+
+
 def _require_paid(ctx: CallContext) -> None:
     if not ctx.ws.paid_plan:
         raise ApiError("paid_teams_only")
@@ -97,4 +112,5 @@ HANDLERS: dict[str, Handler] = {
     "usergroups.users.update": usergroups_users_update,
     "users.info": users_info,
     "users.list": users_list,
+    "users.lookupByEmail": users_lookup_by_email,
 }

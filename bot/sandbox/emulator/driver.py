@@ -175,6 +175,7 @@ class Driver:
         view_id: str | None = None,
         value: Any = None,
         block_id: str | None = None,
+        confirmed: bool = True,
     ) -> dict[str, Any]:
         """Click a button (or pick `value` in a select) in a message or view: block_actions."""
         payloads.user_ref(self.ws, user)
@@ -228,6 +229,10 @@ class Driver:
             block_id=block_id,
             value=value if isinstance(value, str) else None,
         )
+        if (
+            element.get("confirm") and not confirmed
+        ):  # the dialog was cancelled: Slack sends nothing
+            return {"status": None, "body": None, "denied": True, "payload": None}
         action = payloads.action_payload(element, block, value, f"{self.clock():.6f}")
         trigger_id = self.ws.issue_trigger(user, view_id=view_id)
         payload = payloads.block_actions(

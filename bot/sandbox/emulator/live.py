@@ -31,6 +31,7 @@ STATIC_FILES = {
     "complete.js": "text/javascript",
     "modal.js": "text/javascript",
     "devpanel.js": "text/javascript",
+    "phones.js": "text/javascript",
     "app.css": "text/css",
 }
 

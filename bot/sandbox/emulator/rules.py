@@ -185,6 +185,8 @@ def check_element(element: Any, pointer: str, action_ids: set[str]) -> Iterator[
         style = element.get("style")
         if style is not None and style not in ("primary", "danger"):
             yield _err("must be one of: danger, primary", f"{pointer}/style")
+        if element.get("confirm") is not None:
+            yield from _check_confirm(element["confirm"], f"{pointer}/confirm")
     if "placeholder" in element:
         yield from _check_text(
             element["placeholder"],
@@ -193,6 +195,26 @@ def check_element(element: Any, pointer: str, action_ids: set[str]) -> Iterator[
             plain_only=True,
         )
     yield from _check_options(element.get("options"), f"{pointer}/options")
+
+
+CONFIRM_LIMITS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}
+"""A confirmation dialog's parts and their length limits (Slack's confirmation dialog object)."""
+
+
+def _check_confirm(confirm: Any, pointer: str) -> Iterator[str]:
+    if not isinstance(confirm, Mapping):
+        yield _err("must be an object", pointer)
+        return
+    for key in confirm:
+        if key not in (*CONFIRM_LIMITS, "style"):
+            yield _err(f"invalid additional property: {key}", pointer)
+    for key, limit in CONFIRM_LIMITS.items():
+        yield from _check_text(
+            confirm.get(key), f"{pointer}/{key}", limit=limit, plain_only=key != "text"
+        )
+    style = confirm.get("style")
+    if style is not None and style not in ("primary", "danger"):
+        yield _err("must be one of: danger, primary", f"{pointer}/style")
 
 
 def _element_attributes(element: Mapping[str, Any]) -> frozenset[str] | None:

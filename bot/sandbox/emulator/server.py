@@ -32,6 +32,7 @@ DEFAULT_SCOPES = (
     "pins:write",
     "commands",
     "users:read",
+    "users:read.email",
     "im:write",
     "usergroups:write",
     "usergroups:read",
@@ -255,10 +256,13 @@ class Emulator:
         view_id: str | None = None,
         value: Any = None,
         block_id: str | None = None,
+        confirmed: bool = True,
     ) -> dict[str, Any]:
         """Click a button in a message (channel + ts) or a view (view_id); post block_actions.
 
         `value` picks a button among equals, or is the choice made in a select element.
+        A button with a `confirm` dialog sends nothing when the dialog is cancelled
+        (`confirmed=False`), as in Slack.
         Returns {"status", "body", "trigger_id", "response_url", "payload", ...}.
 
         Raises:
@@ -272,6 +276,7 @@ class Emulator:
             view_id=view_id,
             value=value,
             block_id=block_id,
+            confirmed=confirmed,
         )
 
     async def command(

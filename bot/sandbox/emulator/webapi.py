@@ -45,6 +45,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "usergroups.users.update": ("usergroups:write",),
     "users.info": ("users:read",),
     "users.list": ("users:read",),
+    "users.lookupByEmail": ("users:read.email",),
 }
 
 # Arguments Slack accepts as JSON-encoded strings in form bodies.

@@ -8,6 +8,7 @@ import { wireComposer } from "./composer.js";
 import { closeSidebar, fetchCalls, renderFaults, renderSamples, wireDevPanel } from "./devpanel.js";
 import { renderHeader, renderMain, renderSidebar, renderUserPicker } from "./layout.js";
 import { keepPaneAtBottom } from "./messages.js";
+import { wirePhones } from "./phones.js";
 import { closeModal, renderModal, topModal } from "./modal.js";
 import { canSee, dmWithBot, findChannel, hooks, humans, messageCount, state } from "./state.js";
 
@@ -149,6 +150,7 @@ function wire() {
   });
   wireComposer();
   wireDevPanel();
+  wirePhones();
 }
 
 function boot() {

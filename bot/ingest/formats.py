@@ -1,0 +1,279 @@
+"""Webhook bodies of Grafana Alerting and Datadog, parsed into Alerts (integration types
+`grafana` and `datadog`). Pure: no I/O, the caller passes `now`.
+
+Grafana (`type: grafana`)
+-------------------------
+Grafana Alerting's webhook contact point: Alertmanager's shape plus `orgId`, `title`,
+`state`, `message` on the body and `silenceURL`, `dashboardURL`, `panelURL`, `imageURL`,
+`values` on each alert. Each alert is one Alert identified by its `fingerprint`; alerts of one
+`groupKey` share an incident; `"status": "resolved"` resolves. Annotations `summary`,
+`description` and `runbook_url`, and the labels `service` and `severity`, are read as for
+Alertmanager; the dashboard, panel, silence and image URLs become the incident's links and
+`values` a line of its description.
+
+Datadog (`type: datadog`)
+-------------------------
+Datadog's webhook integration posts the payload you write with its documented `$VARIABLES`.
+Its default payload works as is (`title`, `body`, `id`, `event_type`, `date`, `org`, …): a
+title starting `[Recovered]` resolves the alert whose title is the same after that prefix.
+For better results paste this payload (every key optional except a title):
+
+    {"title": "$EVENT_TITLE", "body": "$EVENT_MSG", "alert_id": "$ALERT_ID",
+     "alert_cycle_key": "$ALERT_CYCLE_KEY", "aggreg_key": "$AGGREG_KEY",
+     "alert_transition": "$ALERT_TRANSITION", "alert_type": "$ALERT_TYPE",
+     "alert_priority": "$ALERT_PRIORITY", "alert_title": "$ALERT_TITLE",
+     "alert_status": "$ALERT_STATUS", "alert_metric": "$ALERT_METRIC",
+     "alert_scope": "$ALERT_SCOPE", "hostname": "$HOSTNAME", "link": "$LINK",
+     "snapshot": "$SNAPSHOT", "tags": "$TAGS", "event_type": "$EVENT_TYPE", "id": "$ID",
+     "date": "$DATE", "org": {"id": "$ORG_ID", "name": "$ORG_NAME"}}
+
+Dedup key: `alert_cycle_key` (one trigger-to-recovery cycle), else `aggreg_key`, else
+`alert_id` with `alert_scope`, else the title without its `[Transition]` prefix. Resolved when
+`alert_transition` is `Recovered`, `alert_type` is `success`, or the title starts
+`[Recovered]`. Severity: `alert_priority` P1-P5 as for Opsgenie, else `alert_type`
+(error → SEV2, warning → SEV3, info → SEV4). `$TAGS` (`key:value,…`) become labels, and a
+`service` tag (or a `service` key) routes the alert.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.incident import Severity
+from bot.ingest.opsgenie import OPSGENIE_PRIORITY
+from bot.ingest.wire import (
+    OptionalTime,
+    _Body,
+    _digest,
+    _first,
+    _invalid,
+    _labels_key,
+    _link,
+    _now,
+    _require_object,
+    _utc,
+)
+
+# --------------------------------------------------------------------------- Grafana
+
+
+class GrafanaAlert(_Body):
+    """One alert inside a Grafana Alerting webhook body."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: OptionalTime = Field(default=None, alias="startsAt")
+    ends_at: OptionalTime = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    silence_url: str = Field(default="", alias="silenceURL")
+    dashboard_url: str = Field(default="", alias="dashboardURL")
+    panel_url: str = Field(default="", alias="panelURL")
+    image_url: str = Field(default="", alias="imageURL")
+    values: dict[str, float | None] | None = None
+
+
+class GrafanaPayload(_Body):
+    """Grafana Alerting's webhook contact point body (`version` "1")."""
+
+    receiver: str = ""
+    status: Literal["firing", "resolved"] | None = None
+    org_id: int | None = Field(default=None, alias="orgId")
+    alerts: list[GrafanaAlert] = Field(min_length=1)
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: str = Field(default="", alias="externalURL")
+    version: str = "1"
+    group_key: str | None = Field(default=None, alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    title: str = ""
+    state: str = ""
+    message: str = ""
+
+
+def _values_line(values: dict[str, float | None] | None) -> str:
+    if not values:
+        return ""
+    return "Values: " + ", ".join(
+        f"{key}={value:g}" if value is not None else f"{key}=none"
+        for key, value in sorted(values.items())
+    )
+
+
+def parse_grafana(body: Any, now: datetime) -> list[Alert]:
+    """Parse a Grafana Alerting webhook body into one Alert per entry of `alerts`."""
+    _require_object(body, "GrafanaPayload")
+    payload = GrafanaPayload.model_validate(body)
+    now = _now(now)
+    group_key = payload.group_key or (
+        _digest("grafana", _labels_key(payload.group_labels)) if payload.group_labels else None
+    )
+    alerts: list[Alert] = []
+    for item in payload.alerts:
+        labels, notes = item.labels, item.annotations
+        fingerprint = item.fingerprint or _digest("grafana", _labels_key(labels))
+        resolved = item.status == "resolved"
+        description = "\n".join(
+            line
+            for line in (
+                _first(notes.get("description"), notes.get("message")),
+                _values_line(item.values),
+            )
+            if line
+        )
+        alerts.append(
+            Alert(
+                fingerprint=fingerprint,
+                group_key=group_key or fingerprint,
+                status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
+                title=_first(notes.get("summary"), notes.get("title"), labels.get("alertname"))
+                or "Untitled alert",
+                description=description,
+                severity=Severity.parse(labels.get("severity")),
+                service=labels.get("service") or None,
+                labels=dict(labels),
+                links=tuple(
+                    _link(item.generator_url, "Alert rule")
+                    + _link(item.dashboard_url, "Dashboard")
+                    + _link(item.panel_url, "Panel")
+                    + _link(notes.get("runbook_url"), "Runbook")
+                    + _link(item.silence_url, "Silence")
+                    + _link(item.image_url, "Image")
+                ),
+                source="grafana",
+                starts_at=_utc(item.starts_at) or now,
+                ends_at=(_utc(item.ends_at) or now) if resolved else None,
+            )
+        )
+    return alerts
+
+
+# --------------------------------------------------------------------------- Datadog
+
+
+def _text(value: Any) -> Any:
+    """Datadog fills an unset variable with an empty string: read it as absent; numbers
+    (an id, epoch milliseconds) as text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+Key = Annotated[Annotated[str, StringConstraints(max_length=255)] | None, BeforeValidator(_text)]
+Title = Annotated[Annotated[str, StringConstraints(max_length=1000)] | None, BeforeValidator(_text)]
+
+
+def _tags(value: Any) -> Any:
+    if isinstance(value, str):
+        return [tag.strip() for tag in value.split(",") if tag.strip()]
+    return value
+
+
+class DatadogOrg(_Body):
+    id: Text = None
+    name: Text = None
+
+
+class DatadogPayload(_Body):
+    """A Datadog webhook body: its default payload, or the one documented above."""
+
+    title: Title = None
+    alert_title: Title = None
+    body: Text = None
+    id: Text = None
+    alert_id: Text = None
+    alert_cycle_key: Key = None
+    aggreg_key: Key = None
+    alert_transition: Text = None
+    alert_type: Text = None
+    alert_priority: Text = None
+    alert_status: Text = None
+    alert_metric: Text = None
+    alert_scope: Text = None
+    hostname: Text = None
+    link: Text = None
+    snapshot: Text = None
+    tags: Annotated[list[str], BeforeValidator(_tags)] = Field(default_factory=list)
+    event_type: Text = None
+    date: Text = None
+    last_updated: Text = None
+    service: Text = None
+    org: DatadogOrg | None = None
+
+
+_TRANSITION_PREFIX = re.compile(r"^\[([A-Za-z][A-Za-z -]*)\]\s*")
+_RESOLVED_TRANSITIONS = frozenset({"recovered"})
+
+
+def _tag_labels(tags: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for tag in tags:
+        key, sep, value = tag.partition(":")
+        if key.strip():
+            labels[key.strip()] = value.strip() if sep else "true"
+    return labels
+
+
+def parse_datadog(body: Any, now: datetime) -> list[Alert]:
+    """Parse a Datadog webhook body into one Alert (see the module docstring)."""
+    _require_object(body, "DatadogPayload")
+    item = DatadogPayload.model_validate(body)
+    title = item.title or item.alert_title
+    if not title:
+        raise _invalid(
+            "DatadogPayload", ("title",), "required ($EVENT_TITLE or $ALERT_TITLE)", body
+        )
+    now = _now(now)
+    prefix = _TRANSITION_PREFIX.match(title)
+    bare = title[prefix.end() :] if prefix else title
+    transition = (item.alert_transition or (prefix.group(1) if prefix else "")).lower()
+    resolved = transition in _RESOLVED_TRANSITIONS or (item.alert_type or "").lower() == "success"
+    key = (
+        item.alert_cycle_key
+        or item.aggreg_key
+        or (f"{item.alert_id}:{item.alert_scope or ''}" if item.alert_id else None)
+    )
+    fingerprint = key or _digest("datadog", bare)
+    severity = OPSGENIE_PRIORITY.get((item.alert_priority or "").upper()) or (
+        None if resolved else Severity.parse(item.alert_type)
+    )
+    labels = _tag_labels(item.tags)
+    for name, value in (
+        ("hostname", item.hostname),
+        ("alert_metric", item.alert_metric),
+        ("alert_id", item.alert_id),
+        ("event_type", item.event_type),
+        ("alert_transition", item.alert_transition),
+    ):
+        if value:
+            labels[name] = value
+    service = item.service or labels.get("service") or None
+    description = "\n".join(v for v in (item.alert_status, item.body) if v)
+    return [
+        Alert(
+            fingerprint=fingerprint,
+            group_key=fingerprint,
+            status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
+            title=bare or title,
+            description=description,
+            severity=severity,
+            service=service,
+            labels=labels,
+            links=tuple(_link(item.link, "Datadog") + _link(item.snapshot, "Snapshot")),
+            source="datadog",
+            starts_at=now,
+            ends_at=now if resolved else None,
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Notifications beyond Slack: the providers (SMTP, Twilio, Apprise) and what they send."""
