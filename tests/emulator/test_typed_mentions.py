@@ -66,3 +66,17 @@ async def test_a_message_mentioning_the_bot_is_an_app_mention(emulator: Emulator
     await emulator.post_user_message(user=ALICE, channel="C0INCIDENT", text="hey @pulseops @bob")
     [message] = emulator.messages("C0INCIDENT")
     assert message["text"] == "hey <@U0PULSEBOT> <@U0BOB0001>"
+
+
+async def test_typed_text_is_never_markup(emulator: Emulator) -> None:
+    """What a person types in a client: `<`, `>` and `&` arrive escaped, mentions as tokens."""
+    emulator.request_url = "http://127.0.0.1:9/slack/events"
+    await emulator.post_user_message(
+        user=ALICE, channel="C0INCIDENT", text="<!channel> R&D <b>@bob</b>", typed=True
+    )
+    [message] = emulator.messages("C0INCIDENT")
+    assert message["text"] == "&lt;!channel&gt; R&amp;D &lt;b&gt;<@U0BOB0001>&lt;/b&gt;"
+    result = await emulator.command(
+        user=ALICE, channel="C0INCIDENT", command="/oncall", text="override @carol <4h>", typed=True
+    )
+    assert result["payload"]["text"] == "override <@U0CAROL01|carol> &lt;4h&gt;"

@@ -18,6 +18,12 @@ _SPECIAL = {"here": "<!here>", "channel": "<!channel>", "everyone": "<!everyone>
 _TYPED = re.compile(r"(?<![\w<|@#&])([@#])([\w][\w.\-]*)")
 
 
+def escape_text(text: str) -> str:
+    """`&`, `<` and `>` as a Slack client sends them (`&amp;`, `&lt;`, `&gt;`): typed text is
+    never markup, so `<!channel>` typed by a person is not a broadcast."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def escape_typed(ws: Workspace, text: str, *, labels: bool) -> str:
     """Replace typed `@name`, `@group`, `@here` and `#channel` by Slack's tokens."""
 

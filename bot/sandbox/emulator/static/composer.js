@@ -39,8 +39,8 @@ async function sendComposer() {
   const where = channel ? channel.id : state.user; // a user id opens that user's DM with the bot
   const command = parseCommand(text);
   const data = await busy($("composer-send"), () => (command
-    ? drive("/_emulator/command", { user: state.user, channel: where, command: command.command, text: command.text })
-    : drive("/_emulator/messages", { user: state.user, channel: channel ? channel.id : null, text }, { botStatus: false })));
+    ? drive("/_emulator/command", { user: state.user, channel: where, command: command.command, text: command.text, typed: true })
+    : drive("/_emulator/messages", { user: state.user, channel: channel ? channel.id : null, text, typed: true }, { botStatus: false })));
   if (data) {
     composer.value = "";
     composer.style.height = "";
