@@ -48,6 +48,7 @@ from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
@@ -64,6 +65,7 @@ from handlers import (
     notify,
     oncall,
     openapi,
+    silences,
     slack_http,
     views,
     webhooks,
@@ -179,12 +181,9 @@ def create_app(
         )
     )
     integration_tokens = {i.name: i.resolve_token(environ) for i in config.integrations}
+    pipeline = build_pipeline(config, tokens=integration_tokens, metrics=metrics)
     ingest = AlertIngest(
-        pipeline=build_pipeline(
-            config,
-            tokens=integration_tokens,
-            metrics=metrics,
-        ),
+        pipeline=pipeline,
         incidents=incidents,
         clock=clock,
         metrics=metrics,
@@ -239,6 +238,15 @@ def create_app(
         changes=changes,
         workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
+        silences=SilenceService(
+            db=db,
+            config=config,
+            clock=clock,
+            metrics=metrics,
+            pipeline=pipeline,
+            incidents=incidents,
+            changed=dashboard.changed,
+        ),
         providers=providers,
         contacts=ContactMethods(db=db, config=config, clock=clock, on_commit=committed),
         acks=NotificationAcks(
@@ -264,7 +272,7 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, oncall, home, contact_methods):
+    for module in (commands, actions, views, silences, oncall, home, contact_methods):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -313,6 +321,8 @@ def create_app(
                 Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
+                # alerts a silence or maintenance window held open their incidents within ~1 s
+                Every("silence-release", 1.0, deps.silences.sweep),
                 # a report is recorded within ~10 s of its scheduled time
                 Every("reports", 10, deps.reports.sweep),
                 Every("idempotency-purge", 600, incidents.purge_idempotency_keys),

@@ -9,10 +9,14 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.domain.silences import Silence
 
 EXIT_CONFIG = 2
 
@@ -130,7 +134,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_route_test(args: argparse.Namespace) -> int:
     """Show what the routes, labels and classifier make of each alert in a webhook body."""
     import json
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from bot.config import load_config
     from bot.ingest.dryrun import explain, pick_integration
@@ -144,13 +148,27 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _fail([f"{args.alert}: not a JSON webhook body ({exc})"])
     now = datetime.now(UTC)
+    silences = asyncio.run(_current_silences(args.database_url, now)) if args.database_url else []
     try:
         integration = pick_integration(config, args.integration, body)
-        for line in explain(config, integration, body, now):
+        for line in explain(config, integration, body, now, silences):
             print(line)
     except ValueError as exc:
         return _fail([f"{args.alert}: {exc}"])
     return 0
+
+
+async def _current_silences(database_url: str, now: datetime) -> list[Silence]:
+    """The silences active or pending in the database at `database_url` (read only)."""
+    from store.session import Database
+    from store.silences import SilenceRepository
+
+    db = Database(database_url)
+    try:
+        async with db.read() as session:
+            return await SilenceRepository(session).current(now=now)
+    finally:
+        await db.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -437,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
     route_test.add_argument("--config", required=True, help="YAML config")
     route_test.add_argument(
         "--integration", help="the integration it arrives at (default: the first that accepts it)"
+    )
+    route_test.add_argument(
+        "--database-url",
+        default=None,
+        help="also check the current silences in this database (read only)",
     )
     route_test.add_argument("alert", help="a webhook body (JSON file), e.g. Alertmanager's")
     route_test.set_defaults(func=cmd_route_test)

@@ -26,6 +26,7 @@ from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.report import ReportService
+from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
 from bot.services.workflows import WorkflowService
 from bot.slack.gateway import SlackGateway
@@ -54,6 +55,7 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    silences: SilenceService
     providers: Providers  # e-mail, SMS, call and push providers
     acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call
     contacts: ContactMethods  # people's own methods (`/oncall notify`)

@@ -36,6 +36,19 @@ class Metrics:
             ["integration", "outcome"],
             registry=r,
         )
+        self.alerts_muted = Counter(
+            "pulseops_alerts_muted_total",
+            "Alerts muted instead of opening an incident, by what muted them: kind "
+            "silence (name: the silence's id) or maintenance_window (name: the window's)",
+            ["kind", "name"],
+            registry=r,
+        )
+        self.alerts_released = Counter(
+            "pulseops_alerts_released_total",
+            "Muted alerts still firing when their silence or window ended, passed on then",
+            ["kind", "name"],
+            registry=r,
+        )
         self.alerts_routed = Counter(
             "pulseops_alerts_routed_total",
             "Alerts a route matched, by route name",

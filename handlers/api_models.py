@@ -4,11 +4,13 @@ document is generated from them (so the two cannot drift)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from bot.domain import Severity
+from bot.domain.matchers import MatcherError, parse_matcher
+from bot.domain.silences import MAX_COMMENT, MAX_MATCHERS
 
 SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
 
@@ -58,6 +60,34 @@ class OverrideBody(_Body):
     user: str = Field(pattern=SLACK_USER, description="A Slack user ID, e.g. U0ALICE01")
     start: AwareDatetime | None = Field(default=None, description="Default: now")
     end: AwareDatetime
+
+
+def _matcher(text: str) -> str:
+    try:
+        return str(parse_matcher(text))
+    except MatcherError as exc:
+        raise ValueError(str(exc)) from None
+
+
+MatcherText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1000,
+        description='An Alertmanager matcher: name="value", !=, =~ "regex" or !~',
+        examples=['service="payment-api"'],
+    ),
+    AfterValidator(_matcher),
+]
+
+
+class SilenceBody(_Body):
+    """`POST /api/v1/silences`: mute alerts matching every matcher until `ends_at`."""
+
+    matchers: list[MatcherText] = Field(min_length=1, max_length=MAX_MATCHERS)
+    starts_at: AwareDatetime | None = Field(default=None, description="Default: now")
+    ends_at: AwareDatetime
+    comment: str = Field(min_length=1, max_length=MAX_COMMENT, pattern=r"\S")
 
 
 # ---- answers (documented in the OpenAPI document) ----------------------------------------
@@ -186,6 +216,46 @@ class OverrideOut(_Out):
 
 class OverrideList(_Out):
     overrides: list[OverrideOut]
+
+
+class SilenceOut(_Out):
+    id: int
+    matchers: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    created_by: str
+    created_at: datetime
+    status: Literal["pending", "active", "expired"]
+    expired_at: datetime | None
+    expired_by: str | None
+    held_alerts: int | None = None
+
+
+class SilenceList(_Out):
+    silences: list[SilenceOut]
+
+
+class SuppressedAlertOut(_Out):
+    integration: str
+    fingerprint: str
+    title: str
+    labels: dict[str, str]
+    reason: Literal["muted", "dropped"]
+    by: str
+    silence_id: int | None
+    window: str | None
+    status: Literal["firing", "resolved"]
+    occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    held_until: datetime | None
+    released_at: datetime | None
+    released_incident_id: int | None
+
+
+class SuppressedAlertList(_Out):
+    alerts: list[SuppressedAlertOut]
 
 
 class StatsOut(BaseModel):

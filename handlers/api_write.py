@@ -1,9 +1,11 @@
 """The API's write routes and on-call reads: declare, status/severity, notes, escalate,
-who is on call, overrides. Each validates its body with a model of `handlers.api_models` and
-calls the same service a Slack click does, as the actor `api:<token name>`."""
+who is on call, overrides, silences. Each validates its body with a model of
+`handlers.api_models` and calls the same service a Slack click does, as the actor
+`api:<token name>`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,15 +14,18 @@ from pydantic import BaseModel, ValidationError
 from bot.deps import DEPS
 from bot.domain import Status
 from bot.domain.incident import InvalidTransition
+from bot.domain.matchers import parse_matcher
 from bot.domain.oncall import StoredOverride
 from bot.domain.records import NewIncident
 from bot.domain.rotation import Shift
+from bot.domain.silences import Silence
 from bot.errors import NotFound, UserError
 from bot.services.incident_changes import body_digest, refusal
 from bot.services.oncall import OverrideEnd
 from handlers.api_auth import identity_of
-from handlers.api_models import DeclareBody, NoteBody, OverrideBody, PatchBody
+from handlers.api_models import DeclareBody, NoteBody, OverrideBody, PatchBody, SilenceBody
 from handlers.refs import ascii_number, parse_incident_ref
+from store.silences import SuppressedAlert
 
 M = TypeVar("M", bound=BaseModel)
 MAX_IDEMPOTENCY_KEY = 255
@@ -36,7 +41,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         fields = {
-            ".".join(str(part) for part in error["loc"]) or "body": error["msg"]
+            ".".join(str(part) for part in error["loc"]) or "body": error["msg"].removeprefix(
+                "Value error, "
+            )
             for error in exc.errors()
         }
         raise UserError(f"invalid {', '.join(fields)}", fields=fields) from None
@@ -203,6 +210,113 @@ async def delete_override(request: web.Request) -> web.Response:
     return web.json_response(_override(removed))
 
 
+def _silence(silence: Silence, now: datetime, held: int | None = None) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "matchers": [str(m) for m in silence.matchers],
+        "starts_at": _iso(silence.starts_at),
+        "ends_at": _iso(silence.ends_at),
+        "comment": silence.comment,
+        "created_by": silence.created_by,
+        "created_at": _iso(silence.created_at),
+        "status": silence.state(now).value,
+        "expired_at": _iso(silence.expired_at) if silence.expired_at else None,
+        "expired_by": silence.expired_by,
+        "held_alerts": held,
+    }
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    """`GET /api/v1/silences`: silences active or pending, ending soonest first."""
+    deps = request.app[DEPS]
+    found = await deps.silences.current()
+    now = deps.clock.now()
+    return web.json_response({"silences": [_silence(v.silence, now, v.held) for v in found]})
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    """`POST /api/v1/silences`: mute matching alerts until `ends_at`."""
+    deps, caller = request.app[DEPS], identity_of(request)
+    body = await parse_body(request, SilenceBody)
+    silence = await deps.silences.create(
+        matchers=[parse_matcher(text) for text in body.matchers],
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        comment=body.comment,
+        by=caller.actor,
+    )
+    return web.json_response(_silence(silence, deps.clock.now()), status=201)
+
+
+async def delete_silence(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/silences/{id}`: expire a silence now; answers it as expired."""
+    deps, caller = request.app[DEPS], identity_of(request)
+    silence_id = ascii_number(request.match_info["id"].removeprefix("#"))
+    if silence_id is None:
+        raise UserError("the silence id must be a whole number", fields={"id": "not an id"})
+    expired = await deps.silences.expire(silence_id=silence_id, by=caller.actor)
+    return web.json_response(_silence(expired, deps.clock.now()))
+
+
+MAX_SUPPRESSED = 200
+
+
+def _suppressed(alert: SuppressedAlert) -> dict[str, Any]:
+    return {
+        "integration": alert.integration,
+        "fingerprint": alert.fingerprint,
+        "title": alert.alert.title,
+        "labels": dict(alert.alert.labels),
+        "reason": alert.reason,
+        "by": alert.by,
+        "silence_id": alert.silence_id,
+        "window": alert.window,
+        "status": alert.status,
+        "occurrences": alert.occurrences,
+        "first_seen_at": _iso(alert.first_seen_at),
+        "last_seen_at": _iso(alert.last_seen_at),
+        "held_until": _iso(alert.held_until) if alert.held_until else None,
+        "released_at": _iso(alert.released_at) if alert.released_at else None,
+        "released_incident_id": alert.released_incident_id,
+    }
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        raise UserError(
+            f"{name} must be one of {', '.join(allowed)}", fields={name: "unknown value"}
+        )
+    return value
+
+
+async def list_suppressed(request: web.Request) -> web.Response:
+    """`GET /api/v1/suppressed-alerts`: alerts that opened no incident, newest first;
+    `?reason=muted|dropped`, `?silence=ID`, `?window=NAME`, `?status=firing|resolved`."""
+    deps = request.app[DEPS]
+    reason = _choice(request, "reason", ("muted", "dropped"))
+    status = _choice(request, "status", ("firing", "resolved"))
+    raw_silence = request.query.get("silence") or None
+    silence_id = ascii_number(raw_silence.removeprefix("#")) if raw_silence else None
+    if raw_silence and silence_id is None:
+        raise UserError("silence must be a silence id", fields={"silence": "not an id"})
+    raw_limit = request.query.get("limit") or "100"
+    limit = ascii_number(raw_limit)
+    if limit is None or not 1 <= limit <= MAX_SUPPRESSED:
+        raise UserError(
+            f"limit must be a whole number from 1 to {MAX_SUPPRESSED}",
+            fields={"limit": "out of range"},
+        )
+    found = await deps.silences.suppressed(
+        reason=reason,
+        silence_id=silence_id,
+        window=request.query.get("window") or None,
+        status=status,
+        limit=limit,
+    )
+    return web.json_response({"alerts": [_suppressed(a) for a in found]})
+
+
 def register(app: web.Application) -> None:
     """Add the write and on-call routes (they read `deps` from `app[DEPS]`)."""
     app.router.add_post("/api/v1/incidents", declare)
@@ -213,3 +327,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/overrides", list_overrides)
     app.router.add_post("/api/v1/overrides", create_override)
     app.router.add_delete("/api/v1/overrides/{id}", delete_override)
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", create_silence)
+    app.router.add_delete("/api/v1/silences/{id}", delete_silence)
+    app.router.add_get("/api/v1/suppressed-alerts", list_suppressed)

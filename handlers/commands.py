@@ -17,6 +17,7 @@ from bot.slack.ids import SlashCommand
 from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
+from handlers.silences import silence_command, silences_command
 from store.incidents import IncidentFilter
 
 Sub = Callable[[Deps, dict[str, Any], str, AsyncAck, AsyncRespond], Awaitable[None]]
@@ -193,6 +194,8 @@ SUBCOMMANDS: dict[str, Sub] = {
     "escalate": _escalate,
     "run": _run,
     "stats": _stats,
+    "silence": silence_command,
+    "silences": silences_command,
     "help": _help,
 }
 

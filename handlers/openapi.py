@@ -27,7 +27,11 @@ from handlers.api_models import (
     OverrideList,
     OverrideOut,
     PatchBody,
+    SilenceBody,
+    SilenceList,
+    SilenceOut,
     StatsOut,
+    SuppressedAlertList,
 )
 from store.stats import GROUP_BY
 
@@ -35,7 +39,7 @@ ERRORS = {
     400: "Bad input: `fields` names every bad field",
     401: "No valid API token",
     403: "The token lacks the scope this call needs (`fields.scope` names it)",
-    404: "No such incident, schedule, team or override",
+    404: "No such incident, schedule, team, override or silence",
     408: "The body did not arrive in time",
     409: "Conflicts with the current state (e.g. an illegal status change)",
     413: "The body is too large",
@@ -163,6 +167,39 @@ OPERATIONS: tuple[Operation, ...] = (
         (200, OverrideOut),
         params=(Param("id", {"type": "string", "pattern": "^\\S{1,20}$"}, "path"),),
     ),
+    Operation(
+        "get",
+        "/api/v1/silences",
+        "Silences active or pending, ending soonest first, with the alerts each holds",
+        (200, SilenceList),
+    ),
+    Operation(
+        "post",
+        "/api/v1/silences",
+        "Create a silence: alerts matching every matcher open no incident until ends_at",
+        (201, SilenceOut),
+        body=SilenceBody,
+    ),
+    Operation(
+        "delete",
+        "/api/v1/silences/{id}",
+        "Expire a silence now (what it holds and still fires opens its incident)",
+        (200, SilenceOut),
+        params=(Param("id", {"type": "string", "pattern": "^\\S{1,20}$"}, "path"),),
+    ),
+    Operation(
+        "get",
+        "/api/v1/suppressed-alerts",
+        "Alerts that opened no incident (muted by a silence or window, or dropped), newest first",
+        (200, SuppressedAlertList),
+        params=(
+            Param("reason", {"type": "string", "enum": ["muted", "dropped"]}),
+            Param("silence", _TEXT, description="a silence id"),
+            Param("window", _TEXT, description="a maintenance window's name"),
+            Param("status", {"type": "string", "enum": ["firing", "resolved"]}),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+        ),
+    ),
 )
 
 _REF = "#/components/schemas/{model}"
@@ -231,8 +268,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "PulseOps API",
             "version": __version__,
-            "description": "Incidents, on-call and overrides. Every route but this document "
-            "needs `Authorization: Bearer <api token>`: `read` for GET, `write` for changes.",
+            "description": "Incidents, on-call, overrides and silences. Every route but this "
+            "document needs `Authorization: Bearer <api token>`: `read` for GET, `write` for "
+            "changes.",
         },
         "servers": [{"url": "/"}],
         "components": {

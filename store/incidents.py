@@ -83,6 +83,7 @@ def to_alert(row: AlertRow) -> AlertRecord:
         last_seen_at=row.last_seen_at,
         resolved_at=row.resolved_at,
         last_note_at=row.last_note_at,
+        severity=row.severity,
     )
 
 
@@ -320,22 +321,18 @@ class RepeatRecorded:
 _alerts = cast(Table, AlertRow.__table__)
 _incidents = cast(Table, IncidentRow.__table__)
 # The storm hot path as prebuilt Core statements: built and cache-keyed once, not per alert.
-_LEAST_SEVERE = "SEV9"  # sorts after every severity: a repeat with none raises nothing
 _COUNT_REPEAT = (
     update(_alerts)
     .where(
         _alerts.c.incident_id
         == select(_incidents.c.id)
-        .where(
-            _incidents.c.dedup_key == bindparam("key"),
-            _incidents.c.status != "resolved",
-            # "SEV1" < "SEV3": a repeat more severe than its incident takes the general path,
-            # which raises the incident's severity
-            _incidents.c.severity <= bindparam("severity"),
-        )
+        .where(_incidents.c.dedup_key == bindparam("key"), _incidents.c.status != "resolved")
         .scalar_subquery(),
         _alerts.c.fingerprint == bindparam("print"),
         _alerts.c.status == "firing",
+        # the same severity as last time: one that changed takes the general path, which
+        # routes it again and may raise the incident's severity
+        func.coalesce(_alerts.c.severity, "") == bindparam("sent_severity"),
     )
     .values(
         occurrences=_alerts.c.occurrences + 1,
@@ -376,12 +373,16 @@ class AlertRepository:
         )
         return None if row is None else to_alert(row)
 
-    async def refire(self, *, alert_id: int, now: datetime) -> int:
-        """Count one more notification of a stored alert, firing again; return its count."""
+    async def refire(
+        self, *, alert_id: int, now: datetime, severity: Severity | None = None
+    ) -> int:
+        """Count one more notification of a stored alert, firing again (with the severity it
+        now has); return its count."""
         occurrences = await self.session.scalar(
             update(AlertRow)
             .where(AlertRow.id == alert_id)
             .values(
+                severity=severity.value if severity else None,
                 status=AlertStatus.FIRING.value,
                 occurrences=AlertRow.occurrences + 1,
                 last_seen_at=now,
@@ -418,7 +419,7 @@ class AlertRepository:
                     "key": dedup_key,
                     "print": fingerprint,
                     "seen_at": now,
-                    "severity": severity.value if severity else _LEAST_SEVERE,
+                    "sent_severity": severity.value if severity else "",
                 },
             )
         ).first()
@@ -449,6 +450,7 @@ class AlertRepository:
                 integration=integration,
                 fingerprint=alert.fingerprint,
                 status=alert.status.value,
+                severity=alert.severity.value if alert.severity else None,
                 title=alert.title[:1000],
                 labels=dict(alert.labels),
                 occurrences=1,

@@ -85,6 +85,8 @@ class AlertRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(1000))
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the severity the monitor last sent for it: a repeat with another one is routed again
+    severity: Mapped[str | None] = mapped_column(String(8))
     occurrences: Mapped[int] = mapped_column(default=1)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
@@ -281,6 +283,58 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(64))  # comma-separated
     created_at: Mapped[datetime]
+
+
+class SilenceRow(Base):
+    """A silence: alerts matching every matcher open no incident over [starts_at, ends_at)."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[list[str]] = mapped_column(JSON)  # canonical matcher strings
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]
+    expired_by: Mapped[str | None] = mapped_column(String(140))
+
+
+class SuppressedAlertRow(Base):
+    """An alert that opened no incident: muted (a silence, a maintenance window) or dropped by
+    a route. Stored and counted; a muted one still firing when its hold ends is released
+    (`held_until` is that deadline, `released_at` the claim that releases it once)."""
+
+    __tablename__ = "suppressed_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    integration: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    dedup_key: Mapped[str] = mapped_column(String(600))
+    reason: Mapped[str] = mapped_column(String(16))  # muted | dropped
+    by: Mapped[str] = mapped_column(Text)  # what suppressed it, in words
+    silence_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    window: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    title: Mapped[str] = mapped_column(String(1000))
+    alert: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the alert, to replay it
+    occurrences: Mapped[int] = mapped_column(default=1)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    held_until: Mapped[datetime | None] = mapped_column(index=True)
+    released_at: Mapped[datetime | None]
+    released_incident_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "uq_suppressed_alerts_integration_fingerprint",
+            "integration",
+            "fingerprint",
+            unique=True,
+        ),
+    )
 
 
 class NotificationRow(Base):

@@ -57,7 +57,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from sqlalchemy import text  # noqa: E402
 from bot.app import DEPS, create_app  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import PulseOpsConfig, Settings, parse_config  # noqa: E402
+from bot.domain.matchers import parse_matchers  # noqa: E402
 from bot.sandbox.emulator import Emulator  # noqa: E402
 from bot.server import start  # noqa: E402
 from tests.conftest import (  # noqa: E402
@@ -110,6 +111,7 @@ class BenchConfig:
     as_json: bool
     routes: int = 0
     classifier: bool = False
+    silences: int = 0
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -146,6 +148,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="how long to wait for every incident's messages after ingest",
     )
     parser.add_argument("--poll-ms", type=float, default=10.0, help="emulator polling interval")
+    parser.add_argument(
+        "--silences",
+        type=int,
+        default=0,
+        help="active silences (matching none of the load's alerts) every alert is checked against",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -551,6 +559,7 @@ def machine(cfg: BenchConfig, db_url: str) -> dict[str, Any]:
         "concurrency (C)": cfg.concurrency,
         "send rate /s": cfg.rate or "as fast as answered",
         "slack latency ms": cfg.slack_latency_ms,
+        "silences": cfg.silences,
         "db": f"{cfg.db} ({redact(db_url)})",
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -652,6 +661,20 @@ def print_table(title: str, data: dict[str, Any], indent: int = 0) -> None:
 # ---- main ---------------------------------------------------------------------------------
 
 
+async def add_silences(app: web.Application, count: int) -> None:
+    """`count` active silences, each of three matchers, that match none of the load's alerts
+    (every new alert is still checked against all of them)."""
+    service = app[DEPS].silences
+    until = datetime.now(UTC) + timedelta(hours=1)
+    for n in range(count):
+        matchers = parse_matchers(
+            [f'service="other-{n}"', f'alertname=~"Other{n}.*"', 'env!="staging"']
+        )
+        await service.create(
+            matchers=matchers, starts_at=None, ends_at=until, comment="bench", by="bench"
+        )
+
+
 async def run(cfg: BenchConfig) -> dict[str, Any]:
     logs = setup_logging()
     with tempfile.TemporaryDirectory(prefix="pulseops-bench-") as tmp:
@@ -666,6 +689,7 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
             "decide us/alert": round(routing_cost_us(routing_config, bodies), 2),
         }
         stack = await start_stack(db_url, cfg.slack_latency_ms, config_yaml=config_yaml)
+        await add_silences(stack.app, cfg.silences)
         watcher = SlackWatcher(stack.emu, cfg.poll_ms / 1000)
         # the load comes from another process, as monitors are other processes: the service's
         # event loop is not also the load generator's (spawned, so it starts clean)

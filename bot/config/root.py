@@ -24,6 +24,7 @@ from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
 from bot.config.events import EventSinkConfig
 from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
+from bot.config.maintenance import MaintenanceWindowConfig
 from bot.config.models import (
     IncidentsConfig,
     IntegrationConfig,
@@ -37,6 +38,7 @@ from bot.config.paging import ContactConfig, NotificationsConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
+from bot.domain.matchers import Matcher, MatcherError, MatchOp, parse_matcher
 from bot.domain.routing import Ownership, route
 from bot.domain.rules import Rules
 from bot.errors import ConfigError
@@ -62,6 +64,7 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
     contacts: tuple[ContactConfig, ...] = ()
     notifications: NotificationsConfig = NotificationsConfig()
     workflows: tuple[WorkflowConfig, ...] = ()
@@ -257,6 +260,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("schedules", "id", "schedule id"),
         ("escalation_policies", "id", "escalation policy id"),
         ("api_tokens", "name", "api token name"),
+        ("maintenance_windows", "name", "maintenance window name"),
         ("workflows", "id", "workflow id"),
         ("heartbeats", "name", "heartbeat name"),
         ("routes", "name", "route name"),
@@ -318,6 +322,8 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    if service_ids is not None:
+        yield from _matcher_service_problems(source, failed, service_ids)
     if policy_ids is not None:
         for section in ("teams", "services"):
             for i, item in enumerate(_entries(source, section)):
@@ -350,6 +356,34 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
             loc = ("workflows", i, "steps", j, "page", "schedule")
             if schedule is not None and loc not in failed and schedule not in schedule_ids:
                 yield unknown(loc, "schedule", schedule, schedule_ids)
+
+
+def _matcher_service_problems(
+    source: Source, failed: Set[Loc], service_ids: list[str]
+) -> Iterator[tuple[Loc, str]]:
+    """A maintenance window matcher `service="x"` naming a service that does not exist."""
+    for i, window in enumerate(_entries(source, "maintenance_windows")):
+        if ("maintenance_windows", i) in failed or (
+            "maintenance_windows",
+            i,
+            "matchers",
+        ) in failed:
+            continue
+        for j, matcher in enumerate(_entries(window, "matchers")):
+            try:
+                parsed = matcher if isinstance(matcher, Matcher) else parse_matcher(str(matcher))
+            except MatcherError:
+                continue
+            if (
+                parsed.name == "service"
+                and parsed.op is MatchOp.EQ
+                and parsed.value not in service_ids
+            ):
+                yield (
+                    ("maintenance_windows", i, "matchers", j),
+                    f"unknown service {parsed.value!r} in {str(parsed)!r} "
+                    f"({_known(service_ids)}): the window would never mute anything",
+                )
 
 
 def _environment_problems(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.incident import Status
 from bot.domain.insight import Figures
 from bot.domain.oncall import TeamOnCall
 from bot.domain.records import Incident
+from bot.domain.silences import Silence
 
 # Why an open incident is "yours" (the template words them).
 DECLARED, ACKNOWLEDGED, PAGED = "declared", "acknowledged", "paged"
@@ -53,6 +55,8 @@ class Dashboard:
     paged: Mapping[int, frozenset[str]]  # incident id -> users paged for it
     oncall: tuple[TeamOnCall, ...]
     week: WeekStats
+    silences: tuple[tuple[Silence, int], ...] = ()  # active or pending, with alerts held
+    read_at: datetime | None = None
 
     def mine(self, user: str) -> list[tuple[Incident, tuple[str, ...]]]:
         """The open incidents `user` declared, acknowledged or was paged for, with why."""

@@ -150,6 +150,7 @@ class AlertRecord:
     last_seen_at: datetime
     resolved_at: datetime | None
     last_note_at: datetime | None = None  # the last "alert repeated" timeline note
+    severity: str | None = None  # the severity the monitor last sent for it
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from typing import Any
 from bot.domain.alerts import Alert
 from bot.domain.incident import Severity
 from bot.domain.records import Incident, NewIncident
+from bot.domain.silences import Hold
 
 
 class Outcome(StrEnum):
@@ -119,10 +120,15 @@ class Ignore:
 
 @dataclass(frozen=True, slots=True)
 class Muted:
-    """A silence or a maintenance window holds the alert: no incident, nobody paged."""
+    """A silence or a maintenance window holds the alert: no incident, nobody paged.
+
+    `by` says what in words ("silence #3 (by U0ALICE01: deploy)"); `hold` which one and until
+    when, so the alert can be released when it ends.
+    """
 
     alert: Alert
     by: str
+    hold: Hold | None = None
 
 
 @dataclass(frozen=True, slots=True)

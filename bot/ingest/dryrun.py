@@ -3,18 +3,20 @@
 Like `amtool config routes test`, it runs the decision the service runs, without a database
 or Slack: for each alert in the body, which routes matched (and on what), the resulting
 service, team, escalation policy, severity and category and what set each, whether a route
-drops or groups it.
+drops or groups it, and which maintenance windows (and, given, silences) would mute it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.directory import directory_of
+from bot.domain.matchers import matches_all
 from bot.domain.routing import route
 from bot.domain.rules import Routing
+from bot.domain.silences import Silence, SilenceState
 from bot.ingest.parsers import PARSERS
 
 
@@ -36,9 +38,14 @@ def pick_integration(config: PulseOpsConfig, name: str | None, body: object) -> 
 
 
 def explain(
-    config: PulseOpsConfig, integration: IntegrationConfig, body: object, now: datetime
+    config: PulseOpsConfig,
+    integration: IntegrationConfig,
+    body: object,
+    now: datetime,
+    silences: Sequence[Silence] = (),
 ) -> Iterator[str]:
-    """Lines describing what becomes of each alert in `body` (ValueError: it does not parse)."""
+    """Lines describing what becomes of each alert in `body` (ValueError: it does not parse);
+    `silences` are the current ones (from the database), checked like the windows."""
     alerts = PARSERS[integration.type](body, now)
     rules = config.rules
     directory = directory_of(config)
@@ -72,6 +79,35 @@ def explain(
             values = ", ".join(f"{k}={v!r}" for k, v in routing.group.values.items())
             window = f" for {routing.group.window}" if routing.group.window else " while open"
             yield f"  grouped:  by route {routing.group.route} on {values}{window}"
+        yield from _muting(config, routing, now, silences)
+
+
+def _muting(
+    config: PulseOpsConfig, routing: Routing, now: datetime, silences: Sequence[Silence]
+) -> Iterator[str]:
+    """The silences and maintenance windows whose matchers match the routed alert."""
+    for silence in silences:
+        state = silence.state(now)
+        if state is not SilenceState.EXPIRED and matches_all(silence.matchers, routing.labels):
+            when = (
+                "now"
+                if state is SilenceState.ACTIVE
+                else f"from {silence.starts_at:%Y-%m-%d %H:%M} UTC"
+            )
+            yield (
+                f"  MUTED {when} by {silence.hold.by}, until {silence.ends_at:%Y-%m-%d %H:%M} UTC"
+            )
+    for window in config.maintenance_windows:
+        if not matches_all(window.matchers, routing.labels):
+            continue
+        open_now = window.open_at(now)
+        if open_now is not None:
+            until = f"{open_now[1]:%Y-%m-%d %H:%M %Z}"
+            yield f"  MUTED now by maintenance window {window.name}, until {until}"
+        else:
+            opens = window.trigger.get_next_fire_time(None, now)
+            when = f"{opens:%Y-%m-%d %H:%M %Z}" if opens else "never again"
+            yield f"  muted while maintenance window {window.name} is open (next: {when})"
 
 
 def _routes(config: PulseOpsConfig, routing: Routing) -> Iterator[str]:

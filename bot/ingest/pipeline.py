@@ -98,7 +98,7 @@ def build_pipeline(
         decide=(
             Dedup(),
             Route(directory_of(config), config.rules, _route_counter(metrics)),
-            Mute(),
+            Mute(config.maintenance_windows),
             StormGuard(
                 max_per_minute=limits.max_new_incidents_per_minute,
                 default_severity=Severity(limits.default_severity),

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -20,11 +20,13 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from bot.config import IntegrationConfig, PulseOpsConfig
+from bot.config.maintenance import MaintenanceWindowConfig
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import Severity, Status
 from bot.domain.records import AlertRecord, Incident, NewIncident
 from bot.domain.routing import Directory, Ownership, route
 from bot.domain.rules import GroupSpec, Routing, Rules
+from bot.domain.silences import OpenWindow, Silence, holding, matchable_labels
 from bot.errors import (
     AuthError,
     Conflict,
@@ -41,6 +43,7 @@ from bot.ingest.decisions import (
     Dropped,
     GroupInto,
     Ignore,
+    Muted,
     Open,
     Raise,
     Repeat,
@@ -50,6 +53,7 @@ from bot.ingest.parsers import Parser, validation_problems
 from bot.slack.ratelimit import TokenBucket
 from store.incidents import AlertRepository, IncidentRepository
 from store.outbox import IdempotencyRepository
+from store.silences import SilenceRepository
 from store.unit_of_work import UnitOfWork
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -494,17 +498,79 @@ class Dedup:
             incident_id=ctx.incident.id, fingerprint=ctx.alert.fingerprint
         )
         if firing and ctx.existing is not None:
-            if more_severe(ctx.alert.severity, ctx.incident):
-                return None  # more severe than its incident: routed, then raised by Group
+            severity = ctx.alert.severity.value if ctx.alert.severity else None
+            if severity != ctx.existing.severity:
+                return None  # its severity changed: routed again, perhaps raised by Group
             return stored_repeat(ctx.alert, ctx.existing)
         return None
 
 
+def match_labels(ctx: AlertContext) -> Mapping[str, str]:
+    """What silences and maintenance windows match against: the alert's labels plus
+    `__title__`, `__description__`, `__source__`, `__integration__`, and `service`,
+    `severity` and `category` as routed (the Route stage runs first)."""
+    if ctx.routing is not None:
+        return ctx.routing.labels
+    alert = ctx.alert
+    return matchable_labels(
+        alert.labels,
+        title=alert.title,
+        description=alert.description,
+        source=alert.source,
+        integration=ctx.integration.name,
+        service=alert.service or ctx.integration.service,
+        severity=alert.severity.value if alert.severity else None,
+    )
+
+
 class Mute:
-    """Silences and maintenance windows hold alerts here (none are configured yet)."""
+    """A firing alert that would open a new incident is held while a silence or a maintenance
+    window matches it: stored and counted, no incident, nobody paged.
+
+    The current silences are read once per transaction (a batch of deliveries shares one),
+    and the open maintenance windows computed once per instant.
+    """
+
+    def __init__(self, windows: Sequence[MaintenanceWindowConfig]) -> None:
+        self.windows = tuple(windows)
+        self._silences: tuple[UnitOfWork, datetime, list[Silence]] | None = None
+        self._open: tuple[datetime, list[OpenWindow]] | None = None
 
     async def __call__(self, ctx: AlertContext) -> Decision | None:
-        return None
+        if ctx.alert.status is not AlertStatus.FIRING or ctx.incident is not None:
+            return None
+        silences = await self._current_silences(ctx)
+        windows = self.open_windows(ctx.now)
+        if not silences and not windows:
+            return None
+        hold = holding(match_labels(ctx), silences=silences, windows=windows, now=ctx.now)
+        if hold is None:
+            return None
+        return Muted(alert=ctx.alert, by=hold.by, hold=hold)
+
+    async def _current_silences(self, ctx: AlertContext) -> list[Silence]:
+        cached = self._silences
+        if cached is not None and cached[0] is ctx.uow and cached[1] == ctx.now:
+            return cached[2]
+        found = await SilenceRepository(ctx.uow.session).current(now=ctx.now)
+        active = [s for s in found if s.starts_at <= ctx.now]
+        self._silences = (ctx.uow, ctx.now, active)
+        return active
+
+    def open_windows(self, now: datetime) -> list[OpenWindow]:
+        """The maintenance windows open at `now`."""
+        if not self.windows:
+            return []
+        cached = self._open
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        found = []
+        for window in self.windows:
+            interval = window.open_at(now)
+            if interval is not None:
+                found.append(OpenWindow(window.name, window.matchers, *interval))
+        self._open = (now, found)
+        return found
 
 
 GROUP_PREFIX = "group:"

@@ -17,6 +17,7 @@ from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident
 from bot.render.blocks import MAX_HEADER_TEXT, MAX_VIEW_BLOCKS, clip, fit_blocks, plain, section
 from bot.render.renderer import Renderer
+from bot.render.silences import SilenceRenderer
 from bot.slack.ids import Block
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 MAX_MINE = 10  # "your incidents" listed with buttons; the rest are counted
 MAX_TEAMS = 10  # on-call sections (one per team); the rest are counted
+MAX_SILENCES = 10  # silences listed; the rest are counted
 _BUTTON_CACHE = 4096
 
 
@@ -44,6 +46,8 @@ class HomeBlock(StrEnum):
     ONCALL_TITLE = "home_oncall_title"
     ONCALL = "home_oncall"
     ONCALL_MORE = "home_oncall_more"
+    SILENCES_TITLE = "home_silences_title"
+    SILENCES = "home_silences"
     WEEK_TITLE = "home_week_title"
     WEEK = "home_week"
 
@@ -79,6 +83,9 @@ class HomeRenderer:
             divider(),
             header("On call now", block_id=HomeBlock.ONCALL_TITLE),
             *self._oncall(dashboard),
+            divider(),
+            header("Silences", block_id=HomeBlock.SILENCES_TITLE),
+            section(self._silences(dashboard), block_id=HomeBlock.SILENCES),
             divider(),
             header("This week", block_id=HomeBlock.WEEK_TITLE),
             section(self._week(dashboard.week, dashboard.open_total), block_id=HomeBlock.WEEK),
@@ -150,6 +157,15 @@ class HomeRenderer:
             more = self.renderer.text("home_more.j2", what="teams", count=len(teams) - MAX_TEAMS)
             blocks.append(context(more, block_id=HomeBlock.ONCALL_MORE))
         return blocks
+
+    def _silences(self, dashboard: Dashboard) -> str:
+        """Every current silence and who made it (at most MAX_SILENCES, then how many more)."""
+        shown = dashboard.silences[:MAX_SILENCES]
+        silences = SilenceRenderer(self.renderer)
+        text = silences.home_lines(shown, now=dashboard.read_at)
+        if len(dashboard.silences) > MAX_SILENCES:
+            text += "\n" + str(silences.word("more", count=len(dashboard.silences) - MAX_SILENCES))
+        return text
 
     def _week(self, week: WeekStats, open_total: int) -> str:
         return self.renderer.text(

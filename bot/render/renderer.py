@@ -186,8 +186,12 @@ class Renderer:
         ctx = self._ctx(incident)
         fields = [f for f in self.text("incident_fields.j2", **ctx).split("\n*") if f.strip()]
         fields = [f if f.startswith("*") else "*" + f for f in fields]
+        summary = section(self.text("incident.j2", **ctx), block_id=Block.SUMMARY)
+        if incident.integration is not None and incident.status is not Status.RESOLVED:
+            # from alerts and open: "Silence…" mutes more of the same
+            summary["accessory"] = button("Silence…", Action.SILENCE, str(incident.id))
         blocks: list[dict[str, Any]] = [
-            section(self.text("incident.j2", **ctx), block_id=Block.SUMMARY),
+            summary,
             {
                 "type": "section",
                 "block_id": Block.FIELDS,

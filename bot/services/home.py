@@ -36,6 +36,7 @@ from bot.slack.ratelimit import TokenBucket
 from store.home import HomeRepository
 from store.incidents import IncidentFilter, IncidentRepository
 from store.session import Database
+from store.silences import SilenceRepository, SuppressedAlertRepository
 from store.stats import StatsRepository, Window
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEEK = timedelta(days=7)
+MAX_HOME_SILENCES = 500  # read for the Home tab (it lists 10 and counts the rest)
 
 OPEN = (Status.TRIGGERED, Status.ACKNOWLEDGED)
 
@@ -325,6 +327,11 @@ class HomeService:
             paged = await HomeRepository(session).paged_users(
                 incident_ids=[i.id for i in incidents]
             )
+            now = self.clock.now()
+            silences = await SilenceRepository(session).current(now=now, limit=MAX_HOME_SILENCES)
+            held = await SuppressedAlertRepository(session).held_counts(
+                silence_ids=[s.id for s in silences]
+            )
         oncall = tuple(await self.oncall.who())
         return Dashboard(
             generation=generation,
@@ -333,6 +340,8 @@ class HomeService:
             paged=paged,
             oncall=oncall,
             week=await self._week_stats(),
+            silences=tuple((s, held.get(s.id, 0)) for s in silences),
+            read_at=now,
         )
 
     async def _week_stats(self) -> WeekStats:

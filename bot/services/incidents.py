@@ -18,6 +18,7 @@ from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
+from bot.domain.alerts import AlertStatus
 from bot.domain.incident import Effect, InvalidTransition, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
@@ -35,6 +36,7 @@ from bot.ingest.decisions import (
     Repeat,
     ResolveAlert,
 )
+from bot.ingest.stages import dedup_key
 from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
@@ -44,6 +46,7 @@ from store.incidents import AlertRepository, IncidentFilter, IncidentRepository,
 from store.outbox import IdempotencyRepository
 from store.session import Database
 from store.severity import SeverityRepository
+from store.silences import SuppressedAlertRepository, record_suppressed
 from store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -219,10 +222,36 @@ class IncidentService:
                 outcome = await self._resolve_alert(uow, actor, decision, now)
                 return IngestOutcome(alert.fingerprint, outcome, decision.incident.id)
             case Ignore(incident_id=incident_id):
+                if alert.status is AlertStatus.RESOLVED:  # perhaps one a silence held
+                    await SuppressedAlertRepository(uow.session).mark_resolved(
+                        integration=integration.name, fingerprint=alert.fingerprint, now=now
+                    )
                 return IngestOutcome(alert.fingerprint, Outcome.IGNORED, incident_id)
-            case Muted():
+            case Muted(hold=hold):
+                await record_suppressed(
+                    uow.session,
+                    integration=integration.name,
+                    dedup_key=dedup_key(integration.name, alert.group_key),
+                    alert=alert,
+                    reason="muted",
+                    by=decision.by,
+                    now=now,
+                    hold=hold,
+                )
+                if hold is not None:
+                    muted = self.metrics.alerts_muted.labels(kind=hold.kind, name=hold.name)
+                    uow.after_commit(muted.inc)
                 return IngestOutcome(alert.fingerprint, Outcome.MUTED)
             case Dropped():
+                await record_suppressed(
+                    uow.session,
+                    integration=integration.name,
+                    dedup_key=dedup_key(integration.name, alert.group_key),
+                    alert=alert,
+                    reason="dropped",
+                    by=decision.by,
+                    now=now,
+                )
                 return IngestOutcome(alert.fingerprint, Outcome.DROPPED)
 
     async def _group_into(
@@ -254,7 +283,9 @@ class IncidentService:
         alerts = AlertRepository(uow.session)
         occurrences = repeat.occurrences
         if not repeat.counted:
-            occurrences = await alerts.refire(alert_id=repeat.alert_id, now=now)
+            occurrences = await alerts.refire(
+                alert_id=repeat.alert_id, now=now, severity=repeat.alert.severity
+            )
         uow.count_repeat(repeat.incident_id)
         if not (repeat.refired or self._note_due(repeat.last_note_at, now)):
             return

@@ -11,6 +11,8 @@ class Action(StrEnum):
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
     OPEN_CHANNEL = "incident_open_channel"
+    SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
+    EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
     RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
 
 
@@ -41,6 +43,7 @@ def action_of(action_id: str) -> Action:
 
 class Callback(StrEnum):
     DECLARE = "incident_declare"
+    SILENCE = "silence_create"
     NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
 
 
@@ -68,6 +71,12 @@ class Block(StrEnum):
     SEVERITY = "declare_severity"
     SERVICE = "declare_service"
     DESCRIPTION = "declare_description"
+    # silence modal inputs
+    SILENCE_MATCHERS = "silence_matchers"
+    SILENCE_DURATION = "silence_duration"
+    SILENCE_ENDS_AT = "silence_ends_at"
+    SILENCE_COMMENT = "silence_comment"
+    SILENCE_LIST = "silence_list"  # `/incident silences`: adds `_<id>` per silence
     # /oncall notify modal
     NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
     NOTIFY_TYPE = "notify_type"
@@ -85,6 +94,15 @@ class Input(StrEnum):
     NOTIFY_TYPE = "type"
     NOTIFY_DESTINATION = "destination"
     NOTIFY_AFTER = "after"
+
+
+class SilenceInput(StrEnum):
+    """action_ids of the silence modal's input elements."""
+
+    MATCHERS = "matchers"
+    DURATION = "duration"
+    ENDS_AT = "ends_at"
+    COMMENT = "comment"
 
 
 class SlashCommand(StrEnum):

@@ -130,6 +130,16 @@ async def test_a_drop_route_records_and_counts_but_opens_nothing(harness: Harnes
     _, metrics = await harness.get("/metrics", token=None)
     assert 'pulseops_alerts_dropped_total{route="drop-dev"} 1.0' in metrics
     assert 'pulseops_alerts_routed_total{route="drop-dev"} 1.0' in metrics
+    # recorded: sent again, it is counted on its record
+    await post_generic(harness, {"title": "Payment failed in a test", "labels": {"env": "dev"}})
+    status, held = await harness.get("/api/v1/suppressed-alerts")
+    assert status == 200, held
+    (record,) = held["alerts"] if isinstance(held, dict) else held
+    assert (record["reason"], record["by"], record["occurrences"]) == (
+        "dropped",
+        "route drop-dev",
+        2,
+    )
 
 
 async def test_continue_lets_later_routes_fill_what_earlier_ones_left(harness: Harness) -> None:

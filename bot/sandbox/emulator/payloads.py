@@ -159,6 +159,8 @@ def state_values(
         action_id = str(element.get("action_id") or f"emu-action-{index}")
         known.add((bid, action_id))
         given = values.get(bid, {}).get(action_id)
+        if given is None:  # Slack submits what the input was opened with unless it is changed
+            given = element.get("initial_value", element.get("initial_date_time"))
         if given in (None, "", []) and not block.get("optional", False):
             missing.append(bid)
         state.setdefault(bid, {})[action_id] = element_value(element, given)

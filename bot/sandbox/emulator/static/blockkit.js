@@ -114,6 +114,7 @@ const ELEMENTS = {
   checkboxes: renderChoices,
   datepicker: (e, ctx) => renderPicker(e, ctx, "date", e.initial_date),
   timepicker: (e, ctx) => renderPicker(e, ctx, "time", e.initial_time),
+  datetimepicker: (e, ctx) => renderPicker(e, ctx, "datetime-local", localInput(e.initial_date_time)),
   image: (e) => renderImage(e.image_url, e.alt_text, "accessory-image"),
 };
 for (const type of ["static_select", "external_select", "users_select", "conversations_select", "channels_select"]) {
@@ -233,6 +234,13 @@ function renderChoices(element, ctx) {
   return watch(group, ctx, () => readControl(group));
 }
 
+/** Unix seconds as a datetime-local input's value (the reader's time zone), "" for none. */
+function localInput(seconds) {
+  if (typeof seconds !== "number") return "";
+  const at = new Date(seconds * 1000);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
 function renderPicker(element, ctx, type, initial) {
   const input = el("input", { ...controlAttrs(ctx, element, "bk-picker"), type, value: initial });
   return watch(input, ctx, () => input.value);
@@ -269,6 +277,9 @@ export function readControl(control) {
     return control.dataset.kind === "checkboxes" ? checked : checked[0] ?? "";
   }
   if (control.multiple) return [...control.selectedOptions].map((o) => o.value);
+  if (control.dataset.kind === "datetimepicker") {  // Slack sends Unix seconds
+    return control.value ? Math.floor(new Date(control.value).getTime() / 1000) : null;
+  }
   return control.value;
 }
 
