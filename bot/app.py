@@ -19,7 +19,12 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import Clock, SystemClock
 from bot.config import PulseOpsConfig, Settings
 from bot.config.directory import directory_of
-from bot.delivery.effects import NoteEffects, ReportEffects
+from bot.delivery.effects import (
+    CollabEffects,
+    NoteEffects,
+    PostmortemEffects,
+    ReportEffects,
+)
 from bot.delivery.effects.events import EventEffects
 from bot.delivery.effects.notify import NotifyEffects
 from bot.delivery.effects.workflows import WorkflowEffects
@@ -33,6 +38,7 @@ from bot.notify.providers import build_providers
 from bot.render import Names, Renderer
 from bot.render.home import HomeRenderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.collab import CollabService
 from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.events import EventStream
@@ -47,6 +53,7 @@ from bot.services.notifications import NotificationPlanner
 from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
@@ -59,12 +66,14 @@ from handlers import (
     commands,
     contact_methods,
     dropin,
+    events,
     heartbeats,
     home,
     ics,
     notify,
     oncall,
     openapi,
+    shortcuts,
     silences,
     slack_http,
     views,
@@ -196,8 +205,16 @@ def create_app(
             db=db, gateway=gateway, renderer=renderer, config=config, clock=clock, reports=reports
         )
     )
+    postmortems = Postmortems(db=db, config=config)
     outbox.register(
-        NoteEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+        PostmortemEffects(
+            db=db,
+            gateway=gateway,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            postmortems=postmortems,
+        )
     )
     providers = build_providers(config, environ)
     outbox.register(
@@ -211,6 +228,8 @@ def create_app(
             clock=clock,
         )
     )
+    for area in (NoteEffects, CollabEffects):
+        outbox.register(area(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock))
     deps = Deps(
         settings=settings,
         config=config,
@@ -238,6 +257,8 @@ def create_app(
         changes=changes,
         workflows=workflows,
         permissions=Permissions(config=config, gateway=gateway),
+        collab=CollabService(incidents=incidents, config=config, clock=clock),
+        postmortems=postmortems,
         silences=SilenceService(
             db=db,
             config=config,
@@ -272,7 +293,17 @@ def create_app(
     )
     register_bolt_errors(bolt)
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
-    for module in (commands, actions, views, silences, oncall, home, contact_methods):
+    for module in (
+        commands,
+        actions,
+        views,
+        silences,
+        oncall,
+        home,
+        contact_methods,
+        events,
+        shortcuts,
+    ):
         module.register(bolt, deps)
 
     api_limit = RateLimiter(
@@ -321,6 +352,9 @@ def create_app(
                 Every("workflows", sweep_interval, workflows.sweep),
                 # a handoff is announced within ~1 s (lateness target: 2 s)
                 Every("handoffs", 1.0, handoffs.sweep),
+                # status-update reminders go out within ~5 s of their deadline
+                Every("update-reminders", 5.0, deps.collab.sweep_reminders),
+                Every("channel-archives", 30, deps.collab.sweep_archives),
                 # alerts a silence or maintenance window held open their incidents within ~1 s
                 Every("silence-release", 1.0, deps.silences.sweep),
                 # a report is recorded within ~10 s of its scheduled time

@@ -13,6 +13,7 @@ from bot.metrics import Metrics
 from bot.notify.providers import Providers
 from bot.render import Renderer
 from bot.services.api_tokens import ApiTokens
+from bot.services.collab import CollabService
 from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
@@ -25,6 +26,7 @@ from bot.services.ingest import AlertIngest
 from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
+from bot.services.postmortem import Postmortems
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
@@ -55,6 +57,8 @@ class Deps:
     api_tokens: ApiTokens
     changes: IncidentChanges
     permissions: Permissions
+    collab: CollabService
+    postmortems: Postmortems
     silences: SilenceService
     providers: Providers  # e-mail, SMS, call and push providers
     acks: NotificationAcks  # acknowledgements by e-mail link, SMS and call

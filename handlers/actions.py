@@ -1,5 +1,5 @@
-"""Button clicks on incident messages (channel, announcement, DMs): Acknowledge, Resolve,
-Escalate and the workflow buttons."""
+"""Clicks on incident messages (channel, announcement, DMs): Acknowledge, Resolve, Escalate,
+Reopen, the workflow buttons, the severity select and the Roles form; App Home's Declare."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.deps import Deps
-from bot.domain import Acknowledge, Resolve
-from bot.errors import UserError
+from bot.domain import Acknowledge, Reopen, Resolve, Severity
+from bot.errors import SlackError, UserError
 from bot.slack.ids import WORKFLOW_ACTION, Action, action_of, bundled_pattern
+from handlers import collab_ops
 from handlers.incident_ops import run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 
-COMMANDS: dict[Action, type[Acknowledge] | type[Resolve]] = {
+COMMANDS: dict[Action, type[Acknowledge] | type[Resolve] | type[Reopen]] = {
     Action.ACKNOWLEDGE: Acknowledge,
     Action.RESOLVE: Resolve,
+    Action.REOPEN: Reopen,
 }
 
 
@@ -40,7 +42,16 @@ async def incident_button(
             response_type="ephemeral",
             replace_original=False,
         )
-    # on success the outbox updates every copy of the message in place
+        return
+    # on success the outbox updates every copy of the message in place; a click on the
+    # Home tab redraws the clicker's tab at once
+    _acted(deps, body)
+
+
+def _acted(deps: Deps, body: dict[str, Any]) -> None:
+    """A change made from the Home tab: that person's tab is redrawn now."""
+    if (body.get("view") or {}).get("type") == "home":
+        deps.home.acted(user_id=body["user"]["id"])
 
 
 async def escalate_button(
@@ -53,6 +64,29 @@ async def escalate_button(
     try:
         incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
         text = await deps.escalations.escalate_now(incident_id=incident_id, by=body["user"]["id"])
+        _acted(deps, body)
+    except UserError as exc:
+        text = replies.warning(exc.message)
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+async def severity_selected(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """A severity picked on the message: change it; the outcome goes to the picker alone."""
+    await ack()
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    picked = str((body["actions"][0].get("selected_option") or {}).get("value", ""))
+    ref, _, value = picked.partition(":")
+    try:
+        incident_id = parse_incident_ref(ref, replies=replies)
+        severity = Severity.parse(value)
+        if severity is None:
+            raise UserError(replies.severity_usage())
+        text = await collab_ops.set_severity(
+            deps, incident_id=incident_id, severity=severity, by=body["user"]["id"]
+        )
     except UserError as exc:
         text = replies.warning(exc.message)
     await respond(text=text, response_type="ephemeral", replace_original=False)
@@ -82,6 +116,41 @@ async def workflow_button(
     await respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+async def roles_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Roles clicked: open the Roles form (trigger_id lasts 3 s, so it opens first)."""
+    await ack()
+    deps = deps_of(context)
+    replies = deps.renderer.replies
+    try:
+        incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
+        incident = await deps.incidents.get(incident_id=incident_id)
+        await deps.gateway.open_view(body["trigger_id"], deps.renderer.roles_modal(incident))
+    except UserError as exc:
+        text = replies.warning(exc.message)
+    except SlackError as exc:
+        text = replies.form_failed(exc.error)
+    else:
+        return
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+async def declare_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Declare clicked on the Home tab: open the declare form (the link comes by DM)."""
+    await ack()
+    deps = deps_of(context)
+    services = [(s.id, s.name) for s in deps.config.services]
+    try:
+        await deps.gateway.open_view(
+            body["trigger_id"], deps.renderer.declare_modal(services=services)
+        )
+    except SlackError as exc:
+        await respond(text=deps.renderer.replies.form_failed(exc.error))
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the incident message buttons, alone or in a bundled page (the listeners read
     `deps` from the context)."""
@@ -90,4 +159,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         app.action(bundled_pattern(action_id))(incident_button)
     app.action(WORKFLOW_ACTION)(workflow_button)
     app.action(Action.ESCALATE)(escalate_button)
+    app.action(Action.SEVERITY)(severity_selected)
+    app.action(Action.ROLES)(roles_button)
+    app.action(Action.DECLARE)(declare_button)
     app.action(bundled_pattern(Action.ESCALATE))(escalate_button)

@@ -144,6 +144,14 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def get_postmortem(request: web.Request) -> web.Response:
+    """`GET /api/v1/incidents/{id}/postmortem.md`: the postmortem draft as it stands now."""
+    deps = request.app[DEPS]
+    incident_id = parse_incident_ref(request.match_info["id"], replies=deps.renderer.replies)
+    document = await deps.postmortems.render(incident_id=incident_id)
+    return web.Response(text=document, content_type="text/markdown", charset="utf-8")
+
+
 async def stats(request: web.Request) -> web.Response:
     """`GET /api/v1/stats`: figures for a period, optionally grouped and filtered."""
     deps = request.app[DEPS]
@@ -203,6 +211,7 @@ def register(app: web.Application, deps: Deps) -> None:
     """Add the API and probe routes (they read `deps` from `app[DEPS]`)."""
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
+    app.router.add_get("/api/v1/incidents/{id}/postmortem.md", get_postmortem)
     app.router.add_get("/api/v1/stats", stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -105,6 +105,12 @@ class SlackRefs(_Out):
     announcement_ts: str | None
 
 
+class StatusUpdateOut(_Out):
+    status: Literal["investigating", "identified", "monitoring"]
+    summary: str
+    at: datetime
+
+
 class IncidentOut(_Out):
     id: int
     number: str
@@ -121,6 +127,9 @@ class IncidentOut(_Out):
     labels: dict[str, str]
     links: list[dict[str, str]]
     created_by: str | None
+    lead: str | None
+    comms: str | None
+    update: StatusUpdateOut | None
     triggered_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None

@@ -11,9 +11,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from bot.deps import Deps
 from bot.domain import Status
 from bot.domain.durations import parse_duration
+from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
 from bot.render.report import ReportRenderer, period_label
+from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
+from handlers import collab_ops
 from handlers.incident_ops import VERBS, run_command, start_workflow
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
@@ -97,6 +100,93 @@ async def _escalate(
     await ack(
         text=await deps.escalations.escalate_now(incident_id=incident_id, by=command["user_id"])
     )
+
+
+def _role(role: Role) -> Sub:
+    async def sub(
+        deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+    ) -> None:
+        user, ref = collab_ops.role_args(deps, role, arg)
+        incident_id = ref or await _incident_id(deps, command, "")
+        await ack(
+            text=await collab_ops.set_role(
+                deps, incident_id=incident_id, role=role, user=user, by=command["user_id"]
+            )
+        )
+
+    return sub
+
+
+async def _severity(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    severity, ref = collab_ops.severity_args(deps, arg)
+    incident_id = ref or await _incident_id(deps, command, "")
+    await ack(
+        text=await collab_ops.set_severity(
+            deps, incident_id=incident_id, severity=severity, by=command["user_id"]
+        )
+    )
+
+
+async def _note(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    text = collab_ops.note_text(deps, arg)
+    incident_id = await _incident_id(deps, command, "")
+    await deps.changes.add_note(incident_id=incident_id, text=text, by=command["user_id"])
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(text=deps.renderer.replies.note_added(incident.number))
+
+
+async def _update(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, respond: AsyncRespond
+) -> None:
+    if arg and not arg.split()[0].lstrip("#").lower().removeprefix("inc-").isdigit():
+        raise UserError(deps.renderer.replies.update_usage())
+    incident_id = await _incident_id(deps, command, arg)
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack()
+    # trigger_id is valid for 3 seconds: the form opens before anything else
+    try:
+        await deps.gateway.open_view(
+            command["trigger_id"], deps.renderer.update_modal(incident, UPDATE_STATUSES)
+        )
+    except SlackError as exc:
+        await respond(text=deps.renderer.replies.form_failed(exc.error), response_type="ephemeral")
+
+
+async def _followup(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    text, owner = collab_ops.followup_args(deps, arg)
+    incident_id = await _incident_id(deps, command, "")
+    await deps.collab.add_followup(
+        incident_id=incident_id, text=text, owner=owner, by=command["user_id"]
+    )
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(
+        text=deps.renderer.replies.followup_added(number=incident.number, text=text, owner=owner)
+    )
+
+
+async def _followups(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    items, total = await deps.collab.open_followups(limit=30)
+    await ack(text=deps.renderer.replies.followups(items, total=total))
+
+
+async def _title(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    title = arg.strip()
+    if not title or len(title) > 200 or "\x00" in title:
+        raise UserError(deps.renderer.replies.title_usage())
+    incident_id = await _incident_id(deps, command, "")
+    old = await deps.collab.set_title(incident_id=incident_id, title=title, by=command["user_id"])
+    incident = await deps.incidents.get(incident_id=incident_id)
+    await ack(text=deps.renderer.replies.title_set(number=incident.number, old=old))
 
 
 async def _run(
@@ -190,8 +280,18 @@ SUBCOMMANDS: dict[str, Sub] = {
     "ack": _transition("ack"),
     "acknowledge": _transition("ack"),
     "resolve": _transition("resolve"),
+    "reopen": _transition("reopen"),
     "timeline": _timeline,
     "escalate": _escalate,
+    "lead": _role(Role.LEAD),
+    "comms": _role(Role.COMMS),
+    "severity": _severity,
+    "sev": _severity,
+    "note": _note,
+    "update": _update,
+    "followup": _followup,
+    "followups": _followups,
+    "title": _title,
     "run": _run,
     "stats": _stats,
     "silence": silence_command,

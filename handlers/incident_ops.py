@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from bot.deps import Deps
-from bot.domain import Acknowledge, Command, InvalidTransition, Resolve, Status
+from bot.domain import Acknowledge, Command, InvalidTransition, Reopen, Resolve, Status
 from bot.domain.records import Incident
 from bot.errors import UserError
 from bot.render.blocks import escape_mrkdwn
 
-VERBS: dict[str, type[Acknowledge] | type[Resolve]] = {"ack": Acknowledge, "resolve": Resolve}
+VERBS: dict[str, type[Acknowledge] | type[Resolve] | type[Reopen]] = {
+    "ack": Acknowledge,
+    "resolve": Resolve,
+    "reopen": Reopen,
+}
 
 
 async def run_command(deps: Deps, *, incident_id: int, command: Command) -> str:
@@ -19,6 +23,11 @@ async def run_command(deps: Deps, *, incident_id: int, command: Command) -> str:
         await deps.permissions.require(
             "resolve", user=command.by, team_id=incident.team_id, replies=replies
         )
+    if isinstance(command, Reopen):
+        incident = await deps.incidents.get(incident_id=incident_id)
+        newer = await deps.incidents.open_with_dedup_key(incident)
+        if newer is not None:
+            raise UserError(replies.reopen_superseded(number=incident.number, newer=newer.number))
     try:
         transition = await deps.incidents.transition(incident_id=incident_id, command=command)
     except InvalidTransition as exc:

@@ -238,6 +238,25 @@ def _operation(op: Operation) -> dict[str, Any]:
     return answer
 
 
+def _postmortem_operation() -> dict[str, Any]:
+    """The one route that answers Markdown rather than JSON."""
+    op = _operation(
+        Operation(
+            "get",
+            "/api/v1/incidents/{id}/postmortem.md",
+            "The incident's postmortem draft (Markdown, from the configured template)",
+            (200, ErrorOut),  # replaced below
+            params=(ID,),
+        )
+    )
+    op["operationId"] = "get_incidents_id_postmortem"
+    op["responses"]["200"] = {
+        "description": "OK",
+        "content": {"text/markdown": {"schema": {"type": "string"}}},
+    }
+    return op
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once: it depends only on the code)."""
@@ -250,6 +269,7 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
+    paths["/api/v1/incidents/{id}/postmortem.md"] = {"get": _postmortem_operation()}
     paths["/api/v1/openapi.json"] = {
         "get": {
             "summary": "This document",

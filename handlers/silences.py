@@ -19,6 +19,7 @@ from bot.domain.matchers import Matcher, MatcherError, parse_matcher, quote
 from bot.domain.silences import split_matchers
 from bot.errors import SlackError, UserError
 from bot.render.silences import SilenceRenderer
+from bot.services.collab import slack_unescape
 from bot.slack.ids import Action, Block, Callback, SilenceInput
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
@@ -55,7 +56,7 @@ async def silence_command(
         await open_modal(
             deps,
             command["trigger_id"],
-            matchers=split_matchers(arg),
+            matchers=split_matchers(slack_unescape(arg)),  # Slack sends &lt; &gt; &amp;
             incident_id=None,
             channel_id=command.get("channel_id"),
         )

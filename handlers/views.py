@@ -9,6 +9,7 @@ the person gets a DM saying how it ended.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -17,10 +18,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.domain import Severity
+from bot.domain.incident import Role
 from bot.domain.records import Incident
-from bot.errors import SlackError, UserError
+from bot.errors import NotFound, SlackError, UserError
+from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import Block, Callback, Input
+from handlers import collab_ops
 from handlers.middleware import deps_of
+from handlers.timeline_ops import add_message, tell
 
 log = logging.getLogger("pulseops.slack")
 
@@ -93,6 +98,7 @@ async def declare_submitted(
             service_id=service_id,
             description=description,
             by=user,
+            declared_in=view.get("private_metadata") or None,
         )
     )
     done, _ = await asyncio.wait({write}, timeout=ANSWER_WITHIN)
@@ -146,6 +152,90 @@ async def _tell_later(
         )
 
 
+async def roles_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The Roles form submitted: give each role picked; a refusal shows under the lead."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    by = body["user"]["id"]
+    try:
+        incident_id = int(view.get("private_metadata") or "0")
+        for block, action, role in (
+            (Block.LEAD, Input.LEAD, Role.LEAD),
+            (Block.COMMS, Input.COMMS, Role.COMMS),
+        ):
+            user = values.get(block, {}).get(action, {}).get("selected_user")
+            if user:
+                await collab_ops.set_role(
+                    deps, incident_id=incident_id, role=role, user=str(user), by=by
+                )
+    except (UserError, ValueError) as exc:
+        problem = exc.message if isinstance(exc, UserError) else "unknown incident"
+        await ack(response_action="errors", errors={Block.LEAD: problem[:150]})
+        return
+    await ack()
+
+
+async def update_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The status update form submitted: an empty or unusable summary keeps it open."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    status = _value(values, Block.UPDATE_STATUS, Input.UPDATE_STATUS)
+    summary = _value(values, Block.UPDATE_SUMMARY, Input.UPDATE_SUMMARY).strip()
+    if status not in UPDATE_STATUSES:
+        await ack(
+            response_action="errors",
+            errors={Block.UPDATE_STATUS: "Pick investigating, identified or monitoring."},
+        )
+        return
+    if not summary or len(summary) > 2000 or not storable(summary):
+        await ack(
+            response_action="errors",
+            errors={Block.UPDATE_SUMMARY: "Write what people should know (up to 2000 characters)."},
+        )
+        return
+    try:
+        incident_id = int(view.get("private_metadata") or "0")
+        await deps.collab.post_update(
+            incident_id=incident_id, status=status, summary=summary, by=body["user"]["id"]
+        )
+    except (NotFound, ValueError):
+        await ack(response_action="errors", errors={Block.UPDATE_SUMMARY: "Unknown incident."})
+        return
+    await ack()
+
+
+async def timeline_add_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The incident chosen for a shortcut's message: add it to that incident's timeline."""
+    deps = deps_of(context)
+    values = view.get("state", {}).get("values", {})
+    picked = _value(values, Block.TIMELINE_INCIDENT, Input.TIMELINE_INCIDENT)
+    try:
+        carried = json.loads(view.get("private_metadata") or "{}")
+        incident = await deps.incidents.get(incident_id=int(picked))
+    except (ValueError, NotFound):
+        await ack(response_action="errors", errors={Block.TIMELINE_INCIDENT: "Pick an incident."})
+        return
+    await ack()
+    user = body["user"]["id"]
+    text = await add_message(
+        deps,
+        incident=incident,
+        channel=str(carried.get("channel") or ""),
+        message=carried,
+        by=user,
+    )
+    await tell(deps, user=user, channel=None, text=text)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Register the declare modal's submission (the listener reads `deps` from the context)."""
+    """Register the modals' submissions (the listeners read `deps` from the context)."""
     app.view(Callback.DECLARE)(declare_submitted)
+    app.view(Callback.ROLES)(roles_submitted)
+    app.view(Callback.UPDATE)(update_submitted)
+    app.view(Callback.TIMELINE_ADD)(timeline_add_submitted)

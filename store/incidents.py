@@ -65,6 +65,11 @@ def to_incident(row: IncidentRow, *, description: str | None = None) -> Incident
         announcement_channel=row.announcement_channel,
         announcement_ts=row.announcement_ts,
         announcement_version=row.announcement_version,
+        lead=row.lead,
+        comms=row.comms,
+        update_status=row.update_status,
+        update_summary=row.update_summary,
+        last_update_at=row.last_update_at,
         category=row.category,
     )
 

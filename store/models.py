@@ -41,6 +41,17 @@ class IncidentRow(Base):
     category: Mapped[str | None] = mapped_column(String(100), index=True)  # routes, classifier
     auto_resolve: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str | None] = mapped_column(String(100))
+    # roles: Slack user ids of the incident lead and the communications lead
+    lead: Mapped[str | None] = mapped_column(String(32))
+    comms: Mapped[str | None] = mapped_column(String(32))
+    # the latest status update (investigating | identified | monitoring) and its summary
+    update_status: Mapped[str | None] = mapped_column(String(16))
+    update_summary: Mapped[str | None] = mapped_column(Text)
+    last_update_at: Mapped[datetime | None]
+    # when the lead is next reminded to post an update (SQL deadline; null: never)
+    update_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # when the resolved incident's channel is archived (SQL deadline; null: never)
+    archive_at: Mapped[datetime | None] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(default=0)
     alert_count: Mapped[int] = mapped_column(default=0)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -444,3 +455,19 @@ class ContactMethodRow(Base):
     created_at: Mapped[datetime]
     tested_at: Mapped[datetime | None]  # the last "Send me a test page"
     test_result: Mapped[str | None] = mapped_column(Text)  # "sent" or the provider's reason
+
+
+class FollowupRow(Base):
+    """Work to do after an incident (`/incident followup`), open until done."""
+
+    __tablename__ = "followups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(140))
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -90,11 +90,22 @@ async def fire_named(harness: Harness, name: str, **alert: Any) -> int:
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
-    """The action ids of a message's buttons, in order."""
+    """The action ids of a message's lifecycle buttons, in order (not the row with the
+    Roles button and the severity select: see `manage_elements`)."""
     return [
         el["action_id"]
         for block in message.get("blocks", [])
-        if block.get("type") == "actions"
+        if block.get("type") == "actions" and block.get("block_id") != "incident_manage"
+        for el in block["elements"]
+    ]
+
+
+def manage_elements(message: dict[str, Any]) -> list[str]:
+    """The action ids of the message's Roles button and severity select (open incidents)."""
+    return [
+        el["action_id"]
+        for block in message.get("blocks", [])
+        if block.get("block_id") == "incident_manage"
         for el in block["elements"]
     ]
 

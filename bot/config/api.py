@@ -62,4 +62,6 @@ class PermissionsConfig(_Frozen):
     resolve: tuple[PermissionRule, ...] | None = None
     override: tuple[PermissionRule, ...] | None = None
     silence: tuple[PermissionRule, ...] | None = None  # read by the silences commands
+    roles: tuple[PermissionRule, ...] | None = None  # incident lead and comms lead
+    severity: tuple[PermissionRule, ...] | None = None  # changing an incident's severity
     run_workflow: tuple[PermissionRule, ...] | None = None  # workflow buttons, /incident run

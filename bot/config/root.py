@@ -22,6 +22,7 @@ from pydantic import (
 
 from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
+from bot.config.collab import CollaborationConfig
 from bot.config.events import EventSinkConfig
 from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
 from bot.config.maintenance import MaintenanceWindowConfig
@@ -64,6 +65,7 @@ class PulseOpsConfig(_Frozen):
     api_tokens: tuple[ApiTokenConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     permissions: PermissionsConfig = PermissionsConfig()
+    collaboration: CollaborationConfig = CollaborationConfig()
     maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
     contacts: tuple[ContactConfig, ...] = ()
     notifications: NotificationsConfig = NotificationsConfig()

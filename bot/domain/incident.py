@@ -64,6 +64,20 @@ _SEVERITY_WORDS: dict[str, Severity] = {
 }
 
 
+class Role(StrEnum):
+    """The people an incident names besides who acknowledged it."""
+
+    LEAD = "lead"
+    COMMS = "comms"
+
+    @property
+    def label(self) -> str:
+        return _ROLE_LABELS[self]
+
+
+_ROLE_LABELS = {Role.LEAD: "Incident lead", Role.COMMS: "Communications lead"}
+
+
 class InvalidTransition(Exception):
     """The command is not allowed from the incident's current status."""
 

@@ -26,6 +26,7 @@ class NewIncident:
     labels: dict[str, str] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
     invite: tuple[str, ...] = ()  # people to invite to its channel besides the team
+    declared_in: str | None = None  # the channel a person declared it from (told the link there)
     category: str | None = None
     routed: tuple[str, ...] = ()  # what routing decided and why, for the timeline
 
@@ -62,6 +63,11 @@ class Incident:
     announcement_ts: str | None = None
     announcement_version: int = 0
     category: str | None = None
+    lead: str | None = None  # the incident lead's Slack user id
+    comms: str | None = None  # the communications lead's Slack user id
+    update_status: str | None = None  # the latest status update: investigating | identified | …
+    update_summary: str | None = None
+    last_update_at: datetime | None = None
 
     @property
     def number(self) -> str:
@@ -99,6 +105,17 @@ class Incident:
             "labels": self.labels,
             "links": self.links,
             "created_by": self.created_by,
+            "lead": self.lead,
+            "comms": self.comms,
+            "update": (
+                {
+                    "status": self.update_status,
+                    "summary": self.update_summary,
+                    "at": _iso(self.last_update_at),
+                }
+                if self.last_update_at
+                else None
+            ),
             "triggered_at": _iso(self.triggered_at),
             "acknowledged_at": _iso(self.acknowledged_at),
             "acknowledged_by": self.acknowledged_by,
@@ -168,3 +185,16 @@ class AlertRecord:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """Work to do after an incident."""
+
+    id: int
+    incident_id: int
+    text: str
+    owner: str | None
+    created_by: str
+    created_at: datetime
+    done_at: datetime | None = None

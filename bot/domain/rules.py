@@ -186,7 +186,7 @@ def decide(
     checked = 0
     for rule in rules:
         checked += 1
-        if not all(matcher.matches(labels) for matcher in rule.matchers):
+        if not _all_match(rule.matchers, labels):
             continue
         matched.append(rule.name)
         by = f"route {rule.name}"
@@ -230,6 +230,15 @@ def decide(
         group=group,
         checked=checked,
     )
+
+
+def _all_match(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
+    """`matches_all`, as a plain loop: the hot part of routing (`all()` over a generator costs
+    about twice as much per route)."""
+    for matcher in matchers:
+        if not matcher.matches(labels):
+            return False
+    return True
 
 
 def _group(rule: RouteRule, labels: Mapping[str, str]) -> GroupSpec:

@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.durations import human_seconds
 from bot.domain.incident import Severity, Status
 from bot.domain.records import Incident
-from bot.render.blocks import MAX_HEADER_TEXT, MAX_VIEW_BLOCKS, clip, fit_blocks, plain, section
+from bot.render.blocks import (
+    MAX_HEADER_TEXT,
+    MAX_VIEW_BLOCKS,
+    button,
+    clip,
+    fit_blocks,
+    plain,
+    section,
+)
 from bot.render.renderer import Renderer
 from bot.render.silences import SilenceRenderer
-from bot.slack.ids import Block
+from bot.slack.ids import Action, Block
 
 if TYPE_CHECKING:
     from bot.domain.dashboard import Dashboard, WeekStats
@@ -33,6 +41,7 @@ class HomeBlock(StrEnum):
     """block_ids of the Home tab (incident blocks add `_<id>` and `_<id>_actions`)."""
 
     HEADER = "home_header"
+    DECLARE = "home_declare"  # the Declare button
     NOTICE = "home_notice"
     MINE_TITLE = "home_mine_title"
     MINE = "home_mine"
@@ -75,7 +84,16 @@ class HomeRenderer:
         self, dashboard: Dashboard, *, user: str, notice: str | None = None
     ) -> dict[str, Any]:
         """The `home` view for `user`: their incidents, all open ones, on-call, this week."""
-        top: list[dict[str, Any]] = [header("PulseOps", block_id=HomeBlock.HEADER)]
+        top: list[dict[str, Any]] = [
+            header("PulseOps", block_id=HomeBlock.HEADER),
+            {
+                "type": "actions",
+                "block_id": HomeBlock.DECLARE,
+                "elements": [
+                    button("Declare an incident", Action.DECLARE, "declare", style="danger")
+                ],
+            },
+        ]
         if notice:
             top.append(section(notice, block_id=HomeBlock.NOTICE))
         mine = self._mine(dashboard, user)

@@ -87,10 +87,18 @@ def _mention(target: str, kind: str = "user") -> Markup:
     return Markup(f"<!subteam^{safe}>" if kind == "user_group" else f"<@{safe}>")
 
 
+# timeline events whose text names a person given in their data: the mention stays live
+_PERSON_OF = {"role_assigned": "user", "message_added": "author"}
+
+
 def _event_text(event: TimelineEvent) -> Markup:
     """A timeline event's text, escaped, with the mention of a paged target left live."""
     text = escape_mrkdwn(event.text)
     target = event.data.get("target")
+    person = event.data.get(_PERSON_OF.get(event.kind, ""))
+    if isinstance(person, str) and person[:1] in "UW" and person.isalnum():
+        mention = str(_mention(person))
+        text = text.replace(escape_mrkdwn(mention), mention, 1)
     if event.kind == "paged" and isinstance(target, str):
         mention = str(_mention(target, str(event.data.get("kind", "user"))))
         text = text.replace(escape_mrkdwn(mention), mention, 1)
@@ -203,6 +211,14 @@ class Renderer:
         buttons = self._buttons(incident)
         if buttons:
             blocks.append({"type": "actions", "block_id": Block.ACTIONS, "elements": buttons})
+        if incident.is_open:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": Block.MANAGE,
+                    "elements": self._collab_elements(incident),
+                }
+            )
         channel_id = incident.channel_id if announcement else None
         blocks.append(
             {
@@ -222,8 +238,8 @@ class Renderer:
         return Message(text=self.text("incident_text.j2", **ctx), blocks=fit_blocks(blocks))
 
     def _buttons(self, incident: Incident, *, workflows: bool = True) -> list[dict[str, Any]]:
-        """The incident's buttons; `workflows=False` leaves out the workflow buttons (a bundled
-        page keeps to the incident's own moves)."""
+        """The incident's buttons; `workflows=False` leaves out the workflow buttons and
+        Reopen (a bundled page keeps to the incident's own moves while it is open)."""
         value = str(incident.id)
         buttons = []
         if incident.status is Status.TRIGGERED:
@@ -246,7 +262,115 @@ class Renderer:
                         ),
                     )
                 )
+        elif workflows:
+            buttons.append(button("Reopen", Action.REOPEN, value))
         return buttons
+
+    def _collab_elements(self, incident: Incident) -> list[dict[str, Any]]:
+        """The Roles button and the severity select of an open incident's message."""
+        options = [option(sev.value, f"{incident.id}:{sev.value}") for sev in Severity]
+        return [
+            button("Roles", Action.ROLES, str(incident.id)),
+            {
+                "type": "static_select",
+                "action_id": Action.SEVERITY,
+                "placeholder": plain("Severity"),
+                "options": options,
+                "initial_option": option(
+                    incident.severity.value, f"{incident.id}:{incident.severity.value}"
+                ),
+            },
+        ]
+
+    def roles_modal(self, incident: Incident) -> dict[str, Any]:
+        """The Roles form: the incident lead and the communications lead, each a person."""
+
+        def person(block: Block, action: Input, label: str, user: str | None) -> dict[str, Any]:
+            element: dict[str, Any] = {"type": "users_select", "action_id": action}
+            if user:
+                element["initial_user"] = user
+            return {
+                "type": "input",
+                "block_id": block,
+                "optional": True,
+                "label": plain(label),
+                "element": element,
+            }
+
+        return {
+            "type": "modal",
+            "callback_id": Callback.ROLES,
+            "title": plain(clip(f"Roles of {incident.number}", 24)),
+            "submit": plain("Save"),
+            "close": plain("Cancel"),
+            "private_metadata": str(incident.id),
+            "blocks": [
+                person(Block.LEAD, Input.LEAD, "Incident lead", incident.lead),
+                person(Block.COMMS, Input.COMMS, "Communications lead", incident.comms),
+            ],
+        }
+
+    def update_modal(self, incident: Incident, statuses: Sequence[str]) -> dict[str, Any]:
+        """The status update form: where the work stands, and a summary for readers."""
+        current = incident.update_status or statuses[0]
+        return {
+            "type": "modal",
+            "callback_id": Callback.UPDATE,
+            "title": plain(clip(f"Update {incident.number}", 24)),
+            "submit": plain("Post update"),
+            "close": plain("Cancel"),
+            "private_metadata": str(incident.id),
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": Block.UPDATE_STATUS,
+                    "label": plain("Status"),
+                    "element": {
+                        "type": "static_select",
+                        "action_id": Input.UPDATE_STATUS,
+                        "options": [option(s.capitalize(), s) for s in statuses],
+                        "initial_option": option(current.capitalize(), current),
+                    },
+                },
+                {
+                    "type": "input",
+                    "block_id": Block.UPDATE_SUMMARY,
+                    "label": plain("Summary"),
+                    "element": {
+                        "type": "plain_text_input",
+                        "action_id": Input.UPDATE_SUMMARY,
+                        "multiline": True,
+                        "max_length": 2000,
+                    },
+                },
+            ],
+        }
+
+    def timeline_modal(
+        self, incidents: Sequence[Incident], *, private_metadata: str
+    ) -> dict[str, Any]:
+        """Which open incident a message goes to ("Add to incident timeline" elsewhere)."""
+        options = [option(f"{i.number}: {i.title}", str(i.id)) for i in incidents[:100]]
+        return {
+            "type": "modal",
+            "callback_id": Callback.TIMELINE_ADD,
+            "title": plain("Add to timeline"),
+            "submit": plain("Add"),
+            "close": plain("Cancel"),
+            "private_metadata": private_metadata,
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": Block.TIMELINE_INCIDENT,
+                    "label": plain("Incident"),
+                    "element": {
+                        "type": "static_select",
+                        "action_id": Input.TIMELINE_INCIDENT,
+                        "options": options,
+                    },
+                }
+            ],
+        }
 
     def page_message(self, incident: Incident, *, level: int) -> Message:
         """The DM that pages someone: why they are paged, then the incident message."""

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 if TYPE_CHECKING:  # the renderer builds its Replies
+    from datetime import datetime
+
     from bot.config.api import PermissionRule
+    from bot.domain.records import Followup
     from bot.render.renderer import Renderer
 
 _GENERAL = "replies.j2"
@@ -74,6 +77,111 @@ class Replies:
     def note(self, *, actor: str, text: str) -> Markup:
         """A note added to the incident (by the API), as posted in its channel."""
         return self.renderer.reply(_INCIDENT, "note", actor=actor, text=text)
+
+    def state_line(self, *, kind: str, actor: str, **data: object) -> Markup:
+        """The short line threaded under the channel's message when the incident changes."""
+        return self.renderer.reply(_INCIDENT, "state_line", kind=kind, actor=actor, **data)
+
+    def lead_dm(self, *, number: str, title: str, channel_id: str, by: str) -> Markup:
+        """The DM telling a person they are the incident lead now."""
+        return self.renderer.reply(
+            _INCIDENT, "lead_dm", number=number, title=title, channel_id=channel_id, by=by
+        )
+
+    def role_set(self, *, role: str, user: str, number: str, changed: bool) -> Markup:
+        name = "role_set" if changed else "role_unchanged"
+        return self.renderer.reply(_INCIDENT, name, role=role, user=user, number=number)
+
+    def role_usage(self, role: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "role_usage", role=role)
+
+    def not_a_member(self, user: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "not_a_member", user=user)
+
+    def severity_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "severity_usage")
+
+    def severity_set(self, *, number: str, old: str | None, new: str) -> Markup:
+        if old is None:
+            return self.renderer.reply(_INCIDENT, "severity_unchanged", number=number, severity=new)
+        return self.renderer.reply(_INCIDENT, "severity_set", number=number, old=old, new=new)
+
+    def note_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "note_usage")
+
+    def note_added(self, number: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "note_added", number=number)
+
+    def declared_link(self, *, number: str, channel_id: str) -> Markup:
+        """The declarer's ephemeral answer once the incident's channel exists."""
+        return self.renderer.reply(_INCIDENT, "declared_link", number=number, channel_id=channel_id)
+
+    def status_update(self, *, number: str, status: str, summary: str, actor: str) -> Markup:
+        """A status update as posted in the channel and under the announcement."""
+        return self.renderer.reply(
+            _INCIDENT, "status_update", number=number, status=status, summary=summary, actor=actor
+        )
+
+    def update_reminder(
+        self,
+        *,
+        number: str,
+        title: str,
+        severity: str,
+        since: datetime,
+        lead: str | None,
+        channel_id: str,
+    ) -> Markup:
+        """The reminder that an incident has had no status update for a while."""
+        return self.renderer.reply(
+            _INCIDENT,
+            "update_reminder",
+            number=number,
+            title=title,
+            severity=severity,
+            since=since,
+            lead=lead,
+            channel_id=channel_id,
+        )
+
+    def update_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "update_usage")
+
+    def followup_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "followup_usage")
+
+    def followup_added(self, *, number: str, text: str, owner: str | None) -> Markup:
+        return self.renderer.reply(
+            _INCIDENT, "followup_added", number=number, text=text, owner=owner
+        )
+
+    def followups(self, items: Sequence[Followup], *, total: int) -> Markup:
+        """The open follow-ups across incidents."""
+        return self.renderer.reply(_INCIDENT, "followups", items=list(items), total=total)
+
+    def postmortem_posted(self, *, number: str) -> Markup:
+        """The comment on the postmortem draft's upload."""
+        return self.renderer.reply(_INCIDENT, "postmortem_posted", number=number)
+
+    def reopen_superseded(self, *, number: str, newer: str) -> Markup:
+        return self.renderer.reply(_INCIDENT, "reopen_superseded", number=number, newer=newer)
+
+    def archiving(self, *, number: str, resolved_at: datetime | None) -> Markup:
+        """Posted in a resolved incident's channel right before it is archived."""
+        return self.renderer.reply(_INCIDENT, "archiving", number=number, resolved_at=resolved_at)
+
+    def title_usage(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "title_usage")
+
+    def title_set(self, *, number: str, old: str | None) -> Markup:
+        return self.renderer.reply(_INCIDENT, "title_set", number=number, old=old)
+
+    def message_added(self, *, number: str, added: bool) -> Markup:
+        """A message given a 📌 or the shortcut: on the timeline now (or already)."""
+        return self.renderer.reply(_INCIDENT, "message_added", number=number, added=added)
+
+    def no_open_incidents(self) -> Markup:
+        return self.renderer.reply(_INCIDENT, "no_open_incidents")
 
     def refused(self, *, number: str, title: str, status: str, by: str | None, verb: str) -> Markup:
         """Why a command cannot apply: the incident is already `status` (by whom)."""

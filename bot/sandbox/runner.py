@@ -25,7 +25,7 @@ from bot.sandbox.history import seed_history
 from bot.sandbox.phones import Phones
 from bot.sandbox.phones import register as register_phone_routes
 from bot.server import start
-from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, SlashCommand
+from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, Shortcut, SlashCommand
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
@@ -164,6 +164,7 @@ async def run_sandbox(
         rate_limits=rate_limits,
         bot_events=BOT_EVENTS,
         escaped_commands=ESCAPED_COMMANDS,
+        shortcuts=[s.value for s in Shortcut],
     )
     seed_usergroups(emulator, config)
     print(_resume(emulator, db=db, saved=saved, database_existed=database_existed), flush=True)

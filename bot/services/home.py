@@ -142,6 +142,14 @@ class HomeService:
         viewer.urgent = True
         self._kick()
 
+    def acted(self, *, user_id: str) -> None:
+        """`user_id` changed something from their Home tab: redraw it now (the refresh limits
+        apply to other people's changes, not to one's own click). Call after the commit."""
+        viewer = self._viewer(user_id)
+        viewer.opened_at = self.clock.now()
+        viewer.urgent = True
+        self._kick()
+
     def changed(self) -> None:
         """Incidents changed: refresh the recent viewers soon. Cheap; runs after every commit."""
         self._bump(followup=True)

@@ -1,11 +1,11 @@
-"""Changes made through the API, on the same services as Slack: declare with an
-Idempotency-Key, status and severity, notes (timeline + channel), each in one transaction."""
+"""Changes people make, through the API or Slack: declare with an Idempotency-Key, status,
+severity, roles, notes (timeline + channel), each in one transaction."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,14 +13,12 @@ from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Resolve, Severity, Status
-from bot.domain.incident import InvalidTransition, moves_from
+from bot.domain.incident import InvalidTransition, Role, moves_from
 from bot.domain.records import Incident, NewIncident
 from bot.errors import Conflict
 from bot.services.incidents import IncidentService
-from bot.services.transactions import Retry
 from store.incidents import IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
-from store.severity import SeverityRepository
 from store.unit_of_work import UnitOfWork
 
 COMMAND_FOR_STATUS: dict[Status, type[Acknowledge] | type[Resolve]] = {
@@ -113,45 +111,37 @@ class IncidentChanges:
                     incident_id=incident_id, command=COMMAND_FOR_STATUS[status](by=by)
                 )
         if severity is not None:
-            await self.incidents.write(
-                lambda uow: self.set_severity(
-                    uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
-                )
-            )
+            await self.change_severity(incident_id=incident_id, severity=severity, by=by)
         return await self.incidents.get(incident_id=incident_id)
+
+    async def change_severity(
+        self, *, incident_id: int, severity: Severity, by: str
+    ) -> Severity | None:
+        """Change the severity (see `IncidentService.change_severity`) in a transaction of
+        its own; the old one, or None when it was `severity` already."""
+        return await self.incidents.write(
+            lambda uow: self.incidents.change_severity(
+                uow, incident_id=incident_id, severity=severity, by=by, now=self.clock.now()
+            )
+        )
 
     async def set_severity(
         self, uow: UnitOfWork, *, incident_id: int, severity: Severity, by: str, now: datetime
     ) -> bool:
-        """Change the severity in the caller's transaction; False when it already was."""
-        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
-        if incident.severity is severity:
-            return False
-        ok = await SeverityRepository(uow.session).compare_and_set(
-            incident_id=incident_id, expected_version=incident.version, severity=severity, now=now
+        """Change the severity in the caller's transaction (a workflow step); False when it
+        already was."""
+        before = await self.incidents.change_severity(
+            uow, incident_id=incident_id, severity=severity, by=by, now=now
         )
-        if not ok:
-            raise Retry()
-        await TimelineRepository(uow.session).add(
-            incident_id=incident_id,
-            at=now,
-            kind="severity_changed",
-            actor=by,
-            text=f"Severity changed from {incident.severity.value} to {severity.value}",
-            data={"from": incident.severity.value, "to": severity.value},
-        )
-        await uow.enqueue(kind=OutboxKind.SYNC_MESSAGES, incident_id=incident_id, now=now)
-        if self.incidents.workflows is not None:
-            after = replace(incident, severity=severity, version=incident.version + 1)
-            await self.incidents.workflows.fire(
-                uow,
-                after,
-                "severity_changed",
-                by=by,
-                now=now,
-                data={"from": incident.severity.value, "to": severity.value},
+        return before is not None
+
+    async def set_role(self, *, incident_id: int, role: Role, user: str, by: str) -> bool:
+        """Give `role` to `user`; False when they hold it already (nothing changes)."""
+        return await self.incidents.write(
+            lambda uow: self.incidents.assign_role(
+                uow, incident_id=incident_id, role=role, user=user, by=by, now=self.clock.now()
             )
-        return True
+        )
 
     async def add_note(self, *, incident_id: int, text: str, by: str) -> dict[str, Any]:
         """Add a note to the timeline and have the outbox post it in the incident channel."""

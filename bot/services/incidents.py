@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
@@ -19,7 +19,7 @@ from bot.config.directory import directory_of
 from bot.delivery.kinds import OutboxKind
 from bot.domain import Acknowledge, Command, Resolve, Severity, apply
 from bot.domain.alerts import AlertStatus
-from bot.domain.incident import Effect, InvalidTransition, Status, Transition
+from bot.domain.incident import Effect, InvalidTransition, Role, Status, Transition
 from bot.domain.records import AlertRecord, Incident, NewIncident, TimelineEvent
 from bot.domain.routing import route
 from bot.ingest.decisions import (
@@ -41,9 +41,11 @@ from bot.metrics import Metrics
 from bot.services.escalation import EscalationService
 from bot.services.transactions import Retry, in_write
 from bot.services.workflows import WorkflowService
+from store.collab import ArchiveRepository, UpdateRepository
 from store.inactivity import QuietIncidents
 from store.incidents import AlertRepository, IncidentFilter, IncidentRepository, TimelineRepository
 from store.outbox import IdempotencyRepository
+from store.roles import RoleRepository
 from store.session import Database
 from store.severity import SeverityRepository
 from store.silences import SuppressedAlertRepository, record_suppressed
@@ -90,8 +92,10 @@ class IncidentService:
         service_id: str | None,
         description: str,
         by: str,
+        declared_in: str | None = None,
     ) -> Incident:
-        """Open an incident declared by a person (no alert behind it)."""
+        """Open an incident declared by a person (no alert behind it); `declared_in` is the
+        channel they declared it from, where they are told the new channel's link."""
         declared = NewIncident(
             title=title,
             description=description,
@@ -102,6 +106,7 @@ class IncidentService:
             actor=by,
             text=f"Declared: {title}",
             invite=(by,),
+            declared_in=declared_in,
         )
         return await self.write(lambda uow: self._open(uow, declared, now=self.clock.now()))
 
@@ -310,22 +315,9 @@ class IncidentService:
         """Raise the incident's severity for a more severe alert; it never falls by itself."""
         if raised is None:
             return
-        before = await SeverityRepository(uow.session).raise_to(
-            incident_id=incident_id, severity=raised.to, now=now
+        await self.change_severity(
+            uow, incident_id=incident_id, severity=raised.to, by=actor, now=now, why=raised.why
         )
-        if before is None:  # another alert of the batch raised it as far already
-            return
-        await TimelineRepository(uow.session).add(
-            incident_id=incident_id,
-            at=now,
-            kind="severity_changed",
-            actor=actor,
-            text=f"Severity raised from {before.value} to {raised.to.value}: {raised.why}",
-            data={"from": before.value, "to": raised.to.value, "why": raised.why},
-        )
-        await self._enqueue_sync(uow, incident_id, now)
-        fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
-        await self.escalations.severity_raised(uow, fresh, before, now)
 
     def _note_due(self, last_note_at: datetime | None, now: datetime) -> bool:
         """At most one "alert repeated" timeline note per alert per repeat_note_interval."""
@@ -389,6 +381,25 @@ class IncidentService:
             )
         if Effect.UPDATE_MESSAGES in transition.effects:
             await self._enqueue_sync(uow, incident.id, now)
+            await self.state_line(
+                uow, incident.id, now, kind=transition.event_kind, actor=command.by, topic=True
+            )
+        if transition.after.status is Status.RESOLVED:
+            await uow.enqueue(kind=OutboxKind.POSTMORTEM, incident_id=incident.id, now=now)
+        if (
+            transition.before.status is Status.RESOLVED
+            or transition.after.status is Status.RESOLVED
+        ):
+            archive_after = self.config.collaboration.archive_after
+            resolved = transition.after.status is Status.RESOLVED
+            await ArchiveRepository(uow.session).set_at(
+                incident_id=incident.id,
+                at=now + archive_after if resolved and archive_after else None,
+            )
+        if transition.after.status is not Status.ACKNOWLEDGED:  # resolved: none; reopened: anew
+            await self._reschedule_updates(
+                uow, incident.id, since=now if transition.after.status is Status.TRIGGERED else None
+            )
         if Effect.STOP_ESCALATION in transition.effects:
             await self.escalations.stop(uow, incident.id, now)
         if Effect.START_ESCALATION in transition.effects:
@@ -447,9 +458,19 @@ class IncidentService:
             kind=OutboxKind.OPEN_CHANNEL,
             incident_id=incident.id,
             now=now,
-            payload={"invite": list(new.invite)},
+            payload={
+                "invite": list(new.invite),
+                **(
+                    {"tell": {"user": new.created_by, "channel": new.declared_in}}
+                    if new.created_by and new.source == "slack"
+                    else {}
+                ),
+            },
         )
         await self.escalations.start(uow, incident, now)
+        due = self.update_due(incident)
+        if due is not None:  # SEV1/SEV2 by default: reminded when no update comes
+            await UpdateRepository(uow.session).set_due(incident_id=incident.id, due_at=due)
         if self.workflows is not None:
             await self.workflows.fire(uow, incident, "triggered", by=new.actor, now=now)
         uow.after_commit(
@@ -458,6 +479,152 @@ class IncidentService:
             ).inc
         )
         return incident
+
+    async def change_severity(
+        self,
+        uow: UnitOfWork,
+        *,
+        incident_id: int,
+        severity: Severity,
+        by: str,
+        now: datetime,
+        why: str | None = None,
+    ) -> Severity | None:
+        """Set the incident's severity in the caller's transaction: the one way severity
+        changes, for people (the API's PATCH, Slack's select, `/incident severity`) and for
+        alerts (a more severe alert joining: `why` says which, and severity only rises then).
+
+        On the timeline with `by` and the old value; every copy of the message re-renders, a
+        line is threaded under the channel's message, the update reminder follows the new
+        severity, and a rise may escalate by another policy (`EscalationService.severity_raised`).
+        Returns the severity it had, or None when nothing changed. A lost race raises `Retry`.
+        """
+        repo = SeverityRepository(uow.session)
+        if why is not None:  # an alert: only ever up, whatever another alert did meanwhile
+            before = await repo.raise_to(incident_id=incident_id, severity=severity, now=now)
+            if before is None:
+                return None
+            text = f"Severity raised from {before.value} to {severity.value}: {why}"
+        else:
+            incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+            if incident.severity is severity:
+                return None
+            ok = await repo.compare_and_set(
+                incident_id=incident_id,
+                expected_version=incident.version,
+                severity=severity,
+                now=now,
+            )
+            if not ok:
+                raise Retry()
+            before = incident.severity
+            text = f"Severity changed from {before.value} to {severity.value}"
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="severity_changed",
+            actor=by,
+            text=text,
+            data={"from": before.value, "to": severity.value, **({"why": why} if why else {})},
+        )
+        await self._enqueue_sync(uow, incident_id, now)
+        await self.state_line(
+            uow,
+            incident_id,
+            now,
+            kind="severity_changed",
+            actor=by,
+            old=before.value,
+            new=severity.value,
+        )
+        await self._reschedule_updates(uow, incident_id)
+        fresh = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        if severity.rank < before.rank:
+            await self.escalations.severity_raised(uow, fresh, before, now)
+        if self.workflows is not None:
+            await self.workflows.fire(
+                uow,
+                fresh,
+                "severity_changed",
+                by=by,
+                now=now,
+                data={"from": before.value, "to": severity.value},
+            )
+        return before
+
+    async def assign_role(
+        self, uow: UnitOfWork, *, incident_id: int, role: Role, user: str, by: str, now: datetime
+    ) -> bool:
+        """Make `user` the incident's `role` in the caller's transaction; False when they
+        already are. The lead is invited to the channel and told by DM (outbox)."""
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        before = getattr(incident, role.value)
+        if before == user:
+            return False
+        ok = await RoleRepository(uow.session).compare_and_set(
+            incident_id=incident_id,
+            expected_version=incident.version,
+            role=role,
+            user=user,
+            now=now,
+        )
+        if not ok:
+            raise Retry()
+        await TimelineRepository(uow.session).add(
+            incident_id=incident_id,
+            at=now,
+            kind="role_assigned",
+            actor=by,
+            text=f"{role.label} is now <@{user}>",
+            data={"role": role.value, "user": user, "from": before},
+        )
+        await self._enqueue_sync(uow, incident_id, now)
+        await self.state_line(
+            uow, incident_id, now, kind="role_assigned", actor=by, role=role.value, user=user
+        )
+        await uow.enqueue(
+            kind=OutboxKind.ROLE,
+            incident_id=incident_id,
+            now=now,
+            payload={"role": role.value, "user": user, "by": by},
+        )
+        return True
+
+    def update_due(self, incident: Incident, *, since: datetime | None = None) -> datetime | None:
+        """When `incident` is next reminded to post a status update: a reminder interval of
+        its severity after `since` (default: its last update, else when it triggered); None
+        when resolved or its severity has no reminders."""
+        delay = self.config.collaboration.reminder_after(incident.severity)
+        if delay is None or incident.status is Status.RESOLVED:
+            return None
+        return (since or incident.last_update_at or incident.triggered_at) + delay
+
+    async def _reschedule_updates(
+        self, uow: UnitOfWork, incident_id: int, *, since: datetime | None = None
+    ) -> None:
+        incident = await IncidentRepository(uow.session).get(incident_id=incident_id)
+        await UpdateRepository(uow.session).set_due(
+            incident_id=incident_id, due_at=self.update_due(incident, since=since)
+        )
+
+    async def state_line(
+        self,
+        uow: UnitOfWork,
+        incident_id: int,
+        now: datetime,
+        *,
+        kind: str,
+        actor: str,
+        **data: Any,
+    ) -> None:
+        """Have the outbox thread a short line about a change under the channel's message
+        (`topic`: the change moves the status, so the channel topic follows)."""
+        await uow.enqueue(
+            kind=OutboxKind.STATE_LINE,
+            incident_id=incident_id,
+            now=now,
+            payload={"kind": kind, "actor": actor, **data},
+        )
 
     async def _enqueue_sync(self, uow: UnitOfWork, incident_id: int, now: datetime) -> None:
         """Have the outbox bring the incident's Slack messages up to its current state."""
@@ -468,6 +635,16 @@ class IncidentService:
     async def get(self, *, incident_id: int) -> Incident:
         async with self.db.read() as session:
             return await IncidentRepository(session).get(incident_id=incident_id)
+
+    async def open_with_dedup_key(self, incident: Incident) -> Incident | None:
+        """Another open incident holding `incident`'s dedup key (a reopen would clash)."""
+        if incident.dedup_key is None:
+            return None
+        async with self.db.read() as session:
+            found = await IncidentRepository(session).get_open_by_dedup_key(
+                dedup_key=incident.dedup_key
+            )
+        return found if found is not None and found.id != incident.id else None
 
     async def get_by_channel(self, *, channel_id: str) -> Incident | None:
         async with self.db.read() as session:

@@ -20,9 +20,13 @@ from bot.slack.gateway import SlackGateway
 
 log = logging.getLogger(__name__)
 
-Action = Literal["resolve", "override", "silence", "run_workflow"]
+Action = Literal["resolve", "override", "silence", "run_workflow", "roles", "severity"]
 
-_SAID = {"run_workflow": "run workflows on"}  # how a refusal names the action
+_SAID = {  # how a refusal names the action
+    "run_workflow": "run workflows on",
+    "roles": "set roles on",
+    "severity": "change the severity of",
+}
 
 
 @dataclass(frozen=True, slots=True)

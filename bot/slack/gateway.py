@@ -278,6 +278,7 @@ class SlackGateway:
         blocks: list[dict[str, Any]] | None = None,
         mark: PostMark | None = None,
         look_first: bool = False,
+        thread_ts: str | None = None,
     ) -> tuple[str, str]:
         """Post a message; return (channel ID, ts), the two keys chat.update needs later.
 
@@ -292,6 +293,8 @@ class SlackGateway:
             "unfurl_links": False,
             "unfurl_media": False,
         }
+        if thread_ts is not None:
+            args["thread_ts"] = thread_ts
         if mark is None:
             data = await self.call_once("chat.postMessage", **args)
             return str(data["channel"]), str(data["ts"])
@@ -302,12 +305,17 @@ class SlackGateway:
             return str(data["channel"]), str(data["ts"])
 
         return await self._exactly_once(
-            post, lambda: self.find_post(channel, mark), look_first=look_first
+            post,
+            lambda: self.find_post(channel, mark, thread_ts=thread_ts),
+            look_first=look_first,
         )
 
-    async def find_post(self, channel: str, mark: PostMark) -> tuple[str, str] | None:
-        """(channel, ts) of the message carrying `mark` in the channel's recent history."""
-        return await lookup.find_post(self.call, channel, mark)
+    async def find_post(
+        self, channel: str, mark: PostMark, *, thread_ts: str | None = None
+    ) -> tuple[str, str] | None:
+        """(channel, ts) of the message carrying `mark` in the channel's recent history (or
+        in the thread `thread_ts`)."""
+        return await lookup.find_post(self.call, channel, mark, thread_ts=thread_ts)
 
     async def update_message(
         self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]]
@@ -320,6 +328,47 @@ class SlackGateway:
         except SlackFatal as exc:
             if exc.error != "already_pinned":
                 raise
+
+    async def fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message `ts` of `channel` (a thread reply too), or None when it is gone."""
+        data = await self.call(
+            "conversations.history", channel=channel, latest=ts, inclusive=True, limit=1
+        )
+        for message in data.get("messages") or []:
+            if message.get("ts") == ts:
+                return dict(message)
+        try:  # not top-level: a thread reply
+            data = await self.call(
+                "conversations.replies", channel=channel, ts=ts, latest=ts, inclusive=True
+            )
+        except SlackFatal as exc:
+            if exc.error == "thread_not_found":
+                return None
+            raise
+        return next((dict(m) for m in data.get("messages") or [] if m.get("ts") == ts), None)
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to the message, or None when Slack gives none."""
+        try:
+            data = await self.call("chat.getPermalink", channel=channel, message_ts=ts)
+        except SlackFatal:
+            return None
+        return str(data.get("permalink") or "") or None
+
+    async def rename_channel(self, channel: str, name: str) -> None:
+        await self.call("conversations.rename", channel=channel, name=name)
+
+    async def archive_channel(self, channel: str) -> None:
+        """Archive `channel`; one archived already is fine."""
+        try:
+            await self.call("conversations.archive", channel=channel)
+        except SlackFatal as exc:
+            if exc.error != "already_archived":
+                raise
+
+    async def post_ephemeral(self, channel: str, user: str, *, text: str) -> None:
+        """A message only `user` sees in `channel` (they must be in it)."""
+        await self.call_once("chat.postEphemeral", channel=channel, user=user, text=text)
 
     async def open_dm(self, user: str) -> str:
         """The DM channel with `user` (conversations.open), for pages."""

@@ -10,7 +10,11 @@ class Action(StrEnum):
     ACKNOWLEDGE = "incident_acknowledge"
     RESOLVE = "incident_resolve"
     ESCALATE = "incident_escalate"
+    REOPEN = "incident_reopen"  # on a resolved incident's message
     OPEN_CHANNEL = "incident_open_channel"
+    SEVERITY = "incident_severity"  # the severity select; option values are `<id>:<SEV>`
+    ROLES = "incident_roles"  # opens the Roles form
+    DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
     SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
     EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
     RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
@@ -43,6 +47,9 @@ def action_of(action_id: str) -> Action:
 
 class Callback(StrEnum):
     DECLARE = "incident_declare"
+    ROLES = "incident_roles"  # private_metadata: the incident id
+    UPDATE = "incident_update"  # the status update form; private_metadata: the incident id
+    TIMELINE_ADD = "timeline_add"  # which incident a shortcut's message goes to
     SILENCE = "silence_create"
     NOTIFY = "notify_methods"  # `/oncall notify`: a person's contact methods
 
@@ -63,6 +70,7 @@ class Block(StrEnum):
     SUMMARY = "incident_summary"
     FIELDS = "incident_fields"
     ACTIONS = "incident_actions"
+    MANAGE = "incident_manage"  # the Roles button and the severity select
     CONTEXT = "incident_context"
     PAGE = "incident_page"  # a bundled page adds `_<id>` and `_<id>_actions` per incident
     HANDOFF = "handoff"  # the rotation handoff message
@@ -71,6 +79,13 @@ class Block(StrEnum):
     SEVERITY = "declare_severity"
     SERVICE = "declare_service"
     DESCRIPTION = "declare_description"
+    # roles modal inputs
+    LEAD = "roles_lead"
+    COMMS = "roles_comms"
+    # status update modal inputs
+    UPDATE_STATUS = "update_status"
+    UPDATE_SUMMARY = "update_summary"
+    TIMELINE_INCIDENT = "timeline_incident"
     # silence modal inputs
     SILENCE_MATCHERS = "silence_matchers"
     SILENCE_DURATION = "silence_duration"
@@ -91,6 +106,11 @@ class Input(StrEnum):
     SEVERITY = "severity"
     SERVICE = "service"
     DESCRIPTION = "description"
+    LEAD = "lead"
+    COMMS = "comms"
+    UPDATE_STATUS = "status"
+    UPDATE_SUMMARY = "summary"
+    TIMELINE_INCIDENT = "incident"
     NOTIFY_TYPE = "type"
     NOTIFY_DESTINATION = "destination"
     NOTIFY_AFTER = "after"
@@ -110,10 +130,19 @@ class SlashCommand(StrEnum):
     ONCALL = "/oncall"
 
 
-ESCAPED_COMMANDS = frozenset({SlashCommand.ONCALL})
+class Shortcut(StrEnum):
+    """callback_ids of the app's message shortcuts (manifest.yml `features.shortcuts`)."""
+
+    ADD_TO_TIMELINE = "add_to_incident_timeline"
+
+
+PIN_REACTIONS = frozenset({"pushpin", "round_pushpin"})
+"""A 📌 on a message in an incident channel adds it to the incident's timeline."""
+
+ESCAPED_COMMANDS = frozenset({SlashCommand.INCIDENT, SlashCommand.ONCALL})
 """Commands whose manifest.yml entry says `should_escape: true`.
 
 Slack sends their typed `@alice` as `<@U…|alice>`."""
 
-BOT_EVENTS = ("app_home_opened",)
+BOT_EVENTS = ("app_home_opened", "reaction_added")
 """The Events API events the app subscribes to (manifest.yml `bot_events`); no others arrive."""

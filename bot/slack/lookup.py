@@ -101,8 +101,11 @@ class PageMark(PostMark):
         )
 
 
-async def find_post(call: Call, channel: str, mark: PostMark) -> tuple[str, str] | None:
-    """(channel, ts) of the message carrying `mark` in the channel's recent history.
+async def find_post(
+    call: Call, channel: str, mark: PostMark, *, thread_ts: str | None = None
+) -> tuple[str, str] | None:
+    """(channel, ts) of the message carrying `mark` in the channel's recent history, or
+    among the replies of the thread `thread_ts` (history holds no thread replies).
 
     None when there is none, or when the bot cannot read the channel (it may post in a
     public channel with chat:write.public without being a member): nothing can be checked.
@@ -116,11 +119,12 @@ async def find_post(call: Call, channel: str, mark: PostMark) -> tuple[str, str]
     for _ in range(MAX_PAGES):
         try:
             data = await call(
-                "conversations.history",
+                "conversations.replies" if thread_ts else "conversations.history",
                 channel=channel,
                 oldest=f"{oldest:.6f}",
                 limit=HISTORY_PAGE,
                 include_all_metadata=True,
+                **({"ts": thread_ts} if thread_ts else {}),
                 **({"cursor": cursor} if cursor else {}),
             )
         except SlackFatal as exc:

@@ -188,7 +188,8 @@ def test_workflow_buttons_are_valid_block_kit_with_a_confirmation_and_stay_out_o
     renderer = workflow_renderer()
     message = renderer.incident_message(make_incident(7))
     assert validate_blocks(message.blocks) == []
-    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    # the lifecycle row (the Roles button and the severity select have a row of their own)
+    [actions] = [b for b in message.blocks if b.get("block_id") == "incident_actions"]
     ids = [e["action_id"] for e in actions["elements"]]
     assert ids[-2:] == ["incident_run_workflow:restart-payment", "incident_run_workflow:roll"]
     confirm = actions["elements"][-2]["confirm"]

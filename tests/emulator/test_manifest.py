@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, SlashCommand
+from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, Shortcut, SlashCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
@@ -20,6 +20,12 @@ METHOD_SCOPES = {
     "conversations.setTopic": {"channels:manage", "groups:write"},
     "chat.postMessage": {"chat:write", "chat:write.public"},
     "chat.update": {"chat:write"},
+    "chat.postEphemeral": {"chat:write"},
+    "chat.getPermalink": set(),
+    "conversations.rename": {"channels:manage", "groups:write"},
+    "conversations.archive": {"channels:manage", "groups:write"},
+    "conversations.replies": {"channels:history", "groups:history"},
+    "users.info": {"users:read"},
     # looking for a post whose answer was lost, before posting again: public and private
     # channels, and the DMs of handoffs
     "conversations.history": {"channels:history", "groups:history", "im:history"},
@@ -37,6 +43,9 @@ METHOD_SCOPES = {
     "files.completeUploadExternal": {"files:write"},
     "users.lookupByEmail": {"users:read.email"},
 }
+
+# Events API event -> the bot scope without which Slack does not send it
+EVENT_SCOPES = {"app_home_opened": set(), "reaction_added": {"reactions:read"}}
 
 
 def _calls_slack(func: ast.expr) -> bool:
@@ -89,6 +98,7 @@ def test_scopes_are_exactly_those_used() -> None:
     assert called, "no Slack calls found"
     assert called <= set(METHOD_SCOPES), f"unknown scope for {called - set(METHOD_SCOPES)}"
     needed = set().union(*(METHOD_SCOPES[m] for m in called)) | {"commands"}
+    needed |= set().union(*(EVENT_SCOPES[e] for e in events_registered()))
     assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == needed
 
 
@@ -110,3 +120,9 @@ def test_home_tab_is_enabled() -> None:
     # pages are DMs from the app: its Messages tab must stay visible (read-only is enough)
     assert app_home["messages_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is True
+
+
+def test_message_shortcuts_match_the_code() -> None:
+    shortcuts = MANIFEST["features"]["shortcuts"]
+    assert {s["callback_id"] for s in shortcuts} == {s.value for s in Shortcut}
+    assert all(s["type"] == "message" for s in shortcuts)

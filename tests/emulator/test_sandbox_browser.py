@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -134,7 +135,9 @@ def test_fire_acknowledge_and_resolve_from_the_page(page: Page, sandbox: Sandbox
     act_as(page, "U0BOB0001")
     same.locator('button[data-action-id="incident_resolve"]').click()
     expect(same).to_contain_text("Resolved")
-    expect(same.locator("button[data-action-id]")).to_have_count(0)
+    # a resolved incident offers only Reopen
+    expect(same.locator("button[data-action-id]")).to_have_count(1)
+    expect(same.locator('button[data-action-id="incident_reopen"]')).to_have_count(1)
     assert incident(sandbox)["resolved_by"] == "U0BOB0001"
 
     send(page, "/incident timeline")
@@ -240,6 +243,77 @@ def test_storm_app_home_oncall_and_plain_messages(page: Page, sandbox: Sandbox) 
     expect(mine).to_contain_text("Alice")
     posted = sandbox.emulator("GET", "/_emulator/channels/C0PAYMENTS/messages")[1]["messages"]
     assert [m["user"] for m in posted if m["text"] == "Looking into the storm now"] == ["U0ALICE01"]
+
+
+def test_run_an_incident_from_the_page(page: Page, sandbox: Sandbox) -> None:
+    """Declare, set a lead, post an update, pin a message into the timeline, resolve, and
+    find the postmortem draft in the channel."""
+    page.locator('a.channel[data-channel-id="C0INCIDENT"]').click()
+    act_as(page, "U0CAROL01")
+    send(page, "/incident declare")
+    modal = page.locator("#modal")
+    modal.locator('[data-action-id="title"]').fill("Checkout is slow")
+    modal.locator('select[data-action-id="severity"]').select_option("SEV2")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    expect(page.locator(".ephemeral", has_text="You declared INC-1")).to_have_count(1)
+    open_channel(page, "inc-1-checkout-is-slow")
+    expect(page.locator(".message", has_text="Declared by")).not_to_have_count(0)
+
+    page.locator('.message button[data-action-id="incident_roles"]').click()
+    modal.locator('select[data-action-id="lead"]').select_option("U0ALICE01")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    wait_for(lambda: incident(sandbox)["lead"] == "U0ALICE01", what="the lead")
+    expect(page.locator(".message.reply", has_text="Incident lead is now")).to_have_count(1)
+
+    send(page, "/incident update")
+    modal.locator('select[data-action-id="status"]').select_option("identified")
+    modal.locator('[data-action-id="summary"]').fill("A slow query on the orders table")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    expect(page.locator(".message", has_text="INC-1 update — Identified")).to_have_count(1)
+
+    send(page, "The orders index was dropped by migration 42")
+    said = page.locator(".message", has_text="The orders index was dropped")
+    said.hover()
+    said.locator("button.react-pin").click()
+    expect(said.locator(".reaction")).to_contain_text(":pushpin: 1")
+    expect(page.locator(".ephemeral", has_text="Added to the timeline of INC-1")).to_have_count(1)
+    timeline = incident(sandbox)["timeline"]
+    assert [e["data"]["author"] for e in timeline if e["kind"] == "message_added"] == ["U0CAROL01"]
+
+    # the message shortcut, from another channel: a form asks which incident
+    page.locator('a.channel[data-channel-id="C0PAYMENTS"]').click()
+    act_as(page, "U0ALICE01")
+    send(page, "Customers report 502s at checkout")
+    outside = page.locator(".message", has_text="Customers report 502s")
+    outside.hover()
+    outside.locator('button.run-shortcut[data-callback-id="add_to_incident_timeline"]').click()
+    expect(modal).to_contain_text("Add to timeline")
+    modal.locator('select[data-action-id="incident"]').select_option("1")
+    page.click("#modal-submit")
+    expect(modal).to_have_count(0)
+    wait_for(
+        lambda: (
+            len([e for e in incident(sandbox)["timeline"] if e["kind"] == "message_added"]) == 2
+        ),
+        what="the shortcut's message on the timeline",
+    )
+
+    open_channel(page, "inc-1-checkout-is-slow")
+    page.locator('.message button[data-action-id="incident_resolve"]').first.click()
+    draft = page.locator("a.file", has_text="INC-1 postmortem draft")
+    expect(draft).to_have_count(1)
+    href = draft.get_attribute("href")
+    assert href is not None
+    with urllib.request.urlopen(f"{sandbox.emulator_url}{href}", timeout=10) as response:
+        document = response.read().decode()
+    assert document.startswith("# INC-1: Checkout is slow")
+    assert "The orders index was dropped by migration 42" in document
+    assert "A slow query on the orders table" in document
+    assert "Customers report 502s at checkout" in document
+    page.screenshot(path=str(ARTIFACTS / "incident-postmortem.png"))
 
 
 def test_phones_and_inboxes_show_the_page_and_its_mail_link_acknowledges(

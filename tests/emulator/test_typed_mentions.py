@@ -1,8 +1,8 @@
 """Typed `@name` and `#channel` reach the bot as Slack sends them: through a running PulseOps.
 
-`/oncall` escapes (manifest `should_escape: true`), so `/oncall override @carol 4h` as typed in
-the page works; `/incident` does not escape, so its text arrives as typed. Messages always carry
-mention tokens, so `@pulseops` in a channel is an app mention.
+`/oncall` and `/incident` escape (manifest `should_escape: true`), so
+`/oncall override @carol 4h` as typed in the page works; a command that does not escape gets
+the words as typed. Messages always carry mention tokens, so `@pulseops` is an app mention.
 """
 
 from __future__ import annotations
@@ -52,13 +52,18 @@ async def test_command_text_is_escaped_only_where_the_manifest_says() -> None:
         assert escape_typed(ws, "ping @alice.", labels=False) == "ping <@U0ALICE01>."
 
 
-async def test_incident_command_text_arrives_as_typed(emulator: Emulator) -> None:
-    # no bot listening: only the form the emulator would send matters here
-    emulator.request_url = "http://127.0.0.1:9/slack/events"
-    result = await emulator.command(
-        user=ALICE, channel="C0INCIDENT", command="/incident", text="declare @alice db down"
-    )
-    assert result["payload"]["text"] == "declare @alice db down"
+async def test_a_command_that_does_not_escape_gets_the_words_as_typed() -> None:
+    async with emulated(escaped_commands=[]) as emu:
+        # no bot listening: only the form the emulator would send matters here
+        emu.request_url = "http://127.0.0.1:9/slack/events"
+        result = await emu.command(
+            user=ALICE, channel="C0INCIDENT", command="/incident", text="lead @alice"
+        )
+        assert result["payload"]["text"] == "lead @alice"
+        escaping = await emu.command(
+            user=ALICE, channel="C0INCIDENT", command="/oncall", text="override @alice 4h"
+        )
+        assert escaping["payload"]["text"] == "override @alice 4h"
 
 
 async def test_a_message_mentioning_the_bot_is_an_app_mention(emulator: Emulator) -> None:

@@ -264,8 +264,10 @@ async def test_real_alertmanager_opens_and_resolves_incidents(
     assert incident["resolved_by"] == "monitor:prometheus"
     assert incident["alerts"][0]["status"] == "resolved"
     await harness.settle()
-    (message,) = harness.emu.messages(channel_id)
-    assert buttons(message) == []
+    # the incident message; a line threaded under it and the postmortem draft follow it
+    message = harness.emu.messages(channel_id)[0]
+    assert message["ts"] == incident["slack"]["message_ts"]
+    assert buttons(message) == ["incident_reopen"]
     assert message["edited"]
 
     # A different alertname is a different Alertmanager group (group_by alertname), so a

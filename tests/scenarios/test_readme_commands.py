@@ -3,8 +3,8 @@
 A fresh `pulseops sandbox` is started on free ports in an empty directory (the repository's
 files are linked into it, so paths such as `bot/examples/pulseops.yml` work). Each ```bash
 block of those sections is then run with bash (`set -e -o pipefail`), one after the other,
-variables carrying over from block to block as they would in one terminal. What is rewritten,
-and nothing else: `127.0.0.1:3000` and `127.0.0.1:3001` become the chosen ports, and
+variables and shell functions carrying over from block to block as in one terminal. What is
+rewritten, and nothing else: `127.0.0.1:3000` and `127.0.0.1:3001` become the chosen ports, and
 `.venv/bin/` the directory of the Python running the tests.
 
 A block fails when:
@@ -49,6 +49,7 @@ BLOCK_TIMEOUT = 120.0
 # repository entries that belong to a user's own sandbox, never linked into the test's directory
 OWN_FILES = re.compile(r"^(\.git|\.venv|test-artifacts|.*\.db(-.*)?|.*\.slack\.json)$")
 ASSIGNMENT = re.compile(r"(?:^|[;&|]\s*|\bexport\s+)([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+FUNCTION = re.compile(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\)\s*\{", re.MULTILINE)
 
 
 @dataclass
@@ -171,11 +172,16 @@ def refusals(sandbox: Sandbox, seen: int) -> tuple[list[str], int]:
 
 def run_block(block: Block, sandbox: Sandbox, workdir: Path, variables: Path) -> str:
     code = rewrite(block.code, sandbox)
+    # what a block defines stays defined for the next ones, as in one terminal (appended, so
+    # a later definition wins when the file is sourced)
     names = sorted(set(ASSIGNMENT.findall(block.code)))
-    save = f'\ndeclare -p {" ".join(names)} > "$README_VARS" 2>/dev/null || true\n' if names else ""
-    if names and variables.exists():
-        # keep what earlier blocks set: append rather than overwrite
-        save = save.replace('> "$README_VARS"', '>> "$README_VARS"')
+    functions = sorted(set(FUNCTION.findall(block.code)))
+    save = ""
+    if names:
+        save += f'\ndeclare -p {" ".join(names)} >> "$README_VARS" 2>/dev/null || true'
+    if functions:
+        save += f'\ndeclare -f {" ".join(functions)} >> "$README_VARS" 2>/dev/null || true'
+    save += "\n"
     script = prelude(block, errors_expected=block.errors_expected) + code + save
     started = time.monotonic()
     done = subprocess.run(

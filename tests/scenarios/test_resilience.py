@@ -147,7 +147,7 @@ async def test_messages_never_show_an_older_state(harness: Harness) -> None:
     incident = await harness.incident(incident_id)
     for channel in (incident["slack"]["channel_id"], "C0INCIDENT"):
         message = harness.emu.messages(channel)[0]
-        assert buttons(message) == []
+        assert buttons(message) == ["incident_reopen"]
         assert "Resolved" in str(message["blocks"])
     async with harness.deps.db.read() as session:
         row = await session.get(IncidentRow, incident_id)

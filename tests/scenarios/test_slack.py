@@ -62,7 +62,7 @@ async def test_acknowledge_then_resolve_by_clicks(harness: Harness) -> None:
     assert [e["kind"] for e in incident["timeline"]] == ["triggered", "acknowledged", "resolved"]
     for channel in (incident["slack"]["channel_id"], "C0INCIDENT"):
         message = harness.emu.messages(channel)[0]
-        assert buttons(message) == []
+        assert buttons(message) == ["incident_reopen"]
         assert "<@U0BOB0001>" in all_text(message)
 
 
@@ -98,7 +98,7 @@ async def test_illegal_click_gets_ephemeral_and_changes_nothing(harness: Harness
     harness.emu.set_faults(clear=True)
     harness.clock.advance(120)
     await harness.settle()
-    assert buttons(harness.emu.messages(incident["slack"]["channel_id"])[0]) == []
+    assert buttons(harness.emu.messages(incident["slack"]["channel_id"])[0]) == ["incident_reopen"]
 
 
 def signed(body: str, *, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
@@ -219,7 +219,7 @@ async def test_slash_ack_and_resolve_inside_the_incident_channel(harness: Harnes
     await harness.settle()
     incident = await harness.incident(incident_id)
     assert incident["status"] == "resolved" and incident["resolved_by"] == "U0ALICE01"
-    assert buttons(harness.emu.messages(channel)[0]) == []
+    assert buttons(harness.emu.messages(channel)[0]) == ["incident_reopen"]
 
 
 async def test_declare_through_the_modal(harness: Harness) -> None:

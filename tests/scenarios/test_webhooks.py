@@ -103,7 +103,7 @@ async def test_resolved_notification_auto_resolves(harness: Harness) -> None:
     assert incident["resolved_by"] == "monitor:prometheus"
     assert incident["timeline"][-1]["actor"] == "monitor:prometheus"
     channel_message = harness.emu.messages(incident["slack"]["channel_id"])[0]
-    assert buttons(channel_message) == []
+    assert buttons(channel_message) == ["incident_reopen"]
     assert "Resolved" in all_text(channel_message)
     assert channel_message["edited"]
     # a firing alert after the resolve opens a new incident

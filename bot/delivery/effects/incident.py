@@ -115,8 +115,33 @@ class IncidentEffects(Effects):
             progress["pinned"] = await self._optional(
                 self.gateway.pin(channel_id, incident.message_ts), incident.id
             )
+        tell = item.payload.get("tell")
+        if tell and not progress.get("told"):
+            progress["told"] = await self._tell_declarer(incident, tell)
         # the announcement now links to the channel; both messages catch up with the state
         await self._sync(incident.id, force_announcement=True)
+
+    async def _tell_declarer(self, incident: Incident, tell: dict[str, Any]) -> dict[str, Any]:
+        """The person who declared the incident gets its channel's link: ephemerally where
+        they declared it, or by DM when that is not possible (App Home, a channel they left)."""
+        assert incident.channel_id is not None
+        user = str(tell["user"])
+        text = str(
+            self.renderer.replies.declared_link(
+                number=incident.number, channel_id=incident.channel_id
+            )
+        )
+        if tell.get("channel"):
+            told = await self._optional(
+                self.gateway.post_ephemeral(str(tell["channel"]), user, text=text), incident.id
+            )
+            if told["done"]:
+                return told
+
+        async def by_dm() -> None:
+            await self.gateway.post_message(await self.gateway.open_dm(user), text=text)
+
+        return await self._optional(by_dm(), incident.id)
 
     async def page_dm(self, item: OutboxItem) -> None:
         """A page's DM, sent before the incident's other effects take their turn (the worker

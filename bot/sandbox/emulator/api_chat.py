@@ -155,6 +155,19 @@ def post_ephemeral(ctx: CallContext) -> dict[str, Any]:
     return {"ok": True, "message_ts": message["ts"]}
 
 
+def get_permalink(ctx: CallContext) -> dict[str, Any]:
+    """chat.getPermalink: a link to a message the bot can see (message_not_found otherwise)."""
+    channel = channel_for_bot(ctx)
+    ts = ctx.str_arg("message_ts")
+    message = ctx.ws.find_message(channel.id, ts)
+    if message is None or ts is None:
+        raise ApiError("message_not_found")
+    link = f"https://pulseops-sandbox.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+    if message.get("thread_ts") and message["thread_ts"] != ts:
+        link += f"?thread_ts={message['thread_ts']}&cid={channel.id}"
+    return {"ok": True, "channel": channel.id, "permalink": link}
+
+
 def _pinned_message(ctx: CallContext) -> tuple[Channel, dict[str, Any]]:
     channel = channel_for_bot(ctx)
     ts = ctx.str_arg("timestamp")
@@ -191,6 +204,7 @@ def pins_remove(ctx: CallContext) -> dict[str, Any]:
 HANDLERS: dict[str, Handler] = {
     "chat.delete": delete,
     "chat.postEphemeral": post_ephemeral,
+    "chat.getPermalink": get_permalink,
     "chat.postMessage": post_message,
     "chat.update": update,
     "pins.add": pins_add,

@@ -1,4 +1,5 @@
-"""Web API handlers for conversations.*: create, invite, topic, archive, lookups and DMs."""
+"""Web API handlers for conversations.*: create, invite, topic, rename, archive, lookups,
+threads and DMs."""
 
 from __future__ import annotations
 
@@ -115,6 +116,62 @@ def archive(ctx: CallContext) -> dict[str, Any]:
     require_member(channel)
     channel.is_archived = True
     return {"ok": True}
+
+
+def rename(ctx: CallContext) -> dict[str, Any]:
+    """conversations.rename: a valid name no other channel has (archived ones keep theirs);
+    only a member (the bot created incident channels) may rename; not once archived."""
+    channel = channel_for_bot(ctx)
+    _require_channel_type(channel)
+    require_kind_scope(ctx, channel, "write")
+    require_not_archived(channel)
+    require_member(channel)
+    name = ctx.str_arg("name")
+    error = rules.validate_channel_name(name)
+    if error:
+        raise ApiError(error)
+    assert name is not None
+    other = ctx.ws.channel_by_name(name)
+    if other is not None and other.id != channel.id:
+        raise ApiError("name_taken")
+    channel.name = name
+    return {"ok": True, "channel": channel.to_json()}
+
+
+def replies(ctx: CallContext) -> dict[str, Any]:
+    """conversations.replies: a thread's parent and its replies, oldest first; `latest` /
+    `oldest` / `inclusive` bound them like history, metadata only with include_all_metadata
+    (thread_not_found for an unknown ts)."""
+    channel = channel_for_bot(ctx)
+    require_kind_scope(ctx, channel, "history")
+    if not channel.is_im and not channel.is_mpim:
+        require_member(channel)
+    ts = ctx.str_arg("ts")
+    parent = ctx.ws.find_message(channel.id, ts)
+    if parent is None:
+        raise ApiError("thread_not_found")
+    root = parent.get("thread_ts") or parent["ts"]
+    thread = [
+        m
+        for m in ctx.ws.history.get(channel.id, [])
+        if m["ts"] == root or m.get("thread_ts") == root
+    ]
+    latest, oldest = _ts_arg(ctx, "latest"), _ts_arg(ctx, "oldest")
+    inclusive = ctx.flag("inclusive")
+
+    def within(when: float) -> bool:
+        if latest is not None and not (when < latest or (inclusive and when == latest)):
+            return False
+        return oldest is None or when > oldest or (inclusive and when == oldest)
+
+    page, meta = paginate(ctx, [m for m in thread if within(float(m["ts"]))])
+    with_metadata = ctx.flag("include_all_metadata")
+    return {
+        "ok": True,
+        "messages": [public_message(m, metadata=with_metadata) for m in page],
+        "has_more": bool(meta["next_cursor"]),
+        "response_metadata": meta,
+    }
 
 
 def info(ctx: CallContext) -> dict[str, Any]:
@@ -255,6 +312,8 @@ def history(ctx: CallContext) -> dict[str, Any]:
 
 HANDLERS: dict[str, Handler] = {
     "conversations.archive": archive,
+    "conversations.rename": rename,
+    "conversations.replies": replies,
     "conversations.create": create,
     "conversations.history": history,
     "conversations.info": info,

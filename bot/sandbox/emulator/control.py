@@ -105,6 +105,7 @@ def register(app: web.Application, emu: Emulator) -> None:
                 "request_url": emu.request_url,
                 "socket_mode": emu.socket.snapshot(),
                 "modal_stacks": {u: list(s) for u, s in emu.ws.modal_stacks.items() if s},
+                "shortcuts": sorted(emu.driver.shortcuts or ()),
             }
         )
 
@@ -190,6 +191,12 @@ def register(app: web.Application, emu: Emulator) -> None:
     async def message(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return await emu.post_user_message(**body)
 
+    async def reaction(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return await emu.add_reaction(**body)
+
+    async def shortcut(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return await emu.message_shortcut(**body)
+
     async def socket_disconnect(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return {"told": await emu.socket_disconnect(**body)}
 
@@ -213,6 +220,8 @@ def register(app: web.Application, emu: Emulator) -> None:
     router.add_post("/_emulator/views/{view_id}/close", _driving(close, emu.changes))
     router.add_post("/_emulator/home", _driving(home, emu.changes))
     router.add_post("/_emulator/messages", _driving(message, emu.changes))
+    router.add_post("/_emulator/reactions", _driving(reaction, emu.changes))
+    router.add_post("/_emulator/shortcuts", _driving(shortcut, emu.changes))
     router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver, emu.changes))
     router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect, emu.changes))
 

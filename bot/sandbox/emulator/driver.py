@@ -66,10 +66,13 @@ class Driver:
         socket: socket_mode.SocketModeServer | None = None,
         bot_events: Iterable[str] | None = None,
         escaped_commands: Iterable[str] = (),
+        shortcuts: Iterable[str] | None = None,
     ) -> None:
         self.ws = ws
         self.escaped_commands = frozenset(escaped_commands)
         self.bot_events = frozenset(bot_events) if bot_events is not None else None
+        # callback ids of the app's message shortcuts (None: any)
+        self.shortcuts = frozenset(shortcuts) if shortcuts is not None else None
         self.socket = socket
         self.signing_secret = signing_secret
         self.clock = clock
@@ -483,6 +486,81 @@ class Driver:
             mention["type"] = "app_mention"
             outcome["app_mention"] = await self.send_event(mention)
         return outcome
+
+    async def add_reaction(
+        self, *, user: str, channel: str, ts: str, name: str = "pushpin"
+    ) -> dict[str, Any]:
+        """A person reacts to a message with `:name:`; reaction_added follows where the bot is
+        a member and the app subscribes (already_reacted for the same person twice)."""
+        person = self.ws.users.get(user)
+        if person is None or person.is_bot:
+            raise EmulatorError(f"unknown user {user!r}")
+        chan = self._visible_channel(channel, user)
+        message = self.ws.find_message(chan.id, ts)
+        if message is None:
+            raise EmulatorError(f"no message {ts!r} in {chan.id}")
+        if chan.is_archived:
+            raise EmulatorError(f"{chan.id} is archived")
+        reactions: list[dict[str, Any]] = message.setdefault("reactions", None) or []
+        entry = next((r for r in reactions if r["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "users": [], "count": 0}
+            reactions.append(entry)
+        if user in entry["users"]:
+            raise EmulatorError("already_reacted")
+        entry["users"].append(user)
+        entry["count"] = len(entry["users"])
+        message["reactions"] = reactions
+        outcome: dict[str, Any] = {"delivered": False, "status": None, "body": None}
+        if (
+            BOT_USER_ID not in chan.members
+            or not self.can_deliver()
+            or not self.subscribed("reaction_added")
+        ):
+            return outcome
+        event = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": name,
+            "item_user": message.get("user"),
+            "item": {"type": "message", "channel": chan.id, "ts": ts},
+        }
+        outcome.update(await self.send_event(event), delivered=True)
+        return outcome
+
+    async def message_shortcut(
+        self, *, user: str, channel: str, ts: str, callback_id: str
+    ) -> dict[str, Any]:
+        """A person runs a message shortcut on a message: a `message_action` interaction with a
+        trigger_id and a response_url for that channel."""
+        payloads.user_ref(self.ws, user)
+        chan = self._visible_channel(channel, user)
+        message = self.ws.find_message(chan.id, ts)
+        if message is None:
+            raise EmulatorError(f"no message {ts!r} in {chan.id}")
+        if self.shortcuts is not None and callback_id not in self.shortcuts:
+            raise EmulatorError(f"the app has no message shortcut {callback_id!r}")
+        trigger_id = self.ws.issue_trigger(user)
+        response_url = self.ws.issue_response_url(
+            channel=chan.id, user=user, message_ts=None, ephemeral=False
+        )
+        payload = {
+            "type": "message_action",
+            "token": VERIFICATION_TOKEN,
+            "action_ts": f"{self.clock():.6f}",
+            "team": payloads.team(),
+            "user": payloads.user_ref(self.ws, user),
+            "channel": {"id": chan.id, "name": payloads.channel_name(chan)},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": trigger_id,
+            "response_url": response_url,
+            "message_ts": ts,
+            "message": public_message(message),
+        }
+        result = await self._post_interaction(payload)
+        return {**result, "trigger_id": trigger_id, "response_url": response_url}
 
     async def url_verification(self) -> dict[str, Any]:
         """Send the one-time url_verification challenge; `verified` tells if it was echoed."""

@@ -16,6 +16,7 @@ METHOD_TIERS: dict[str, int] = {
     "apps.connections.open": TIER_1,
     "auth.test": TIER_4,  # "special" in the docs; generous in practice
     "chat.delete": TIER_3,
+    "chat.getPermalink": TIER_4,  # "special" in the docs
     "chat.postEphemeral": TIER_4,
     "chat.update": TIER_3,
     "conversations.archive": TIER_2,
@@ -27,6 +28,8 @@ METHOD_TIERS: dict[str, int] = {
     "conversations.list": TIER_2,
     "conversations.members": TIER_4,
     "conversations.open": TIER_3,
+    "conversations.rename": TIER_2,
+    "conversations.replies": TIER_3,
     "conversations.setPurpose": TIER_2,
     "conversations.setTopic": TIER_2,
     "files.completeUploadExternal": TIER_4,

@@ -62,6 +62,7 @@ class Emulator:
         app_token: str | None = None,
         bot_events: Iterable[str] | None = None,
         escaped_commands: Iterable[str] = (),
+        shortcuts: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -95,6 +96,7 @@ class Emulator:
             socket=self.socket,
             bot_events=bot_events,
             escaped_commands=escaped_commands,
+            shortcuts=shortcuts,
         )
         self._base_url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -324,6 +326,20 @@ class Emulator:
         """
         return await self.driver.post_user_message(
             user=user, channel=channel, text=text, thread_ts=thread_ts, typed=typed
+        )
+
+    async def add_reaction(
+        self, *, user: str, channel: str, ts: str, name: str = "pushpin"
+    ) -> dict[str, Any]:
+        """A person reacts to a message (`name` without colons); reaction_added follows."""
+        return await self.driver.add_reaction(user=user, channel=channel, ts=ts, name=name)
+
+    async def message_shortcut(
+        self, *, user: str, channel: str, ts: str, callback_id: str
+    ) -> dict[str, Any]:
+        """A person runs a message shortcut on a message: a message_action interaction."""
+        return await self.driver.message_shortcut(
+            user=user, channel=channel, ts=ts, callback_id=callback_id
         )
 
     async def send_event(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.join": ("channels:join",),
     "conversations.members": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "conversations.open": ("im:write", "mpim:write"),
+    "conversations.rename": _MANAGE,
+    "conversations.replies": ("channels:history", "groups:history", "im:history", "mpim:history"),
     "conversations.setPurpose": _MANAGE,
     "conversations.setTopic": _MANAGE,
     "files.completeUploadExternal": ("files:write",),

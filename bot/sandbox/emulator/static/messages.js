@@ -1,7 +1,7 @@
 /* The channel pane's message list: messages, ephemerals, thread replies, attachments and files,
  * updated in place so unchanged messages keep their elements. */
 
-import { $, clock, el, fileUrl } from "./dom.js";
+import { $, clock, drive, el, fileUrl } from "./dom.js";
 import { renderBlocks, renderImage } from "./blockkit.js";
 import { link, renderMrkdwn } from "./mrkdwn.js";
 import { channelLabel, findChannel, findUser, isBotMessage, realName, state } from "./state.js";
@@ -56,6 +56,35 @@ function author(message) {
   return el("span", { class: "author", "data-user-id": message.user }, user ? realName(user) : message.user || "unknown");
 }
 
+/** A shortcut's callback id as a label: add_to_incident_timeline -> "Add to incident timeline". */
+function shortcutLabel(callbackId) {
+  const words = String(callbackId).replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** What a person can do to a message: react with 📌, run the app's message shortcuts. */
+function messageActions(m, channelId) {
+  const channel = findChannel(channelId);
+  if (!channel || channel.is_archived) return null;
+  const target = { user: state.user, channel: channelId, ts: m.ts };
+  return el("div", { class: "message-actions", role: "toolbar", "aria-label": "Message actions" },
+    el("button", {
+      type: "button", class: "react-pin", title: "React with :pushpin:",
+      onclick: () => drive("/_emulator/reactions", { ...target, name: "pushpin" }),
+    }, "📌"),
+    (state.ws.shortcuts || []).map((callbackId) => el("button", {
+      type: "button", class: "run-shortcut", "data-callback-id": callbackId,
+      onclick: () => drive("/_emulator/shortcuts", { ...target, callback_id: callbackId }),
+    }, `⋯ ${shortcutLabel(callbackId)}`)));
+}
+
+function renderReactions(m) {
+  if (!Array.isArray(m.reactions) || !m.reactions.length) return null;
+  return el("div", { class: "reactions" }, m.reactions.map((r) => el("span", {
+    class: "reaction", title: (r.users || []).join(", "), "data-reaction": r.name,
+  }, `:${r.name}: ${r.count}`)));
+}
+
 /** One message (or ephemeral) of the pane. */
 function renderMessage(item, channelId) {
   const m = item.message;
@@ -80,7 +109,9 @@ function renderMessage(item, channelId) {
       item.ephemeral ? el("span", { class: "ephemeral-note" }, "Only visible to you") : null),
     hasBlocks ? renderBlocks(m.blocks, ctx) : m.text ? renderMrkdwn(m.text) : null,
     (m.attachments || []).map((att) => renderAttachment(att, ctx)),
-    (m.files || []).map(renderFile)));
+    (m.files || []).map(renderFile),
+    item.ephemeral ? null : renderReactions(m),
+    item.ephemeral ? null : messageActions(m, channelId)));
 }
 
 function renderIntro(channelId) {
