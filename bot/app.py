@@ -27,6 +27,7 @@ from bot.delivery.effects import (
 )
 from bot.delivery.effects.events import EventEffects
 from bot.delivery.effects.notify import NotifyEffects
+from bot.delivery.effects.probes import ProbeChartEffects
 from bot.delivery.effects.workflows import WorkflowEffects
 from bot.delivery.worker import OutboxWorker
 from bot.deps import DEPS, Deps
@@ -54,6 +55,7 @@ from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
+from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
@@ -73,6 +75,7 @@ from handlers import (
     notify,
     oncall,
     openapi,
+    probes,
     shortcuts,
     silences,
     slack_http,
@@ -216,6 +219,9 @@ def create_app(
             postmortems=postmortems,
         )
     )
+    outbox.register(
+        ProbeChartEffects(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock)
+    )
     providers = build_providers(config, environ)
     outbox.register(
         NotifyEffects(
@@ -283,7 +289,11 @@ def create_app(
         inactivity=InactivityService(
             db=db, config=config, clock=clock, metrics=metrics, incidents=incidents
         ),
+        probes=ProbeService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest),
     )
+
+    if config.probes:
+        dashboard.probe_lines = deps.probes.home_lines
 
     bolt = AsyncApp(
         signing_secret=_secret(settings.slack_signing_secret) or "",
@@ -330,6 +340,7 @@ def create_app(
         http_module.register(app, deps)
     api_write.register(app)
     heartbeats.register(app)
+    probes.register(app)
     openapi.register(app)
 
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -366,11 +377,16 @@ def create_app(
                 # a missed heartbeat opens its incident within ~5 s of its deadline
                 Every("heartbeats", 5, deps.heartbeats.sweep),
                 Every("auto-resolve", 30, deps.inactivity.sweep),
+                # probe runs start within ~0.25 s of their deadline (checks run in the
+                # background; a tick with nothing due is one indexed query)
+                Every("probes", 0.25, deps.probes.tick),
+                Every("probe-rollup", 600, deps.probes.roll_up),
             )
             outbox.kick()  # deliver whatever a previous run left undelivered
 
     async def on_cleanup(_: web.Application) -> None:
         await jobs.stop()  # runs in flight finish before the database closes
+        await deps.probes.close()
         await deps.ingest.wait_idle()
         await outbox.wait_idle()
         await event_effects.close()

@@ -27,6 +27,7 @@ from bot.services.notify_acks import NotificationAcks
 from bot.services.oncall import OnCallService
 from bot.services.permissions import Permissions
 from bot.services.postmortem import Postmortems
+from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
@@ -66,6 +67,7 @@ class Deps:
     workflows: WorkflowService
     heartbeats: HeartbeatService
     inactivity: InactivityService
+    probes: ProbeService
 
 
 DEPS = web.AppKey("deps", Deps)

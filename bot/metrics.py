@@ -85,6 +85,19 @@ class Metrics:
             ["heartbeat"],
             registry=r,
         )
+        self.probe_up = Gauge(
+            "pulseops_probe_up",
+            "1 when the probe's last check succeeded, 0 when it failed, by probe id",
+            ["probe"],
+            registry=r,
+        )
+        self.probe_latency = Histogram(
+            "pulseops_probe_latency_seconds",
+            "Seconds each probe check took (to the status line, or the TCP connect), by probe id",
+            ["probe"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
         self.auto_resolved = Counter(
             "pulseops_incidents_auto_resolved_total",
             "Incidents resolved after their service's auto_resolve_after of no alerts, by service",

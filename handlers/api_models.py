@@ -273,6 +273,55 @@ class StatsOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class ProbeOut(_Out):
+    """A probe's configuration summary and state (`GET /api/v1/probes`)."""
+
+    id: str
+    kind: Literal["http", "tcp"]
+    target: str = Field(description="The request (method and URL) or tcp host:port")
+    service: str
+    interval_seconds: float
+    status: Literal["unknown", "up", "down"] = Field(
+        description="unknown: not run yet; down: failures_to_trigger failures in a row"
+    )
+    last_run_at: datetime | None
+    last_ok: bool | None
+    last_latency_ms: float | None
+    last_error: str | None
+    cert_days: int | None = Field(description="HTTPS: days until the certificate expires")
+    next_run_at: datetime | None
+    anomalies: list[Literal["latency", "error_rate", "cert"]]
+    uptime_24h: float | None = Field(description="Share of successful checks (0..1)")
+    uptime_7d: float | None
+    slo_objective: float | None = Field(description="Percent of checks that should succeed")
+    budget_left: float | None = Field(
+        description="Share of the error budget not yet spent over the SLO window"
+    )
+    burning: bool = Field(description="A burn-rate alert is open")
+
+
+class ProbeList(_Out):
+    probes: list[ProbeOut]
+
+
+class ProbeResultOut(_Out):
+    at: datetime
+    ok: bool
+    latency_ms: float
+    status_code: int | None
+    error: str | None
+    cert_days: int | None
+
+
+class ProbeResults(_Out):
+    """`GET /api/v1/probes/{id}/results`: raw results since `since`, oldest first."""
+
+    probe: str
+    since: datetime
+    results: list[ProbeResultOut]
+    truncated: bool = Field(description="More results exist: ask again from the last `at`")
+
+
 class ErrorOut(_Out):
     error: str
     request_id: str

@@ -13,6 +13,7 @@ from bot.domain import Status
 from bot.domain.durations import parse_duration
 from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
+from bot.render.probes import MAX_LISTED, probe_detail, probe_list
 from bot.render.report import ReportRenderer, period_label
 from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
@@ -264,6 +265,30 @@ async def _stats(
     await ack(text=text)
 
 
+async def _probes(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    views = await deps.probes.overview()
+    shown = [v.id for v in views[:MAX_LISTED]]
+    since = deps.clock.now() - timedelta(days=1)
+    await ack(text=probe_list(views, await deps.probes.latencies(shown, since=since)))
+
+
+async def _probe(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    """`/incident probe <id>`: one probe's state; its latency chart is uploaded to the channel."""
+    known = ", ".join(f"`{p.id}`" for p in deps.config.probes[:MAX_LISTED]) or "none"
+    probe = deps.config.probe(arg.lower()) if arg else None
+    if probe is None:
+        raise UserError(f"Type `/incident probe <id>` with one of these probes: {known}.")
+    views = [v for v in await deps.probes.overview() if v.id == probe.id]
+    since = deps.clock.now() - timedelta(days=1)
+    latency = (await deps.probes.latencies([probe.id], since=since))[probe.id]
+    await deps.probes.request_chart(probe.id, channel=command["channel_id"])
+    await ack(text=probe_detail(views[0], latency))
+
+
 async def _help(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
@@ -294,6 +319,8 @@ SUBCOMMANDS: dict[str, Sub] = {
     "title": _title,
     "run": _run,
     "stats": _stats,
+    "probes": _probes,
+    "probe": _probe,
     "silence": silence_command,
     "silences": silences_command,
     "help": _help,

@@ -27,6 +27,8 @@ from handlers.api_models import (
     OverrideList,
     OverrideOut,
     PatchBody,
+    ProbeList,
+    ProbeResults,
     SilenceBody,
     SilenceList,
     SilenceOut,
@@ -39,7 +41,7 @@ ERRORS = {
     400: "Bad input: `fields` names every bad field",
     401: "No valid API token",
     403: "The token lacks the scope this call needs (`fields.scope` names it)",
-    404: "No such incident, schedule, team, override or silence",
+    404: "No such incident, schedule, team, override, silence or probe",
     408: "The body did not arrive in time",
     409: "Conflicts with the current state (e.g. an illegal status change)",
     413: "The body is too large",
@@ -167,6 +169,18 @@ OPERATIONS: tuple[Operation, ...] = (
         (200, OverrideOut),
         params=(Param("id", {"type": "string", "pattern": "^\\S{1,20}$"}, "path"),),
     ),
+    Operation("get", "/api/v1/probes", "Every probe's state and uptime", (200, ProbeList)),
+    Operation(
+        "get",
+        "/api/v1/probes/{id}/results",
+        "A probe's raw results, oldest first (default: the last hour)",
+        (200, ProbeResults),
+        params=(
+            Param("id", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,99}$"}, "path"),
+            Param("since", _TEXT, description="ISO 8601 date or date-time"),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+        ),
+    ),
     Operation(
         "get",
         "/api/v1/silences",
@@ -288,9 +302,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "PulseOps API",
             "version": __version__,
-            "description": "Incidents, on-call, overrides and silences. Every route but this "
-            "document needs `Authorization: Bearer <api token>`: `read` for GET, `write` for "
-            "changes.",
+            "description": "Incidents, on-call, overrides, silences and probes. Every route but "
+            "this document needs `Authorization: Bearer <api token>`: `read` for GET, `write` "
+            "for changes.",
         },
         "servers": [{"url": "/"}],
         "components": {

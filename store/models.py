@@ -441,6 +441,66 @@ class HeartbeatRow(Base):
     pings: Mapped[int] = mapped_column(default=0)
 
 
+class ProbeStateRow(Base):
+    """A probe's schedule and state, one row per configured probe.
+
+    `next_run_at` is the deadline: a replica claims a due probe by moving it one interval ahead
+    with a conditional UPDATE (SKIP LOCKED on PostgreSQL), so each run happens once across
+    replicas. `status` is `unknown` (never run), `up` or `down` (its incident is open).
+    """
+
+    __tablename__ = "probes"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_run_at: Mapped[datetime | None]
+    last_ok: Mapped[bool | None]
+    last_latency_ms: Mapped[float | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    cert_days: Mapped[int | None]
+    latency_anomaly: Mapped[bool] = mapped_column(default=False)
+    error_anomaly: Mapped[bool] = mapped_column(default=False)
+    cert_expiring: Mapped[bool] = mapped_column(default=False)
+    latency_calm: Mapped[int] = mapped_column(default=0)  # normal samples since the anomaly
+    error_calm: Mapped[int] = mapped_column(default=0)
+    burn_level: Mapped[int] = mapped_column(default=0)  # 0 none, 1 slow burn, 2 fast burn
+
+
+class ProbeResultRow(Base):
+    """One run of a probe (kept `probe_runner.raw_retention`, then rolled up by the hour)."""
+
+    __tablename__ = "probe_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    probe_id: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(index=True)
+    ok: Mapped[bool]
+    latency_ms: Mapped[float]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+    cert_days: Mapped[int | None]
+
+    __table_args__ = (Index("ix_probe_results_probe_at", "probe_id", "at"),)
+
+
+class ProbeRollupRow(Base):
+    """One probe's runs in one hour, once its raw results have aged out."""
+
+    __tablename__ = "probe_rollups"
+
+    probe_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    runs: Mapped[int]
+    failures: Mapped[int]
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    latency_p50_ms: Mapped[float]
+    latency_p95_ms: Mapped[float]
+
+
 class ContactMethodRow(Base):
     """A contact method a person set for themselves in Slack (`/oncall notify`); when they
     have any, these replace the defaults of `contacts` in the config."""

@@ -36,6 +36,7 @@ from bot.config.models import (
 )
 from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
 from bot.config.paging import ContactConfig, NotificationsConfig
+from bot.config.probes import PROBE_INTEGRATION, ProbeConfig, ProbeRunnerConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
 from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
@@ -75,6 +76,8 @@ class PulseOpsConfig(_Frozen):
     heartbeats: tuple[HeartbeatConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     classifier: ClassifierConfig = ClassifierConfig()
+    probes: tuple[ProbeConfig, ...] = Field(default=(), max_length=5000)
+    probe_runner: ProbeRunnerConfig = ProbeRunnerConfig()
 
     _rules: Rules = PrivateAttr(default_factory=Rules)
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
@@ -85,6 +88,7 @@ class PulseOpsConfig(_Frozen):
     _contacts: dict[str, ContactConfig] = PrivateAttr(default_factory=dict)
     _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
     _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
+    _probes: dict[str, ProbeConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -133,6 +137,7 @@ class PulseOpsConfig(_Frozen):
         self._contacts = {c.user: c for c in self.contacts}
         self._workflows = {w.id: w for w in self.workflows}
         self._heartbeats = {h.name: h for h in self.heartbeats}
+        self._probes = {p.id: p for p in self.probes}
         self._rules = rules_of(self.routes, self.classifier)
 
     @property
@@ -171,6 +176,10 @@ class PulseOpsConfig(_Frozen):
     def heartbeat(self, name: str) -> HeartbeatConfig | None:
         """The heartbeat with this name, or None."""
         return self._heartbeats.get(name)
+
+    def probe(self, probe_id: str) -> ProbeConfig | None:
+        """The probe with this id, or None."""
+        return self._probes.get(probe_id)
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
@@ -266,6 +275,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("workflows", "id", "workflow id"),
         ("heartbeats", "name", "heartbeat name"),
         ("routes", "name", "route name"),
+        ("probes", "id", "probe id"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -281,6 +291,11 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
             yield (
                 ("integrations", i, "name"),
                 f"the integration name {name!r} is reserved for heartbeats' alerts",
+            )
+        if name == PROBE_INTEGRATION:
+            yield (
+                ("integrations", i, "name"),
+                f"the integration name {name!r} is reserved for probes' alerts",
             )
     groups: dict[str, int] = {}
     for i, group in _values(source, "schedules", "user_group", failed):
@@ -316,6 +331,7 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("services", "escalation_policy", "escalation policy", policy_ids),
         ("integrations", "service", "service", service_ids),
         ("heartbeats", "service", "service", service_ids),
+        ("probes", "service", "service", service_ids),
         ("schedules", "team", "team", team_ids),
         ("routes", "service", "service", service_ids),
     ):
@@ -542,6 +558,8 @@ def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
     )
     if config.workflows:
         counts += (_plural(len(config.workflows), "workflow"),)
+    if config.probes:
+        counts += (_plural(len(config.probes), "probe"),)
     sys.stdout.write(f"OK: {', '.join(counts)}\n")
     return 0
 

@@ -26,3 +26,4 @@ class OutboxKind(StrEnum):
     NOTIFY_TEST = "notify_test"  # "Send me a test page" to one method; the result in a DM
     WORKFLOW_RUN = "workflow_run"  # a workflow run's steps, in order, each done once
     EVENT = "event"  # one event for one event sink (webhook or NATS)
+    PROBE_CHART = "probe_chart"  # a probe's latency chart, asked for by `/incident probe <id>`

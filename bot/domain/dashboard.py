@@ -46,6 +46,17 @@ class WeekStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeLine:
+    """One probe on the Home tab: its id, state (unknown, up, down), last latency and the
+    anomalies open on it."""
+
+    id: str
+    status: str
+    latency_ms: float | None
+    anomalies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """What every Home tab shows, read once per refresh round; `mine` picks one user's part."""
 
@@ -55,6 +66,7 @@ class Dashboard:
     paged: Mapping[int, frozenset[str]]  # incident id -> users paged for it
     oncall: tuple[TeamOnCall, ...]
     week: WeekStats
+    probes: tuple[ProbeLine, ...] = ()
     silences: tuple[tuple[Silence, int], ...] = ()  # active or pending, with alerts held
     read_at: datetime | None = None
 

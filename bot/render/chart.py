@@ -14,8 +14,8 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # matplotlib takes ~0.4 s to import: loaded when a chart is first drawn
     from matplotlib.axes import Axes
@@ -182,3 +182,75 @@ def _draw(fig: Figure, ax: Axes, series: list[WeekPoint]) -> None:
         frameon=False,
         fontsize=10,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPoint:
+    """One probe run: when, how long (ms), and whether it succeeded."""
+
+    at: datetime
+    latency_ms: float
+    ok: bool
+
+
+def latency_chart(points: Sequence[LatencyPoint], *, title: str) -> bytes:
+    """PNG (1000×500 px) of a probe's latency over time: a line of successful runs' latency
+    (ms) and red ticks on the time axis at failed runs. No points gives a chart saying "No
+    results yet". `title` is drawn literally and cut at 90 characters. CPU-bound: call it via
+    `asyncio.to_thread` from async code."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.08, right=0.97, top=0.84, bottom=0.15)
+    ax = fig.add_subplot()
+    fig.suptitle(_title(title), x=0.08, ha="left", fontsize=15, color=TEXT_COLOR, parse_math=False)
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)
+    ordered = sorted(points, key=lambda p: p.at)
+    if not ordered:
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            "No results yet",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=20,
+            color="#888888",
+        )
+    else:
+        ok = [p for p in ordered if p.ok]
+        failed = [p for p in ordered if not p.ok]
+        ax.plot(
+            cast(Any, [p.at for p in ok]),
+            [p.latency_ms for p in ok],
+            color=MTTA_COLOR,
+            linewidth=1.2,
+            label="latency (ms)",
+        )
+        if failed:  # at the bottom: a timeout's latency would flatten the line
+            ax.scatter(
+                cast(Any, [p.at for p in failed]),
+                [0.0] * len(failed),
+                color=MTTR_COLOR,
+                marker="|",
+                s=200,
+                zorder=3,
+                clip_on=False,
+                label="failed check",
+            )
+        locator = AutoDateLocator()  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        ax.set_ylabel("ms (UTC times)", color=TEXT_COLOR)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", color="#eeeeee")
+        ax.legend(loc="upper left", frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()
+    return buf.getvalue()

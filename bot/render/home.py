@@ -20,6 +20,7 @@ from bot.render.blocks import (
     MAX_VIEW_BLOCKS,
     button,
     clip,
+    escape_mrkdwn,
     fit_blocks,
     plain,
     section,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 MAX_MINE = 10  # "your incidents" listed with buttons; the rest are counted
 MAX_TEAMS = 10  # on-call sections (one per team); the rest are counted
+MAX_PROBES = 25  # probes listed on the Home tab; the rest are counted
 MAX_SILENCES = 10  # silences listed; the rest are counted
 _BUTTON_CACHE = 4096
 
@@ -59,6 +61,8 @@ class HomeBlock(StrEnum):
     SILENCES = "home_silences"
     WEEK_TITLE = "home_week_title"
     WEEK = "home_week"
+    PROBES_TITLE = "home_probes_title"
+    PROBES = "home_probes"
 
 
 def header(text: str, *, block_id: str) -> dict[str, Any]:
@@ -107,6 +111,7 @@ class HomeRenderer:
             divider(),
             header("This week", block_id=HomeBlock.WEEK_TITLE),
             section(self._week(dashboard.week, dashboard.open_total), block_id=HomeBlock.WEEK),
+            *self._probes(dashboard),
         ]
         title = header("Open incidents by severity", block_id=HomeBlock.OPEN_TITLE)
         budget = MAX_VIEW_BLOCKS - len(top) - len(mine) - len(tail) - 2  # divider and title
@@ -115,6 +120,30 @@ class HomeRenderer:
         return {"type": "home", "blocks": fit_blocks(blocks, limit=MAX_VIEW_BLOCKS)}
 
     # ---- sections -----------------------------------------------------------------------
+
+    def _probes(self, dashboard: Dashboard) -> list[dict[str, Any]]:
+        """Down and anomalous probes first, then the rest, in one section (none: no section)."""
+        if not dashboard.probes:
+            return []
+        icons = {"up": ":large_green_circle:", "down": ":red_circle:"}
+        ordered = sorted(
+            dashboard.probes, key=lambda p: (p.status != "down", not p.anomalies, p.id)
+        )
+        lines = []
+        for probe in ordered[:MAX_PROBES]:
+            latency = f" · {probe.latency_ms:.0f} ms" if probe.latency_ms is not None else ""
+            flags = f" · anomaly: {', '.join(probe.anomalies)}" if probe.anomalies else ""
+            icon = icons.get(probe.status, ":white_circle:")
+            lines.append(f"{icon} *{escape_mrkdwn(probe.id)}* {probe.status}{latency}{flags}")
+        if len(ordered) > MAX_PROBES:
+            lines.append(f"… and {len(ordered) - MAX_PROBES} more: `/incident probes`")
+        down = sum(1 for p in dashboard.probes if p.status == "down")
+        title = f"Probes: {down} down of {len(dashboard.probes)}"
+        return [
+            divider(),
+            header(title, block_id=HomeBlock.PROBES_TITLE),
+            section(clip("\n".join(lines), 3000), block_id=HomeBlock.PROBES),
+        ]
 
     def _mine(self, dashboard: Dashboard, user: str) -> list[dict[str, Any]]:
         blocks = [header("Your incidents", block_id=HomeBlock.MINE_TITLE)]

@@ -72,6 +72,9 @@ class ReportView(Protocol):
     """What the weekly report message shows."""
 
     @property
+    def probes(self) -> Sequence[tuple[str, float | None]]: ...  # (probe id, uptime)
+
+    @property
     def scope(self) -> ScopeView: ...
 
     @property
@@ -106,6 +109,9 @@ MAX_GROUPS = 10  # groups listed in a breakdown
 MAX_SCHEDULES = 10  # schedules listed under "On call"
 
 
+MAX_PROBES = 30  # probes listed with their uptime; the rest are counted
+
+
 class ReportBlock(StrEnum):
     """block_ids of the weekly report (unique within the message)."""
 
@@ -114,6 +120,7 @@ class ReportBlock(StrEnum):
     SLOWEST = "report_slowest"
     NOISIEST = "report_noisiest"
     ONCALL = "report_oncall"
+    PROBES = "report_probes"
     FOOTER = "report_footer"
 
 
@@ -238,6 +245,16 @@ class ReportRenderer:
                     ReportBlock.ONCALL,
                     show_team=scope.team is None,
                 )
+            )
+        probes = report.probes
+        if probes:
+            shown = ", ".join(
+                f"{escape_mrkdwn(pid)} {'–' if up is None else f'{up * 100:.2f} %'}"
+                for pid, up in probes[:MAX_PROBES]
+            )
+            more = f" … and {len(probes) - MAX_PROBES} more" if len(probes) > MAX_PROBES else ""
+            blocks.append(
+                section(clip(f"*Probe uptime:* {shown}{more}", 3000), block_id=ReportBlock.PROBES)
             )
         footer = self.renderer.text("report_footer.j2", next_at=report.next_at)
         blocks.append(

@@ -20,13 +20,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
-from bot.domain.dashboard import Dashboard, WeekStats, order_open
+from bot.domain.dashboard import Dashboard, ProbeLine, WeekStats, order_open
 from bot.domain.incident import Status
 from bot.errors import SlackFatal, SlackRetryable
 from bot.metrics import Metrics
@@ -100,6 +100,8 @@ class HomeService:
         self.gateway = gateway
         self.renderer = renderer
         self.oncall = oncall
+        # the probes section's lines (set by the app factory when probes are configured)
+        self.probe_lines: Callable[[], Awaitable[tuple[ProbeLine, ...]]] | None = None
         self.viewer_ttl = viewer_ttl
         self.max_viewers = max_viewers
         self.debounce = debounce
@@ -348,6 +350,7 @@ class HomeService:
             paged=paged,
             oncall=oncall,
             week=await self._week_stats(),
+            probes=await self.probe_lines() if self.probe_lines is not None else (),
             silences=tuple((s, held.get(s.id, 0)) for s in silences),
             read_at=now,
         )

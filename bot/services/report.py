@@ -45,6 +45,7 @@ from bot.services.report_schedule import (
 from bot.services.stats import PeriodStats, StatsService, WeekStats
 from store.oncall import OverrideRepository
 from store.outbox import OutboxRepository
+from store.probes import ProbeRepository
 from store.reports import ReportRepository
 from store.session import Database
 
@@ -96,6 +97,7 @@ class WeeklyReport:
     next_at: datetime | None  # when the next report is due
     late: bool = False
     missed: int = 0  # earlier periods skipped while PulseOps was down
+    probes: tuple[tuple[str, float | None], ...] = ()  # (probe id, uptime over the period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +337,25 @@ class ReportService:
             next_at=next_fire(scope.trigger, period.end),
             late=late,
             missed=missed,
+            probes=await self._probe_uptime(scope, period),
         )
+
+    async def _probe_uptime(
+        self, scope: ReportScope, period: Period
+    ) -> tuple[tuple[str, float | None], ...]:
+        """Uptime over the period of the scope's probes (a team's: those of its services)."""
+        team = scope.team
+
+        def owned(service: str) -> bool:
+            owner = self.config.team_for_service(service)
+            return team is None or (owner is not None and owner.id == team.id)
+
+        probes = [p for p in self.config.probes if owned(p.service)]
+        if not probes:
+            return ()
+        async with self.db.read() as session:
+            seen = await ProbeRepository(session).uptime(since=period.start, until=period.end)
+        return tuple((p.id, seen[p.id].ratio if p.id in seen else None) for p in probes)
 
     async def _oncall(self, scope: ReportScope, period: Period) -> list[ScheduleOnCall]:
         schedules = (

@@ -1,0 +1,98 @@
+"""SLO burn-rate alerts as in Google's SRE workbook (multi-window, multi-burn-rate), pure.
+
+The burn rate over a window is the window's error ratio divided by the error budget
+(1 − objective): 1× spends the budget exactly over the SLO window. An alert needs BOTH a long
+and a short window above the rate, so it fires fast on a real burn and stops soon after the
+burn stops:
+
+| burn rate | long window | short window | severity | budget spent (30-day SLO) |
+|---|---|---|---|---|
+| 14.4× | 1 h | 5 min | SEV2 (pages) | 2 % in 1 h |
+| 6× | 6 h | 30 min | SEV3 | 5 % in 6 h |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.domain.incident import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class BurnRule:
+    rate: float
+    long: timedelta
+    short: timedelta
+    severity: Severity
+    level: int  # higher is more urgent
+
+
+RULES = (
+    BurnRule(14.4, timedelta(hours=1), timedelta(minutes=5), Severity.SEV2, 2),
+    BurnRule(6.0, timedelta(hours=6), timedelta(minutes=30), Severity.SEV3, 1),
+)
+MIN_RUNS = 20
+"""Runs a rule's long window must hold before it can fire: a new probe's first failure (one
+failed run of three) is no burn."""
+
+EPSILON = 1e-9  # 6 failures in 1,000 at 99.9 % is 6× (not 5.999…)
+WINDOWS = tuple(sorted({w for r in RULES for w in (r.long, r.short)}))
+
+
+@dataclass(frozen=True, slots=True)
+class Burn:
+    """The most urgent rule whose two windows both burn at or above its rate (None: none)."""
+
+    rule: BurnRule | None
+    rates: Mapping[timedelta, float]  # burn rate per window (windows without runs: absent)
+
+    @property
+    def level(self) -> int:
+        return 0 if self.rule is None else self.rule.level
+
+
+Counts = Mapping[timedelta, tuple[int, int]]  # window -> (runs, failures)
+
+
+def burn_rates(counts: Counts, objective: float) -> dict[timedelta, float]:
+    """Burn rate per window from (runs, failures); `objective` is a ratio such as 0.999."""
+    budget = 1.0 - objective
+    return {w: (f / r) / budget for w, (r, f) in counts.items() if r > 0}
+
+
+def evaluate(counts: Counts, objective: float) -> Burn:
+    rates = burn_rates(counts, objective)
+    for rule in RULES:  # most urgent first
+        at = rule.rate - EPSILON
+        enough = counts.get(rule.long, (0, 0))[0] >= MIN_RUNS
+        if enough and rates.get(rule.long, 0.0) >= at and rates.get(rule.short, 0.0) >= at:
+            return Burn(rule, rates)
+    return Burn(None, rates)
+
+
+def budget_left(runs: int, failures: int, objective: float) -> float | None:
+    """The share of the error budget not yet spent over the SLO window (negative: overspent);
+    None without runs."""
+    if runs == 0:
+        return None
+    return 1.0 - (failures / runs) / (1.0 - objective)
+
+
+def _window(w: timedelta) -> str:
+    minutes = int(w.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+def describe(burn: Burn, objective: float) -> str:
+    """What the alert says: each window's burn rate against the rule."""
+    assert burn.rule is not None
+    rule = burn.rule
+    parts = ", ".join(
+        f"{burn.rates.get(w, 0.0):.1f}× over {_window(w)}" for w in (rule.long, rule.short)
+    )
+    return (
+        f"Error budget burning at {parts} (threshold {rule.rate:g}× over both; objective "
+        f"{objective * 100:g} %)."
+    )
