@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -51,7 +52,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:  # e.g. Slack refused the app-level token
         return _fail(exc.problems)
+    except OSError as exc:
+        host = args.host or settings.host
+        message = _address_in_use(exc, host=host, ports=(args.port or settings.port,))
+        if message is None:
+            raise
+        return _fail([message.replace("another sandbox still running?", "already running?")])
     return 0
+
+
+def _address_in_use(exc: OSError, *, host: str, ports: Sequence[int]) -> str | None:
+    """The one-line explanation of a port already taken, or None for other errors."""
+    if exc.errno != errno.EADDRINUSE and "address already in use" not in str(exc).lower():
+        return None
+    taken = [p for p in ports if _port_taken(host, p)] or list(ports)
+    listed = " or ".join(str(p) for p in taken)
+    return (
+        f"port {listed} on {host} is already in use (another sandbox still running?); "
+        "stop it, or choose another port with "
+        + ("--port and --bot-port" if len(ports) > 1 else "--port")
+    )
+
+
+def _port_taken(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pulseops")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -69,10 +109,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                 rate_limits=args.rate_limits,
                 latency_ms=args.latency_ms,
                 seed_weeks=args.seed_history,
+                fresh=args.fresh,
             )
         )
     except ConfigError as exc:
         return _fail(exc.problems)
+    except OSError as exc:
+        message = _address_in_use(exc, host=args.host, ports=(args.port, args.bot_port))
+        if message is None:
+            raise
+        return _fail([message])
     except KeyboardInterrupt:
         pass
     return 0
@@ -149,20 +195,48 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_report_weekly(args: argparse.Namespace) -> int:
-    """Print the latest weekly report, or post it (once: the scheduled job will not repeat it)."""
+    """Print a weekly report, or post the latest (once: the scheduled job will not repeat it)."""
     from bot.config import load_config, load_settings
 
     try:
         settings = load_settings()
+        if args.database_url:
+            settings = settings.model_copy(update={"database_url": args.database_url})
         config = load_config(Path(args.config) if args.config else settings.config_path)
         if args.post and settings.slack_bot_token is None:
             raise ConfigError(["SLACK_BOT_TOKEN is not set: --post needs the bot token"])
+        if args.post and args.week != "last":
+            raise ConfigError(["--post posts the latest complete week only: drop --week"])
+        missing = _missing_sqlite_file(settings.database_url)
+        if missing is not None:
+            raise ConfigError(
+                [
+                    f"no database at {missing}: give --database-url or PULSEOPS_DATABASE_URL "
+                    "(the sandbox's, from where it was started: "
+                    "sqlite+aiosqlite:///pulseops-sandbox.db)"
+                ]
+            )
     except ConfigError as exc:
         return _fail(exc.problems)
-    return asyncio.run(_report_weekly(settings, config, team=args.team, post=args.post))
+    return asyncio.run(
+        _report_weekly(settings, config, team=args.team, post=args.post, week=args.week)
+    )
 
 
-async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: bool) -> int:
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database URL whose file does not exist (reading must not create
+    an empty database as a side effect), else None."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
+
+
+async def _report_weekly(
+    settings: Any, config: Any, *, team: str | None, post: bool, week: str
+) -> int:
     from bot.app import create_app
     from bot.delivery.kinds import OutboxKind
     from bot.deps import DEPS
@@ -181,13 +255,14 @@ async def _report_weekly(settings: Any, config: Any, *, team: str | None, post: 
         if await migrate.current_revision(deps.db) != migrate.head_revision():
             return _fail(["the database is not up to date: run `pulseops db upgrade` first"])
         scope = deps.reports.scope(team)
+        if not post:
+            chosen = deps.reports.period_of_week(scope, week)
+            report = await deps.reports.build(scope=scope, period=chosen)
+            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
+            return 0
         period = deps.reports.latest_period(scope)
         if period is None:
             return _fail([f"the report schedule {scope.cron!r} has no completed period yet"])
-        if not post:
-            report = await deps.reports.build(scope=scope, period=period)
-            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
-            return 0
         posting = await deps.reports.post(team_id=team)
         if not posting.enqueued:
             when = posting.recorded_at.isoformat() if posting.recorded_at else "earlier"
@@ -307,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseops", description="Slack-native incident response service."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service against Slack")
@@ -345,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--bot-port", type=int, default=3000, help="PulseOps port (default 3000)")
     sandbox.add_argument("--db", default="pulseops-sandbox.db", help="SQLite file for the sandbox")
     sandbox.add_argument("--config", help="YAML config (default: the bundled example)")
+    sandbox.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: delete the database and the saved Slack workspace beside it",
+    )
     sandbox.add_argument("--rate-limits", action="store_true", help="enforce Slack's rate limits")
     sandbox.add_argument(
         "--seed-history",
@@ -396,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     weekly.add_argument("--team", help="a team id (default: the overall report)")
     weekly.add_argument("--config", help="YAML config (default: $PULSEOPS_CONFIG or pulseops.yml)")
+    weekly.add_argument("--database-url", help="default: $PULSEOPS_DATABASE_URL")
+    weekly.add_argument(
+        "--week",
+        default="last",
+        help="last (the latest complete period, default), this (the one in progress, so far) "
+        "or an ISO week such as 2026-W48 (the period starting in it)",
+    )
     how = weekly.add_mutually_exclusive_group()
     how.add_argument("--print", action="store_true", help="write it to the terminal (default)")
     how.add_argument(

@@ -28,6 +28,7 @@ from bot.config import PulseOpsConfig, Settings, parse_config
 from bot.deps import Deps
 from bot.sandbox.emulator import Emulator, EmulatorUser
 from bot.server import close_socket_mode, connect_socket_mode, start
+from bot.slack.ids import ESCAPED_COMMANDS
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -390,7 +391,7 @@ async def emulated(**workspace: Any) -> AsyncIterator[Emulator]:
         signing_secret=SIGNING_SECRET,
         users=USERS,
         channels=CHANNELS,
-        **workspace,
+        **{"escaped_commands": ESCAPED_COMMANDS, **workspace},
     )
     await emu.start(host="127.0.0.1", port=0)
     try:

@@ -116,7 +116,7 @@ def parse_alertmanager(body: Any, now: datetime) -> list[Alert]:
                 service=labels.get("service") or None,
                 labels=dict(labels),
                 links=tuple(
-                    _link(item.generator_url, "Source")
+                    _link(item.generator_url, "Graph")
                     + _link(notes.get("runbook_url"), "Runbook")
                     + _link(notes.get("dashboard_url"), "Dashboard")
                 ),
@@ -291,7 +291,7 @@ def parse_pagerduty(body: Any, now: datetime) -> list[Alert]:
         if value
     }
     links = [Link(url=link.href, text=link.text) for link in event.links]
-    links += _link(event.client_url, event.client or "Source")
+    links += _link(event.client_url, event.client or "Monitor")
     status = _PAGERDUTY_STATUS[event.event_action]
     return [
         Alert(

@@ -304,6 +304,7 @@ _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _EMOJI = re.compile(r":(bar_chart|warning|tada):\s?")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
+_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def _plain_link(match: re.Match[str]) -> str:
@@ -327,6 +328,7 @@ def mrkdwn_to_text(text: str) -> str:
     text = _EMOJI.sub("", text)
     text = _BOLD.sub(r"\1", text)
     text = _ITALIC.sub(r"\1", text)
+    text = _CODE.sub(r"\1", text)
     return html.unescape(text)
 
 

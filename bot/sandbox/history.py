@@ -120,6 +120,7 @@ async def _write(
                         "members": list(people),
                         "is_archived": True,
                         "topic": f"{incident.severity} · resolved · {incident.title}",
+                        "messages": [_summary(incident)],
                     }
                 )
     return seeded
@@ -161,13 +162,38 @@ def _incident(
     )
 
 
+def _summary(incident: IncidentRow) -> str:
+    """What the archived channel shows: the incident as it ended (the page has no history)."""
+    resolver = str(incident.resolved_by)
+    by = (
+        f"the monitor ({resolver.removeprefix('monitor:')})"
+        if resolver.startswith("monitor:")
+        else f"<@{resolver}>"
+    )
+    took = (incident.resolved_at or incident.triggered_at) - incident.triggered_at
+    hours, rest = divmod(int(took.total_seconds()) // 60, 60)
+    return (
+        f"INC-{incident.id}: {incident.title} ({incident.severity}). Acknowledged by "
+        f"<@{incident.acknowledged_by}>, resolved by {by} after {hours} h {rest} min."
+    )
+
+
 def _timeline(incident: IncidentRow) -> list[TimelineRow]:
     monitor = f"monitor:{incident.integration}" if incident.integration else "pulseops"
     opened = {"severity": incident.severity, "service": incident.service_id}
+    # the same words the service writes for these steps
+    by_monitor = str(incident.resolved_by).startswith("monitor:")
+    resolved = f"Monitor reports resolved: {incident.title}" if by_monitor else "Resolved"
     steps: list[tuple[datetime | None, str, str, str, dict[str, Any]]] = [
         (incident.triggered_at, "triggered", monitor, incident.title, opened),
-        (incident.acknowledged_at, "acknowledged", str(incident.acknowledged_by), "", {}),
-        (incident.resolved_at, "resolved", str(incident.resolved_by), "", {}),
+        (
+            incident.acknowledged_at,
+            "acknowledged",
+            str(incident.acknowledged_by),
+            "Acknowledged",
+            {},
+        ),
+        (incident.resolved_at, "resolved", str(incident.resolved_by), resolved, {}),
     ]
     return [
         TimelineRow(incident_id=incident.id, at=at, kind=kind, actor=actor, text=text, data=data)

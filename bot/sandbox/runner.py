@@ -20,12 +20,12 @@ from bot.deps import DEPS
 from bot.logs import configure_logging
 from bot.sandbox.alerts import AlertSender, samples_from
 from bot.sandbox.alerts import register as register_alert_routes
-from bot.sandbox.emulator import Emulator, EmulatorUser
+from bot.sandbox.emulator import Emulator, EmulatorUser, persist
 from bot.sandbox.history import seed_history
 from bot.sandbox.phones import Phones
 from bot.sandbox.phones import register as register_phone_routes
 from bot.server import start
-from bot.slack.ids import BOT_EVENTS, Shortcut, SlashCommand
+from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, Shortcut, SlashCommand
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
@@ -39,6 +39,35 @@ KNOWN_PEOPLE = {
     "U0CAROL01": "carol",
     "U0DAVE001": "dave",
 }
+
+
+SAVE_EVERY_SECONDS = 1.0
+"""How often the emulator's workspace is written beside the database when it changed."""
+
+
+def state_path(db: str) -> Path:
+    """Where the emulator's workspace is kept: beside the database ("x.db" -> "x.slack.json")."""
+    path = Path(db)
+    return path.with_name(path.stem + ".slack.json")
+
+
+def start_over(db: str) -> list[Path]:
+    """Delete the sandbox's database and saved workspace (`--fresh`); return what was removed."""
+    removed = []
+    for path in (Path(db), Path(db + "-wal"), Path(db + "-shm"), Path(db + "-journal")):
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    state = state_path(db)
+    if state.exists():
+        state.unlink()
+        removed.append(state)
+    return removed
+
+
+def _has_database(db: str) -> bool:
+    path = Path(db)
+    return path.exists() and path.stat().st_size > 0
 
 
 def sqlite_url(path: str) -> str:
@@ -67,6 +96,25 @@ def sandbox_workspace(
     return users, channels
 
 
+def seed_usergroups(emulator: Emulator, config: PulseOpsConfig) -> None:
+    """Give the user groups a team's escalation policy pages a handle and the team's members.
+
+    A group paged for team `payments` is `@payments-oncall`, as in the README's tour.
+    """
+    for team in config.teams:
+        policy = config.escalation_policy(team.escalation_policy or "")
+        for level in policy.levels if policy else ():
+            for target in level.targets:
+                group = emulator.ws.ensure_usergroup(target.user_group or "")
+                if group is not None and group["handle"] == group["id"].lower():
+                    group.update(
+                        handle=f"{team.id}-oncall",
+                        name=f"{team.name} on call",
+                        users=list(team.members),
+                        user_count=len(team.members),
+                    )
+
+
 async def run_sandbox(
     *,
     host: str = "127.0.0.1",
@@ -77,6 +125,7 @@ async def run_sandbox(
     rate_limits: bool = False,
     latency_ms: int = 0,
     seed_weeks: int = 0,
+    fresh: bool = False,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -88,6 +137,16 @@ async def run_sandbox(
     users, channels = sandbox_workspace(config)
     seeds: list[Any] = list(channels)
     database_url = sqlite_url(db)
+    saved = state_path(db)
+    if fresh:
+        removed = start_over(db)
+        print(
+            "Fresh start: removed " + ", ".join(str(p) for p in removed)
+            if removed
+            else "Fresh start: nothing to remove.",
+            flush=True,
+        )
+    database_existed = _has_database(db)
     if seed_weeks > 0:
         history = await seed_history(database_url, config, now=datetime.now(UTC), weeks=seed_weeks)
         seeds += history.channels
@@ -104,8 +163,11 @@ async def run_sandbox(
         channels=seeds,
         rate_limits=rate_limits,
         bot_events=BOT_EVENTS,
+        escaped_commands=ESCAPED_COMMANDS,
         shortcuts=[s.value for s in Shortcut],
     )
+    seed_usergroups(emulator, config)
+    print(_resume(emulator, db=db, saved=saved, database_existed=database_existed), flush=True)
     sender = AlertSender(bot_url="", samples=samples_from(config, os.environ))
     register_alert_routes(
         emulator.app, sender, commands=[command.value for command in SlashCommand]
@@ -133,7 +195,12 @@ async def run_sandbox(
         config, bot_url=bot_url, push_url=f"json://{emulator_host}/_sandbox/phones/push"
     )
     app = create_app(settings, config, environ={**os.environ, **phones.environ})
-    runner, _ = await start(app, host=host, port=bot_port)
+    try:
+        runner, _ = await start(app, host=host, port=bot_port)
+    except BaseException:
+        await phones.stop()
+        await emulator.stop()
+        raise
     await app[DEPS].api_tokens.ensure(
         name="sandbox", secret=SANDBOX_API_TOKEN, scopes=("read", "write")
     )
@@ -149,13 +216,55 @@ async def run_sandbox(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    saver = asyncio.create_task(_keep_saved(emulator, saved))
     try:
         await stop.wait()
     finally:
+        saver.cancel()
         await sender.close()
         await runner.cleanup()
         await phones.stop()
         await emulator.stop()
+        persist.save(emulator.ws, saved)
+
+
+def _resume(emulator: Emulator, *, db: str, saved: Path, database_existed: bool) -> str:
+    """Restore the saved workspace when the database is the one it belongs to; say what happened."""
+    if saved.exists() and database_existed:
+        try:
+            resumed = persist.load(emulator.ws, saved)
+        except (ValueError, OSError) as exc:
+            return (
+                f"Resumed: database {db}, but the Slack workspace in {saved} could not be read "
+                f"({exc}); Slack starts empty. Start over with: pulseops sandbox --fresh"
+            )
+        return (
+            f"Resumed: database {db} and the Slack workspace in {saved} "
+            f"({resumed.describe()}). Start over with: pulseops sandbox --fresh"
+        )
+    if database_existed:
+        return (
+            f"Warning: database {db} exists but no saved Slack workspace ({saved}); channels "
+            "and messages of its incidents are unknown to this Slack. "
+            "Start over with: pulseops sandbox --fresh"
+        )
+    if saved.exists():
+        saved.unlink()  # belongs to a database that is gone
+    return f"New sandbox: database {db}, Slack workspace saved in {saved}."
+
+
+async def _keep_saved(emulator: Emulator, path: Path) -> None:
+    """Write the workspace beside the database whenever it changed (at most once a second)."""
+    written = -1
+    while True:
+        revision = emulator.changes.revision
+        if revision != written:
+            try:
+                await asyncio.to_thread(persist.write, path, persist.encode(emulator.ws))
+                written = revision
+            except OSError as exc:
+                logging.getLogger(__name__).warning("could not save the Slack workspace: %s", exc)
+        await asyncio.sleep(SAVE_EVERY_SECONDS)
 
 
 def _free_port(host: str) -> int:

@@ -20,9 +20,10 @@ deployment does not open with a report about the week before it existed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
@@ -31,7 +32,7 @@ from bot.config.models import parse_cron
 from bot.delivery.kinds import OutboxKind
 from bot.domain.insight import Figures, SlowIncident
 from bot.domain.rotation import Override, local_to_utc, shifts_between
-from bot.errors import NotFound
+from bot.errors import NotFound, UserError
 from bot.services.oncall import rotation_of
 from bot.services.report_schedule import (
     Period,
@@ -60,6 +61,7 @@ FIRST_SIGHT_GRACE = timedelta(hours=1)
 
 SLOWEST = 5  # incidents listed as slowest; the rest are counted
 NOISIEST = 5  # alerts listed as noisiest
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
 SERIES_WEEKS = 8  # weeks in the chart series
 MAX_SHIFTS = 2000  # beyond this many shifts in a period, on-call lists people without hours
 
@@ -146,6 +148,43 @@ class ReportService:
     def latest_period(self, scope: ReportScope, *, at: datetime | None = None) -> Period | None:
         """The period the latest report of `scope` covers (as of `at`, default now)."""
         return period_at(scope.trigger, at or self.clock.now())
+
+    def period_of_week(self, scope: ReportScope, week: str) -> Period:
+        """The period `--week` names: `last` (the latest complete one), `this` (the one in
+        progress, so far) or an ISO week `YYYY-Www` (the period starting in that week, in the
+        schedule's time zone).
+
+        Raises:
+            UserError: not one of those, or a week whose period has not started.
+        """
+        now = self.clock.now()
+        if week == "last":
+            period = period_at(scope.trigger, now)
+            if period is None:
+                raise UserError(f"the report schedule `{scope.cron}` has no completed period yet")
+            return period
+        if week == "this":
+            start = latest_fire(scope.trigger, now)
+        else:
+            match = _ISO_WEEK.fullmatch(week)
+            try:
+                monday = date.fromisocalendar(int(match[1]), int(match[2]), 1) if match else None
+            except ValueError:
+                monday = None
+            if monday is None:
+                raise UserError(
+                    f"--week {week!r}: give this, last or an ISO week such as 2026-W48",
+                    fields={"week": "this, last or YYYY-Www"},
+                )
+            zone = ZoneInfo(scope.time_zone)
+            week_start = datetime.combine(monday, datetime.min.time(), zone).astimezone(UTC)
+            start = next_fire(scope.trigger, week_start - timedelta(microseconds=1))
+            if start is not None and start >= week_start + timedelta(days=7):
+                start = None
+        end = next_fire(scope.trigger, start) if start is not None else None
+        if start is None or end is None or start > now:
+            raise UserError(f"no report period of the schedule `{scope.cron}` starts in {week}")
+        return Period(start=start, end=end)
 
     # ---- scheduling ---------------------------------------------------------------------
 

@@ -139,5 +139,10 @@ class Shortcut(StrEnum):
 PIN_REACTIONS = frozenset({"pushpin", "round_pushpin"})
 """A 📌 on a message in an incident channel adds it to the incident's timeline."""
 
+ESCAPED_COMMANDS = frozenset({SlashCommand.INCIDENT, SlashCommand.ONCALL})
+"""Commands whose manifest.yml entry says `should_escape: true`.
+
+Slack sends their typed `@alice` as `<@U…|alice>`."""
+
 BOT_EVENTS = ("app_home_opened", "reaction_added")
 """The Events API events the app subscribes to (manifest.yml `bot_events`); no others arrive."""

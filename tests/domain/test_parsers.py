@@ -87,7 +87,7 @@ def test_alertmanager_firing() -> None:
         service="payment-api",
         labels=ALERTMANAGER_FIRING["alerts"][0]["labels"],
         links=(
-            Link("http://prometheus.example.org:9090/graph?g0.expr=rate%28x%29", "Source"),
+            Link("http://prometheus.example.org:9090/graph?g0.expr=rate%28x%29", "Graph"),
             Link("https://runbooks.example.org/payment-api/5xx", "Runbook"),
             Link("https://grafana.example.org/d/payments", "Dashboard"),
         ),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack.ids import BOT_EVENTS, Shortcut, SlashCommand
+from bot.slack.ids import BOT_EVENTS, ESCAPED_COMMANDS, Shortcut, SlashCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
@@ -89,6 +89,8 @@ def test_commands_match_the_code() -> None:
     assert commands == {c.value for c in SlashCommand}
     for command in MANIFEST["features"]["slash_commands"]:
         assert command["url"] == "https://YOUR-HOST/slack/events"
+    escaped = {c["command"] for c in MANIFEST["features"]["slash_commands"] if c["should_escape"]}
+    assert escaped == ESCAPED_COMMANDS
 
 
 def test_scopes_are_exactly_those_used() -> None:

@@ -15,8 +15,10 @@ import os
 import shutil
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -153,7 +155,13 @@ def test_declare_an_incident_through_the_modal(page: Page, sandbox: Sandbox) -> 
     modal = page.locator("#modal")
     expect(modal).to_contain_text("Declare incident")
     page.click("#modal-submit")  # the title is required: Slack refuses, nothing is created
-    expect(page.locator("#toast")).to_contain_text("declare_title")
+    # one error, next to the field, in Slack's words: no toast, no internal block id
+    shown = page.locator(".input-error:visible")
+    expect(shown).to_have_count(1)
+    expect(shown).to_have_text("Please fill out this field.")
+    expect(page.locator("#modal-error")).to_be_hidden()
+    expect(page.locator("#toast")).to_be_hidden()
+    expect(page.locator("body")).not_to_contain_text("declare_title")
     assert sandbox.api("/api/v1/incidents")["incidents"] == []
 
     modal.locator('[data-action-id="title"]').fill("Search results are stale")
@@ -161,6 +169,7 @@ def test_declare_an_incident_through_the_modal(page: Page, sandbox: Sandbox) -> 
     modal.locator('[data-action-id="description"]').fill("Index lag is 20 minutes")
     page.click("#modal-submit")
     expect(modal).to_have_count(0)
+    expect(page.locator("#toast")).to_be_hidden()
     open_channel(page, "inc-1-search-results-are-stale")
     declared = incident(sandbox)
     assert declared["severity"] == "SEV2" and declared["created_by"] == "U0CAROL01"
@@ -320,3 +329,104 @@ def test_phones_and_inboxes_show_the_page_and_its_mail_link_acknowledges(
     mail.get_by_role("button", name="Open link and acknowledge").click()
     wait_for(lambda: incident(sandbox)["status"] == "acknowledged", what="the acknowledgement")
     assert incident(sandbox)["acknowledged_by"] == "U0BOB0001"
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the viewport (0: no horizontal scrolling)."""
+    return int(
+        page.evaluate(
+            "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+            " - window.innerWidth"
+        )
+    )
+
+
+def inside_viewport(page: Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
+
+
+def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
+    context = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, timezone_id="Asia/Tokyo"
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{sandbox.emulator_url}/")
+    expect(page.locator("#live")).to_have_text("live")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        # the channel takes the width; sidebar and developer panel are closed toggles
+        expect(page.locator("#sidebar")).to_be_hidden()
+        expect(page.locator("#devpanel")).to_be_hidden()
+        main = page.locator("#main").bounding_box()
+        assert main is not None and main["width"] >= PHONE["width"] - 1, main
+        for toggle in ("#toggle-sidebar", "#toggle-devpanel", "#user-picker", "#live"):
+            inside_viewport(page, toggle)
+        assert overflow(page) == 0
+
+        # fire from the developer panel, then pick the channel from the sidebar
+        page.click("#toggle-devpanel")
+        expect(page.locator("#devpanel")).to_be_visible()
+        inside_viewport(page, "#alert-fire")
+        fire(page, summary="Checkout error rate above 5%")
+        page.click("#toggle-devpanel")
+        expect(page.locator("#devpanel")).to_be_hidden()
+        page.click("#toggle-sidebar")
+        expect(page.locator("#sidebar")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "phone-sidebar.png"))
+        open_channel(page, "inc-1-checkout-error-rate")
+        expect(page.locator("#sidebar")).to_be_hidden()  # picking a channel closes it
+
+        ack = page.locator('.message button[data-action-id="incident_acknowledge"]')
+        expect(ack).to_have_count(1)
+        inside_viewport(page, '.message button[data-action-id="incident_acknowledge"]')
+        act_as(page, "U0ALICE01")
+        ack.click()
+        wait_for(lambda: incident(sandbox)["status"] == "acknowledged", what="the ack")
+        # dates are shown in the reader's time zone (Tokyo here), not as the UTC fallback
+        acked = datetime.fromisoformat(incident(sandbox)["acknowledged_at"].replace("Z", "+00:00"))
+        local = acked.astimezone(ZoneInfo("Asia/Tokyo"))
+        shown = page.locator(".message time.slack-date").last
+        expect(shown).to_contain_text(f"{(local.hour - 1) % 12 + 1}:{local.minute:02d}")
+        expect(shown).not_to_contain_text("UTC")
+        # words wrap as words: a line of the message is far wider than one letter
+        title = page.locator(".message .mrkdwn", has_text="Checkout").first.bounding_box()
+        assert title is not None and title["width"] > 200, title
+        assert overflow(page) == 0
+        page.screenshot(path=str(ARTIFACTS / "phone-channel.png"))
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "test_the_page_works_on_a_phone.png"))
+        context.close()
+    assert errors == [], errors
+
+
+def test_composer_completes_commands_and_mentions(page: Page, sandbox: Sandbox) -> None:
+    act_as(page, "U0ALICE01")
+    open_channel(page, "payments")
+    composer = page.locator("#composer")
+    composer.press_sequentially("/onc")
+    suggestions = page.locator("#composer-suggest .suggestion")
+    expect(suggestions).to_have_count(1)
+    expect(suggestions.first).to_have_attribute("data-insert", "/oncall")
+    composer.press("Tab")
+    expect(composer).to_have_value("/oncall ")
+    composer.press_sequentially("override @ca")
+    expect(suggestions.first).to_have_attribute("data-insert", "@carol")
+    page.screenshot(path=str(ARTIFACTS / "composer-completion.png"))
+    composer.press("Enter")  # picks the suggestion; does not send
+    expect(composer).to_have_value("/oncall override @carol ")
+    composer.press_sequentially("4h payments-primary")
+    composer.press("Enter")
+    expect(composer).to_have_value("")
+    # typed as a person would, the mention reached PulseOps as <@U0CAROL01|carol>
+    reply = page.locator(".ephemeral", has_text="is on call for payments-primary")
+    expect(reply.locator(".mention", has_text="@carol")).not_to_have_count(0)
+    overrides = sandbox.api("/api/v1/overrides?schedule=payments-primary")["overrides"]
+    assert [o["user"] for o in overrides] == ["U0CAROL01"]

@@ -164,11 +164,14 @@ def test_seed_history_fills_an_empty_database_once(tmp_path: Path) -> None:
         assert len(past) == seeded and {i["status"] for i in past} == {"resolved"}
         archived = [c for c in sandbox.state()["channels"] if c["is_archived"]]
         assert sorted(c["id"] for c in archived) == sorted(i["slack"]["channel_id"] for i in past)
+        messages = sandbox.state()["messages"]
+        assert all(len(messages[c["id"]]) == 1 for c in archived)  # not empty: how it ended
         since = (datetime.now(UTC) - timedelta(weeks=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
         stats = sandbox.api(f"/api/v1/stats?since={since}")["overall"]
         assert stats["resolved"] == seeded and stats["mtta_seconds"]["count"] == seeded
         detail = sandbox.api(f"/api/v1/incidents/{past[0]['id']}")
         assert [e["kind"] for e in detail["timeline"]] == ["triggered", "acknowledged", "resolved"]
+        assert all(e["text"] for e in detail["timeline"]), detail["timeline"]
     with running_sandbox(tmp_path, "--seed-history") as again:
         assert "already holds incidents; not seeding" in again.banner
         assert len(incidents(again)) == seeded

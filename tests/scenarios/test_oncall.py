@@ -305,7 +305,7 @@ async def test_override_asks_which_schedule_when_ambiguous(
         f"override <@{CAROL}>",
         f"override <@{CAROL}> 4x",
         f"override <@{CAROL}> 0m",
-        "override @carol 4h",
+        "override @nobody 4h",  # a name Slack does not know stays plain text
         "override carol 4h",
         f"override <@{CAROL}> until",
         f"override <@{CAROL}> until 25:00",

@@ -395,20 +395,35 @@ async def test_post_on_demand_is_exactly_once_with_the_schedule(
     await at(harness, period.start + timedelta(hours=1))
     await fire_named(harness, "OnDemand")
     await harness.settle()
-    assert await _report_weekly(harness.settings(), harness.config, team="payments", post=True) == 0
+    assert (
+        await _report_weekly(
+            harness.settings(), harness.config, team="payments", post=True, week="last"
+        )
+        == 0
+    )
     assert "Posted the Payments report to C0PAYMENTS" in capsys.readouterr().out
     (message,) = reports_in(harness, "C0PAYMENTS")
     end = period.end.astimezone(ZoneInfo("Europe/Berlin"))
     assert f"→ {end:%a %Y-%m-%d %H:%M} (Europe/Berlin)" in text_of(message)
     assert "Opened: *1*" in text_of(message)
-    assert await _report_weekly(harness.settings(), harness.config, team="payments", post=True) == 0
+    assert (
+        await _report_weekly(
+            harness.settings(), harness.config, team="payments", post=True, week="last"
+        )
+        == 0
+    )
     assert "already posted" in capsys.readouterr().out
     # the scheduler does not post it again
     await at(harness, now)
     await harness.deps.reports.sweep()
     await harness.settle()
     assert len(reports_in(harness, "C0PAYMENTS")) == 1
-    assert await _report_weekly(harness.settings(), harness.config, team="nope", post=False) == 2
+    assert (
+        await _report_weekly(
+            harness.settings(), harness.config, team="nope", post=False, week="last"
+        )
+        == 2
+    )
     assert "no team `nope`" in capsys.readouterr().err
 
 

@@ -25,15 +25,19 @@ clicks, commands, view submissions and events go to it as envelopes (HTTP otherw
     await emu.socket_disconnect()   # Slack's "disconnect" (refresh_requested): reconnect
 
 Seed channels are `(id, name)` (every seeded human is a member), `(id, name, member_ids)` or
-`{"id", "name", "members", "is_private", "is_archived", "topic"}`; the bot joins them unless
+`{"id", "name", "members", "is_private", "is_archived", "topic", "messages"}` (texts the bot
+posted there); the bot joins them unless
 `bot_channels_member=False`.
 `bot_events` limits the Events API events delivered to those the app subscribes to (default:
-all). Requests to the bot are signed with `signing_clock` (default: `clock`); a Bolt app verifies
+all). `escaped_commands` are the slash commands whose manifest says `should_escape: true`: their
+typed `@name` and `#channel` reach the bot as `<@U…|name>` and `<#C…|name>`. Requests to the bot
+are signed with `signing_clock` (default: `clock`); a Bolt app verifies
 against real time, so pass `signing_clock=time.time` when `clock` is a fake one.
 """
 
 from __future__ import annotations
 
+from bot.sandbox.emulator import persist
 from bot.sandbox.emulator.payloads import EmulatorError
 from bot.sandbox.emulator.server import DEFAULT_SCOPES, Emulator, create_emulator_app
 from bot.sandbox.emulator.state import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, Channel, EmulatorUser
@@ -49,4 +53,5 @@ __all__ = [
     "EmulatorError",
     "EmulatorUser",
     "create_emulator_app",
+    "persist",
 ]

@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.sandbox.emulator import payloads, rules, socket_mode
 from bot.sandbox.emulator.api_views import MODAL_STACK_MAX, close_stack, public_view, store_view
+from bot.sandbox.emulator.mentions import escape_text, escape_typed
 from bot.sandbox.emulator.payloads import EmulatorError
 from bot.sandbox.emulator.responses import apply_response
 from bot.sandbox.emulator.state import (
@@ -64,9 +65,11 @@ class Driver:
         ack_timeout: float = ACK_TIMEOUT,
         socket: socket_mode.SocketModeServer | None = None,
         bot_events: Iterable[str] | None = None,
+        escaped_commands: Iterable[str] = (),
         shortcuts: Iterable[str] | None = None,
     ) -> None:
         self.ws = ws
+        self.escaped_commands = frozenset(escaped_commands)
         self.bot_events = frozenset(bot_events) if bot_events is not None else None
         # callback ids of the app's message shortcuts (None: any)
         self.shortcuts = frozenset(shortcuts) if shortcuts is not None else None
@@ -252,11 +255,18 @@ class Driver:
         }
 
     async def command(
-        self, *, user: str, channel: str, command: str, text: str = ""
+        self, *, user: str, channel: str, command: str, text: str = "", typed: bool = False
     ) -> dict[str, Any]:
-        """Invoke a slash command; an immediate JSON or text answer is shown like Slack does."""
+        """Invoke a slash command; an immediate JSON or text answer is shown like Slack does.
+
+        Typed `@name`/`#channel` become mention tokens when the command escapes (should_escape).
+        """
         if not command.startswith("/"):
             raise EmulatorError("a slash command starts with '/'")
+        if typed:
+            text = escape_text(text)
+        if command in self.escaped_commands:
+            text = escape_typed(self.ws, text, labels=True)
         payloads.user_ref(self.ws, user)
         chan = self._visible_channel(channel, user)
         trigger_id = self.ws.issue_trigger(user)
@@ -420,9 +430,19 @@ class Driver:
         return await self.send_event(event)
 
     async def post_user_message(
-        self, *, user: str, channel: str | None = None, text: str, thread_ts: str | None = None
+        self,
+        *,
+        user: str,
+        channel: str | None = None,
+        text: str,
+        thread_ts: str | None = None,
+        typed: bool = False,
     ) -> dict[str, Any]:
-        """A person posts a message (channel None: their DM with the bot); events follow."""
+        """A person posts a message (channel None: their DM with the bot); events follow.
+
+        Typed `@name`, `@group` and `#channel` become mention tokens, as a Slack client sends them.
+        """
+        text = escape_typed(self.ws, escape_text(text) if typed else text, labels=False)
         person = self.ws.users.get(user)
         if person is None or person.is_bot:
             raise EmulatorError(f"unknown user {user!r}")

@@ -28,6 +28,7 @@ STATIC_FILES = {
     "messages.js": "text/javascript",
     "layout.js": "text/javascript",
     "composer.js": "text/javascript",
+    "complete.js": "text/javascript",
     "modal.js": "text/javascript",
     "devpanel.js": "text/javascript",
     "phones.js": "text/javascript",

@@ -61,6 +61,7 @@ class Emulator:
         ack_timeout: float = ACK_TIMEOUT,
         app_token: str | None = None,
         bot_events: Iterable[str] | None = None,
+        escaped_commands: Iterable[str] = (),
         shortcuts: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
@@ -94,6 +95,7 @@ class Emulator:
             ack_timeout=ack_timeout,
             socket=self.socket,
             bot_events=bot_events,
+            escaped_commands=escaped_commands,
             shortcuts=shortcuts,
         )
         self._base_url: str | None = None
@@ -280,10 +282,16 @@ class Emulator:
         )
 
     async def command(
-        self, *, user: str, channel: str, command: str, text: str = ""
+        self, *, user: str, channel: str, command: str, text: str = "", typed: bool = False
     ) -> dict[str, Any]:
-        """Invoke a slash command; an immediate answer is shown as Slack shows it."""
-        return await self.driver.command(user=user, channel=channel, command=command, text=text)
+        """Invoke a slash command; an immediate answer is shown as Slack shows it.
+
+        `typed`: the text is what a person typed in a Slack client (the sandbox page), so `&`,
+        `<` and `>` are escaped first as Slack does; otherwise it is taken as Slack would send it.
+        """
+        return await self.driver.command(
+            user=user, channel=channel, command=command, text=text, typed=typed
+        )
 
     async def submit_view(
         self, *, user: str, view_id: str, values: Mapping[str, Mapping[str, Any]] | None = None
@@ -304,11 +312,20 @@ class Emulator:
         return await self.driver.open_home(user=user)
 
     async def post_user_message(
-        self, *, user: str, text: str, channel: str | None = None, thread_ts: str | None = None
+        self,
+        *,
+        user: str,
+        text: str,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        typed: bool = False,
     ) -> dict[str, Any]:
-        """A person posts (channel None: their DM with the bot); message events follow."""
+        """A person posts (channel None: their DM with the bot); message events follow.
+
+        `typed`: as for `command`, the text is what a person typed in a client.
+        """
         return await self.driver.post_user_message(
-            user=user, channel=channel, text=text, thread_ts=thread_ts
+            user=user, channel=channel, text=text, thread_ts=thread_ts, typed=typed
         )
 
     async def add_reaction(

@@ -129,6 +129,9 @@ class Workspace:
         )
         self.channels[cid] = channel
         self.history[cid] = []
+        if isinstance(seed, Mapping):
+            for text in seed.get("messages", ()):
+                self.post(channel, user=BOT_USER_ID, text=str(text))
 
     @staticmethod
     def _usergroup(group_id: str, handle: str, now: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 
 import { $, drive, on, request, toast } from "./dom.js";
 import { wireComposer } from "./composer.js";
-import { fetchCalls, renderFaults, renderSamples, wireDevPanel } from "./devpanel.js";
+import { closeSidebar, fetchCalls, renderFaults, renderSamples, wireDevPanel } from "./devpanel.js";
 import { renderHeader, renderMain, renderSidebar, renderUserPicker } from "./layout.js";
 import { keepPaneAtBottom } from "./messages.js";
 import { wirePhones } from "./phones.js";
@@ -17,6 +17,7 @@ import { canSee, dmWithBot, findChannel, hooks, humans, messageCount, state } fr
 
 function select(target) {
   state.selected = target;
+  closeSidebar();
   render();
   if (target === "home") openHome();
   else if (!$("composer").disabled) $("composer").focus();

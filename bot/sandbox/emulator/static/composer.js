@@ -1,6 +1,7 @@
 /* The message box: enabled or not, placeholder and hint for the selected conversation, and
  * sending what was typed as a message or a slash command. */
 
+import { closeSuggestions, completionKey, suggest } from "./complete.js";
 import { $, busy, drive, on } from "./dom.js";
 import { channelLabel, currentChannel, state } from "./state.js";
 
@@ -38,8 +39,8 @@ async function sendComposer() {
   const where = channel ? channel.id : state.user; // a user id opens that user's DM with the bot
   const command = parseCommand(text);
   const data = await busy($("composer-send"), () => (command
-    ? drive("/_emulator/command", { user: state.user, channel: where, command: command.command, text: command.text })
-    : drive("/_emulator/messages", { user: state.user, channel: channel ? channel.id : null, text }, { botStatus: false })));
+    ? drive("/_emulator/command", { user: state.user, channel: where, command: command.command, text: command.text, typed: true })
+    : drive("/_emulator/messages", { user: state.user, channel: channel ? channel.id : null, text, typed: true }, { botStatus: false })));
   if (data) {
     composer.value = "";
     composer.style.height = "";
@@ -49,6 +50,7 @@ async function sendComposer() {
 
 export function wireComposer() {
   on("composer", "keydown", (event) => {
+    if (completionKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendComposer();
@@ -58,6 +60,8 @@ export function wireComposer() {
     const box = event.target;
     box.style.height = "";
     box.style.height = `${Math.min(box.scrollHeight, 200)}px`;
+    suggest();
   });
+  on("composer", "blur", closeSuggestions);
   on("composer-send", "click", sendComposer);
 }

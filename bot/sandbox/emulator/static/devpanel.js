@@ -146,12 +146,22 @@ export async function fetchCalls() {
 
 // -- faults -----------------------------------------------------------------------------------
 
+/** "45 s", "12 min", "3 h 20 min": how long a fault lasts, as a person reads it. */
+export function duration(seconds) {
+  const s = Math.ceil(seconds);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  const minutes = Math.round((s % 3600) / 60);
+  return `${Math.floor(s / 3600)} h${minutes ? ` ${minutes} min` : ""}`;
+}
+
 function faultLines(faults) {
   const lines = [];
-  if (faults.down_for > 0) lines.push(`Slack down for ${Math.ceil(faults.down_for)} s more`);
+  if (faults.down_for > 3600) lines.push("Slack down until you untick “Slack down” (or clear all faults)");
+  else if (faults.down_for > 0) lines.push(`Slack down for ${duration(faults.down_for)} more`);
   if (faults.latency_ms > 0) lines.push(`${faults.latency_ms} ms latency on every call`);
   if (faults.error_status) lines.push(`next ${faults.error_count} calls answer HTTP ${faults.error_status}`);
-  if (faults.hang_for > 0) lines.push(`calls hang for ${Math.ceil(faults.hang_for)} s more`);
+  if (faults.hang_for > 0) lines.push(`calls hang for ${duration(faults.hang_for)} more`);
   if (faults.methods) lines.push(`only for ${faults.methods.join(", ")}`);
   return lines;
 }
@@ -214,7 +224,25 @@ export function wireDevPanel() {
   });
   on("faults-clear", "click", (e) => setFaults({ clear: true }, e.currentTarget));
   on("toggle-devpanel", "click", (e) => {
-    const hidden = document.body.classList.toggle("devpanel-hidden");
-    e.currentTarget.setAttribute("aria-expanded", String(!hidden));
+    // on a phone the panel covers the channel when opened; on a desktop it sits beside it
+    const shown = NARROW.matches
+      ? document.body.classList.toggle("devpanel-open")
+      : !document.body.classList.toggle("devpanel-hidden");
+    if (shown) closeSidebar();
+    e.currentTarget.setAttribute("aria-expanded", String(shown));
   });
+  on("toggle-sidebar", "click", (e) => {
+    const shown = document.body.classList.toggle("sidebar-open");
+    if (shown) document.body.classList.remove("devpanel-open");
+    e.currentTarget.setAttribute("aria-expanded", String(shown));
+  });
+}
+
+/** Below this width the sidebar and the developer panel are toggles over the channel. */
+export const NARROW = window.matchMedia("(max-width: 700px)");
+
+/** Close the sidebar overlay (phones), e.g. once a conversation was picked. */
+export function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("toggle-sidebar")?.setAttribute("aria-expanded", "false");
 }

@@ -98,6 +98,12 @@ export function toast(message, kind = "error") {
   state.toastTimer = setTimeout(() => { node.hidden = true; }, 6000);
 }
 
+/** Hide the toast at once (its problem was solved, e.g. a form retried successfully). */
+export function hideToast() {
+  clearTimeout(state.toastTimer);
+  $("toast").hidden = true;
+}
+
 function pad(n) {
   return String(n).padStart(2, "0");
 }

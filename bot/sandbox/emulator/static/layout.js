@@ -33,7 +33,10 @@ export function renderSidebar() {
   const archived = visible.filter((c) => c.is_archived);
   $("sidebar-channels").replaceChildren(...visible.filter((c) => !c.is_archived).map((c) => sidebarLink(c)));
   $("sidebar-archived").replaceChildren(...archived.map((c) => sidebarLink(c)));
+  // Slack keeps archived channels out of the sidebar: here they are folded away, one click off
   $("sidebar-archived-section").hidden = archived.length === 0;
+  $("sidebar-archived-count").textContent = `Archived (${archived.length})`;
+  if (archived.some((c) => c.id === state.selected)) $("sidebar-archived-section").open = true;
   const dm = dmWithBot();
   const dmLink = dm ? sidebarLink(dm, "pulseops") : sidebarLink({ id: "", name: "pulseops", is_im: true }, "pulseops", "dm");
   const mpims = state.ws.channels.filter((c) => c.is_mpim && c.members.includes(state.user));
@@ -64,7 +67,10 @@ export function renderHeader() {
 
 function renderChannelHeader(channel) {
   const title = channel ? channelLabel(channel) : "pulseops";
-  const key = JSON.stringify([title, channel?.topic, channel?.pins, channel?.is_archived, channel && messageCount(channel.id)]);
+  // the pinned messages' text is part of the key: an edit must show in the pins list too
+  const messages = state.ws.messages?.[channel?.id] || [];
+  const pinned = (channel?.pins || []).map((ts) => messages.find((m) => m.ts === ts)?.text);
+  const key = JSON.stringify([title, channel?.topic, channel?.pins, pinned, channel?.is_archived, channel && messageCount(channel.id)]);
   if (key === state.pane.header) return;
   state.pane.header = key;
   $("channel-name").replaceChildren(title, channel?.is_archived ? el("span", { class: "archived-tag" }, "archived") : "");

@@ -1,6 +1,6 @@
 /* Modals: the acting user's top view, its form, submit (with validation errors) and close. */
 
-import { $, busy, drive, el, problemOf, request, toast } from "./dom.js";
+import { $, busy, drive, el, hideToast, problemOf, request, toast } from "./dom.js";
 import { readControl, renderBlocks } from "./blockkit.js";
 import { emojify, plainOf } from "./mrkdwn.js";
 import { hooks, state } from "./state.js";
@@ -84,12 +84,14 @@ async function submitModal(view, form) {
     hooks.refresh();
   }
   const data = res.data && typeof res.data === "object" ? res.data : {};
-  const problem = problemOf(res);
   const missing = /required inputs left empty: (.*)$/.exec(data.error || "");
   const errors = { ...(data.errors || {}) };
   if (missing) for (const id of missing[1].split(", ")) errors[id] = "Please fill out this field.";
+  // Slack shows an empty required field next to the field only (the form never left the
+  // browser); the bot's field errors likewise; other problems once, inside the modal
+  const problem = missing || (data.errors && !data.error) ? null : problemOf(res);
   showModalErrors(form, errors, problem);
-  if (problem) toast(problem);
+  if (!problem && Object.keys(errors).length === 0) hideToast(); // a successful retry
 }
 
 export async function closeModal(view) {

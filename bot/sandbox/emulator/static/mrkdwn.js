@@ -148,9 +148,15 @@ export function specialMention(target, label) {
     return el("span", { class: "mention usergroup", "data-usergroup-id": id }, `@${handle}`);
   }
   if (target.startsWith("date^")) {
-    const seconds = Number(target.split("^")[1]);
-    const fallback = label ? decode(label) : new Date(seconds * 1000).toLocaleString();
-    return el("time", { class: "slack-date", title: new Date(seconds * 1000).toString() }, fallback);
+    const [, secondsText, format, link] = target.split("^");
+    const seconds = Number(secondsText);
+    const when = new Date(seconds * 1000);
+    const shown = Number.isFinite(seconds) && format ? slackDate(when, decode(format)) : null;
+    const text = shown ?? (label ? decode(label) : when.toLocaleString());
+    const node = el("time", { class: "slack-date", datetime: Number.isFinite(seconds) ? when.toISOString() : null, title: when.toString() }, text);
+    return link && SAFE_LINK.test(decode(link))
+      ? el("a", { href: decode(link), target: "_blank", rel: "noopener noreferrer" }, node)
+      : node;
   }
   const word = target.split("^")[0];
   if (["channel", "here", "everyone"].includes(word)) {
@@ -180,4 +186,59 @@ export function renderText(obj, tag = "div") {
 export function plainOf(obj) {
   if (!obj) return "";
   return typeof obj === "string" ? obj : String(obj.text ?? "");
+}
+
+// -- dates: <!date^SECONDS^FORMAT|fallback>, shown in the reader's time zone as Slack does ------
+
+const DAY_MS = 86400000;
+
+function ordinal(n) {
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+  return `${n}${suffix}`;
+}
+
+function pretty(when, plain) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const diff = Math.round((day(when) - day(new Date())) / DAY_MS);
+  return { 0: "today", [-1]: "yesterday", 1: "tomorrow" }[diff] ?? plain;
+}
+
+function ago(when) {
+  const seconds = Math.round((Date.now() - when.getTime()) / 1000);
+  const future = seconds < 0;
+  const s = Math.abs(seconds);
+  const [n, unit] = s < 60 ? [s, "second"] : s < 3600 ? [Math.round(s / 60), "minute"]
+    : s < 86400 ? [Math.round(s / 3600), "hour"] : [Math.round(s / 86400), "day"];
+  const phrase = `${n} ${unit}${n === 1 ? "" : "s"}`;
+  return future ? `in ${phrase}` : `${phrase} ago`;
+}
+
+/** A Slack date format ("{date_short_pretty} at {time}") in the browser's time zone; null when
+ * the format names no token Slack knows (the fallback is shown then). */
+export function slackDate(when, format) {
+  if (Number.isNaN(when.getTime())) return null;
+  const month = when.toLocaleString("en-US", { month: "long" });
+  const mon = when.toLocaleString("en-US", { month: "short" });
+  const weekday = when.toLocaleString("en-US", { weekday: "long" });
+  const pad = (n) => String(n).padStart(2, "0");
+  const date = `${month} ${ordinal(when.getDate())}, ${when.getFullYear()}`;
+  const dateShort = `${mon} ${when.getDate()}, ${when.getFullYear()}`;
+  const dateLong = `${weekday}, ${date}`;
+  const tokens = {
+    date_num: `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`,
+    date, date_short: dateShort, date_long: dateLong,
+    date_pretty: pretty(when, date), date_short_pretty: pretty(when, dateShort), date_long_pretty: pretty(when, dateLong),
+    time: when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" }),
+    time_secs: when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit", second: "2-digit" }),
+    ago: ago(when),
+  };
+  let known = false;
+  const text = format.replace(/\{(\w+)\}/g, (whole, name) => {
+    if (!(name in tokens)) return whole;
+    known = true;
+    return tokens[name];
+  });
+  if (!known) return null;
+  // Slack capitalises a pretty date that starts the text ("Today at 9:00 AM")
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
