@@ -223,6 +223,24 @@ def cmd_report_weekly(args: argparse.Namespace) -> int:
     )
 
 
+async def _user_names(gateway: Any, users: list[str]) -> dict[str, str]:
+    """People's names for the terminal (users.info), where Slack answers within 5 s; the
+    others keep their ids."""
+    from bot.errors import SlackError
+
+    async def name(user: str) -> tuple[str, str | None]:
+        try:
+            answer = await asyncio.wait_for(gateway.call("users.info", user=user), 5)
+        except (SlackError, TimeoutError, OSError):
+            return user, None
+        info = answer.get("user") or {}
+        profile = info.get("profile") or {}
+        return user, profile.get("display_name") or info.get("real_name") or info.get("name")
+
+    found = await asyncio.gather(*(name(user) for user in users))
+    return {user: text for user, text in found if text}
+
+
 def _missing_sqlite_file(url: str) -> str | None:
     """The path of a SQLite database URL whose file does not exist (reading must not create
     an empty database as a side effect), else None."""
@@ -241,7 +259,7 @@ async def _report_weekly(
     from bot.delivery.kinds import OutboxKind
     from bot.deps import DEPS
     from bot.errors import UserError
-    from bot.render.report import ReportRenderer, to_terminal
+    from bot.render.report import ReportRenderer, mentioned_users, to_terminal
     from store import migrate
     from store.reports import ReportRepository
 
@@ -258,7 +276,11 @@ async def _report_weekly(
         if not post:
             chosen = deps.reports.period_of_week(scope, week)
             report = await deps.reports.build(scope=scope, period=chosen)
-            sys.stdout.write(to_terminal(ReportRenderer(deps.renderer).weekly_report(report)))
+            message = ReportRenderer(deps.renderer).weekly_report(report)
+            names = {}
+            if settings.slack_bot_token is not None:
+                names = await _user_names(deps.gateway, mentioned_users(message))
+            sys.stdout.write(to_terminal(message, names))
             return 0
         period = deps.reports.latest_period(scope)
         if period is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -307,12 +307,16 @@ _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
 _CODE = re.compile(r"`([^`\n]+)`")
 
 
-def _plain_link(match: re.Match[str]) -> str:
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+"""A user mention in mrkdwn; group 1 is the user id."""
+
+
+def _plain_link(match: re.Match[str], names: Mapping[str, str] | None = None) -> str:
     target, label = match[1], match[2]
     if target.startswith("#"):
         return f"#{label or target[1:]}"
     if target.startswith("@"):
-        return target
+        return f"@{(names or {}).get(target[1:]) or label or target[1:]}"
     if target.startswith("!subteam^"):
         return "@" + target.removeprefix("!subteam^")
     if target.startswith("!date^"):
@@ -322,9 +326,10 @@ def _plain_link(match: re.Match[str]) -> str:
     return f"{label} ({target})" if label else target
 
 
-def mrkdwn_to_text(text: str) -> str:
-    """Slack mrkdwn as plain readable text: links, mentions and dates spelled out, unescaped."""
-    text = _LINK.sub(_plain_link, text)
+def mrkdwn_to_text(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Slack mrkdwn as plain readable text: links, mentions (by `names`, user id → name, where
+    known) and dates spelled out, unescaped."""
+    text = _LINK.sub(lambda match: _plain_link(match, names), text)
     text = _EMOJI.sub("", text)
     text = _BOLD.sub(r"\1", text)
     text = _ITALIC.sub(r"\1", text)
@@ -332,14 +337,27 @@ def mrkdwn_to_text(text: str) -> str:
     return html.unescape(text)
 
 
-def to_terminal(message: Message) -> str:
-    """A rendered message as plain text, one paragraph per block."""
+def mentioned_users(message: Message) -> list[str]:
+    """The user ids a rendered message mentions, in order, each once."""
+    found: dict[str, None] = {}
+    for block in message.blocks:
+        texts = [block.get("text", {}).get("text", "")] if block.get("text") else []
+        texts += [e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict)]
+        for text in texts:
+            found.update(dict.fromkeys(MENTION.findall(str(text))))
+    return list(found)
+
+
+def to_terminal(message: Message, names: Mapping[str, str] | None = None) -> str:
+    """A rendered message as plain text, one paragraph per block; people by `names`."""
     parts: list[str] = []
     for block in message.blocks:
         if block.get("type") == "section" and block.get("text"):
-            parts.append(mrkdwn_to_text(block["text"]["text"]))
+            parts.append(mrkdwn_to_text(block["text"]["text"], names))
         elif block.get("type") == "context":
-            parts.extend(mrkdwn_to_text(e.get("text", "")) for e in block.get("elements", []))
+            parts.extend(
+                mrkdwn_to_text(e.get("text", ""), names) for e in block.get("elements", [])
+            )
     return "\n\n".join(parts) + "\n"
 
 
@@ -354,6 +372,7 @@ def period_label(since: datetime, until: datetime) -> str:
 __all__ = [
     "ReportBlock",
     "ReportRenderer",
+    "mentioned_users",
     "mrkdwn_to_text",
     "period_label",
     "to_terminal",

@@ -12,7 +12,7 @@ from bot.clock import ManualClock
 from bot.config import PulseOpsConfig
 from bot.errors import UserError
 from bot.services.report import period_at
-from tests.conftest import Harness
+from tests.conftest import BOT_TOKEN, Harness
 from tests.helpers import fire_named
 from tests.scenarios.test_report import (
     REPORT_YAML,
@@ -82,6 +82,13 @@ async def test_cli_prints_this_week_in_plain_text(
     assert code == 0, err
     assert "Opened: 1" in text and "Queue orders stuck" in text, text
     assert "`" not in text and "<@" not in text, text
+    # with the bot token, people are named as Slack shows them (users.info), not by id
+    named = {**env, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": harness.emu.api_url}
+    code, text, err = await report_weekly_cli(
+        "--team", "payments", "--week", "this", "--database-url", database_url, env=named
+    )
+    assert code == 0, err
+    assert "payments-primary: @bob" in text and "U0BOB0001" not in text, text
     code, text, err = await report_weekly_cli(
         "--team", "payments", "--database-url", database_url, env=env
     )
