@@ -345,8 +345,13 @@ def overflow(page: Page) -> int:
 
 
 def inside_viewport(page: Page, selector: str) -> None:
-    box = page.locator(selector).bounding_box()
-    assert box is not None, f"{selector} is not shown"
+    """`selector` is on screen, within the phone's width (waiting out a re-render: messages
+    are redrawn in place when they are edited)."""
+    locator = page.locator(f"{selector} >> visible=true")
+    box = wait_for(
+        lambda: locator.first.bounding_box() if locator.count() else None,
+        what=f"{selector} on screen",
+    )
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
 
 
@@ -397,8 +402,15 @@ def test_the_page_works_on_a_phone(browser: Browser, sandbox: Sandbox) -> None:
         expect(shown).to_contain_text(f"{(local.hour - 1) % 12 + 1}:{local.minute:02d}")
         expect(shown).not_to_contain_text("UTC")
         # words wrap as words: a line of the message is far wider than one letter
-        title = page.locator(".message .mrkdwn", has_text="Checkout").first.bounding_box()
-        assert title is not None and title["width"] > 200, title
+        # (the acknowledged message is re-rendered in place: measure one that is on screen)
+        titles = page.locator(".message .mrkdwn:visible", has_text="Checkout")
+
+        def title_width() -> float | None:
+            box = titles.first.bounding_box() if titles.count() else None
+            return box["width"] if box else None
+
+        width = wait_for(title_width, what="the message's title on screen")
+        assert width > 200, width
         assert overflow(page) == 0
         page.screenshot(path=str(ARTIFACTS / "phone-channel.png"))
     finally:
