@@ -3,6 +3,7 @@ Reopen, the workflow buttons, the severity select and the Roles form; App Home's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -54,20 +55,33 @@ def _acted(deps: Deps, body: dict[str, Any]) -> None:
         deps.home.acted(user_id=body["user"]["id"])
 
 
+async def _tell_clicker(
+    deps: Deps, respond: AsyncRespond, act: Callable[[], Awaitable[str]]
+) -> None:
+    """Run a click's action and tell the clicker alone what came of it (a refusal's reason
+    as a warning)."""
+    try:
+        text = await act()
+    except UserError as exc:
+        text = deps.renderer.replies.warning(exc.message)
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
 async def escalate_button(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     """Escalate clicked: page the next level now; the outcome goes to the clicker alone."""
     await ack()
     deps = deps_of(context)
-    replies = deps.renderer.replies
-    try:
-        incident_id = parse_incident_ref(str(body["actions"][0].get("value", "")), replies=replies)
+
+    async def escalate() -> str:
+        ref = str(body["actions"][0].get("value", ""))
+        incident_id = parse_incident_ref(ref, replies=deps.renderer.replies)
         text = await deps.escalations.escalate_now(incident_id=incident_id, by=body["user"]["id"])
         _acted(deps, body)
-    except UserError as exc:
-        text = replies.warning(exc.message)
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+        return text
+
+    await _tell_clicker(deps, respond, escalate)
 
 
 async def severity_selected(
@@ -79,17 +93,17 @@ async def severity_selected(
     replies = deps.renderer.replies
     picked = str((body["actions"][0].get("selected_option") or {}).get("value", ""))
     ref, _, value = picked.partition(":")
-    try:
+
+    async def change() -> str:
         incident_id = parse_incident_ref(ref, replies=replies)
         severity = Severity.parse(value)
         if severity is None:
             raise UserError(replies.severity_usage())
-        text = await collab_ops.set_severity(
+        return await collab_ops.set_severity(
             deps, incident_id=incident_id, severity=severity, by=body["user"]["id"]
         )
-    except UserError as exc:
-        text = replies.warning(exc.message)
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    await _tell_clicker(deps, respond, change)
 
 
 async def workflow_button(
@@ -98,12 +112,13 @@ async def workflow_button(
     """A workflow button clicked (and confirmed): start the run once for this click."""
     await ack()
     deps = deps_of(context)
-    replies = deps.renderer.replies
     action = body["actions"][0]
     workflow_id = str(action["action_id"]).partition(":")[2]
-    try:
-        incident_id = parse_incident_ref(str(action.get("value", "")), replies=replies)
-        text = await start_workflow(
+
+    async def start() -> str:
+        ref = str(action.get("value", ""))
+        incident_id = parse_incident_ref(ref, replies=deps.renderer.replies)
+        return await start_workflow(
             deps,
             incident_id=incident_id,
             workflow_id=workflow_id,
@@ -111,9 +126,8 @@ async def workflow_button(
             key=f"click:{body.get('trigger_id') or action.get('action_ts')}",
             trigger="button",
         )
-    except UserError as exc:
-        text = replies.warning(exc.message)
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    await _tell_clicker(deps, respond, start)
 
 
 async def roles_button(
