@@ -130,6 +130,15 @@ def rules_of(probe: ProbeConfig) -> Rules:
     )
 
 
+def _anomalies(row: ProbeStateRow | None, names: tuple[str, str, str]) -> tuple[str, ...]:
+    """What is abnormal about a probe now, named by `names` (latency, error rate,
+    certificate): the API's keys or the words App Home shows."""
+    if row is None:
+        return ()
+    flags = (row.latency_anomaly, row.error_anomaly, row.cert_expiring)
+    return tuple(name for name, on in zip(names, flags, strict=True) if on)
+
+
 def _budget(probe: ProbeConfig, over: dict[timedelta, dict[str, Uptime]]) -> float | None:
     if probe.slo is None:
         return None
@@ -348,19 +357,7 @@ class ProbeService:
         views = []
         for probe in self.config.probes:
             row = states.get(probe.id)
-            anomalies = (
-                ()
-                if row is None
-                else tuple(
-                    name
-                    for name, on in (
-                        ("latency", row.latency_anomaly),
-                        ("error_rate", row.error_anomaly),
-                        ("cert", row.cert_expiring),
-                    )
-                    if on
-                )
-            )
+            anomalies = _anomalies(row, ("latency", "error_rate", "cert"))
             views.append(
                 ProbeView(
                     id=probe.id,
@@ -393,19 +390,7 @@ class ProbeService:
         lines = []
         for probe in self.config.probes:
             row = rows.get(probe.id)
-            anomalies = (
-                ()
-                if row is None
-                else tuple(
-                    name
-                    for name, on in (
-                        ("latency", row.latency_anomaly),
-                        ("error rate", row.error_anomaly),
-                        ("certificate", row.cert_expiring),
-                    )
-                    if on
-                )
-            )
+            anomalies = _anomalies(row, ("latency", "error rate", "certificate"))
             lines.append(
                 ProbeLine(
                     id=probe.id,
