@@ -71,6 +71,7 @@ def to_incident(row: IncidentRow, *, description: str | None = None) -> Incident
         update_summary=row.update_summary,
         last_update_at=row.last_update_at,
         category=row.category,
+        chart_file_id=row.chart_file_id,
     )
 
 
@@ -280,7 +281,13 @@ class IncidentRepository:
         """Record the incident message in its channel and the version it shows."""
         await self._set(incident_id, message_ts=ts, message_version=version)
 
-    async def _set(self, incident_id: int, **values: str | int | datetime | None) -> None:
+    async def set_chart(self, *, incident_id: int, file_id: str, now: datetime) -> None:
+        """Show the chart `file_id` in the incident's channel message (a new version)."""
+        await self._set(
+            incident_id, chart_file_id=file_id, version=IncidentRow.version + 1, updated_at=now
+        )
+
+    async def _set(self, incident_id: int, **values: Any) -> None:
         await self.session.execute(
             update(IncidentRow)
             .where(IncidentRow.id == incident_id)

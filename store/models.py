@@ -72,6 +72,8 @@ class IncidentRow(Base):
     announcement_version: Mapped[int] = mapped_column(default=0)
     # cross-replica lease so only one worker edits this incident's messages at a time
     sync_lease_until: Mapped[datetime | None]
+    # a chart uploaded to the incident's channel, shown in its message (a probe's latency)
+    chart_file_id: Mapped[str | None] = mapped_column(String(32))
 
     alerts: Mapped[list[AlertRow]] = relationship(back_populates="incident", lazy="raise")
 
@@ -467,6 +469,34 @@ class ProbeStateRow(Base):
     latency_calm: Mapped[int] = mapped_column(default=0)  # normal samples since the anomaly
     error_calm: Mapped[int] = mapped_column(default=0)
     burn_level: Mapped[int] = mapped_column(default=0)  # 0 none, 1 slow burn, 2 fast burn
+
+
+class SloStateRow(Base):
+    """An SLO over an alert source (`slos`), one row per configured SLO.
+
+    `next_eval_at` is the deadline of its next evaluation, claimed once across replicas like a
+    probe's run. `evaluated_at` is how far its bad periods are known.
+    """
+
+    __tablename__ = "slos"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_eval_at: Mapped[datetime] = mapped_column(index=True)
+    evaluated_at: Mapped[datetime | None]
+    burn_level: Mapped[int] = mapped_column(default=0)  # 0 none, 1 slow burn, 2 fast burn
+
+
+class SloBadPeriodRow(Base):
+    """A stretch of time during which an SLO's source had an alert firing (merged)."""
+
+    __tablename__ = "slo_bad_periods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slo_id: Mapped[str] = mapped_column(String(100))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+
+    __table_args__ = (Index("ix_slo_bad_periods_slo_end", "slo_id", "end"),)
 
 
 class ProbeResultRow(Base):

@@ -68,6 +68,7 @@ class Incident:
     update_status: str | None = None  # the latest status update: investigating | identified | …
     update_summary: str | None = None
     last_update_at: datetime | None = None
+    chart_file_id: str | None = None  # a chart shown in the channel's incident message
 
     @property
     def number(self) -> str:

@@ -219,6 +219,16 @@ class Renderer:
                     "elements": self._collab_elements(incident),
                 }
             )
+        if incident.chart_file_id and not announcement:
+            # shared in the incident's channel only: the announcement's readers may not see it
+            blocks.append(
+                {
+                    "type": "image",
+                    "block_id": Block.CHART,
+                    "slack_file": {"id": incident.chart_file_id},
+                    "alt_text": "Latency chart of the probe's recent results",
+                }
+            )
         channel_id = incident.channel_id if announcement else None
         blocks.append(
             {

@@ -4,10 +4,11 @@ Two pure helpers decide: `classify` (is a failure retryable, and after how long)
 `backoff_delay` (capped exponential back-off with jitter). Failures leave as our own
 `SlackRetryable` / `SlackFatal` so callers (the outbox) never see slack_sdk types.
 
-Posting a message and creating a channel are not idempotent: after a failure that may hide
-a success (a timeout, a dropped connection, a 5xx) they are never simply repeated. Each post
-carries a `PostMark` in its message metadata; the gateway looks for the marked message (or the
-bot's own channel of that name) and adopts it before calling again.
+Posting a message, uploading a file and creating a channel are not idempotent: after a
+failure that may hide a success (a timeout, a dropped connection, a 5xx) they are never simply
+repeated. Each post carries a `PostMark` in its message metadata and each upload a `FileMark`
+in its file name; the gateway looks for the marked message or file (or the bot's own channel
+of that name) and adopts it before calling again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import SlackError, SlackFatal, SlackRetryable, SlackUnsure
 from bot.metrics import Metrics
 from bot.slack import lookup
-from bot.slack.lookup import PostMark
+from bot.slack.lookup import FileMark, PostMark
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -399,16 +400,56 @@ class SlackGateway:
         content: bytes,
         title: str,
         initial_comment: str | None = None,
+        thread_ts: str | None = None,
+        mark: FileMark | None = None,
+        look_first: bool = False,
     ) -> str:
-        """Upload `content` and share it to `channel` with an optional comment; return the file ID.
+        """Upload `content` and share it to `channel` (in the thread `thread_ts`, if given)
+        with an optional comment; return the file ID.
 
-        Slack's external upload flow (files.upload is retired): files.getUploadURLExternal,
-        POST the raw bytes to the returned upload_url, files.completeUploadExternal. The two
-        Web API calls retry like any `call`; the POST is not retried in place (a failed upload
+        With a `mark` (in the file's name) the upload happens once: after a failure that may
+        hide a success, or before the first try when `look_first` (an earlier delivery may
+        have uploaded it), the bot's files in the channel are listed and a marked one is
+        adopted instead of uploading again.
+        """
+        if mark is None:
+            return await self._upload(
+                channel, filename, content, title, initial_comment, thread_ts, once=False
+            )
+        user = await self.bot_user_id()
+        marked = mark.filename(filename)
+
+        async def upload() -> str:
+            return await self._upload(
+                channel, marked, content, title, initial_comment, thread_ts, once=True
+            )
+
+        return await self._exactly_once(
+            upload,
+            lambda: lookup.find_file(self.call, channel, mark, user=user),
+            look_first=look_first,
+        )
+
+    async def _upload(
+        self,
+        channel: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        initial_comment: str | None,
+        thread_ts: str | None,
+        *,
+        once: bool,
+    ) -> str:
+        """Slack's external upload flow (files.upload is retired): files.getUploadURLExternal,
+        POST the raw bytes to the returned upload_url, files.completeUploadExternal. The
+        reservation retries like any `call`; the POST is not retried in place (a failed upload
         raises SlackRetryable for 429 / 5xx / network errors, SlackFatal otherwise) and the
-        caller repeats the whole upload, since an upload URL is for one file. `initial_comment`
-        is mrkdwn: escape outside text before passing it. An unknown or invisible channel is
-        reported by the last step (SlackFatal channel_not_found / not_in_channel).
+        caller repeats the whole upload, since an upload URL is for one file. The last step
+        shares the file: `once` makes it `call_once` (SlackUnsure when its answer is lost).
+        `initial_comment` is mrkdwn: escape outside text before passing it. An unknown or
+        invisible channel is reported by the last step (SlackFatal channel_not_found /
+        not_in_channel).
         """
         reserved = await self.call(
             "files.getUploadURLExternal", filename=filename, length=len(content)
@@ -447,10 +488,11 @@ class SlackGateway:
             log.warning("file upload to Slack failed: %s %s %.200s", filename, status, body)
             raise err
         self._count(step, "ok")
-        await self.call(
+        await (self.call_once if once else self.call)(
             "files.completeUploadExternal",
             files=[{"id": file_id, "title": title}],
             channel_id=channel,
             initial_comment=initial_comment,
+            **({"thread_ts": thread_ts} if thread_ts else {}),
         )
         return file_id

@@ -72,6 +72,7 @@ class Block(StrEnum):
     ACTIONS = "incident_actions"
     MANAGE = "incident_manage"  # the Roles button and the severity select
     CONTEXT = "incident_context"
+    CHART = "incident_chart"  # a chart uploaded to the incident's channel (a probe's latency)
     PAGE = "incident_page"  # a bundled page adds `_<id>` and `_<id>_actions` per incident
     HANDOFF = "handoff"  # the rotation handoff message
     # declare modal inputs

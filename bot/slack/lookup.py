@@ -1,9 +1,11 @@
-"""Finding what an earlier attempt may have done in Slack: marked posts, the bot's own channels.
+"""Finding what an earlier attempt may have done in Slack: marked posts and uploads, the bot's
+own channels.
 
-A post or a channel creation whose answer was lost (a timeout, a dropped connection, a
-process that died) may still have happened. Before calling again the gateway looks here:
-each post carries a `PostMark` in its message metadata, and a channel is recognised by its
-name, its creator (the bot) and not being archived.
+A post, an upload or a channel creation whose answer was lost (a timeout, a dropped
+connection, a process that died) may still have happened. Before calling again the gateway
+looks here: each post carries a `PostMark` in its message metadata, each upload a `FileMark`
+in its file name (files carry no metadata), and a channel is recognised by its name, its
+creator (the bot) and not being archived.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ MARK_EVENT_TYPE = "pulseops_delivery"
 # this host and Slack, and keeps the scan of a busy channel short.
 LOOK_BACK_SECONDS = 300.0
 HISTORY_PAGE = 200
+FILE_PAGE = 100  # files.list's `count` (Slack's default page)
 CHANNEL_PAGE = 1000
 MAX_PAGES = 10  # history pages (2,000 messages) or channel-list pages scanned at most
 # Looking is impossible (the bot cannot read that conversation): the caller posts unchecked
@@ -99,6 +102,69 @@ class PageMark(PostMark):
             and payload.get("step") == self.step
             and self.page_id in (payload.get("pages") or ())
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FileMark:
+    """What identifies one delivery's upload in Slack: the outbox row and its step, written
+    into the file's name (`chart.png` becomes `chart.o17-chart.png`), so a later attempt finds
+    a file Slack shared although its answer never arrived. `since` is when the row was
+    recorded: no earlier file can be its upload."""
+
+    outbox_id: int
+    step: str
+    since: datetime
+
+    @property
+    def tag(self) -> str:
+        return f".o{self.outbox_id}-{self.step}."
+
+    def filename(self, name: str) -> str:
+        """`name` with the mark before its extension."""
+        stem, dot, ext = name.rpartition(".")
+        return f"{stem}{self.tag}{ext}" if dot else f"{name}{self.tag}bin"
+
+    def matches(self, file: dict[str, Any]) -> bool:
+        """Whether a file (from files.list) is this delivery's upload."""
+        return self.tag in str(file.get("name", ""))
+
+
+async def find_file(call: Call, channel: str, mark: FileMark, *, user: str) -> str | None:
+    """The ID of the file `user` (the bot) shared in `channel` carrying `mark`, or None.
+
+    files.list, filtered by channel, uploader and creation time (from a little before the
+    row was recorded), newest first, at most MAX_PAGES pages. None when the bot cannot list
+    the channel's files: nothing can be checked.
+
+    Raises:
+        SlackRetryable: the list could not be read now (look again later).
+        SlackFatal: any other refusal.
+    """
+    ts_from = int(mark.since.timestamp() - LOOK_BACK_SECONDS)
+    for page in range(1, MAX_PAGES + 1):
+        try:
+            data = await call(
+                "files.list",
+                channel=channel,
+                user=user,
+                ts_from=str(ts_from),
+                count=FILE_PAGE,
+                page=page,
+            )
+        except SlackFatal as exc:
+            if exc.error not in CANNOT_LOOK:
+                raise
+            log.warning(
+                "cannot look for an earlier upload before uploading again",
+                extra={"channel": channel, "error": exc.error, "step": mark.step},
+            )
+            return None
+        for file in data.get("files", []):
+            if isinstance(file, dict) and mark.matches(file):
+                return str(file["id"])
+        if page >= int((data.get("paging") or {}).get("pages") or 1):
+            return None
+    return None
 
 
 async def find_post(

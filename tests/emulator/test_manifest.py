@@ -41,6 +41,8 @@ METHOD_SCOPES = {
     "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"},
     "files.completeUploadExternal": {"files:write"},
+    # looking for a file a lost answer may have shared, before uploading again
+    "files.list": {"files:read"},
     "users.lookupByEmail": {"users:read.email"},
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ async def test_postmortem_on_resolve_and_from_the_api(harness: Harness) -> None:
     await harness.settle()
     await harness.settle()
     ((shared, data),) = uploads(harness, channel)
-    assert shared["name"] == f"inc-{incident_id}-postmortem.md"
+    assert re.fullmatch(rf"inc-{incident_id}-postmortem\.o\d+-draft\.md", shared["name"])
     document = data.decode()
     assert document.startswith(f"# INC-{incident_id}: ")
     assert "| Time to resolve (MTTR) | 10m 0s |" in document

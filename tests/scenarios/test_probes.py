@@ -151,6 +151,25 @@ def charts_in(harness: Harness, channel: str) -> list[dict[str, Any]]:
     return files
 
 
+def chart_shown(harness: Harness, incident: dict[str, Any]) -> str | None:
+    """The file ID of the image block in the incident's channel message (its chart), after
+    checking the file is shared in that message's thread."""
+    channel, ts = incident["slack"]["channel_id"], incident["slack"]["message_ts"]
+    (message,) = [m for m in harness.emu.messages(channel) if m["ts"] == ts]
+    images = [b for b in message["blocks"] if b["type"] == "image"]
+    if not images:
+        return None
+    (image,) = images
+    file_id = str(image["slack_file"]["id"])
+    (shared,) = [
+        m
+        for m in harness.emu.messages(channel)
+        if any(f["id"] == file_id for f in m.get("files", []))
+    ]
+    assert shared["thread_ts"] == ts
+    return file_id
+
+
 async def chart_events(harness: Harness, incident_id: int) -> list[dict[str, Any]]:
     incident = await harness.incident(incident_id)
     return [e for e in incident["timeline"] if e["kind"] == "probe_chart"]
@@ -188,11 +207,14 @@ async def test_failing_http_probe_opens_one_paged_incident_and_recovery_resolves
     announced = harness.emu.messages("C0INCIDENT")
     assert any("Probe checkout failing: status 503" in m["text"] for m in announced)
     assert len(dms(harness, "U0BOB0001")) == 1  # paged as for any alert
-    # the latency chart of the probe's recent results, in the incident's channel
+    # the latency chart of the probe's recent results, in the incident's channel message
     (chart,) = charts_in(harness, incident["slack"]["channel_id"])
     assert chart["title"] == "Probe checkout: latency, last 3 results"
+    assert chart_shown(harness, incident) == chart["id"]
     (noted,) = await chart_events(harness, listed["id"])
-    assert noted["text"].startswith("Probe checkout: latency, last 3 results: chart uploaded")
+    assert noted["text"] == (
+        "Probe checkout: latency, last 3 results: chart shown in the incident message"
+    )
     # more failures repeat nothing
     await step(harness)
     assert len(await incidents(harness)) == 1
@@ -438,6 +460,36 @@ async def test_an_anomaly_incident_gets_one_chart_even_when_the_upload_is_retrie
         assert charts_in(harness, other["slack"]["channel_id"]) == []
         assert await chart_events(harness, other["id"]) == []
         assert len(harness.emu.calls_to("files.completeUploadExternal")) == 4
+
+
+@BOTH
+async def test_a_chart_upload_whose_answer_was_lost_is_found_not_repeated(
+    harness: Harness, target: Target
+) -> None:
+    await step(harness, 60)
+    # Slack shares the chart but its answer is lost (504 request_timeout): PulseOps cannot
+    # know the upload happened, as after a crash between the upload and its commit
+    harness.emu.set_faults(lost_answers=1, methods=["files.completeUploadExternal"])
+    target.status = 503
+    await step(harness)
+    await step(harness)
+    (listed,) = await incidents(harness)
+    incident = await harness.incident(listed["id"])
+    channel = incident["slack"]["channel_id"]
+    (lost,) = harness.emu.calls_to("files.completeUploadExternal")
+    assert lost["status"] == 504 and lost["carried_out"]["ok"] is True
+    assert len(charts_in(harness, channel)) == 1  # shared, though PulseOps does not know yet
+    assert chart_shown(harness, incident) is None
+    # the next delivery looks for the marked file before uploading and adopts it
+    await step(harness, 60)
+    await step(harness, 60)
+    (chart,) = charts_in(harness, channel)
+    assert len(harness.emu.calls_to("files.getUploadURLExternal")) == 1
+    assert len(harness.emu.calls_to("files.completeUploadExternal")) == 1
+    (looked, *_) = harness.emu.calls_to("files.list")
+    assert looked["args"]["channel"] == channel and looked["response"]["ok"] is True
+    assert chart_shown(harness, await harness.incident(listed["id"])) == chart["id"]
+    assert len(await chart_events(harness, listed["id"])) == 1
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from bot.config import PulseOpsConfig
 from bot.errors import SlackFatal
 from bot.render import Renderer
 from bot.slack.gateway import SlackGateway
-from bot.slack.lookup import PostMark
+from bot.slack.lookup import FileMark, PostMark
 from store.outbox import OutboxItem, OutboxRepository
 from store.session import Database
 
@@ -106,3 +106,8 @@ def post_mark(item: OutboxItem, step: str) -> PostMark:
     return PostMark(
         outbox_id=item.id, step=step, since=item.created_at, incident_id=item.incident_id
     )
+
+
+def file_mark(item: OutboxItem, step: str) -> FileMark:
+    """The mark of this row's upload for `step`, by which a later delivery finds it again."""
+    return FileMark(outbox_id=item.id, step=step, since=item.created_at)

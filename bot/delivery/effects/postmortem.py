@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy, file_mark, outcome_unknown
 from bot.delivery.kinds import OutboxKind
 from bot.errors import SlackError
 from bot.render import Renderer
@@ -65,6 +65,8 @@ class PostmortemEffects(Effects):
             content=document.encode(),
             title=f"{incident.number} postmortem draft",
             initial_comment=str(self.renderer.replies.postmortem_posted(number=incident.number)),
+            mark=file_mark(item, "draft"),
+            look_first=outcome_unknown(item),
         )
         item.progress["uploaded"] = file_id
         await self._save_progress(item)

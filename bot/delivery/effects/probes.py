@@ -1,8 +1,9 @@
 """The probe chart effect: upload a probe's latency chart to a channel, once.
 
 Two kinds of request share it: `/incident probe <id>` (the last 24 hours, to the channel it
-was asked in) and an incident a probe opened (the results its detector looked at, to the
-incident's channel once that exists, noted on the incident's timeline).
+was asked in) and an incident a probe opened (the results its detector looked at, shared in
+the thread of the incident's channel message once that exists, then shown in that message as
+an image block and noted on the incident's timeline).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.delivery.effects.base import Effects, Handler, LeaseBusy
+from bot.delivery.effects.base import Effects, Handler, LeaseBusy, file_mark, outcome_unknown
 from bot.delivery.kinds import OutboxKind
 from bot.render.chart import LatencyPoint, latency_chart
 from store.incidents import IncidentRepository, TimelineRepository
@@ -31,22 +32,24 @@ class ProbeChartEffects(Effects):
 
     async def _chart(self, item: OutboxItem) -> None:
         """Draw the probe's results from `payload.since` (to `payload.until`) and upload them
-        to `payload.channel`, or to the incident's channel: until that exists the row waits
-        (LeaseBusy reschedules it). The upload is saved in the row's progress (with the
-        incident's timeline note, in one transaction), so a retry never uploads twice. A
-        channel the bot cannot post in is noted, not retried."""
+        to `payload.channel`, or to the thread of the incident's channel message: until that
+        exists the row waits (LeaseBusy reschedules it). The upload is saved in the row's
+        progress (with the incident's timeline note and the chart put into its message, in
+        one transaction), and an upload whose answer was lost (a timeout, a crash before that
+        commit) is found by its mark, so a retry never uploads twice. A channel the bot
+        cannot post in is noted, not retried."""
         if "uploaded" in item.progress:
             return
         payload = item.payload
         probe_id = payload["probe"]
-        channel = payload.get("channel")
+        channel, thread_ts = payload.get("channel"), None
         if channel is None:
             assert item.incident_id is not None
             async with self.db.read() as session:
                 incident = await IncidentRepository(session).get(incident_id=item.incident_id)
-            if incident.channel_id is None:
-                raise LeaseBusy(f"INC-{incident.id} has no channel yet")
-            channel = incident.channel_id
+            if incident.channel_id is None or incident.message_ts is None:
+                raise LeaseBusy(f"INC-{incident.id} has no channel message yet")
+            channel, thread_ts = incident.channel_id, incident.message_ts
         since = datetime.fromisoformat(payload["since"])
         until = datetime.fromisoformat(payload["until"]) if payload.get("until") else None
         async with self.db.read() as session:
@@ -66,6 +69,9 @@ class ProbeChartEffects(Effects):
                 filename=f"pulseops-probe-{probe_id}-{since:%Y%m%d%H%M}.png",
                 content=png,
                 title=title,
+                thread_ts=thread_ts,
+                mark=file_mark(item, "chart"),
+                look_first=outcome_unknown(item),
             ),
             item.incident_id,
         )
@@ -75,20 +81,29 @@ class ProbeChartEffects(Effects):
             return
         incident_id = item.incident_id
         text = (
-            f"{title}: chart uploaded to the incident channel"
+            f"{title}: chart shown in the incident message"
             if uploaded["done"]
             else f"{title}: the chart could not be uploaded ({uploaded['error']})"
         )
+        now = self.clock.now()
 
         async def note(session: AsyncSession) -> None:
             await TimelineRepository(session).add(
                 incident_id=incident_id,
-                at=self.clock.now(),
+                at=now,
                 kind="probe_chart",
                 actor="pulseops",
                 text=text,
                 data={"probe": probe_id, "results": len(samples), "file": uploaded.get("result")},
             )
-            await OutboxRepository(session).save_progress(item_id=item.id, progress=item.progress)
+            outbox = OutboxRepository(session)
+            await outbox.save_progress(item_id=item.id, progress=item.progress)
+            if uploaded["done"]:  # the channel message shows it from its next version
+                await IncidentRepository(session).set_chart(
+                    incident_id=incident_id, file_id=uploaded["result"], now=now
+                )
+                await outbox.enqueue(
+                    kind=OutboxKind.SYNC_MESSAGES, now=now, incident_id=incident_id
+                )
 
         await self.db.write_grouped(note)

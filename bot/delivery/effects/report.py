@@ -8,7 +8,13 @@ from datetime import datetime
 
 from bot.clock import Clock
 from bot.config import PulseOpsConfig
-from bot.delivery.effects.base import Effects, Handler, outcome_unknown, post_mark
+from bot.delivery.effects.base import (
+    Effects,
+    Handler,
+    file_mark,
+    outcome_unknown,
+    post_mark,
+)
 from bot.delivery.kinds import OutboxKind
 from bot.errors import NotFound
 from bot.render import Renderer
@@ -82,8 +88,9 @@ class ReportEffects(Effects):
             progress["posted"] = {"done": True, "result": [channel, ts]}
             await self._save_progress(item)
         if "chart" not in progress:
-            # the last 8 weeks as a chart image, after the post; saved like the post so a
-            # retry never uploads twice. A chart that cannot be uploaded never blocks the report.
+            # the last 8 weeks as a chart image, after the post; saved like the post, and an
+            # upload whose answer was lost is found by its mark, so a retry never uploads
+            # twice. A chart that cannot be uploaded never blocks the report.
             weeks = await self.reports.weekly_series(team_id=scope.team_id, end=period.end)
             png = await asyncio.to_thread(
                 weekly_chart,
@@ -96,6 +103,8 @@ class ReportEffects(Effects):
                     filename=f"pulseops-{payload['scope']}-{period.start.date()}.png",
                     content=png,
                     title=f"{scope.name}: last {len(weeks)} weeks",
+                    mark=file_mark(item, "chart"),
+                    look_first=outcome_unknown(item),
                 ),
                 None,
             )

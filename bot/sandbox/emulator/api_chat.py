@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.sandbox.emulator import rules
+from bot.sandbox.emulator.api_files import slack_file_errors
 from bot.sandbox.emulator.apicore import (
     ApiError,
     CallContext,
@@ -34,6 +35,13 @@ def check_content(text: Any, blocks: Any, attachments: Any = None) -> None:
     problem = rules.validate_message(text, blocks, attachments)
     if problem is not None:
         raise content_error(*problem)
+
+
+def check_files(ctx: CallContext, blocks: Any, channel: Channel) -> None:
+    """Raise invalid_blocks for an image's `slack_file` that cannot be shown in `channel`."""
+    errors = list(slack_file_errors(ctx.ws, blocks, channel.id))
+    if errors:
+        raise content_error("invalid_blocks", errors)
 
 
 def _may_post(ctx: CallContext, channel: Channel) -> None:
@@ -72,6 +80,7 @@ def post_message(ctx: CallContext) -> dict[str, Any]:
     _may_post(ctx, channel)
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments)
+    check_files(ctx, blocks, channel)
     metadata = _metadata(ctx)
     thread_ts = ctx.str_arg("thread_ts")
     message = ctx.ws.post(
@@ -104,6 +113,7 @@ def update(ctx: CallContext) -> dict[str, Any]:
         raise ApiError("cant_update_message")
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments if attachments is not None else message["attachments"])
+    check_files(ctx, blocks, channel)
     metadata = _metadata(ctx)
     if metadata is not None:  # absent: the message keeps the metadata it has
         message["metadata"] = metadata or None
@@ -147,6 +157,7 @@ def post_ephemeral(ctx: CallContext) -> dict[str, Any]:
         raise ApiError("user_not_in_channel")
     text, blocks, attachments = _content(ctx)
     check_content(text, blocks, attachments)
+    check_files(ctx, blocks, channel)
     message = ctx.ws.add_ephemeral(
         channel=channel.id, user=user.id, text=text, blocks=blocks, source="chat.postEphemeral"
     )

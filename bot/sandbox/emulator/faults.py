@@ -16,6 +16,7 @@ FAULT_KEYS = frozenset(
         "hang_for",
         "rate_limits",
         "methods",
+        "lost_answers",
     }
 )
 HANG_EXTRA_SECONDS = 30.0
@@ -44,6 +45,7 @@ class Faults:
     latency_ms: float = 0.0
     hang_until: float | None = None
     methods: frozenset[str] | None = None
+    lost_answers: int = 0  # calls carried out whose answer is then lost (a 504)
     rate_limits: dict[str, int] = field(default_factory=dict)
 
     def applies_to(self, method: str) -> bool:
@@ -59,6 +61,7 @@ class Faults:
             "latency_ms": self.latency_ms,
             "hang_for": max(0.0, self.hang_until - now) if self.hang_until else 0.0,
             "methods": sorted(self.methods) if self.methods is not None else None,
+            "lost_answers": self.lost_answers,
             "rate_limits": dict(self.rate_limits),
         }
 
@@ -71,11 +74,12 @@ class FaultDecision:
     hang_seconds: float | None = None
     status: int | None = None
     kind: str | None = None
+    lose_answer: bool = False  # carry the call out, then answer 504 request_timeout
 
     @property
     def blocks_call(self) -> bool:
         """True when the call must not execute."""
-        return self.status is not None or self.hang_seconds is not None
+        return not self.lose_answer and (self.status is not None or self.hang_seconds is not None)
 
 
 def apply_settings(faults: Faults, settings: Mapping[str, Any], *, now: float) -> Faults:
@@ -109,6 +113,8 @@ def apply_settings(faults: Faults, settings: Mapping[str, Any], *, now: float) -
         if methods is not None and not isinstance(methods, list | tuple | set | frozenset):
             raise ValueError("methods must be a list of method names")
         plan.methods = frozenset(methods) if methods else None
+    if "lost_answers" in settings:
+        plan.lost_answers = max(0, int(settings["lost_answers"] or 0))
     if "rate_limits" in settings:
         limits = settings["rate_limits"] or {}
         if not isinstance(limits, Mapping):
@@ -133,4 +139,7 @@ def decide(faults: Faults, method: str, *, now: float) -> FaultDecision:
         if faults.error_count == 0:
             faults.error_status = None
         return FaultDecision(latency=latency, status=status, kind="error_status")
+    if faults.lost_answers > 0:
+        faults.lost_answers -= 1
+        return FaultDecision(latency=latency, status=504, kind="lost_answer", lose_answer=True)
     return FaultDecision(latency=latency)

@@ -37,6 +37,7 @@ DEFAULT_SCOPES = (
     "usergroups:write",
     "usergroups:read",
     "files:write",
+    "files:read",
 )
 
 
@@ -400,7 +401,7 @@ class Emulator:
         if decision.hang_seconds is not None:
             record["fault"] = decision.kind
             await self._sleep(decision.hang_seconds)
-        if decision.status is not None:
+        if decision.status is not None and not decision.lose_answer:
             record["fault"] = decision.kind
             headers = {"Retry-After": "1"} if decision.status == 429 else None
             return self._answer(
@@ -441,6 +442,10 @@ class Emulator:
         except Exception:
             log.exception("emulator failed on %s", method)
             return self._answer(record, 500, {"ok": False, "error": "internal_error"})
+        if decision.lose_answer:  # done, but the caller never learns it
+            record["fault"] = decision.kind
+            record["carried_out"] = body
+            return self._answer(record, 504, {"ok": False, "error": "request_timeout"})
         return self._answer(record, 200, body)
 
     def _rate_key(self, args: Mapping[str, Any]) -> str | None:

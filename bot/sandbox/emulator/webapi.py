@@ -39,6 +39,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.setTopic": _MANAGE,
     "files.completeUploadExternal": ("files:write",),
     "files.getUploadURLExternal": ("files:write",),
+    "files.list": ("files:read",),
     "files.upload": ("files:write",),
     "pins.add": ("pins:write",),
     "pins.remove": ("pins:write",),
