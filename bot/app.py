@@ -381,6 +381,7 @@ def create_app(
                 # background; a tick with nothing due is one indexed query)
                 Every("probes", 0.25, deps.probes.tick),
                 Every("probe-rollup", 600, deps.probes.roll_up),
+                Every("slos", 5, deps.probes.slos.tick),  # SLOs over alert sources
             )
             outbox.kick()  # deliver whatever a previous run left undelivered
 

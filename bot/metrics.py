@@ -91,6 +91,20 @@ class Metrics:
             ["probe"],
             registry=r,
         )
+        self.slo_budget = Gauge(
+            "pulseops_slo_error_budget_remaining",
+            "Share of an SLO's error budget not yet spent over its window (1 untouched, 0 spent,"
+            " negative overspent), by SLO id",
+            ["slo"],
+            registry=r,
+        )
+        self.slo_burn_rate = Gauge(
+            "pulseops_slo_burn_rate",
+            "An SLO's burn rate over each burn-rate window (1: the budget lasts the window),"
+            " by SLO id and window",
+            ["slo", "window"],
+            registry=r,
+        )
         self.probe_latency = Histogram(
             "pulseops_probe_latency_seconds",
             "Seconds each probe check took (to the status line, or the TCP connect), by probe id",

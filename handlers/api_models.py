@@ -304,6 +304,30 @@ class ProbeList(_Out):
     probes: list[ProbeOut]
 
 
+class SloOut(_Out):
+    """An SLO over an alert source and its error budget (`GET /api/v1/slos`)."""
+
+    id: str
+    integration: str | None = Field(description="The source's integration, if it names one")
+    matchers: list[str] = Field(description="Matchers over the alerts' labels (all must match)")
+    service: str | None
+    objective: float = Field(description="Percent of the window without an alert firing")
+    window_seconds: float
+    evaluated_at: datetime | None = Field(description="When its bad time was last added up")
+    bad_seconds: float = Field(description="Seconds with an alert firing in the SLO window")
+    availability: float | None = Field(description="Share of the SLO window without one (0..1)")
+    budget_left: float | None = Field(
+        description="Share of the error budget not yet spent over the SLO window (negative: "
+        "overspent)"
+    )
+    burn_rates: dict[str, float] = Field(description="Burn rate per window: 5m, 30m, 1h, 6h")
+    burning: bool = Field(description="A burn-rate alert is open")
+
+
+class SloList(_Out):
+    slos: list[SloOut]
+
+
 class ProbeResultOut(_Out):
     at: datetime
     ok: bool

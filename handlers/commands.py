@@ -13,7 +13,7 @@ from bot.domain import Status
 from bot.domain.durations import parse_duration
 from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
-from bot.render.probes import MAX_LISTED, probe_detail, probe_list
+from bot.render.probes import MAX_LISTED, probe_detail, probe_list, slo_list
 from bot.render.report import ReportRenderer, period_label
 from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
@@ -289,6 +289,13 @@ async def _probe(
     await ack(text=probe_detail(views[0], latency))
 
 
+async def _slos(
+    deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
+) -> None:
+    """`/incident slos`: each SLO over an alert source, its budget left and burn rates."""
+    await ack(text=slo_list(await deps.probes.slos.overview()))
+
+
 async def _help(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
@@ -321,6 +328,7 @@ SUBCOMMANDS: dict[str, Sub] = {
     "stats": _stats,
     "probes": _probes,
     "probe": _probe,
+    "slos": _slos,
     "silence": silence_command,
     "silences": silences_command,
     "help": _help,

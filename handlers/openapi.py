@@ -32,6 +32,7 @@ from handlers.api_models import (
     SilenceBody,
     SilenceList,
     SilenceOut,
+    SloList,
     StatsOut,
     SuppressedAlertList,
 )
@@ -172,6 +173,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/v1/probes", "Every probe's state and uptime", (200, ProbeList)),
     Operation(
         "get",
+        "/api/v1/slos",
+        "Every SLO over an alert source: error budget left and burn rates",
+        (200, SloList),
+    ),
+    Operation(
+        "get",
         "/api/v1/probes/{id}/results",
         "A probe's raw results, oldest first (default: the last hour)",
         (200, ProbeResults),
@@ -302,9 +309,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "PulseOps API",
             "version": __version__,
-            "description": "Incidents, on-call, overrides, silences and probes. Every route but "
-            "this document needs `Authorization: Bearer <api token>`: `read` for GET, `write` "
-            "for changes.",
+            "description": "Incidents, on-call, overrides, silences, probes and SLOs. Every "
+            "route but this document needs `Authorization: Bearer <api token>`: `read` for "
+            "GET, `write` for changes.",
         },
         "servers": [{"url": "/"}],
         "components": {

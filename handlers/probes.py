@@ -1,4 +1,5 @@
-"""`GET /api/v1/probes` and `GET /api/v1/probes/{id}/results` (behind API tokens, `read`)."""
+"""`GET /api/v1/probes`, `GET /api/v1/probes/{id}/results` and `GET /api/v1/slos` (behind
+API tokens, `read`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiohttp import web
 from bot.deps import DEPS
 from bot.errors import NotFound
 from handlers.api import _instant, _int
-from handlers.api_models import ProbeList, ProbeOut, ProbeResultOut, ProbeResults
+from handlers.api_models import ProbeList, ProbeOut, ProbeResultOut, ProbeResults, SloList, SloOut
 
 DEFAULT_SINCE = timedelta(hours=1)
 MAX_RESULTS = 5000
@@ -20,6 +21,13 @@ async def list_probes(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     views = await deps.probes.overview()
     body = ProbeList(probes=[ProbeOut.model_validate(v.to_json()) for v in views])
+    return web.json_response(body.model_dump(mode="json"))
+
+
+async def list_slos(request: web.Request) -> web.Response:
+    """Every SLO over an alert source, in file order, with its error budget and burn rates."""
+    views = await request.app[DEPS].probes.slos.overview()
+    body = SloList(slos=[SloOut.model_validate(v.to_json()) for v in views])
     return web.json_response(body.model_dump(mode="json"))
 
 
@@ -54,3 +62,4 @@ async def probe_results(request: web.Request) -> web.Response:
 def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/probes", list_probes)
     app.router.add_get("/api/v1/probes/{id}/results", probe_results)
+    app.router.add_get("/api/v1/slos", list_slos)

@@ -38,6 +38,7 @@ from bot.config.oncall import EscalationPolicyConfig, ScheduleConfig
 from bot.config.paging import ContactConfig, NotificationsConfig
 from bot.config.probes import PROBE_INTEGRATION, ProbeConfig, ProbeRunnerConfig
 from bot.config.routing import ClassifierConfig, RouteConfig, rules_of
+from bot.config.slos import SLO_INTEGRATION, SourceSloConfig
 from bot.config.workflows import WorkflowConfig
 from bot.config.yaml import Loc, Problems, expand, validate_yaml
 from bot.domain.matchers import Matcher, MatcherError, MatchOp, parse_matcher
@@ -78,6 +79,7 @@ class PulseOpsConfig(_Frozen):
     classifier: ClassifierConfig = ClassifierConfig()
     probes: tuple[ProbeConfig, ...] = Field(default=(), max_length=5000)
     probe_runner: ProbeRunnerConfig = ProbeRunnerConfig()
+    slos: tuple[SourceSloConfig, ...] = Field(default=(), max_length=1000)
 
     _rules: Rules = PrivateAttr(default_factory=Rules)
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
@@ -89,6 +91,7 @@ class PulseOpsConfig(_Frozen):
     _workflows: dict[str, WorkflowConfig] = PrivateAttr(default_factory=dict)
     _heartbeats: dict[str, HeartbeatConfig] = PrivateAttr(default_factory=dict)
     _probes: dict[str, ProbeConfig] = PrivateAttr(default_factory=dict)
+    _slos: dict[str, SourceSloConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -138,6 +141,7 @@ class PulseOpsConfig(_Frozen):
         self._workflows = {w.id: w for w in self.workflows}
         self._heartbeats = {h.name: h for h in self.heartbeats}
         self._probes = {p.id: p for p in self.probes}
+        self._slos = {s.id: s for s in self.slos}
         self._rules = rules_of(self.routes, self.classifier)
 
     @property
@@ -180,6 +184,10 @@ class PulseOpsConfig(_Frozen):
     def probe(self, probe_id: str) -> ProbeConfig | None:
         """The probe with this id, or None."""
         return self._probes.get(probe_id)
+
+    def slo(self, slo_id: str) -> SourceSloConfig | None:
+        """The SLO (over an alert source) with this id, or None."""
+        return self._slos.get(slo_id)
 
     def team_for_service(self, service_id: str) -> TeamConfig | None:
         """The team owning this service, or None when the service is unknown."""
@@ -276,6 +284,7 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("heartbeats", "name", "heartbeat name"),
         ("routes", "name", "route name"),
         ("probes", "id", "probe id"),
+        ("slos", "id", "slo id"),
     ):
         first: dict[str, int] = {}
         for i, value in _values(source, section, key, failed):
@@ -296,6 +305,11 @@ def _duplicate_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
             yield (
                 ("integrations", i, "name"),
                 f"the integration name {name!r} is reserved for probes' alerts",
+            )
+        if name == SLO_INTEGRATION:
+            yield (
+                ("integrations", i, "name"),
+                f"the integration name {name!r} is reserved for SLO burn alerts",
             )
     groups: dict[str, int] = {}
     for i, group in _values(source, "schedules", "user_group", failed):
@@ -332,6 +346,7 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         ("integrations", "service", "service", service_ids),
         ("heartbeats", "service", "service", service_ids),
         ("probes", "service", "service", service_ids),
+        ("slos", "service", "service", service_ids),
         ("schedules", "team", "team", team_ids),
         ("routes", "service", "service", service_ids),
     ):
@@ -340,6 +355,12 @@ def _reference_problems(source: Source, failed: Set[Loc]) -> Iterator[tuple[Loc,
         for i, value in _values(source, section, key, failed):
             if value not in known:
                 yield unknown((section, i, key), what, value, known)
+    names = [value for _, value in _values(source, "integrations", "name", failed)]
+    if ("integrations",) not in failed and len(names) == len(_entries(source, "integrations")):
+        names += [PROBE_INTEGRATION, HEARTBEAT_INTEGRATION]  # their alerts are sources too
+        for i, value in _values(source, "slos", "integration", failed):
+            if value not in names:
+                yield unknown(("slos", i, "integration"), "integration", value, names)
     if service_ids is not None:
         yield from _matcher_service_problems(source, failed, service_ids)
     if policy_ids is not None:
@@ -560,6 +581,8 @@ def config_check(path: Path, environ: Mapping[str, str] | None = None) -> int:
         counts += (_plural(len(config.workflows), "workflow"),)
     if config.probes:
         counts += (_plural(len(config.probes), "probe"),)
+    if config.slos:
+        counts += (_plural(len(config.slos), "SLO"),)
     sys.stdout.write(f"OK: {', '.join(counts)}\n")
     return 0
 

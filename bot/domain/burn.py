@@ -53,31 +53,46 @@ class Burn:
         return 0 if self.rule is None else self.rule.level
 
 
-Counts = Mapping[timedelta, tuple[int, int]]  # window -> (runs, failures)
+Counts = Mapping[timedelta, tuple[float, float]]
+"""window -> (total, bad): runs and failed runs (a probe), or seconds observed and seconds
+with an alert firing (an alert source)."""
 
 
 def burn_rates(counts: Counts, objective: float) -> dict[timedelta, float]:
-    """Burn rate per window from (runs, failures); `objective` is a ratio such as 0.999."""
+    """Burn rate per window from (total, bad); `objective` is a ratio such as 0.999."""
     budget = 1.0 - objective
     return {w: (f / r) / budget for w, (r, f) in counts.items() if r > 0}
 
 
-def evaluate(counts: Counts, objective: float) -> Burn:
+def evaluate(counts: Counts, objective: float, *, min_total: float = MIN_RUNS) -> Burn:
+    """The most urgent rule that holds; a rule's long window must hold `min_total` (runs for
+    a probe; an alert source's time is always observed, so 0 there)."""
     rates = burn_rates(counts, objective)
     for rule in RULES:  # most urgent first
         at = rule.rate - EPSILON
-        enough = counts.get(rule.long, (0, 0))[0] >= MIN_RUNS
+        enough = counts.get(rule.long, (0, 0))[0] >= min_total
         if enough and rates.get(rule.long, 0.0) >= at and rates.get(rule.short, 0.0) >= at:
             return Burn(rule, rates)
     return Burn(None, rates)
 
 
-def budget_left(runs: int, failures: int, objective: float) -> float | None:
+def budget_left(runs: float, failures: float, objective: float) -> float | None:
     """The share of the error budget not yet spent over the SLO window (negative: overspent);
-    None without runs."""
+    None without runs (or observed time)."""
     if runs == 0:
         return None
     return 1.0 - (failures / runs) / (1.0 - objective)
+
+
+def change(before: int, found: Burn) -> bool | None:
+    """What a burn alert does now that `found` holds and `before` was the level: True fires
+    it (a more urgent rule than before: a repeat with the higher severity), False resolves it
+    (no rule holds any more), None leaves it as it is."""
+    if found.rule is not None and found.level > before:
+        return True
+    if found.rule is None and before > 0:
+        return False
+    return None
 
 
 def _window(w: timedelta) -> str:

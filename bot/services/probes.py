@@ -34,6 +34,7 @@ from bot.ingest.stages import Delivery, IngestRequest
 from bot.metrics import Metrics
 from bot.probing import Checker, CheckResult
 from bot.services.ingest import AlertIngest
+from bot.services.slos import SloService
 from store.models import ProbeStateRow
 from store.probes import ProbeRepository, Sample, percentile
 from store.session import Database
@@ -88,7 +89,8 @@ def burn_signal(probe: ProbeConfig, found: burn.Burn, row: ProbeStateRow) -> Sig
     assert probe.slo is not None
     before, row.burn_level = row.burn_level, found.level
     title = f"Probe {probe.id} is burning its error budget"
-    if found.rule is not None and found.level > before:
+    fire = burn.change(before, found)
+    if fire and found.rule is not None:
         rate = found.rates.get(found.rule.long, 0.0)
         return Signal(
             "burn",
@@ -97,7 +99,7 @@ def burn_signal(probe: ProbeConfig, found: burn.Burn, row: ProbeStateRow) -> Sig
             f"{probe.target}: {burn.describe(found, probe.slo.ratio)}",
             found.rule.severity,
         )
-    if found.rule is None and before > 0:
+    if fire is False:
         return Signal("burn", False, title, "the burn rate is below every rule again")
     return None
 
@@ -169,6 +171,8 @@ class ProbeService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._intervals = {p.id: p.interval for p in config.probes}
         self._ensured = False
+        # SLOs over alert sources: evaluated by their own job (`slos.tick`)
+        self.slos = SloService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest)
 
     # ---- scheduling ----------------------------------------------------------------------
 
