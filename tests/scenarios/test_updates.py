@@ -180,8 +180,11 @@ async def test_followups_marked_done_and_reopened_from_slack(harness: Harness) -
         user=CAROL, action_id=f"followup_done_{canary.id}", channel="C0INCIDENT", ts=shown["ts"]
     )
     assert clicked["status"] == 200
-    await harness.settle()
-    (shown,) = [e for e in harness.emu.ws.ephemerals if e["user"] == CAROL]
+    for _ in range(500):  # the list is redrawn through the response_url after the ack
+        (shown,) = [e for e in harness.emu.ws.ephemerals if e["user"] == CAROL]
+        if "is done" in shown["text"]:
+            break
+        await asyncio.sleep(0.01)
     assert f"Follow-up #{canary.id} of INC-{first} is done: Add a canary step" in shown["text"]
     assert (
         "Open follow-ups (2)" in shown["text"] and "canary" not in shown["text"].split("\n", 1)[1]
