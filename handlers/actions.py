@@ -165,6 +165,29 @@ async def declare_button(
         await respond(text=deps.renderer.replies.form_failed(exc.error))
 
 
+async def followup_done_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Done clicked in `/incident followups`: mark it done and show the list as it is now,
+    with what the click did on top (a refusal goes to the clicker beside the list)."""
+    await ack()
+    deps = deps_of(context)
+    raw = str(body["actions"][0].get("value", ""))
+    try:
+        if not raw.isdigit() or not 0 < int(raw) <= collab_ops.MAX_FOLLOWUP_ID:
+            raise UserError(f"not a follow-up number: {raw[:20]}")
+        note = await collab_ops.mark_followup(
+            deps, followup_id=int(raw), done=True, by=body["user"]["id"]
+        )
+    except UserError as exc:
+        warning = deps.renderer.replies.warning(exc.message)
+        await respond(text=warning, response_type="ephemeral", replace_original=False)
+        return
+    items, total = await deps.collab.open_followups(limit=30)
+    text, blocks = deps.renderer.replies.followups_listing(items, total=total, note=note)
+    await respond(text=text, blocks=blocks, replace_original=True)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the incident message buttons, alone or in a bundled page (the listeners read
     `deps` from the context)."""
@@ -176,4 +199,5 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(Action.SEVERITY)(severity_selected)
     app.action(Action.ROLES)(roles_button)
     app.action(Action.DECLARE)(declare_button)
+    app.action(bundled_pattern(Action.FOLLOWUP_DONE))(followup_done_button)
     app.action(bundled_pattern(Action.ESCALATE))(escalate_button)

@@ -94,6 +94,33 @@ def note_text(deps: Deps, arg: str) -> str:
     return text
 
 
+_MARKS = {"done": True, "reopen": False}
+MAX_FOLLOWUP_ID = 2_147_483_647  # the largest id the database holds
+
+
+def followup_mark(deps: Deps, arg: str) -> tuple[int, bool] | None:
+    """`done <n>` / `reopen <n>` → (follow-up id, done?); None when `arg` is a new
+    follow-up's text instead (anything else, or more words after done/reopen)."""
+    parts = arg.split()
+    if not parts or parts[0].lower() not in _MARKS or len(parts) > 2:
+        return None
+    number = parts[1].removeprefix("#") if len(parts) == 2 else ""
+    if not number.isdigit() or not 0 < int(number) <= MAX_FOLLOWUP_ID:
+        raise UserError(deps.renderer.replies.followup_usage())
+    return int(number), _MARKS[parts[0].lower()]
+
+
+async def mark_followup(deps: Deps, *, followup_id: int, done: bool, by: str) -> str:
+    """Mark a follow-up done or open again (asked by `by`); the confirmation to show."""
+    followup, changed = await deps.collab.set_followup_done(
+        followup_id=followup_id, done=done, by=by
+    )
+    incident = await deps.incidents.get(incident_id=followup.incident_id)
+    return deps.renderer.replies.followup_marked(
+        followup, number=incident.number, done=done, changed=changed
+    )
+
+
 def followup_args(deps: Deps, arg: str) -> tuple[str, str | None]:
     """`<text> [@owner]` → (text, owner id or None); the owner is the last word if a mention."""
     parts = words(arg.strip())

@@ -160,6 +160,14 @@ async def _update(
 async def _followup(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
+    mark = collab_ops.followup_mark(deps, arg)
+    if mark is not None:
+        followup_id, done = mark
+        text = await collab_ops.mark_followup(
+            deps, followup_id=followup_id, done=done, by=command["user_id"]
+        )
+        await ack(text=text)
+        return
     text, owner = collab_ops.followup_args(deps, arg)
     incident_id = await _incident_id(deps, command, "")
     await deps.collab.add_followup(
@@ -175,7 +183,8 @@ async def _followups(
     deps: Deps, command: dict[str, Any], arg: str, ack: AsyncAck, _: AsyncRespond
 ) -> None:
     items, total = await deps.collab.open_followups(limit=30)
-    await ack(text=deps.renderer.replies.followups(items, total=total))
+    text, blocks = deps.renderer.replies.followups_listing(items, total=total)
+    await ack(text=text, blocks=blocks)
 
 
 async def _title(

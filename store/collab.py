@@ -137,6 +137,22 @@ class FollowupRepository:
         await self.session.flush()
         return _followup(row)
 
+    async def set_done(
+        self, *, followup_id: int, done_at: datetime | None
+    ) -> tuple[Followup, bool] | None:
+        """Mark the follow-up done (`done_at`) or open again (None), locked for the change;
+        (it, whether it changed), or None when there is no such follow-up."""
+        row = await self.session.scalar(
+            select(FollowupRow).where(FollowupRow.id == followup_id).with_for_update()
+        )
+        if row is None:
+            return None
+        if (row.done_at is None) == (done_at is None):
+            return _followup(row), False
+        row.done_at = done_at
+        await self.session.flush()
+        return _followup(row), True
+
     async def for_incident(self, *, incident_id: int) -> list[Followup]:
         rows = await self.session.scalars(
             select(FollowupRow)

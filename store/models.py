@@ -110,6 +110,7 @@ class AlertRow(Base):
 
     __table_args__ = (
         Index("uq_alerts_incident_fingerprint", "incident_id", "fingerprint", unique=True),
+        Index("ix_alerts_integration_fingerprint", "integration", "fingerprint"),
     )
 
 

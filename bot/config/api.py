@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from bot.config.checks import (
-    _check_env_name,
-    _check_id,
-    _Frozen,
-    _NamedSecret,
-    _UserOrGroup,
-)
+from bot.config.checks import EnvName, IdOf, _Frozen, _given, _NamedSecret, _UserOrGroup
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -23,12 +17,9 @@ class ApiTokenConfig(_NamedSecret):
 
     secret_of: ClassVar[str] = "api token"
 
-    scopes: tuple[Scope, ...] = Field(min_length=1)
+    name: Annotated[str, IdOf("api token name")]
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _check_id(value, "api token name")
+    scopes: tuple[Scope, ...] = Field(min_length=1)
 
 
 class ApiConfig(_Frozen):
@@ -36,12 +27,7 @@ class ApiConfig(_Frozen):
 
     requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     burst: int = Field(default=120, ge=1, le=1_000_000)
-    metrics_token_env: str | None = None  # set: GET /metrics needs this bearer token
-
-    @field_validator("metrics_token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
+    metrics_token_env: EnvName | None = None  # set: GET /metrics needs this bearer token
 
 
 class PermissionRule(_UserOrGroup):
@@ -51,7 +37,7 @@ class PermissionRule(_UserOrGroup):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if sum(v is not None for v in (self.team_members, self.user, self.user_group)) != 1:
+        if len(_given(self, "team_members", "user", "user_group")) != 1:
             raise ValueError("set exactly one of team_members: true, user or user_group")
         return self
 

@@ -1,13 +1,25 @@
-"""Shared building blocks of the YAML models: id patterns, the frozen base and field checks."""
+"""Shared building blocks of the YAML models: id patterns, the frozen base, field checks and
+the field types built on them (`EnvName`, `Secret`, `CallTimeout`, `HttpUrl`, `IdOf(...)`)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Annotated, Any, ClassVar, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
+from bot.config.types import Duration
+from bot.domain.incident import Severity
 from bot.errors import ConfigError
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -60,22 +72,83 @@ def _check_user_group(value: str) -> str:
     return value
 
 
-def _check_secret(value: SecretStr | None) -> SecretStr | None:
-    if value is not None and not value.get_secret_value().strip():
+def _check_secret(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
         raise ValueError("must not be empty")
     return value
 
 
-def _check_env_name(value: str | None) -> str | None:
-    if value is not None and not _ENV_NAME.fullmatch(value):
+def _check_env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(f"invalid environment variable name {value!r}")
     return value
+
+
+MAX_CALL_TIMEOUT = timedelta(seconds=60)
+
+
+def _check_call_timeout(value: timedelta) -> timedelta:
+    if value > MAX_CALL_TIMEOUT:
+        raise ValueError("must be at most 60s")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"invalid URL {value!r}: use an absolute http:// or https:// URL with a host, "
+            "e.g. https://checkout.example/health"
+        )
+    return value
+
+
+def IdOf(what: str) -> AfterValidator:
+    """The check of an id or name field, naming it in errors: `Annotated[str, IdOf("probe id")]`."""
+    return AfterValidator(lambda value: _check_id(value, what))
+
+
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+"""The name of an environment variable (holding a secret, say)."""
+Secret = Annotated[SecretStr, AfterValidator(_check_secret)]
+"""A secret given in the file itself; never empty, never printed."""
+CallTimeout = Annotated[Duration, AfterValidator(_check_call_timeout)]
+"""How long one outgoing call (webhook, probe, event) may take: at most 60s."""
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+"""An absolute http:// or https:// URL with a host."""
+
+
+def _parse_severity(value: Any) -> Any:
+    """A severity from `SEV2`, `critical`, `P1`…; None and Severity values pass through."""
+    if value is None or isinstance(value, Severity):
+        return value
+    severity = Severity.parse(value)
+    if severity is None:
+        raise ValueError(f"unknown severity {value!r}: use SEV1, SEV2, SEV3 or SEV4")
+    return severity
 
 
 def _non_empty_list(value: tuple[Any, ...], what: str) -> tuple[Any, ...]:
     if not value:
         raise ValueError(f"must list at least one {what}")
     return value
+
+
+def _repeated(values: Iterable[str]) -> list[str]:
+    """The values given more than once, sorted."""
+    values = list(values)
+    return sorted({v for v in values if values.count(v) > 1})
+
+
+def _given(model: BaseModel, *names: str) -> list[str]:
+    """Which of the fields `names` are set (not None), in the order named."""
+    return [name for name in names if getattr(model, name) is not None]
+
+
+def _at_most_one(model: BaseModel, first: str, second: str) -> None:
+    """Refuse a model that sets both `first` and `second` (a secret and its variable, say)."""
+    if len(_given(model, first, second)) > 1:
+        raise ValueError(f"set at most one of {first} or {second}")
 
 
 class _NamedSecret(_Frozen):
@@ -85,22 +158,12 @@ class _NamedSecret(_Frozen):
     secret_of: ClassVar[str] = "secret"  # how errors name the owner, e.g. "integration"
 
     name: str
-    token: SecretStr | None = None
-    token_env: str | None = None
-
-    @field_validator("token")
-    @classmethod
-    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
+    token: Secret | None = None
+    token_env: EnvName | None = None
 
     @model_validator(mode="after")
     def _one_token(self) -> Self:
-        if (self.token is None) == (self.token_env is None):
+        if len(_given(self, "token", "token_env")) != 1:
             raise ValueError("set exactly one of token or token_env")
         return self
 

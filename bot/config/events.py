@@ -6,10 +6,9 @@ from datetime import timedelta
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from bot.config.checks import _check_env_name, _check_secret, _Frozen
-from bot.config.types import Duration
+from bot.config.checks import CallTimeout, EnvName, Secret, _at_most_one, _Frozen, _given
 from bot.domain.events import EVENT_TYPES, EventType
 
 
@@ -20,10 +19,10 @@ class EventSinkConfig(_Frozen):
     type: Literal["webhook", "nats"]
     url: str
     events: tuple[EventType, ...] = EVENT_TYPES  # default: every event
-    secret: SecretStr | None = None  # webhook: signs each body (X-PulseOps-Signature)
-    secret_env: str | None = None
+    secret: Secret | None = None  # webhook: signs each body (X-PulseOps-Signature)
+    secret_env: EnvName | None = None
     subject: str | None = None  # nats: default pulseops.events
-    timeout: Duration = timedelta(seconds=10)
+    timeout: CallTimeout = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -36,16 +35,6 @@ class EventSinkConfig(_Frozen):
             )
         return value
 
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _secret_env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
-
     @field_validator("subject")
     @classmethod
     def _subject(cls, value: str | None) -> str | None:
@@ -55,13 +44,6 @@ class EventSinkConfig(_Frozen):
             raise ValueError(
                 f"invalid subject {value!r}: dot-separated tokens, no spaces or wildcards"
             )
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: timedelta) -> timedelta:
-        if value > timedelta(seconds=60):
-            raise ValueError("must be at most 60s")
         return value
 
     @field_validator("events")
@@ -82,10 +64,9 @@ class EventSinkConfig(_Frozen):
         else:
             if scheme not in ("nats", "tls"):
                 raise ValueError("a nats sink's url is nats://host:4222 (or tls://)")
-            if self.secret is not None or self.secret_env is not None:
+            if _given(self, "secret", "secret_env"):
                 raise ValueError("secret and secret_env are for webhook sinks")
-        if self.secret is not None and self.secret_env is not None:
-            raise ValueError("set at most one of secret or secret_env")
+        _at_most_one(self, "secret", "secret_env")
         return self
 
     @property

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import field_validator
-
-from bot.config.checks import _check_id, _NamedSecret
+from bot.config.checks import IdOf, _NamedSecret
 from bot.config.types import Duration
 
 HEARTBEAT_INTEGRATION = "heartbeat"
@@ -20,14 +18,11 @@ class HeartbeatConfig(_NamedSecret):
 
     secret_of: ClassVar[str] = "heartbeat"
 
+    name: Annotated[str, IdOf("heartbeat name")]
+
     interval: Duration
     grace: Duration | None = None  # omitted: no grace
     service: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _check_id(value, "heartbeat name")
 
     @property
     def allowed_silence(self) -> timedelta:

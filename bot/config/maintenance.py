@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Self
+from typing import Annotated, Self
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import field_validator, model_validator
 
-from bot.config.checks import _check_id, _Frozen
-from bot.config.models import _check_cron, parse_cron
-from bot.config.oncall import _check_time_zone
+from bot.config.checks import IdOf, _Frozen
+from bot.config.models import Cron, parse_cron
+from bot.config.oncall import TimeZone
 from bot.config.types import Duration, Matchers
 from bot.domain.matchers import Matcher
 
@@ -23,26 +23,11 @@ class MaintenanceWindowConfig(_Frozen):
     """A recurring window: from each `cron` start (read in `time_zone`) for `duration`,
     alerts matching every matcher are muted like a silence's."""
 
-    name: str
+    name: Annotated[str, IdOf("maintenance window name")]
     matchers: Matchers
-    cron: str
+    cron: Cron
     duration: Duration
-    time_zone: str = "UTC"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _check_id(value, "maintenance window name")
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        return _check_cron(value)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _check_time_zone(value)
+    time_zone: TimeZone = "UTC"
 
     @field_validator("matchers")
     @classmethod

@@ -5,20 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bot.config.checks import (
+    EnvName,
+    IdOf,
+    Secret,
     _check_channel,
-    _check_env_name,
-    _check_id,
-    _check_secret,
     _check_user_group,
     _check_user_ids,
     _Frozen,
+    _given,
     _non_empty_list,
+    _repeated,
     _UserOrGroup,
 )
 from bot.config.types import Duration
@@ -51,6 +53,10 @@ def _check_time_zone(value: str) -> str:
     close = [z for z in known if z.lower() == value.strip().lower()]
     hint = f"did you mean {close[0]!r}?" if close else _ZONE_HINT
     raise ValueError(f"unknown time zone {value!r}: {hint}")
+
+
+TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
+"""An IANA time zone name (`Europe/Berlin`)."""
 
 
 def _parse_local_start(value: Any) -> Any:
@@ -96,7 +102,7 @@ class RotationConfig(_Frozen):
     @classmethod
     def _participants(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         _check_user_ids(_non_empty_list(value, "Slack user ID"))
-        repeated = sorted({p for p in value if value.count(p) > 1})
+        repeated = _repeated(value)
         if repeated:
             raise ValueError(
                 f"{', '.join(repr(p) for p in repeated)} appears more than once "
@@ -129,39 +135,19 @@ class RotationConfig(_Frozen):
 class ScheduleConfig(_Frozen):
     """An on-call schedule of one team: a rotation in a time zone, with optional side effects."""
 
-    id: str
+    id: Annotated[str, IdOf("schedule id")]
     team: str
-    time_zone: str
+    time_zone: TimeZone
     rotation: RotationConfig
     user_group: str | None = None
-    ics_token: SecretStr | None = None
-    ics_token_env: str | None = None
+    ics_token: Secret | None = None
+    ics_token_env: EnvName | None = None
     handoff_channel: str | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "schedule id")
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _check_time_zone(value)
 
     @field_validator("user_group")
     @classmethod
     def _group(cls, value: str | None) -> str | None:
         return None if value is None else _check_user_group(value)
-
-    @field_validator("ics_token")
-    @classmethod
-    def _token(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("ics_token_env")
-    @classmethod
-    def _token_env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
 
     @field_validator("handoff_channel")
     @classmethod
@@ -171,7 +157,7 @@ class ScheduleConfig(_Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[tuple[Loc, str]] = []
-        if self.ics_token is not None and self.ics_token_env is not None:
+        if len(_given(self, "ics_token", "ics_token_env")) > 1:
             problems.append((("ics_token_env",), "set at most one of ics_token or ics_token_env"))
         start = self.rotation.start
         aware = start.replace(tzinfo=self.zone)
@@ -216,7 +202,7 @@ class EscalationTarget(_UserOrGroup):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        given = [k for k in ("schedule", "user", "user_group") if getattr(self, k) is not None]
+        given = _given(self, "schedule", "user", "user_group")
         if len(given) != 1:
             got = f" (got {' and '.join(given)})" if given else ""
             raise ValueError(f"set exactly one of schedule, user or user_group{got}")
@@ -245,14 +231,9 @@ class EscalationLevel(_Frozen):
 class EscalationPolicyConfig(_Frozen):
     """Levels paged in order; after the last one the whole policy runs `repeat` more times."""
 
-    id: str
+    id: Annotated[str, IdOf("escalation policy id")]
     repeat: int = Field(default=0, ge=0, strict=True)
     levels: tuple[EscalationLevel, ...]
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "escalation policy id")
 
     @field_validator("levels")
     @classmethod

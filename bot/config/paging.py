@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
-from bot.config.checks import _check_env_name, _check_id, _check_user_ids, _Frozen
+from bot.config.checks import EnvName, IdOf, _check_user_ids, _Frozen, _repeated
 from bot.config.types import Duration
 from bot.domain.contacts import METHOD_TYPES, check_address
 from bot.domain.durations import ACCEPTED, format_duration, parse_duration
@@ -43,16 +43,11 @@ Delay = Annotated[
 class ContactMethodConfig(_Frozen):
     """One way to reach a person: e-mail, SMS, voice call or any Apprise URL."""
 
-    id: str
+    id: Annotated[str, IdOf("method id")]
     type: Literal["email", "sms", "voice", "apprise"]
     address: str | None = None  # email
     number: str | None = None  # sms, voice (E.164)
     url: str | None = None  # apprise
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "method id")
 
     @model_validator(mode="after")
     def _destination(self) -> Self:
@@ -113,7 +108,7 @@ class ContactConfig(_Frozen):
     @model_validator(mode="after")
     def _references(self) -> Self:
         ids = [m.id for m in self.methods]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = _repeated(ids)
         if dupes:
             raise ValueError(f"duplicate method id {dupes[0]!r}")
         for rule in self.rules:
@@ -137,15 +132,10 @@ class SmtpConfig(_Frozen):
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True  # upgrade a plain connection (port 587)
     tls: bool = False  # TLS from the start (port 465)
-    username_env: str | None = None
-    password_env: str | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
     from_: str = Field(alias="from")
     timeout: Duration = timedelta(seconds=15)
-
-    @field_validator("username_env", "password_env")
-    @classmethod
-    def _env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
 
     @field_validator("from_")
     @classmethod
@@ -167,18 +157,11 @@ class TwilioConfig(_Frozen):
 
     model_config = _Frozen.model_config | {"populate_by_name": True}
 
-    account_sid_env: str
-    auth_token_env: str
+    account_sid_env: EnvName
+    auth_token_env: EnvName
     from_: str = Field(alias="from")
     api_url: str = "https://api.twilio.com"
     timeout: Duration = timedelta(seconds=10)
-
-    @field_validator("account_sid_env", "auth_token_env")
-    @classmethod
-    def _env(cls, value: str) -> str:
-        checked = _check_env_name(value)
-        assert checked is not None
-        return checked
 
     @field_validator("from_")
     @classmethod
@@ -215,7 +198,7 @@ class NotificationsConfig(_Frozen):
     twilio: TwilioConfig | None = None
     # where people's browsers and Twilio reach this service: e-mail links and webhooks
     public_url: str | None = None
-    link_secret_env: str | None = None  # signs e-mail acknowledge links
+    link_secret_env: EnvName | None = None  # signs e-mail acknowledge links
     link_ttl: Duration = timedelta(hours=2)
     apprise_timeout: Duration = timedelta(seconds=15)
     max_attempts: int = Field(default=6, ge=1, le=50)
@@ -227,8 +210,3 @@ class NotificationsConfig(_Frozen):
         if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
             raise ValueError(f"invalid public_url {value!r}: an http(s) URL")
         return None if value is None else value.rstrip("/")
-
-    @field_validator("link_secret_env")
-    @classmethod
-    def _env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)

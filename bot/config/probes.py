@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.checks import _check_id, _Frozen
+from bot.config.checks import CallTimeout, HttpUrl, IdOf, _Frozen
 from bot.config.types import Duration
 from bot.domain.durations import format_duration
 
@@ -16,13 +16,6 @@ PROBE_INTEGRATION = "probes"
 """The integration name probe alerts carry (reserved: no configured integration may use it)."""
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-MAX_PROBE_TIMEOUT = timedelta(seconds=60)
-
-
-def _timeout(value: timedelta) -> timedelta:
-    if value > MAX_PROBE_TIMEOUT:
-        raise ValueError("must be at most 60s")
-    return value
 
 
 class HttpCheckConfig(_Frozen):
@@ -30,11 +23,11 @@ class HttpCheckConfig(_Frozen):
     first 64 KiB) contains `body_contains`, within `timeout`."""
 
     method: str = "GET"
-    url: str
+    url: HttpUrl
     headers: dict[str, str] = Field(default_factory=dict)
     expect_status: tuple[int, ...] = (200,)
     body_contains: str | None = Field(default=None, min_length=1, max_length=1000)
-    timeout: Duration = timedelta(seconds=5)
+    timeout: CallTimeout = timedelta(seconds=5)
     follow_redirects: bool = False
 
     @field_validator("method")
@@ -46,17 +39,6 @@ class HttpCheckConfig(_Frozen):
             )
         return value.upper()
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"invalid URL {value!r}: use an absolute http:// or https:// URL, "
-                "e.g. https://checkout.example/health"
-            )
-        return value
-
     @field_validator("expect_status")
     @classmethod
     def _statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -66,11 +48,6 @@ class HttpCheckConfig(_Frozen):
         if bad:
             raise ValueError(f"not HTTP status codes: {', '.join(str(s) for s in bad)}")
         return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _bounded(cls, value: timedelta) -> timedelta:
-        return _timeout(value)
 
     @property
     def https(self) -> bool:
@@ -82,12 +59,7 @@ class TcpCheckConfig(_Frozen):
 
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
-    timeout: Duration = timedelta(seconds=5)
-
-    @field_validator("timeout")
-    @classmethod
-    def _bounded(cls, value: timedelta) -> timedelta:
-        return _timeout(value)
+    timeout: CallTimeout = timedelta(seconds=5)
 
 
 class AnomalyConfig(_Frozen):
@@ -120,7 +92,7 @@ class SloConfig(_Frozen):
 class ProbeConfig(_Frozen):
     """One synthetic check (`http` or `tcp`), run every `interval` for `service`."""
 
-    id: str
+    id: Annotated[str, IdOf("probe id")]
     http: HttpCheckConfig | None = None
     tcp: TcpCheckConfig | None = None
     interval: Duration = timedelta(seconds=30)
@@ -129,11 +101,6 @@ class ProbeConfig(_Frozen):
     anomaly: AnomalyConfig | None = None
     cert_expiry_days: int | None = Field(default=14, ge=1, le=3650)
     slo: SloConfig | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "probe id")
 
     @field_validator("interval")
     @classmethod

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.checks import _check_id, _Frozen
+from bot.config.checks import IdOf, _Frozen, _parse_severity
 from bot.config.types import Duration, Matchers
 from bot.domain.incident import Severity
 from bot.domain.rules import Classifier, RouteRule, Rules
@@ -15,19 +15,10 @@ from bot.domain.rules import Classifier, RouteRule, Rules
 _LABEL = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
 
-def _severity(value: Any) -> Any:
-    if value is None or isinstance(value, Severity):
-        return value
-    severity = Severity.parse(value)
-    if severity is None:
-        raise ValueError(f"unknown severity {value!r}: use SEV1, SEV2, SEV3 or SEV4")
-    return severity
-
-
 class RouteConfig(_Frozen):
     """One route: matchers, and what a matching alert becomes."""
 
-    name: str
+    name: Annotated[str, IdOf("route name")]
     matchers: Matchers = ()
     service: str | None = None
     severity: Severity | None = None
@@ -37,15 +28,10 @@ class RouteConfig(_Frozen):
     group_by: tuple[str, ...] = ()
     group_window: Duration | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _check_id(value, "route name")
-
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
-        return _severity(value)
+        return _parse_severity(value)
 
     @field_validator("group_by")
     @classmethod
@@ -93,7 +79,7 @@ class ClassifierConfig(_Frozen):
     def _severities(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        return {_severity(key): words for key, words in value.items()}
+        return {_parse_severity(key): words for key, words in value.items()}
 
     @field_validator("categories", "severities")
     @classmethod

@@ -8,15 +8,19 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from bot.config.checks import (
-    _check_env_name,
-    _check_id,
-    _check_secret,
-    _check_user_group,
+    CallTimeout,
+    EnvName,
+    HttpUrl,
+    IdOf,
+    Secret,
+    _at_most_one,
     _check_user_ids,
     _Frozen,
+    _given,
+    _UserOrGroup,
 )
 from bot.config.types import Duration, Matchers
 from bot.domain.workflows import EVENT_TRIGGERS, EventTrigger
@@ -51,22 +55,14 @@ Trigger = Annotated[EventTrigger | UnacknowledgedFor, BeforeValidator(_coerce_tr
 class WebhookStep(_Frozen):
     """Call a URL: the body is a Jinja2 template rendering JSON (default: the incident)."""
 
-    url: str
+    url: HttpUrl
     method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
     body: str | None = None
-    timeout: Duration = timedelta(seconds=10)
+    timeout: CallTimeout = timedelta(seconds=10)
     retries: int = Field(default=3, ge=0, le=10)
     backoff: Duration = timedelta(seconds=5)  # before the first retry; doubles each time
-    secret: SecretStr | None = None
-    secret_env: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid url {value!r}: use http:// or https:// and a host")
-        return value
+    secret: Secret | None = None
+    secret_env: EnvName | None = None
 
     @field_validator("body")
     @classmethod
@@ -78,27 +74,9 @@ class WebhookStep(_Frozen):
         except TemplateProblem as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: timedelta) -> timedelta:
-        if value > timedelta(seconds=60):
-            raise ValueError("must be at most 60s")
-        return value
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _secret_env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
-
     @model_validator(mode="after")
     def _one_secret(self) -> Self:
-        if self.secret is not None and self.secret_env is not None:
-            raise ValueError("set at most one of secret or secret_env")
+        _at_most_one(self, "secret", "secret_env")
         return self
 
     @property
@@ -106,26 +84,14 @@ class WebhookStep(_Frozen):
         return (urlsplit(self.url).hostname or "").lower()
 
 
-class PageStep(_Frozen):
+class PageStep(_UserOrGroup):
     """Page a schedule's on-call person, a user, or a user group (exactly one)."""
 
     schedule: str | None = None
-    user: str | None = None
-    user_group: str | None = None
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_ids((value,))[0]
-
-    @field_validator("user_group")
-    @classmethod
-    def _group(cls, value: str | None) -> str | None:
-        return None if value is None else _check_user_group(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if sum(v is not None for v in (self.schedule, self.user, self.user_group)) != 1:
+        if len(_given(self, "schedule", "user", "user_group")) != 1:
             raise ValueError("set exactly one of schedule, user or user_group")
         return self
 
@@ -197,17 +163,12 @@ class WorkflowStep(_Frozen):
 class WorkflowConfig(_Frozen):
     """Steps run in order on an incident, on its events (`run: auto`) or by a click."""
 
-    id: str
+    id: Annotated[str, IdOf("workflow id")]
     when: tuple[Trigger, ...] = ()
     matchers: Matchers = ()
     run: Literal["auto", "button"] = "auto"
     label: str | None = Field(default=None, min_length=1, max_length=75)
     steps: tuple[WorkflowStep, ...] = Field(max_length=20)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "workflow id")
 
     @field_validator("steps")
     @classmethod

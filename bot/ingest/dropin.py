@@ -18,11 +18,9 @@ from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.domain.alerts import AlertStatus
 from bot.errors import AuthError, UserError
-from bot.ingest.opsgenie import IDENTIFIER_TYPES, parse_opsgenie_action
+from bot.ingest.opsgenie import alias_named, parse_opsgenie_action
 from bot.ingest.stages import Received, Rejected, same_secret
 from bot.ingest.wire import HttpUrl, _Body, _in_utc, _require_object, validation_problems
-
-MAX_IDENTIFIER = 512  # Opsgenie's limit on an alias
 
 
 def matching_integration(
@@ -104,6 +102,23 @@ class EmptyIsObject:
         return replace(received, body=b"{}")
 
 
+class OpsgenieAlias:
+    """Opsgenie get: the alias of the alert named in the URL, in `params["alias"]`."""
+
+    @staticmethod
+    def read(received: Received) -> str:
+        """The alias `identifier` and `identifierType` name (Rejected when they are wrong)."""
+        try:
+            return alias_named(
+                received.params.get("identifier", ""), received.params.get("identifierType", "")
+            )
+        except UserError as exc:
+            raise Rejected("invalid", exc) from None
+
+    async def __call__(self, received: Received) -> Received:
+        return replace(received, params={**received.params, "alias": self.read(received)})
+
+
 class OpsgenieAction:
     """Opsgenie close/acknowledge: the alert named in the URL, resolved or acknowledged.
 
@@ -114,27 +129,10 @@ class OpsgenieAction:
         self.status = status
 
     async def __call__(self, received: Received) -> Received:
-        identifier = received.params.get("identifier", "").strip()
-        kind = received.params.get("identifierType") or "id"
-        if kind not in IDENTIFIER_TYPES:
-            raise Rejected(
-                "invalid",
-                UserError(
-                    f"identifierType must be alias or id, not {kind!r}",
-                    fields={"identifierType": "must be alias or id"},
-                ),
-            )
-        if not identifier or len(identifier) > MAX_IDENTIFIER:
-            raise Rejected(
-                "invalid",
-                UserError(
-                    f"the alert identifier must be 1 to {MAX_IDENTIFIER} characters",
-                    fields={"identifier": f"must be 1 to {MAX_IDENTIFIER} characters"},
-                ),
-            )
+        alias = OpsgenieAlias.read(received)
         try:
             alert = parse_opsgenie_action(
-                received.document, identifier=identifier, status=self.status, now=received.now
+                received.document, identifier=alias, status=self.status, now=received.now
             )
         except ValidationError as exc:
             raise Rejected(

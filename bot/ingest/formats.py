@@ -39,120 +39,66 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
-from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.alerts import Alert, AlertStatus, Link
 from bot.domain.incident import Severity
+from bot.ingest.alertmanager import AlertmanagerAlert, AlertmanagerShaped, read_alertmanager_shaped
 from bot.ingest.opsgenie import OPSGENIE_PRIORITY
-from bot.ingest.wire import (
-    OptionalTime,
-    _Body,
-    _digest,
-    _first,
-    _invalid,
-    _labels_key,
-    _link,
-    _now,
-    _require_object,
-    _utc,
-)
+from bot.ingest.wire import _Body, _digest, _invalid, _link, _now, _require_object
 
 # --------------------------------------------------------------------------- Grafana
 
 
-class GrafanaAlert(_Body):
-    """One alert inside a Grafana Alerting webhook body."""
+class GrafanaAlert(AlertmanagerAlert):
+    """One alert inside a Grafana Alerting webhook body: Alertmanager's and the URLs and
+    `values` Grafana adds."""
 
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: OptionalTime = Field(default=None, alias="startsAt")
-    ends_at: OptionalTime = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     silence_url: str = Field(default="", alias="silenceURL")
     dashboard_url: str = Field(default="", alias="dashboardURL")
     panel_url: str = Field(default="", alias="panelURL")
     image_url: str = Field(default="", alias="imageURL")
     values: dict[str, float | None] | None = None
 
+    def links(self) -> list[Link]:
+        return (
+            _link(self.generator_url, "Alert rule")
+            + _link(self.dashboard_url, "Dashboard")
+            + _link(self.panel_url, "Panel")
+            + _link(self.annotations.get("runbook_url"), "Runbook")
+            + _link(self.silence_url, "Silence")
+            + _link(self.image_url, "Image")
+        )
 
-class GrafanaPayload(_Body):
+    def more_description(self) -> list[str]:
+        if not self.values:
+            return []
+        return [
+            "Values: "
+            + ", ".join(
+                f"{key}={value:g}" if value is not None else f"{key}=none"
+                for key, value in sorted(self.values.items())
+            )
+        ]
+
+
+class GrafanaPayload(AlertmanagerShaped[GrafanaAlert]):
     """Grafana Alerting's webhook contact point body (`version` "1")."""
 
-    receiver: str = ""
-    status: Literal["firing", "resolved"] | None = None
+    source: ClassVar[str] = "grafana"
+
     org_id: int | None = Field(default=None, alias="orgId")
-    alerts: list[GrafanaAlert] = Field(min_length=1)
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field(default="", alias="externalURL")
     version: str = "1"
-    group_key: str | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
     title: str = ""
     state: str = ""
     message: str = ""
 
 
-def _values_line(values: dict[str, float | None] | None) -> str:
-    if not values:
-        return ""
-    return "Values: " + ", ".join(
-        f"{key}={value:g}" if value is not None else f"{key}=none"
-        for key, value in sorted(values.items())
-    )
-
-
 def parse_grafana(body: Any, now: datetime) -> list[Alert]:
     """Parse a Grafana Alerting webhook body into one Alert per entry of `alerts`."""
-    _require_object(body, "GrafanaPayload")
-    payload = GrafanaPayload.model_validate(body)
-    now = _now(now)
-    group_key = payload.group_key or (
-        _digest("grafana", _labels_key(payload.group_labels)) if payload.group_labels else None
-    )
-    alerts: list[Alert] = []
-    for item in payload.alerts:
-        labels, notes = item.labels, item.annotations
-        fingerprint = item.fingerprint or _digest("grafana", _labels_key(labels))
-        resolved = item.status == "resolved"
-        description = "\n".join(
-            line
-            for line in (
-                _first(notes.get("description"), notes.get("message")),
-                _values_line(item.values),
-            )
-            if line
-        )
-        alerts.append(
-            Alert(
-                fingerprint=fingerprint,
-                group_key=group_key or fingerprint,
-                status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
-                title=_first(notes.get("summary"), notes.get("title"), labels.get("alertname"))
-                or "Untitled alert",
-                description=description,
-                severity=Severity.parse(labels.get("severity")),
-                service=labels.get("service") or None,
-                labels=dict(labels),
-                links=tuple(
-                    _link(item.generator_url, "Alert rule")
-                    + _link(item.dashboard_url, "Dashboard")
-                    + _link(item.panel_url, "Panel")
-                    + _link(notes.get("runbook_url"), "Runbook")
-                    + _link(item.silence_url, "Silence")
-                    + _link(item.image_url, "Image")
-                ),
-                source="grafana",
-                starts_at=_utc(item.starts_at) or now,
-                ends_at=(_utc(item.ends_at) or now) if resolved else None,
-            )
-        )
-    return alerts
+    return read_alertmanager_shaped(GrafanaPayload, body, now)
 
 
 # --------------------------------------------------------------------------- Datadog

@@ -8,13 +8,18 @@ SEV4; P5 (informational) maps to SEV4 as well, PulseOps' lowest severity; no pri
 P3 (Opsgenie's default), so SEV3. `tags` become the label `tags` (comma-separated), `entity`,
 `source` and `priority` labels of the same name, and each of `details` a label of its own
 and a line of the description (a `service` detail routes the alert like the `service` label
-of other formats; details holding an http(s) URL become links). Close and acknowledge name
-the alert in the URL: `identifierType=alias`, or `id` (Opsgenie's default; PulseOps gives an
-Opsgenie alert no identifier of its own, so an id is looked up as an alias).
+of other formats; details holding an http(s) URL become links). Close, acknowledge and get
+name the alert in the URL: `identifierType=alias`, or `id` (Opsgenie's default). An alert's
+`id` is stable: PulseOps makes it from the alias (`alert_id`), so the same alias always has the
+same id, on every replica and after restarts, and `GET /v2/alerts/{alias}?identifierType=alias`
+returns it. An `id` that is not one PulseOps made is read as an alias, as scripts that pass
+an alias without `identifierType` expect.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +28,7 @@ from pydantic import Field, StringConstraints
 
 from bot.domain.alerts import Alert, AlertStatus, Link
 from bot.domain.incident import Severity
+from bot.errors import UserError
 from bot.ingest.wire import _Body, _digest, _now, _require_object
 
 OPSGENIE_PRIORITY: dict[str, Severity] = {
@@ -111,6 +117,46 @@ class OpsgenieActionBody(_Body):
 
 
 IDENTIFIER_TYPES = ("alias", "id")
+MAX_ALIAS = 512  # Opsgenie's limit on an alias
+_ID_PREFIX = "pulseops-"
+
+
+def alert_id(alias: str) -> str:
+    """The stable Opsgenie alert `id` of the alert with this alias (or dedup key)."""
+    return _ID_PREFIX + base64.urlsafe_b64encode(alias.encode()).decode().rstrip("=")
+
+
+def alias_of_id(identifier: str) -> str | None:
+    """The alias an `id` made by `alert_id` stands for; None for any other text."""
+    if not identifier.startswith(_ID_PREFIX):
+        return None
+    encoded = identifier.removeprefix(_ID_PREFIX)
+    try:
+        alias = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not alias or len(alias) > MAX_ALIAS or alert_id(alias) != identifier:
+        return None
+    return alias
+
+
+def alias_named(identifier: str, identifier_type: str) -> str:
+    """The alias of the alert a URL names by `identifier` and `identifierType` (default id);
+    UserError naming the parameter when either is wrong."""
+    identifier = identifier.strip()
+    kind = identifier_type or "id"
+    if kind not in IDENTIFIER_TYPES:
+        raise UserError(
+            f"identifierType must be alias or id, not {kind!r}",
+            fields={"identifierType": "must be alias or id"},
+        )
+    alias = (alias_of_id(identifier) if kind == "id" else None) or identifier
+    if not alias or len(alias) > MAX_ALIAS:
+        raise UserError(
+            f"the alert identifier must be 1 to {MAX_ALIAS} characters",
+            fields={"identifier": f"must be 1 to {MAX_ALIAS} characters"},
+        )
+    return alias
 
 
 def parse_opsgenie_action(

@@ -38,19 +38,17 @@ from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter
 
 from bot.domain.alerts import Alert, AlertStatus, Link
 from bot.domain.incident import Severity
+from bot.ingest.alertmanager import parse_alertmanager as parse_alertmanager
 from bot.ingest.formats import parse_datadog, parse_grafana
 from bot.ingest.opsgenie import parse_opsgenie
 from bot.ingest.slack_webhook import parse_slack_webhook
 from bot.ingest.wire import (
     HttpUrl,
-    OptionalTime,
     SeverityIn,
     _Body,
     _digest,
-    _first,
     _in_utc,
     _invalid,
-    _labels_key,
     _link,
     _now,
     _require_object,
@@ -59,74 +57,6 @@ from bot.ingest.wire import (
 from bot.ingest.wire import validation_problems as validation_problems
 
 Parser = Callable[[Any, datetime], list[Alert]]
-
-
-# --------------------------------------------------------------------------- Alertmanager
-
-
-class AlertmanagerAlert(_Body):
-    """One alert inside an Alertmanager webhook (v4)."""
-
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: OptionalTime = Field(default=None, alias="startsAt")
-    ends_at: OptionalTime = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-
-
-class AlertmanagerPayload(_Body):
-    """Alertmanager `webhook_config` body, version 4 (Grafana's webhook sends the same shape)."""
-
-    version: str = "4"
-    group_key: str | None = Field(default=None, alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
-    status: Literal["firing", "resolved"] | None = None
-    receiver: str = ""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field(default="", alias="externalURL")
-    alerts: list[AlertmanagerAlert] = Field(min_length=1)
-
-
-def parse_alertmanager(body: Any, now: datetime) -> list[Alert]:
-    """Parse an Alertmanager v4 webhook body into one Alert per entry of `alerts`."""
-    _require_object(body, "AlertmanagerPayload")
-    payload = AlertmanagerPayload.model_validate(body)
-    now = _now(now)
-    group_key = payload.group_key or (
-        _digest("alertmanager", _labels_key(payload.group_labels)) if payload.group_labels else None
-    )
-    alerts: list[Alert] = []
-    for item in payload.alerts:
-        labels, notes = item.labels, item.annotations
-        fingerprint = item.fingerprint or _digest("alertmanager", _labels_key(labels))
-        resolved = item.status == "resolved"
-        alerts.append(
-            Alert(
-                fingerprint=fingerprint,
-                group_key=group_key or fingerprint,
-                status=AlertStatus.RESOLVED if resolved else AlertStatus.FIRING,
-                title=_first(notes.get("summary"), notes.get("title"), labels.get("alertname"))
-                or "Untitled alert",
-                description=_first(notes.get("description"), notes.get("message")),
-                severity=Severity.parse(labels.get("severity")),
-                service=labels.get("service") or None,
-                labels=dict(labels),
-                links=tuple(
-                    _link(item.generator_url, "Graph")
-                    + _link(notes.get("runbook_url"), "Runbook")
-                    + _link(notes.get("dashboard_url"), "Dashboard")
-                ),
-                source="alertmanager",
-                starts_at=_utc(item.starts_at) or now,
-                # A firing alert's endsAt is only Prometheus's expiry guess, not an end.
-                ends_at=(_utc(item.ends_at) or now) if resolved else None,
-            )
-        )
-    return alerts
 
 
 # --------------------------------------------------------------------------- generic

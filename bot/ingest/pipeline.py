@@ -22,7 +22,7 @@ from bot.domain.incident import Severity
 from bot.domain.rules import Routing
 from bot.errors import UserError
 from bot.ingest.decisions import Decision
-from bot.ingest.dropin import EmptyIsObject, GenieKey, OpsgenieAction, RoutingKey
+from bot.ingest.dropin import EmptyIsObject, GenieKey, OpsgenieAction, OpsgenieAlias, RoutingKey
 from bot.ingest.parsers import PARSERS, Parser
 from bot.ingest.slack_webhook import parse_slack_webhook
 from bot.ingest.stages import (
@@ -93,6 +93,7 @@ def build_pipeline(
                 DecodeJson(),
                 OpsgenieAction(AlertStatus.ACKNOWLEDGED),
             ),
+            Via.OPSGENIE_GET: (genie, rate, OpsgenieAlias()),
         },
         deliver=(Idempotency(config.incidents.idempotency_ttl),),
         decide=(
@@ -129,6 +130,7 @@ class Via(StrEnum):
     OPSGENIE_CREATE = "opsgenie-create"  # POST /v2/alerts
     OPSGENIE_CLOSE = "opsgenie-close"  # POST /v2/alerts/{identifier}/close
     OPSGENIE_ACKNOWLEDGE = "opsgenie-acknowledge"  # POST /v2/alerts/{identifier}/acknowledge
+    OPSGENIE_GET = "opsgenie-get"  # GET /v2/alerts/{identifier}: receiving only
 
 
 @dataclass(frozen=True, slots=True)

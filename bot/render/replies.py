@@ -8,9 +8,12 @@ with what it quotes escaped once, so a template it is passed on to shows it as i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+
+from bot.render.blocks import MAX_BLOCKS, button, fit_blocks, section
+from bot.slack.ids import Action, Block, bundled
 
 if TYPE_CHECKING:  # the renderer builds its Replies
     from datetime import datetime
@@ -158,6 +161,37 @@ class Replies:
     def followups(self, items: Sequence[Followup], *, total: int) -> Markup:
         """The open follow-ups across incidents."""
         return self.renderer.reply(_INCIDENT, "followups", items=list(items), total=total)
+
+    def followups_listing(
+        self, items: Sequence[Followup], *, total: int, note: str | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """`/incident followups`: (text, blocks), each follow-up with its Done button, after
+        `note` (what a click just did) when given."""
+        text = str(self.followups(items, total=total))
+        blocks: list[dict[str, Any]] = []
+        if note:
+            blocks.append(section(note, block_id=f"{Block.FOLLOWUP_LIST}_note"))
+        heading = self.renderer.reply(_INCIDENT, "followups_heading", total=total if items else 0)
+        blocks.append(section(str(heading), block_id=Block.FOLLOWUP_LIST))
+        for f in items:
+            block = section(
+                str(self.renderer.reply(_INCIDENT, "followup_line", f=f)),
+                block_id=f"{Block.FOLLOWUP_LIST}_{f.id}",
+            )
+            block["accessory"] = button("Done", bundled(Action.FOLLOWUP_DONE, f.id), str(f.id))
+            blocks.append(block)
+        if items and total > len(items):
+            more = self.renderer.reply(_INCIDENT, "followups_more", count=total - len(items))
+            blocks.append(section(str(more), block_id=f"{Block.FOLLOWUP_LIST}_more"))
+        return (f"{note}\n{text}" if note else text), fit_blocks(blocks, limit=MAX_BLOCKS)
+
+    def followup_marked(
+        self, followup: Followup, *, number: str, done: bool, changed: bool
+    ) -> Markup:
+        """A follow-up marked done or open again (or already so: nothing changed)."""
+        return self.renderer.reply(
+            _INCIDENT, "followup_marked", f=followup, number=number, done=done, changed=changed
+        )
 
     def postmortem_posted(self, *, number: str) -> Markup:
         """The comment on the postmortem draft's upload."""

@@ -7,6 +7,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig
 from bot.delivery.kinds import OutboxKind
 from bot.domain.records import Followup, Incident
+from bot.errors import NotFound
 from bot.services.incidents import IncidentService
 from bot.services.transactions import Retry, in_write
 from store.collab import ArchiveRepository, FollowupRepository, UpdateRepository
@@ -132,6 +133,33 @@ class CollabService:
                 data={"followup_id": followup.id, "owner": owner},
             )
             return followup
+
+        return await self.incidents.write(work)
+
+    async def set_followup_done(
+        self, *, followup_id: int, done: bool, by: str
+    ) -> tuple[Followup, bool]:
+        """Mark a follow-up done, or open again (on its incident's timeline); (it, whether
+        it changed). NotFound when there is no such follow-up."""
+
+        async def work(uow: UnitOfWork) -> tuple[Followup, bool]:
+            now = self.clock.now()
+            found = await FollowupRepository(uow.session).set_done(
+                followup_id=followup_id, done_at=now if done else None
+            )
+            if found is None:
+                raise NotFound(f"There is no follow-up {followup_id}.")
+            followup, changed = found
+            if changed:
+                await TimelineRepository(uow.session).add(
+                    incident_id=followup.incident_id,
+                    at=now,
+                    kind="followup_done" if done else "followup_reopened",
+                    actor=by,
+                    text=f"Follow-up {'done' if done else 'reopened'}: {followup.text}",
+                    data={"followup_id": followup.id},
+                )
+            return followup, changed
 
         return await self.incidents.write(work)
 

@@ -17,6 +17,7 @@ class Action(StrEnum):
     DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
     SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
     EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
+    FOLLOWUP_DONE = "followup_done"  # in `/incident followups`: `_<id>` marks that one done
     RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
 
 
@@ -93,6 +94,7 @@ class Block(StrEnum):
     SILENCE_ENDS_AT = "silence_ends_at"
     SILENCE_COMMENT = "silence_comment"
     SILENCE_LIST = "silence_list"  # `/incident silences`: adds `_<id>` per silence
+    FOLLOWUP_LIST = "followup_list"  # `/incident followups`: adds `_<id>` per follow-up
     # /oncall notify modal
     NOTIFY_METHOD = "notify_method"  # one per method, `_<n>`
     NOTIFY_TYPE = "notify_type"

@@ -314,6 +314,70 @@ async def test_opsgenie_close_by_id_looks_the_id_up_as_an_alias(harness: Harness
     assert (await harness.incident(listed["id"]))["status"] == "resolved"
 
 
+async def genie_get(harness: Harness, path: str, *, key: str | None = GENIE_KEY) -> tuple[int, Any]:
+    """GET as Opsgenie clients do: `Authorization: GenieKey <key>`."""
+    assert harness.http is not None
+    headers = {"Authorization": f"GenieKey {key}"} if key is not None else {}
+    async with harness.http.get(f"{harness.url}{path}", headers=headers) as r:
+        return r.status, await r.json(content_type=None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_opsgenie_alert_id_is_stable_and_names_the_alert(harness: Harness) -> None:
+    alias = "disk full / db-1 ✓"  # any text: the id carries it safely in a URL path
+    quoted = "disk%20full%20%2F%20db-1%20%E2%9C%93"
+    assert accepted(*await genie(harness, "/v2/alerts", opsgenie_alert(alias=alias)))
+    await harness.settle()
+    status, got = await genie_get(harness, f"/v2/alerts/{quoted}?identifierType=alias")
+    assert status == 200, got
+    alert = got["data"]
+    assert (alert["alias"], alert["message"], alert["status"]) == (
+        alias,
+        "An example alert message",
+        "open",
+    )
+    assert alert["acknowledged"] is False and alert["count"] == 1
+    assert alert["tags"] == ["OverwriteQuietHours", "Critical"] and alert["priority"] == "P1"
+    assert got["requestId"] and isinstance(got["took"], float)
+    alert_id = alert["id"]
+    assert alert_id != alias and "/" not in alert_id and " " not in alert_id
+
+    # stable: a repeat has the same id, and so does the get by id (Opsgenie's default type)
+    assert accepted(*await genie(harness, "/v2/alerts", opsgenie_alert(alias=alias)))
+    status, again = await genie_get(harness, f"/v2/alerts/{alert_id}")
+    assert status == 200 and again["data"]["id"] == alert_id and again["data"]["count"] == 2
+
+    (listed,) = await incidents(harness)
+    assert accepted(*await genie(harness, f"/v2/alerts/{alert_id}/acknowledge", {"note": "mine"}))
+    assert (await harness.incident(listed["id"]))["status"] == "acknowledged"
+    status, acked = await genie_get(harness, f"/v2/alerts/{alert_id}?identifierType=id")
+    assert acked["data"]["acknowledged"] is True and acked["data"]["status"] == "open"
+
+    assert accepted(*await genie(harness, f"/v2/alerts/{alert_id}/close?identifierType=id"))
+    assert (await harness.incident(listed["id"]))["status"] == "resolved"
+    status, closed = await genie_get(harness, f"/v2/alerts/{alert_id}")
+    assert status == 200 and closed["data"]["status"] == "closed"
+
+
+async def test_opsgenie_get_refusals(harness: Harness) -> None:
+    assert accepted(*await genie(harness, "/v2/alerts", opsgenie_alert(alias="db-down")))
+    await harness.settle()
+    for path, key, status, field in (
+        ("/v2/alerts/db-down?identifierType=alias", None, 401, None),
+        ("/v2/alerts/db-down?identifierType=alias", PD_KEY, 401, None),  # another type's key
+        ("/v2/alerts/nothing-like-it?identifierType=alias", GENIE_KEY, 404, None),
+        ("/v2/alerts/pulseops-bm9wZQ", GENIE_KEY, 404, None),  # an id of an unknown alias
+        ("/v2/alerts/db-down?identifierType=tiny", GENIE_KEY, 422, "identifierType"),
+        (f"/v2/alerts/{'x' * 513}?identifierType=alias", GENIE_KEY, 422, "identifier"),
+    ):
+        got, answer = await genie_get(harness, path, key=key)
+        assert got == status, (path, answer)
+        assert isinstance(answer["message"], str) and answer["message"] and answer["requestId"]
+        if field is not None:
+            assert field in answer["errors"], answer
+    assert (await genie_get(harness, "/v2/alerts/db-down"))[0] == 200  # an alias as the id
+
+
 @pytest.mark.parametrize(
     ("path", "body", "key", "status", "field"),
     [

@@ -149,3 +149,80 @@ async def test_followups_listed_and_shown_on_resolve(harness: Harness) -> None:
     (line,) = thread(harness, await harness.incident(first))
     assert "Resolved by" in line and "*Follow-ups:*" in line and "Add a canary step" in line
     assert "queue depth" not in line
+
+
+async def test_followups_marked_done_and_reopened_from_slack(harness: Harness) -> None:
+    first = await fire(harness)
+    second = await fire(harness, alertname="Other", group_key="o", fingerprint="e" * 16)
+    one = (await harness.incident(first))["slack"]["channel_id"]
+    two = (await harness.incident(second))["slack"]["channel_id"]
+    await slash(harness, f"followup Add a canary step <@{BOB}>", user=ALICE, channel=one)
+    await slash(harness, "followup Alert on queue depth", user=ALICE, channel=two)
+    await slash(harness, "followup Done is a word too <b>", user=ALICE, channel=one)  # text
+    canary, hard_word = await harness.deps.collab.followups(incident_id=first)
+    (queue,) = await harness.deps.collab.followups(incident_id=second)
+    assert hard_word.text == "Done is a word too <b>" and hard_word.done_at is None
+
+    # the list: each open follow-up with its number and a Done button
+    listing = await slash(harness, "followups", user=CAROL, channel="C0INCIDENT")
+    assert f"#{canary.id} INC-{first}: Add a canary step (<@{BOB}>)" in listing
+    assert "Done is a word too &lt;b&gt;" in listing  # escaped, as everywhere in Slack
+    (shown,) = [e for e in harness.emu.ws.ephemerals if e["user"] == CAROL]
+    done_buttons = [
+        b["accessory"]["value"]
+        for b in shown["blocks"]
+        if b.get("accessory", {}).get("action_id", "").startswith("followup_done_")
+    ]
+    assert done_buttons == [str(canary.id), str(queue.id), str(hard_word.id)]
+
+    # Done clicked: marked done, on the timeline, and the list redrawn without it
+    clicked = await harness.emu.click(
+        user=CAROL, action_id=f"followup_done_{canary.id}", channel="C0INCIDENT", ts=shown["ts"]
+    )
+    assert clicked["status"] == 200
+    for _ in range(500):  # the list is redrawn through the response_url after the ack
+        (shown,) = [e for e in harness.emu.ws.ephemerals if e["user"] == CAROL]
+        if "is done" in shown["text"]:
+            break
+        await asyncio.sleep(0.01)
+    assert f"Follow-up #{canary.id} of INC-{first} is done: Add a canary step" in shown["text"]
+    assert (
+        "Open follow-ups (2)" in shown["text"] and "canary" not in shown["text"].split("\n", 1)[1]
+    )
+    assert [b.get("accessory", {}).get("value") for b in shown["blocks"][2:]] == [
+        str(queue.id),
+        str(hard_word.id),
+    ]
+    canary_now, _ = await harness.deps.collab.followups(incident_id=first)
+    assert canary_now.done_at is not None
+    timeline = (await harness.incident(first))["timeline"]
+    assert [
+        (e["kind"], e["actor"]) for e in timeline if e["text"].startswith("Follow-up done")
+    ] == [("followup_done", CAROL)]
+
+    # the command: done again changes nothing; reopen; done by number with '#'
+    again = await slash(harness, f"followup done {canary.id}", user=ALICE, channel=two)
+    assert f"Follow-up #{canary.id} of INC-{first} is already done; nothing changed." in again
+    reopened = await slash(harness, f"followup reopen {canary.id}", user=ALICE, channel=one)
+    assert f"Follow-up #{canary.id} of INC-{first} is open again" in reopened
+    assert "Open follow-ups (3)" in await slash(harness, "followups", user=ALICE, channel=one)
+    done = await slash(harness, f"followup done #{queue.id}", user=BOB, channel=one)
+    assert f"Follow-up #{queue.id} of INC-{second} is done" in done
+
+    # bad numbers are refused with what to type, and change nothing
+    before = [await harness.deps.collab.followups(incident_id=i) for i in (first, second)]
+    for bad in ("done abc", "done 0", "reopen 99999999999", "done"):
+        answer = await slash(harness, f"followup {bad}", user=ALICE, channel=one)
+        assert "/incident followup done <n>" in answer, (bad, answer)
+    missing = await slash(harness, "followup done 999999", user=ALICE, channel=one)
+    assert "There is no follow-up 999999." in missing
+    after = [await harness.deps.collab.followups(incident_id=i) for i in (first, second)]
+    assert after == before
+
+    # the postmortem shows which are done
+    await slash(harness, "resolve", user=ALICE, channel=two)
+    await harness.settle()
+    status, document = await harness.get(f"/api/v1/incidents/{second}/postmortem.md")
+    assert status == 200 and "- [x] Alert on queue depth" in document
+    status, document = await harness.get(f"/api/v1/incidents/{first}/postmortem.md")
+    assert "- [ ] Add a canary step (owner: U0BOB0001)" in document
