@@ -127,9 +127,7 @@ class ClaimingSocketModeHandler(AsyncSocketModeHandler):
         super().__init__(app, app_token)
         self.replays = replays
 
-    async def handle(
-        self, client: AsyncBaseSocketModeClient, req: SocketModeRequest
-    ) -> None:
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         started = time.time()
         key = envelope_key(req.type, req.envelope_id, req.payload)
         claim = await self.replays.claim(key)
