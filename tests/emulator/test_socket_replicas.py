@@ -286,7 +286,7 @@ async def test_three_replicas_handle_each_envelope_once(
             for n in range(5)
         ]
         pins = []
-        for n, message in enumerate(said[:3]):
+        for message in said[:3]:
             pins.append(await emu.add_reaction(user="U0ALICE01", channel=channel, ts=message["ts"]))
         # the replica the 4th 📌 goes to is cut off right after it is sent (as if killed);
         # the 5th's ack is lost with its connection (as if killed while acknowledging)
