@@ -91,6 +91,7 @@ log = logging.getLogger(__name__)
 
 SLACK_BODY_TIMEOUT = 5.0  # Slack sends small bodies at once and waits only 3 s for an answer
 BOLT = web.AppKey("bolt", AsyncApp)
+SLACK = web.AppKey("slack", slack_http.SlackEndpoint)
 
 
 def _secret(value: Any) -> str | None:
@@ -334,6 +335,7 @@ def create_app(
     app[BOLT] = bolt
 
     slack = slack_http.register(bolt, deps, body_timeout=SLACK_BODY_TIMEOUT)
+    app[SLACK] = slack
     if not settings.socket_mode:  # over Socket Mode, Slack's requests arrive on the socket
         app.router.add_post("/slack/events", slack.handle)
     for http_module in (webhooks, dropin, api, ics, notify):

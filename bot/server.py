@@ -1,4 +1,19 @@
-"""Run the app: an aiohttp site, plus a Socket Mode connection when SLACK_APP_TOKEN is set."""
+"""Run the app: an aiohttp site, plus a Socket Mode connection when SLACK_APP_TOKEN is set.
+
+Several replicas may each hold a Socket Mode connection of the same app (Slack allows 10):
+Slack sends each envelope to one of the open connections ("When multiple connections are
+active, each payload may be sent to any of the connections",
+https://api.slack.com/apis/socket-mode#connections). An Events API envelope not acknowledged
+within 3 s is retried (immediately, after 1 minute and after 5 minutes: same `event_id`, a
+new envelope with `retry_attempt` and `retry_reason`,
+https://api.slack.com/apis/connections/events-api#retries) on any connection, so on another
+replica; the same envelope has also been seen delivered twice
+(https://github.com/slackapi/bolt-js/issues/2487). Interactions and slash commands are not
+retried: the person sees an error and may try again, which is a new envelope.
+`ClaimingSocketModeHandler` therefore claims every envelope in the replay log all replicas
+share (`handlers.slack_http.ReplayLog`) before Bolt runs it: by `event_id` for events, by
+`envelope_id` for the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +21,23 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.app import BOLT, create_app
+from bot.app import BOLT, SLACK, create_app
 from bot.config import PulseOpsConfig, Settings
 from bot.errors import ConfigError
 from bot.slowclients import GuardedAppRunner, SlowClientGuard
-
-if TYPE_CHECKING:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from handlers.slack_http import ReplayLog, envelope_key
+from store.slack_requests import Claim
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +113,44 @@ _FATAL_CONNECT_ERRORS = frozenset(
 )
 
 
+class ClaimingSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, each envelope claimed in the shared replay log first.
+
+    A new envelope runs through Bolt, which answers as soon as the listener acknowledges (an
+    event listener runs after its automatic ack), and is settled once the ack is sent. A
+    repeat of one already handled is acknowledged and dropped. A repeat of one another replica
+    still holds is left unacknowledged: Slack retries events later, by when the holder has
+    settled it (dropped then) or its lease has run out because it died (handled then).
+    """
+
+    def __init__(self, app: AsyncApp, app_token: str, *, replays: ReplayLog) -> None:
+        super().__init__(app, app_token)
+        self.replays = replays
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        started = time.time()
+        key = envelope_key(req.type, req.envelope_id, req.payload)
+        claim = await self.replays.claim(key)
+        if claim is not Claim.NEW:
+            about = {"envelope": req.type, "retry": req.retry_attempt, "claim": claim.value}
+            log.info("repeated Slack envelope not run again", extra=about)
+            if claim is Claim.DONE:
+                await client.send_socket_mode_response(
+                    SocketModeResponse(envelope_id=req.envelope_id)
+                )
+            return
+        try:
+            response = await run_async_bolt_app(self.app, req)
+        except BaseException:
+            await self.replays.release(key)
+            raise
+        try:
+            await send_async_response(client, req, response, started)
+        finally:
+            # the listener has run (or runs on) whether or not the ack got through
+            await self.replays.settle(key)
+
+
 async def connect_socket_mode(
     app: web.Application, settings: Settings
 ) -> AsyncSocketModeHandler | None:
@@ -108,7 +166,6 @@ async def connect_socket_mode(
     """
     if not settings.socket_mode or settings.slack_app_token is None:
         return None
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from slack_sdk.errors import SlackApiError
 
     bolt = app[BOLT]
@@ -129,7 +186,7 @@ async def connect_socket_mode(
         log.warning("apps.connections.open failed (%s); the Socket Mode client retries", error)
     except Exception as exc:  # network trouble: the SDK's connect loop retries
         log.warning("apps.connections.open failed (%s); the Socket Mode client retries", exc)
-    handler = AsyncSocketModeHandler(bolt, app_token)
+    handler = ClaimingSocketModeHandler(bolt, app_token, replays=app[SLACK].replays)
     if url is not None:
         handler.client.wss_uri = url
     await handler.connect_async()  # type: ignore[no-untyped-call]

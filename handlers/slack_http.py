@@ -8,9 +8,14 @@ the field), and the request's identity, a hash of its signed timestamp and body,
 in the `slack_requests` table that every replica shares. A request already recorded is
 answered 200 with an empty body (what Slack expects of a retry) and no listener runs.
 
-Slack retries an Events API delivery with a new signature and `X-Slack-Retry-Num`, so events
-are also deduplicated by `event_id`, by a Bolt middleware that sees HTTP and Socket Mode
-deliveries alike (Socket Mode requests are not signed: the socket is the authentication).
+Slack retries an Events API delivery with a new signature and `X-Slack-Retry-Num` (over
+Socket Mode: a new envelope with `retry_attempt`, possibly on another replica's connection), so
+events are also deduplicated by `event_id`: a Bolt middleware over HTTP, and
+`bot.server.ClaimingSocketModeHandler` over Socket Mode, which also deduplicates every other
+envelope by its `envelope_id` (Socket Mode requests are not signed: the socket is the
+authentication). A delivery is *claimed* in the shared table before it runs and *settled* once
+it is answered; a retry that finds a live claim is not answered, so that Slack tries again
+later, and one that finds a claim whose lease ran out (its replica died) takes it over.
 
 Signatures are checked against the wall clock, as Slack and Bolt do, whatever clock the app's
 services run on; the log's expiry times come from the same clock.
@@ -25,6 +30,7 @@ import logging
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,13 +58,18 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from bot.deps import Deps
 from bot.errors import AuthError, RequestTimeout, UserError
 from store.session import Database
-from store.slack_requests import SlackRequestRepository
+from store.slack_requests import Claim, SlackRequestRepository
 
 log = logging.getLogger("pulseops.slack")
 
 SIGNATURE_WINDOW = 300  # seconds: Slack's (and slack_sdk's) tolerance for a request's age
 CLOCK_SKEW = 60  # seconds replicas' clocks may disagree; a key is kept this much longer
 EVENT_MEMORY = timedelta(hours=1)  # Slack retries an event three times within ~5 minutes
+# How long a replica's claim on a delivery holds before another replica may take it over:
+# longer than Slack's 3 s acknowledgement deadline (a slow replica is not doubled by the
+# immediate retry), shorter than the minute before Slack's next retry (a dead replica's
+# delivery is handled by that retry).
+CLAIM_LEASE = 30.0  # seconds
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only (int() takes more)
 Wall = Callable[[], float]
 
@@ -100,6 +111,19 @@ class SignedRequest:
 def event_key(event_id: str) -> str:
     """An Events API event's identity in the replay log."""
     return "e:" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def envelope_key(envelope_type: str, envelope_id: str, payload: Mapping[str, Any]) -> str:
+    """A Socket Mode envelope's identity in the replay log.
+
+    An Events API envelope is its event (Slack's retries of it come in new envelopes with the
+    same `event_id`, and over HTTP too); any other envelope is its `envelope_id`, which a
+    repeated delivery of the same envelope keeps.
+    """
+    event_id = payload.get("event_id")
+    if envelope_type == "events_api" and isinstance(event_id, str) and event_id:
+        return event_key(event_id)
+    return "v:" + hashlib.sha256(envelope_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _is_ssl_check(raw: str) -> bool:
@@ -205,11 +229,14 @@ def bolt_can_read(body: dict[str, Any]) -> bool:
 
 
 class ReplayLog:
-    """The handled requests' keys in the database, so that every replica refuses a replay."""
+    """The handled requests' keys in the database, so that every replica refuses a replay;
+    and the deliveries this replica claimed while it handles them."""
 
-    def __init__(self, db: Database, *, wall: Wall = time.time) -> None:
+    def __init__(self, db: Database, *, wall: Wall = time.time, lease: float = CLAIM_LEASE) -> None:
         self.db = db
         self.wall = wall
+        self.lease = lease
+        self.holder = uuid.uuid4().hex  # this replica, in its claims
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), UTC)
@@ -229,6 +256,49 @@ class ReplayLog:
         except Exception:
             log.exception("could not record a Slack request; replay protection skipped for it")
             return True
+
+    async def claim(self, key: str, *, memory: timedelta = EVENT_MEMORY) -> Claim:
+        """Claim a delivery for this replica (see `SlackRequestRepository.claim`).
+
+        When the database cannot record it, the delivery is handled (NEW, logged), as `first`
+        lets a request through.
+        """
+        now = self.now()
+        try:
+            async with self.db.write() as session:
+                return await SlackRequestRepository(session).claim(
+                    key=key,
+                    holder=self.holder,
+                    now=now,
+                    lease_until=now + timedelta(seconds=self.lease),
+                    expires_at=now + memory,
+                )
+        except Exception:
+            log.exception("could not claim a Slack delivery; deduplication skipped for it")
+            return Claim.NEW
+
+    async def settle(self, key: str) -> None:
+        """The delivery this replica claimed is answered: its retries are dropped from now on.
+
+        Left to the lease when the database cannot record it (logged): a retry then waits for
+        the lease to end and runs again.
+        """
+
+        async def mark(session: Any) -> None:
+            await SlackRequestRepository(session).settle(key=key, holder=self.holder)
+
+        try:
+            await self.db.write_grouped(mark)
+        except Exception:
+            log.exception("could not mark a Slack delivery handled")
+
+    async def release(self, key: str) -> None:
+        """This replica could not handle the delivery it claimed: a retry may run it at once."""
+        try:
+            async with self.db.write() as session:
+                await SlackRequestRepository(session).release(key=key, holder=self.holder)
+        except Exception:
+            log.exception("could not release a Slack delivery; a retry waits for its lease")
 
     async def purge(self) -> int:
         """Scheduler job: forget the keys no replay can match any more."""
@@ -329,16 +399,32 @@ class SlackEndpoint:
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
     async def dedupe_events(
-        self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
+        self,
+        body: dict[str, Any],
+        request: AsyncBoltRequest,
+        next_: Callable[[], Awaitable[None]],
     ) -> BoltResponse | None:
-        """Bolt middleware: an Events API event already handled is acknowledged and dropped."""
+        """Bolt middleware for HTTP deliveries: an Events API event already handled is
+        acknowledged and dropped; one another replica is still handling is answered 503, so
+        that Slack retries it later (Socket Mode envelopes are claimed before Bolt runs)."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str):
-            expires_at = self.replays.now() + EVENT_MEMORY
-            if not await self.replays.first(event_key(event_id), expires_at=expires_at):
-                log.info("repeated Slack event ignored", extra={"event_id": event_id[:64]})
-                return BoltResponse(status=200, body="")
-        await next_()
+        if request.mode == "socket_mode" or not isinstance(event_id, str):
+            await next_()
+            return None
+        key = event_key(event_id)
+        claim = await self.replays.claim(key)
+        if claim is Claim.DONE:
+            log.info("repeated Slack event ignored", extra={"event_id": event_id[:64]})
+            return BoltResponse(status=200, body="")
+        if claim is Claim.BUSY:
+            log.info("Slack event still handled elsewhere", extra={"event_id": event_id[:64]})
+            return BoltResponse(status=503, body="")
+        try:
+            await next_()  # returns once the listener acknowledged (it goes on in the background)
+        except BaseException:
+            await self.replays.release(key)
+            raise
+        await self.replays.settle(key)
         return None
 
     async def purge(self) -> int:
@@ -349,8 +435,9 @@ class SlackEndpoint:
 def register(bolt: AsyncApp, deps: Deps, *, body_timeout: float) -> SlackEndpoint:
     """Install the Events API deduplication in Bolt; return the endpoint for the HTTP route.
 
-    The caller adds `endpoint.handle` as `POST /slack/events` (HTTP mode) and runs
-    `endpoint.purge` periodically.
+    The caller adds `endpoint.handle` as `POST /slack/events` (HTTP mode), connects Socket
+    Mode with `endpoint.replays` (`bot.server.connect_socket_mode`), and runs `endpoint.purge`
+    periodically.
     """
     secret = deps.settings.slack_signing_secret
     endpoint = SlackEndpoint(

@@ -286,6 +286,10 @@ class SlackRequestRow(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # A delivery a replica is still handling (Socket Mode envelopes, Events API events): who
+    # claimed it and until when the claim holds; NULL once handled (and for replay keys).
+    holder: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None]
 
 
 class ApiTokenRow(Base):

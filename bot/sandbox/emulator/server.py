@@ -6,7 +6,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -61,6 +61,7 @@ class Emulator:
         signing_clock: Callable[[], float] | None = None,
         ack_timeout: float = ACK_TIMEOUT,
         app_token: str | None = None,
+        event_retry_delays: Sequence[float] = socket_mode.EVENT_RETRY_DELAYS,
         bot_events: Iterable[str] | None = None,
         escaped_commands: Iterable[str] = (),
         shortcuts: Iterable[str] | None = None,
@@ -87,6 +88,7 @@ class Emulator:
             app_token=lambda: self.app_token,
             bot_token=lambda: self.bot_token,
             base_url=lambda: self.base_url,
+            retry_delays=event_retry_delays,
         )
         self.driver = Driver(
             self.ws,
@@ -225,7 +227,7 @@ class Emulator:
         self.limiter.set_overrides({})
         self.limiter.reset()
         self.driver.reset()
-        self.socket.unknown_acks.clear()
+        self.socket.forget()
         self.changes.bump()
 
     # -- Socket Mode ----------------------------------------------------------------------
@@ -246,6 +248,15 @@ class Emulator:
     async def socket_disconnect(self, reason: str = "refresh_requested") -> int:
         """Send Slack's `disconnect` message to every Socket Mode client; return how many."""
         return await self.socket.disconnect(reason)
+
+    async def redeliver_envelope(self, envelope_id: str) -> dict[str, Any]:
+        """Send a Socket Mode envelope already sent again, same envelope_id, to the next
+        connection (Slack has been seen to deliver an envelope twice)."""
+        return await self.socket.redeliver(envelope_id, ack_timeout=self.driver.ack_timeout)
+
+    async def socket_idle(self, within: float = 10.0) -> None:
+        """Wait until the Events API retries of unacknowledged events are over."""
+        await self.socket.idle(within)
 
     # -- driving the bot ------------------------------------------------------------------
 

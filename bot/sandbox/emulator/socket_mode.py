@@ -18,6 +18,20 @@ The protocol, as Slack speaks it and slack_sdk's aiohttp client expects it:
   payload is the response body (a command's message, a view_submission's response_action).
 - `{"type": "disconnect", "reason": "refresh_requested" | "warning" | …}` asks the app to
   fetch a new URL and reconnect.
+- An app may hold up to 10 connections at once (more are refused `too_many_websockets`);
+  "when multiple connections are active, each payload may be sent to any of the connections"
+  (https://api.slack.com/apis/socket-mode#connections): here each envelope goes to ONE live
+  connection, in turn.
+- An `events_api` envelope not acknowledged in time (or whose connection went away first) is
+  retried as the Events API retries: immediately, after 1 minute and after 5 minutes
+  (`retry_delays`), each time in a new envelope with the same `event_id`, `retry_attempt`
+  1, 2, 3 and `retry_reason` "timeout", on whichever connection is next: so on another
+  replica's. Interactions and slash commands are not retried: the person sees the error.
+- Every envelope sent (`log`: its connection, attempt and outcome) and every ack received
+  (`acks`) is recorded. `fail_next("drop")` closes the connection the next envelope goes to
+  right after sending it, as when its replica dies having received it; `fail_next("lose_ack")`
+  drops that envelope's ack and the connection, as when the replica dies as it acknowledges.
+  Acks arriving on a connection so dropped are recorded and not honoured.
 - Ping frames are answered with pong frames carrying the same data (aiohttp's autoping);
   slack_sdk sends "sdk-ping-pong:<time>" pings and treats a missing pong as a dead link.
 """
@@ -30,7 +44,8 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +59,9 @@ METHOD = "apps.connections.open"
 SOCKET_PATH = "/_emulator/socket"
 MAX_CONNECTIONS = 10  # Slack allows up to 10 open connections per app
 BOT_TOKEN_PREFIXES = ("xoxb-", "xoxp-", "xoxe-")
+# The Events API's retries of an event not acknowledged: immediately, after 1 and 5 minutes
+EVENT_RETRY_DELAYS = (0.0, 60.0, 300.0)
+FAULTS = frozenset({"drop", "lose_ack"})
 
 # The envelope type of each driver request kind; view_submission and block_suggestion are
 # the interactions whose acknowledgement can carry a response (response_action, options).
@@ -78,6 +96,11 @@ class Connection:
     ws: web.WebSocketResponse
     opened_at: float
     received: list[dict[str, Any]] = field(default_factory=list)
+    dropped: bool = False  # the emulator cut it: what arrives on it any more is not honoured
+
+    @property
+    def live(self) -> bool:
+        return not (self.dropped or self.ws.closed)
 
 
 class SocketModeServer:
@@ -89,10 +112,12 @@ class SocketModeServer:
         app_token: Callable[[], str | None],
         bot_token: Callable[[], str],
         base_url: Callable[[], str | None],
+        retry_delays: Sequence[float] = EVENT_RETRY_DELAYS,
     ) -> None:
         self._app_token = app_token
         self._bot_token = bot_token
         self._base_url = base_url
+        self.retry_delays = tuple(retry_delays)
         self._tickets: set[str] = set()
         self.connections: list[Connection] = []
         self._pending: dict[str, tuple[Connection, asyncio.Future[dict[str, Any]]]] = {}
@@ -100,6 +125,14 @@ class SocketModeServer:
         self._next = 0
         self.opened = 0  # connections ever accepted
         self.unknown_acks: list[dict[str, Any]] = []
+        # every envelope sent: envelope_id, type, connection, retry_attempt, event_id, outcome
+        self.log: list[dict[str, Any]] = []
+        # every ack received: envelope_id, connection, honoured
+        self.acks: list[dict[str, Any]] = []
+        self._sent: dict[str, dict[str, Any]] = {}  # envelope bodies by id, to send again
+        self._faults: deque[str] = deque()
+        self._lose_ack_on: set[str] = set()  # connections whose next ack is lost
+        self._retries: set[asyncio.Future[Any]] = set()  # retries and closings under way
 
     # -- apps.connections.open ------------------------------------------------------------
 
@@ -135,7 +168,7 @@ class SocketModeServer:
 
     def live_count(self) -> int:
         """How many Socket Mode clients are connected."""
-        return sum(1 for c in self.connections if not c.ws.closed)
+        return sum(1 for c in self.connections if c.live)
 
     @property
     def connected(self) -> bool:
@@ -206,11 +239,21 @@ class SocketModeServer:
             return
         conn.received.append(message)
         envelope_id = message.get("envelope_id")
-        pending = self._pending.pop(str(envelope_id), None) if envelope_id else None
+        pending = self._pending.get(str(envelope_id)) if envelope_id else None
+        honoured = pending is not None and pending[0] is conn and not conn.dropped
+        self.acks.append({"envelope_id": envelope_id, "connection": conn.id, "honoured": honoured})
         if pending is None:
             self.unknown_acks.append(message)
             return
+        if not honoured:
+            return
         _, future = pending
+        if conn.id in self._lose_ack_on:
+            self._lose_ack_on.discard(conn.id)
+            self.acks[-1]["honoured"] = False
+            self._drop(conn)
+            return
+        self._pending.pop(str(envelope_id), None)
         if not future.done():
             future.set_result(message)
 
@@ -222,11 +265,29 @@ class SocketModeServer:
                     future.set_exception(ConnectionError(reason))
 
     def _pick(self) -> Connection | None:
-        live = [c for c in self.connections if not c.ws.closed]
+        live = [c for c in self.connections if c.live]
         if not live:
             return None
         self._next = (self._next + 1) % len(live)
         return live[self._next]
+
+    def _drop(self, conn: Connection) -> None:
+        """Cut a connection: its pending envelopes fail now, and it closes in the background."""
+        conn.dropped = True
+        self._fail_pending(conn, "connection dropped")
+        task = asyncio.ensure_future(
+            conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"connection dropped")
+        )
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+        self._changed.set()
+
+    def fail_next(self, fault: str) -> None:
+        """Make the next envelope sent fail: "drop" cuts its connection right after sending
+        it; "lose_ack" loses its ack and cuts the connection when the ack arrives."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: one of {sorted(FAULTS)}")
+        self._faults.append(fault)
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -241,34 +302,97 @@ class SocketModeServer:
     ) -> dict[str, Any]:
         """Send one envelope and wait for its acknowledgement, like an HTTP POST.
 
-        Returns {"status", "body", "transport", "envelope_id"}: status 200 and the ack's
-        payload (or "" without one), or status 0 with `error` ("operation_timeout" when no
-        ack came within `ack_timeout`, "dispatch_failed: …" when the socket went away).
+        Returns {"status", "body", "transport", "envelope_id", "connection"}: status 200 and
+        the ack's payload (or "" without one), or status 0 with `error` ("operation_timeout"
+        when no ack came within `ack_timeout`, "dispatch_failed: …" when the socket went
+        away). A first delivery of an event that failed is retried in the background
+        (`retry_delays`); `idle()` waits for those retries.
         """
-        conn = self._pick()
-        envelope_id = str(uuid.uuid4())
-        base: dict[str, Any] = {"transport": "socket", "envelope_id": envelope_id}
-        if conn is None:
-            return {**base, "status": 0, "body": None, "error": "dispatch_failed: no socket"}
         body: dict[str, Any] = {
-            "envelope_id": envelope_id,
+            "envelope_id": str(uuid.uuid4()),
             "payload": dict(payload),
             "type": envelope,
             "accepts_response_payload": accepts_response_payload(envelope, payload),
         }
         if envelope == "events_api":
             body.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        result = await self._send(body, ack_timeout=ack_timeout)
+        if envelope == "events_api" and retry_attempt == 0 and result["status"] != 200:
+            task = asyncio.ensure_future(self._retry(body, ack_timeout=ack_timeout))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        return result
+
+    async def _retry(self, first: dict[str, Any], *, ack_timeout: float) -> None:
+        """The Events API's retries of an event whose delivery failed, until one is acked."""
+        for attempt, delay in enumerate(self.retry_delays, start=1):
+            await asyncio.sleep(delay)
+            body = {
+                **first,
+                "envelope_id": str(uuid.uuid4()),
+                "retry_attempt": attempt,
+                "retry_reason": "timeout",
+            }
+            if (await self._send(body, ack_timeout=ack_timeout))["status"] == 200:
+                return
+
+    async def redeliver(self, envelope_id: str, *, ack_timeout: float) -> dict[str, Any]:
+        """Send an envelope already sent again, unchanged (same envelope_id), to whichever
+        connection is next, as Slack has been seen to do."""
+        body = self._sent.get(envelope_id)
+        if body is None:
+            raise KeyError(f"no envelope {envelope_id!r} was sent")
+        return await self._send(dict(body), ack_timeout=ack_timeout)
+
+    async def idle(self, within: float = 10.0) -> None:
+        """Wait until no retry is pending (raise TimeoutError after `within` s)."""
+        async with asyncio.timeout(within):
+            while self._retries:
+                await asyncio.gather(*list(self._retries), return_exceptions=True)
+
+    async def _send(self, body: dict[str, Any], *, ack_timeout: float) -> dict[str, Any]:
+        """Send `body` on the next live connection; wait for its ack; record both."""
+        envelope_id = str(body["envelope_id"])
+        conn = self._pick()
+        record: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": body["type"],
+            "connection": conn.id if conn is not None else None,
+            "retry_attempt": body.get("retry_attempt"),
+            "event_id": body["payload"].get("event_id"),
+            "at": time.time(),
+            "outcome": "pending",
+        }
+        self.log.append(record)
+        base: dict[str, Any] = {
+            "transport": "socket",
+            "envelope_id": envelope_id,
+            "connection": record["connection"],
+        }
+        if conn is None:
+            record["outcome"] = "dispatch_failed"
+            return {**base, "status": 0, "body": None, "error": "dispatch_failed: no socket"}
+        self._sent[envelope_id] = body
+        fault = self._faults.popleft() if self._faults else None
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[envelope_id] = (conn, future)
         try:
             await conn.ws.send_json(body)
+            if fault == "drop":
+                self._drop(conn)
+            elif fault == "lose_ack":
+                self._lose_ack_on.add(conn.id)
             ack = await asyncio.wait_for(future, timeout=ack_timeout)
         except TimeoutError:
+            record["outcome"] = "operation_timeout"
             return {**base, "status": 0, "body": None, "error": "operation_timeout"}
         except (ConnectionError, RuntimeError) as exc:
+            record["outcome"] = "dispatch_failed"
             return {**base, "status": 0, "body": None, "error": f"dispatch_failed: {exc}"}
         finally:
-            self._pending.pop(envelope_id, None)
+            if self._pending.get(envelope_id, (None,))[0] is conn:
+                self._pending.pop(envelope_id, None)
+        record["outcome"] = "acked"
         answer = ack.get("payload")
         return {**base, "status": 200, "body": "" if answer is None else answer}
 
@@ -276,7 +400,7 @@ class SocketModeServer:
         """Ask every connected client to reconnect; return how many were told."""
         told = 0
         for conn in list(self.connections):
-            if conn.ws.closed:
+            if not conn.live:
                 continue
             await conn.ws.send_json(
                 {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-emulator"}}
@@ -285,11 +409,22 @@ class SocketModeServer:
         return told
 
     async def close(self) -> None:
-        """Close every connection (the emulator is stopping)."""
+        """Close every connection (the emulator is stopping); pending retries are dropped."""
+        for task in list(self._retries):
+            task.cancel()
+        await asyncio.gather(*list(self._retries), return_exceptions=True)
         for conn in list(self.connections):
             if not conn.ws.closed:
                 await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"emulator stopping")
         self._tickets.clear()
+
+    def forget(self) -> None:
+        """Forget the envelopes sent and acks received (the emulator is reset)."""
+        self.unknown_acks.clear()
+        self.log.clear()
+        self.acks.clear()
+        self._sent.clear()
+        self._faults.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """The Socket Mode state for /_emulator/state."""
@@ -298,7 +433,10 @@ class SocketModeServer:
             "connections": [
                 {"id": c.id, "opened_at": c.opened_at, "received": len(c.received)}
                 for c in self.connections
-                if not c.ws.closed
+                if c.live
             ],
             "pending": len(self._pending),
+            "retries_pending": len(self._retries),
+            "sent": len(self.log),
+            "acks": len(self.acks),
         }
