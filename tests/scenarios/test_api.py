@@ -90,5 +90,3 @@ async def test_probes_and_metrics(harness: Harness) -> None:
     assert 'pulseops_alerts_received_total{integration="prometheus",outcome="created"} 5.0' in text
     assert 'pulseops_incidents_opened_total{service="payment-api",severity="SEV1"} 3.0' in text
     assert "pulseops_http_request_duration_seconds_bucket" in text
-
-
