@@ -324,7 +324,7 @@ watchdog:
 
 @pytest.mark.slow
 async def test_a_stuck_or_stopped_pulseops_stops_pinging_and_its_watcher_opens_an_incident(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     watcher_clock = ManualClock(WEDNESDAY)
     async with Harness(
@@ -390,3 +390,6 @@ async def test_a_stuck_or_stopped_pulseops_stops_pinging_and_its_watcher_opens_a
         await missed_after_a_minute()
         incidents = await heartbeat_incidents()
         assert [i["status"] for i in incidents] == ["triggered", "resolved"]
+    watchdog_logs = [r for r in caplog.records if r.name == "bot.services.watchdog"]
+    assert watchdog_logs  # it said why it was not pinging
+    assert all(WATCH_TOKEN not in str(vars(r)) for r in caplog.records)
