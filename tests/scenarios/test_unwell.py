@@ -179,7 +179,7 @@ async def test_readyz_names_a_periodic_job_that_stopped_succeeding(
 
 # ---- webhooks when the database is unreachable -------------------------------------------
 
-TIMEOUT_CONFIG = CONFIG_YAML + "health:\n  commit_timeout: 1s\n"
+TIMEOUT_CONFIG = CONFIG_YAML.replace("commit_timeout: 30s", "commit_timeout: 1s")
 BOUND = 1 + 5  # commit_timeout, plus room for a loaded machine: an answer, not a hang
 
 
@@ -309,10 +309,8 @@ WATCHER_YAML = (
 
 def watched_yaml(url: str) -> str:
     return (
-        CONFIG_YAML
-        + f"""health:
-  job_lag: 1h
-watchdog:
+        CONFIG_YAML.replace("health:\n", "health:\n  job_lag: 1h\n")
+        + f"""watchdog:
   url: "{url}"
   method: POST
   interval: 2s
