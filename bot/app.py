@@ -44,6 +44,7 @@ from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.events import EventStream
 from bot.services.handoffs import HandoffService
+from bot.services.health import HealthService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
 from bot.services.inactivity import InactivityService
@@ -59,6 +60,7 @@ from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
 from bot.services.stats import StatsService
+from bot.services.watchdog import Watchdog
 from bot.services.workflows import WorkflowService, offered
 from bot.slack.gateway import SlackGateway
 from handlers import (
@@ -200,6 +202,7 @@ def create_app(
         incidents=incidents,
         clock=clock,
         metrics=metrics,
+        commit_timeout=config.health.commit_timeout.total_seconds(),
     )
     stats = StatsService(db=db, config=config, clock=clock)
     reports = ReportService(db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick)
@@ -237,6 +240,12 @@ def create_app(
     )
     for area in (NoteEffects, CollabEffects):
         outbox.register(area(db=db, gateway=gateway, renderer=renderer, config=config, clock=clock))
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    metrics.watch_scheduler(scheduler)
+    jobs = Jobs(scheduler, now=clock.now)
+    health = HealthService(
+        db=db, config=config.health, clock=clock, metrics=metrics, handoffs=handoffs, jobs=jobs
+    )
     deps = Deps(
         settings=settings,
         config=config,
@@ -291,6 +300,12 @@ def create_app(
             db=db, config=config, clock=clock, metrics=metrics, incidents=incidents
         ),
         probes=ProbeService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest),
+        health=health,
+    )
+    watchdog = (
+        Watchdog(config=config.watchdog, health=health, metrics=metrics, environ=environ)
+        if config.watchdog is not None
+        else None
     )
 
     if config.probes:
@@ -345,10 +360,6 @@ def create_app(
     probes.register(app)
     openapi.register(app)
 
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    metrics.watch_scheduler(scheduler)
-    jobs = Jobs(scheduler)
-
     async def on_startup(_: web.Application) -> None:
         try:
             await migrate.upgrade(db)
@@ -359,6 +370,11 @@ def create_app(
             log.error("could not migrate the database at start-up: %s", exc)
             db.unwritable = True
         if run_jobs:
+            watching = (
+                [Every("watchdog", watchdog.config.interval.total_seconds(), watchdog.tick)]
+                if watchdog is not None
+                else []
+            )
             jobs.start(
                 Every("outbox", outbox_interval, outbox.tick),
                 Every("escalations", sweep_interval, escalations.sweep),
@@ -384,6 +400,7 @@ def create_app(
                 Every("probes", 0.25, deps.probes.tick),
                 Every("probe-rollup", 600, deps.probes.roll_up),
                 Every("slos", 5, deps.probes.slos.tick),  # SLOs over alert sources
+                *watching,
             )
             outbox.kick()  # deliver whatever a previous run left undelivered
 

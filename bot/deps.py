@@ -17,6 +17,7 @@ from bot.services.collab import CollabService
 from bot.services.contacts import ContactMethods
 from bot.services.escalation import EscalationService
 from bot.services.handoffs import HandoffService
+from bot.services.health import HealthService
 from bot.services.heartbeats import HeartbeatService
 from bot.services.home import HomeService
 from bot.services.inactivity import InactivityService
@@ -68,6 +69,7 @@ class Deps:
     heartbeats: HeartbeatService
     inactivity: InactivityService
     probes: ProbeService
+    health: HealthService  # /readyz checks (and the watchdog's)
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -1,5 +1,8 @@
 """The periodic jobs of one replica, on an APScheduler 3 AsyncIOScheduler, and a clean stop.
 
+Each job's last successful run is remembered (per replica: each replica runs its own jobs), so
+`/readyz` can tell a job that has fallen behind (`Jobs.behind`).
+
 APScheduler's asyncio executor cancels running jobs when the scheduler shuts down. Stopping
 that way would cut a sweep off in the middle of a database call as the database closes, so
 `Jobs.stop` first stops new runs, then lets the running ones finish (within a bound).
@@ -11,6 +14,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -29,15 +33,26 @@ class Every:
 class Jobs:
     """Schedules jobs at fixed intervals and knows which runs are in flight."""
 
-    def __init__(self, scheduler: AsyncIOScheduler) -> None:
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.scheduler = scheduler
+        self.now = now
         self._running: set[asyncio.Task[object]] = set()
+        self.intervals: dict[str, timedelta] = {}
+        self.started_at: datetime | None = None
+        self.last_success: dict[str, datetime] = {}
 
     def start(self, *schedule: Every) -> None:
         """Add every job (one run at a time each; missed runs coalesce) and start."""
+        self.started_at = self.now()
         for entry in schedule:
+            self.intervals[entry.id] = timedelta(seconds=entry.seconds)
             self.scheduler.add_job(
-                self._tracked(entry.job),
+                self._tracked(entry.id, entry.job),
                 "interval",
                 seconds=entry.seconds,
                 id=entry.id,
@@ -46,14 +61,32 @@ class Jobs:
             )
         self.scheduler.start()
 
-    def _tracked(self, job: Job) -> Job:
+    def behind(
+        self, *, at_least: timedelta, intervals: int
+    ) -> dict[str, tuple[datetime | None, timedelta]]:
+        """The jobs whose last success (None: none since start) is older than `at_least` or
+        `intervals` of their interval, whichever is longer: job id -> (last success, limit)."""
+        if self.started_at is None:
+            return {}
+        now = self.now()
+        late: dict[str, tuple[datetime | None, timedelta]] = {}
+        for job_id, interval in self.intervals.items():
+            limit = max(at_least, interval * intervals)
+            last = self.last_success.get(job_id)
+            if now - (last or self.started_at) > limit:
+                late[job_id] = (last, limit)
+        return late
+
+    def _tracked(self, job_id: str, job: Job) -> Job:
         @functools.wraps(job)
         async def run() -> object:
             task = asyncio.current_task()
             if task is not None:
                 self._running.add(task)
             try:
-                return await job()
+                result = await job()
+                self.last_success[job_id] = self.now()
+                return result
             finally:
                 if task is not None:
                     self._running.discard(task)

@@ -178,6 +178,31 @@ class Metrics:
         self.outbox_oldest_age = Gauge(
             "pulseops_outbox_oldest_age_seconds", "Age of the oldest undelivered effect", registry=r
         )
+        self.outbox_lag = Gauge(
+            "pulseops_outbox_lag_seconds",
+            "Seconds the longest-waiting effect due for delivery has waited (0: none waits)",
+            registry=r,
+        )
+        self.deadline_lag = Gauge(
+            "pulseops_deadline_lag_seconds",
+            "Seconds the earliest passed deadline not yet swept is late, by kind "
+            "(escalation, handoff; 0: none)",
+            ["kind"],
+            registry=r,
+        )
+        self.job_last_success = Gauge(
+            "pulseops_job_last_success_timestamp_seconds",
+            "Unix time of each periodic job's last successful run on this replica, by job id",
+            ["job"],
+            registry=r,
+        )
+        self.watchdog_pings = Counter(
+            "pulseops_watchdog_pings_total",
+            "Watchdog pings, by result (ok, failed, or skipped_unhealthy: not sent because "
+            "this replica is not ready)",
+            ["result"],
+            registry=r,
+        )
         self.pages_sent = Counter(
             "pulseops_pages_sent_total", "Pages recorded, by target kind", ["kind"], registry=r
         )

@@ -10,10 +10,8 @@ from aiohttp import web
 from bot.deps import DEPS, Deps
 from bot.domain import Status
 from bot.domain.records import Incident
-from bot.errors import StoreUnavailable, UserError
+from bot.errors import UserError
 from handlers.refs import parse_incident_ref
-from store import migrate
-from store.health import probe_write
 from store.incidents import LIST_DESCRIPTION_CHARS, IncidentFilter
 from store.stats import GROUP_BY, GroupBy
 
@@ -168,42 +166,19 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """`GET /readyz`: the database answers, can write, and its schema is at the head migration."""
-    deps = request.app[DEPS]
-    try:
-        await deps.db.ping()
-        current = await migrate.current_revision(deps.db)
-    except Exception as exc:  # unreachable database: not ready, say why
-        return web.json_response(
-            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
-            status=503,
-        )
-    if deps.db.unwritable:  # writes have been failing: ready again once a probe write commits
-        try:
-            await probe_write(deps.db, now=deps.clock.now())
-        except StoreUnavailable as exc:
-            return web.json_response(
-                {"status": "unavailable", "database": str(exc)},
-                status=503,
-                headers=exc.headers,
-            )
-    head = migrate.head_revision()
-    if current != head:
-        return web.json_response(
-            {
-                "status": "unavailable",
-                "database": "ok",
-                "migrations": {"current": current, "head": head},
-            },
-            status=503,
-        )
-    return web.json_response({"status": "ok", "database": "ok", "migrations": {"current": current}})
+    """`GET /readyz`: the database answers, can write and is at the head migration, and nothing
+    has fallen behind (outbox, periodic jobs, escalation and handoff deadlines)."""
+    readiness = await request.app[DEPS].health.check()
+    return web.json_response(
+        readiness.body, status=200 if readiness.ok else 503, headers=readiness.headers
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: Prometheus text exposition."""
     deps = request.app[DEPS]
     await deps.outbox.update_gauges()
+    await deps.health.update_gauges()
     return web.Response(body=deps.metrics.render(), content_type="text/plain", charset="utf-8")
 
 

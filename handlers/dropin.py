@@ -98,8 +98,10 @@ async def pagerduty_change(request: web.Request) -> web.Response:
         "custom_details": payload.custom_details,
         "links": [{"href": link.href, "text": link.text} for link in event.links],
     }
-    await deps.changes.record_change(
-        integration=received.integration, summary=payload.summary, data=data
+    await deps.ingest.within(
+        deps.changes.record_change(
+            integration=received.integration, summary=payload.summary, data=data
+        )
     )
     return web.json_response({"status": "success", "message": "Change event processed"}, status=202)
 

@@ -38,6 +38,7 @@ class Batcher(Generic[T, R]):
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run_pending())
         # the batch runs even if this caller goes away; its answer is then just dropped
+        future.add_done_callback(_dropped)
         return await asyncio.shield(future)
 
     async def wait_idle(self) -> None:
@@ -63,3 +64,9 @@ class Batcher(Generic[T, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+def _dropped(future: asyncio.Future[R]) -> None:
+    """Mark the outcome seen, so an error nobody waited for any more is not logged as unseen."""
+    if not future.cancelled():
+        future.exception()

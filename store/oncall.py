@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.oncall import StoredOverride
@@ -125,6 +125,14 @@ class EscalationRepository:
             query = query.with_for_update()
         row = await self.session.scalar(query.execution_options(populate_existing=True))
         return _escalation(row) if row else None
+
+    async def oldest_due(self, *, now: datetime) -> datetime | None:
+        """The earliest deadline of an active escalation that has passed (None: none has)."""
+        return await self.session.scalar(
+            select(func.min(EscalationRow.next_at)).where(
+                EscalationRow.status == "active", EscalationRow.next_at <= now
+            )
+        )
 
     async def due(self, *, now: datetime, limit: int) -> list[EscalationState]:
         """Active escalations whose deadline has passed, locked (other replicas skip them)."""
@@ -396,6 +404,14 @@ class DmChannelRepository:
 class HandoffRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def checked_until_all(self) -> dict[str, datetime]:
+        """How far each schedule's handoffs are recorded (schedules never swept are absent);
+        a plain read, no lock."""
+        rows = await self.session.execute(
+            select(ScheduleStateRow.schedule_id, ScheduleStateRow.handoffs_checked_until)
+        )
+        return {schedule_id: until for schedule_id, until in rows}
 
     async def checked_until(self, *, schedule_id: str, now: datetime) -> datetime:
         """How far this schedule's handoffs are recorded (first sight: now), row locked."""

@@ -226,6 +226,14 @@ class OutboxRepository:
         ).one()
         return int(row[0]), row[1]
 
+    async def oldest_due(self, *, now: datetime) -> datetime | None:
+        """When the longest-waiting row due for delivery became due (None: nothing is due)."""
+        return await self.session.scalar(
+            select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +30,10 @@ from store.batching import Batcher
 log = logging.getLogger(__name__)
 
 _BEGIN_OPTION = "pulseops_begin"
+# PostgreSQL: seconds to open a connection, and to wait for a free one from the pool, before
+# the caller hears the database is unavailable (asyncpg and SQLAlchemy would wait 60 and 30)
+CONNECT_TIMEOUT = 10.0
+POOL_TIMEOUT = 10.0
 Write = Callable[[AsyncSession], Awaitable[object]]
 
 
@@ -42,7 +47,13 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                pool_timeout=POOL_TIMEOUT,
+                connect_args={"timeout": CONNECT_TIMEOUT},
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
@@ -85,6 +96,10 @@ class Database:
             else:
                 async with self._write_queue, self._write_sessions() as session, session.begin():
                     yield session
+        except PoolTimeout as exc:  # every connection busy: not a broken store, just full
+            raise StoreUnavailable(
+                f"no database connection was free within {POOL_TIMEOUT:g} s"
+            ) from exc
         except (DBAPIError, OSError) as exc:
             if not is_unavailable(exc):
                 raise

@@ -83,6 +83,8 @@ incidents:
   idempotency_ttl: 1h
   repeat_note_interval: 1h
   max_body_bytes: 65536
+health:
+  commit_timeout: 30s  # a loaded test machine is slow; tests of the bound set a short one
 """
 
 TOKENS = {"prometheus": "prom-token", "generic": "generic-token", "pagerduty": "pd-token"}

@@ -24,6 +24,7 @@ from bot.config.api import ApiConfig, ApiTokenConfig, PermissionsConfig
 from bot.config.checks import _Frozen
 from bot.config.collab import CollaborationConfig
 from bot.config.events import EventSinkConfig
+from bot.config.health import HealthConfig, WatchdogConfig
 from bot.config.heartbeats import HEARTBEAT_INTEGRATION, HeartbeatConfig
 from bot.config.maintenance import MaintenanceWindowConfig
 from bot.config.models import (
@@ -80,6 +81,8 @@ class PulseOpsConfig(_Frozen):
     probes: tuple[ProbeConfig, ...] = Field(default=(), max_length=5000)
     probe_runner: ProbeRunnerConfig = ProbeRunnerConfig()
     slos: tuple[SourceSloConfig, ...] = Field(default=(), max_length=1000)
+    health: HealthConfig = HealthConfig()
+    watchdog: WatchdogConfig | None = None
 
     _rules: Rules = PrivateAttr(default_factory=Rules)
     _teams: dict[str, TeamConfig] = PrivateAttr(default_factory=dict)
@@ -428,8 +431,8 @@ def _matcher_service_problems(
 def _environment_problems(
     source: Source, environ: Mapping[str, str] | None, failed: Set[Loc]
 ) -> Iterator[tuple[Loc, str]]:
-    """Unset `token_env` / `ics_token_env` / `metrics_token_env` variables (skipped when no
-    environment is given)."""
+    """Unset `token_env` / `ics_token_env` / `metrics_token_env` / `watchdog.token_env`
+    variables (skipped when no environment is given)."""
     if environ is None:
         return
     for section, key in (
@@ -453,10 +456,11 @@ def _environment_problems(
     for i, name in _values(source, "event_sinks", "secret_env", failed):
         if not environ.get(name):
             yield (("event_sinks", i, "secret_env"), f"environment variable {name} is not set")
-    api = source.get("api") if isinstance(source, Mapping) else getattr(source, "api", None)
-    metrics_env = _text(api, "metrics_token_env") if api is not None else None
-    if metrics_env and ("api", "metrics_token_env") not in failed and not environ.get(metrics_env):
-        yield (("api", "metrics_token_env"), f"environment variable {metrics_env} is not set")
+    for section, key in (("api", "metrics_token_env"), ("watchdog", "token_env")):
+        entry = _section(source, section)
+        env_name = _text(entry, key) if entry is not None else None
+        if env_name and (section, key) not in failed and not environ.get(env_name):
+            yield ((section, key), f"environment variable {env_name} is not set")
 
 
 def _section(source: Source, key: str) -> object:

@@ -68,6 +68,19 @@ class HandoffService:
         self.on_commit = on_commit
         self._rotations: dict[str, Rotation] = {s.id: rotation_of(s) for s in config.schedules}
 
+    async def oldest_unrecorded(self, now: datetime) -> datetime | None:
+        """The time of the earliest handoff that is due but not yet recorded (None: every due
+        handoff is recorded; a schedule never swept yet starts at its first sweep)."""
+        async with self.db.read() as session:
+            marks = await HandoffRepository(session).checked_until_all()
+        earliest: datetime | None = None
+        for schedule_id, rotation in self._rotations.items():
+            until = marks.get(schedule_id)
+            due = handoffs_between(rotation, until, now) if until is not None else []
+            if due and (earliest is None or due[0].at < earliest):
+                earliest = due[0].at
+        return earliest
+
     async def sweep(self) -> int:
         """Record every handoff that has come due; return how many were recorded."""
         now = self.clock.now()

@@ -156,7 +156,7 @@ class HeartbeatService:
             uow.after_commit(counter.inc)
             return Ping(heartbeat.name, now, due_at, before is None, recovered)
 
-        return await self.ingest.incidents.write(work)
+        return await self.ingest.within(self.ingest.incidents.write(work))
 
     async def sweep(self, *, limit: int = 100) -> int:
         """Open an incident for every armed heartbeat past its deadline; return how many."""

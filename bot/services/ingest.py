@@ -4,13 +4,20 @@ Deliveries that arrive while a transaction is in flight share the next one, so a
 alerts costs a few commits instead of one per request. A delivery is answered only after the
 transaction holding it has committed (durable 2xx). At low load a batch holds a single
 delivery and nothing waits.
+
+Waiting is bounded (`health.commit_timeout`): a delivery not committed by then (the database
+unreachable, locked or out of connections) gets StoreUnavailable, 503 with Retry-After, and
+the batch holding it is cut off and rolled back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from bot.clock import Clock
 from bot.errors import StoreUnavailable, UserError
@@ -23,6 +30,15 @@ from store.batching import Batcher
 from store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A delivery waiting for its commit, and when its sender stops waiting (loop time)."""
+
+    request: IngestRequest
+    deadline: float
 
 
 class AlertIngest:
@@ -36,20 +52,39 @@ class AlertIngest:
         clock: Clock,
         metrics: Metrics,
         max_batch: int = 32,
+        commit_timeout: float = 5.0,
     ) -> None:
         self.pipeline = pipeline
         self.incidents = incidents
         self.clock = clock
         self.metrics = metrics
-        self._batcher: Batcher[IngestRequest, Delivery] = Batcher(self._batch, max_batch=max_batch)
+        self.commit_timeout = commit_timeout
+        self._batcher: Batcher[Queued, Delivery] = Batcher(self._batch, max_batch=max_batch)
 
     async def submit(self, request: IngestRequest) -> Delivery:
         """Queue one delivery for the next commit and wait for its answer.
 
         Raises the delivery's UserError (e.g. a reused Idempotency-Key), or the database
-        error that failed its whole batch.
+        error that failed its whole batch; StoreUnavailable when not committed within
+        `commit_timeout` (its batch is then cut off at the same deadline, so a delivery
+        answered 503 is not committed later).
         """
-        return await self._batcher.submit(request)
+        deadline = asyncio.get_running_loop().time() + self.commit_timeout
+        return await self.within(self._batcher.submit(Queued(request, deadline)), deadline)
+
+    async def within(self, work: Awaitable[T], deadline: float | None = None) -> T:
+        """Await `work` until `deadline` (event loop time; default `commit_timeout` from now);
+        past it, StoreUnavailable (the work is cancelled: a transaction in it rolls back)."""
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.commit_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await work
+        except TimeoutError:
+            raise self._late() from None
+
+    def _late(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the database did not commit within {self.commit_timeout:g} s")
 
     async def wait_idle(self) -> None:
         """Wait until every queued delivery has been committed (shutdown)."""
@@ -88,14 +123,23 @@ class AlertIngest:
         await uow.flush_repeats()
         return delivery
 
-    async def _batch(self, requests: list[IngestRequest]) -> list[Delivery | BaseException]:
+    async def _batch(self, queued: list[Queued]) -> list[Delivery | BaseException]:
         """Apply a group; if it fails, apply each delivery alone so one failure fails one.
 
         Whatever made the group fail (a value the database refuses, a bug) then fails only the
-        delivery that caused it; the others are committed, each in its own transaction.
+        delivery that caused it; the others are committed, each in its own transaction. The
+        group is cut off at its earliest delivery's deadline; deliveries whose senders have
+        stopped waiting (queued behind a stuck batch) are not applied.
         """
+        now = asyncio.get_running_loop().time()
+        if any(q.deadline <= now for q in queued):
+            live = [q for q in queued if q.deadline > now]
+            answers = iter(await self._batch(live) if live else [])
+            return [self._late() if q.deadline <= now else next(answers) for q in queued]
+        requests = [q.request for q in queued]
         try:
-            return list(await self.apply(requests))
+            deadline = min(q.deadline for q in queued)
+            return list(await self.within(self.apply(requests), deadline))
         except StoreUnavailable:
             raise  # nothing can be written now: every delivery hears 503 at once
         except Exception:
@@ -104,9 +148,9 @@ class AlertIngest:
                 raise
             log.warning("ingest group of %d failed; applying each alone", len(requests))
         results: list[Delivery | BaseException] = []
-        for request in requests:
+        for one in queued:
             try:
-                results.extend(await self.apply([request]))
+                results.extend(await self.within(self.apply([one.request]), one.deadline))
             except Exception as exc:
                 log.exception("ingest of a delivery failed")
                 results.append(exc)
