@@ -355,6 +355,7 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
         http = await stack.enter_async_context(aiohttp.ClientSession())
         engine = await stack.enter_async_context(engine_for(database_url))
         began = datetime.now(UTC).replace(microsecond=0)
+        T0 = time.monotonic()  # DEBUG
         config = replicas_yaml(
             hooks=hooks.url,
             probe=target.url,
@@ -376,6 +377,7 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
             stack.push_async_callback(service.stop)
             await service.start(http, ready="/readyz")
         balancer = await stack.enter_async_context(haproxy(tmp_path, services))
+        print("DEBUG phase", 'balancer = await stack.enter_a', round(time.monotonic() - T0, 1))  # DEBUG
 
         async def balanced() -> bool:
             with suppress(aiohttp.ClientError):
@@ -416,10 +418,14 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
             what="deliveries to start",
         )
         await victim.kill()
+        print("DEBUG phase", 'await victim.kill()', round(time.monotonic() - T0, 1))  # DEBUG
         await storming
+        print("DEBUG phase", 'await storming', round(time.monotonic() - T0, 1))  # DEBUG
         await victim.start(http, ready="/readyz")
+        print("DEBUG phase", 'await victim.start(http, ready', round(time.monotonic() - T0, 1))  # DEBUG
         await sender.storm(storm_alert(i, "resolved") for i in range(RESOLVED))
         emu.set_faults(clear=True)
+        print("DEBUG phase", 'emu.set_faults(clear=True)', round(time.monotonic() - T0, 1))  # DEBUG
 
         # ---- wait for everything to settle (bounded) ------------------------------------
         async def settled() -> bool:
@@ -432,6 +438,7 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
                 engine,
                 select(func.count(func.distinct(PageRow.incident_id))).where(PageRow.level == 1),
             )
+            print("DEBUG", round(time.monotonic() - T0, 1), pending, sum(1 for i in incidents if i.title.startswith("Muted")), escalated, len(resolved), sum(emu.channels[str(i.channel_id)].is_archived for i in resolved), any(i.dedup_key and "nightly-backup" in i.dedup_key for i in incidents), any(i.dedup_key and "search-health" in i.dedup_key for i in incidents))  # DEBUG
             return bool(
                 pending == 0
                 and sum(1 for i in incidents if i.title.startswith("Muted")) == MUTED
@@ -497,6 +504,7 @@ async def check_everything_once(
     ]
     assert sorted(announced) == sorted(incidents)
     created = [c for c in emu.channels.values() if c.created_by == BOT_USER_ID and not c.is_im]
+    print("DEBUG channels", sorted((c.id, c.name) for c in created), sorted((i.id, i.channel_id, i.channel_name) for i in incidents.values()))  # DEBUG
     assert sorted(c.id for c in created) == sorted(str(i.channel_id) for i in incidents.values())
     for incident in incidents.values():
         assert [m["ts"] for m in emu.messages(str(incident.channel_id))].count(
