@@ -52,18 +52,18 @@ from store.models import (
 )
 from tests.conftest import CONFIG_YAML, alertmanager_payload, emulated
 from tests.receiver import Call, Receiver
-from tests.sandbox_process import free_port
+from tests.sandbox_process import ROOT, free_port
 from tests.serve_process import Service, engine_for, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 POSTGRES = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 REPLICAS = 3
-STORM = 30  # alert fingerprints, each sent twice at once (so two replicas race to open it)
+STORM = 20  # alert fingerprints, each sent twice at once (so two replicas race to open it)
 MUTED = 4  # alerts a silence holds, released by a replica when it ends
-RESOLVED = 10  # storm alerts resolved afterwards: postmortem drafts, then channels archived
+RESOLVED = 6  # storm alerts resolved afterwards: postmortem drafts, then channels archived
 CONNECTIONS = 12
-KILL_AFTER_POSTS = 25  # chat.postMessage calls Slack has received when a replica dies
+KILL_AFTER_POSTS = 20  # chat.postMessage calls Slack has received when a replica dies
 SECRET = "replicas-hmac-secret"
 SID = "AC" + "0" * 31 + "2"
 TWILIO_TOKEN = "twilio-replicas-token"
@@ -152,28 +152,23 @@ event_sinks:
     )
 
 
-HAPROXY_CFG = """global
-    maxconn 2000
+RECIPE = ROOT / "docs" / "deploy" / "haproxy.cfg"
+# the recipe's lines that need root and a system install: not for a test's own HAProxy
+SYSTEM_ONLY = re.compile(r"^\s*(log /dev/log|chroot|stats socket|user|group|daemon)\b")
 
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    retries 2
-    option redispatch
 
-frontend pulseops
-    bind 127.0.0.1:{port}
-    default_backend replicas
-
-backend replicas
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 2
-{servers}
-"""
+def haproxy_config(port: int, services: list[Service]) -> str:
+    """docs/deploy/haproxy.cfg, listening on `port`, balancing over `services`."""
+    lines = []
+    for line in RECIPE.read_text().splitlines():
+        if SYSTEM_ONLY.match(line) or re.match(r"^\s*server pulseops\d", line):
+            continue
+        if line.strip() == "bind :3000":
+            line = f"    bind 127.0.0.1:{port}"
+        lines.append(line)
+        if line.startswith("    default-server"):
+            lines += [f"    server {s.name} 127.0.0.1:{s.port} check" for s in services]
+    return "\n".join(lines) + "\n"
 
 
 class Inbox:
@@ -221,9 +216,8 @@ async def twilio_emulator() -> AsyncIterator[TwilioEmulator]:
 async def haproxy(tmp_path: Path, services: list[Service]) -> AsyncIterator[str]:
     """HAProxy in front of `services` (config generated into tmp_path); yields its URL."""
     port = free_port()
-    servers = "\n".join(f"    server {s.name} 127.0.0.1:{s.port} check" for s in services)
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(HAPROXY_CFG.format(port=port, servers=servers))
+    cfg.write_text(haproxy_config(port, services))
     log = (tmp_path / "haproxy.log").open("w")
     process = await asyncio.create_subprocess_exec(
         "haproxy", "-f", str(cfg), "-db", stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
@@ -355,7 +349,6 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
         http = await stack.enter_async_context(aiohttp.ClientSession())
         engine = await stack.enter_async_context(engine_for(database_url))
         began = datetime.now(UTC).replace(microsecond=0)
-        T0 = time.monotonic()  # DEBUG
         config = replicas_yaml(
             hooks=hooks.url,
             probe=target.url,
@@ -377,7 +370,6 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
             stack.push_async_callback(service.stop)
             await service.start(http, ready="/readyz")
         balancer = await stack.enter_async_context(haproxy(tmp_path, services))
-        print("DEBUG phase", 'balancer = await stack.enter_a', round(time.monotonic() - T0, 1))  # DEBUG
 
         async def balanced() -> bool:
             with suppress(aiohttp.ClientError):
@@ -418,14 +410,10 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
             what="deliveries to start",
         )
         await victim.kill()
-        print("DEBUG phase", 'await victim.kill()', round(time.monotonic() - T0, 1))  # DEBUG
         await storming
-        print("DEBUG phase", 'await storming', round(time.monotonic() - T0, 1))  # DEBUG
         await victim.start(http, ready="/readyz")
-        print("DEBUG phase", 'await victim.start(http, ready', round(time.monotonic() - T0, 1))  # DEBUG
         await sender.storm(storm_alert(i, "resolved") for i in range(RESOLVED))
         emu.set_faults(clear=True)
-        print("DEBUG phase", 'emu.set_faults(clear=True)', round(time.monotonic() - T0, 1))  # DEBUG
 
         # ---- wait for everything to settle (bounded) ------------------------------------
         async def settled() -> bool:
@@ -438,7 +426,6 @@ async def test_three_replicas_behind_haproxy_one_killed_mid_storm_do_everything_
                 engine,
                 select(func.count(func.distinct(PageRow.incident_id))).where(PageRow.level == 1),
             )
-            print("DEBUG", round(time.monotonic() - T0, 1), pending, sum(1 for i in incidents if i.title.startswith("Muted")), escalated, len(resolved), sum(emu.channels[str(i.channel_id)].is_archived for i in resolved), any(i.dedup_key and "nightly-backup" in i.dedup_key for i in incidents), any(i.dedup_key and "search-health" in i.dedup_key for i in incidents))  # DEBUG
             return bool(
                 pending == 0
                 and sum(1 for i in incidents if i.title.startswith("Muted")) == MUTED
@@ -480,13 +467,21 @@ async def check_everything_once(
     # rows claimed more than once: a delivery that a replica died in (or was postponed)
     claimed_again = {r.id for r in outbox if r.attempts > 1}
     assert claimed_again, "the killed replica held no claims: the test proves nothing"
+    # every kind of side effect the product has happened during the test
+    assert {r.kind for r in outbox} >= {
+        "announce", "open_channel", "sync_messages", "page", "handoff", "report", "state_line",
+        "update_reminder", "postmortem", "archive_channel", "notify", "workflow_run", "event",
+        "probe_chart",
+    }  # fmt: skip
 
     # ---- every acknowledged alert is stored; one incident per fingerprint ----------------
     alerts = await rows(engine, select(AlertRow.fingerprint, AlertRow.incident_id))
     incidents = {i.id: i for i in await rows(engine, select(IncidentRow))}
     stored = {(a.fingerprint, a.incident_id) for a in alerts}
     for fingerprint, incident_id, outcome in sender.acknowledged:
-        if outcome != "muted":
+        # muted: held by the silence (released later); ignored: a resolve repeated by the
+        # sender after an answer it did not get, when nothing was open any more
+        if outcome not in ("muted", "ignored"):
             assert (fingerprint, incident_id) in stored, (fingerprint, incident_id, outcome)
     assert repeats(a.fingerprint for a in alerts) == set()
     expected = {f"storm-{i}" for i in range(STORM)} | {f"muted-{i}" for i in range(MUTED)}
@@ -494,8 +489,6 @@ async def check_everything_once(
     assert sender.refused > 0, "no delivery was refused or cut by the kill"
 
     # ---- Slack: no message, announcement or channel doubled -----------------------------
-    import json as _json  # DEBUG
-    Path("/tmp/work/replicas-debug.json").write_text(_json.dumps({"calls": emu.calls, "outbox": [dict(r._mapping) for r in outbox]}, default=str))  # DEBUG
     assert repeats(marks(emu)) == set()
     announced = [
         m["metadata"]["event_payload"]["incident_id"]
@@ -504,7 +497,6 @@ async def check_everything_once(
     ]
     assert sorted(announced) == sorted(incidents)
     created = [c for c in emu.channels.values() if c.created_by == BOT_USER_ID and not c.is_im]
-    print("DEBUG channels", sorted((c.id, c.name) for c in created), sorted((i.id, i.channel_id, i.channel_name) for i in incidents.values()))  # DEBUG
     assert sorted(c.id for c in created) == sorted(str(i.channel_id) for i in incidents.values())
     for incident in incidents.values():
         assert [m["ts"] for m in emu.messages(str(incident.channel_id))].count(
@@ -516,18 +508,26 @@ async def check_everything_once(
     assert {p.level for p in pages} == {0, 1}
     assert [p.id for p in pages if p.kind == "user" and not p.dm_ts] == []
     notifications = await rows(engine, select(NotificationRow))
-    assert Counter(n.status for n in notifications) == Counter(sent=len(notifications))
+    # cancelled: its incident was resolved before the notification's turn came
+    assert {n.status for n in notifications} <= {"sent", "cancelled"}
+    assert all(
+        incidents[n.incident_id].status == "resolved"
+        for n in notifications
+        if n.status == "cancelled"
+    )
+    notifications = [n for n in notifications if n.status == "sent"]
     sent = Counter(n.method_type for n in notifications)
     assert set(sent) == {"email", "sms", "voice", "apprise"}
-    # SMS and calls are looked up in Twilio's log before a retry: never twice
-    assert sorted(m.sid for m in twilio.messages) == sorted(
-        n.provider_id for n in notifications if n.method_type == "sms"
-    )
-    assert sorted(c.sid for c in twilio.calls) == sorted(
-        n.provider_id for n in notifications if n.method_type == "voice"
-    )
-    # e-mail and push cannot be looked up: a repeat only of what a dying replica was sending
+    # SMS and calls: looked up in Twilio's log before a retry, so each notification has its
+    # own message or call; an extra one only for a notification the killed replica was sending
     row_of = {int(r.payload["notification_id"]): r.id for r in outbox if r.kind == "notify"}
+    for kind, made in (("sms", twilio.messages), ("voice", twilio.calls)):
+        of_kind = [n for n in notifications if n.method_type == kind]
+        recorded = [n.provider_id for n in of_kind]
+        assert repeats(recorded) == set() and set(recorded) <= {m.sid for m in made}, kind
+        retried = sum(1 for n in of_kind if row_of[n.id] in claimed_again)
+        assert len(of_kind) <= len(made) <= len(of_kind) + retried, kind
+    # e-mail and push cannot be looked up: a repeat only of what a dying replica was sending
     for kind, received in (
         ("email", [(str(m["To"]), str(m["Subject"])) for m in inbox.mails]),
         (
@@ -569,9 +569,15 @@ async def check_everything_once(
     assert len(handoff_rows) <= len(group_updates) <= len(handoff_rows | claimed_again)
     reports = await rows(engine, select(ReportRow).where(ReportRow.announced.is_(True)))
     assert reports and len([r for r in outbox if r.kind == "report"]) == len(reports)
-    uploads = emu.calls_to("files.completeUploadExternal")
-    ok_uploads = [c for c in uploads if (c.get("response") or {}).get("ok")]
-    assert ok_uploads
+    # report charts, postmortem drafts and probe charts: one file each (files carry no mark:
+    # an upload cut off by the kill may be made again, like an e-mail)
+    uploading = {r.id for r in outbox if r.kind in ("report", "postmortem", "probe_chart")}
+    uploads = [
+        c
+        for c in emu.calls_to("files.completeUploadExternal")
+        if (c.get("response") or {}).get("ok")
+    ]
+    assert len(uploading) <= len(uploads) <= len(uploading) + len(uploading & claimed_again)
     titles = [i.dedup_key or "" for i in incidents.values()]
     assert sum("nightly-backup" in t for t in titles) == 1
     assert sum("search-health" in t for t in titles) == 1
