@@ -242,6 +242,19 @@ class NotificationRepository:
         )
         return None if row is None else _of(row)
 
+    async def others_sending(self, *, notification: Notification) -> int:
+        """How many other notifications of the same type to the same destination are being
+        sent now (taken, not finished): a provider's log cannot tell their messages apart."""
+        count = await self.session.scalar(
+            select(func.count()).where(
+                NotificationRow.method_type == notification.method_type,
+                NotificationRow.destination == notification.destination,
+                NotificationRow.status == "sending",
+                NotificationRow.id != notification.id,
+            )
+        )
+        return int(count or 0)
+
     async def list(self, *, incident_id: int) -> list[Notification]:
         rows = await self.session.scalars(
             select(NotificationRow)

@@ -342,10 +342,14 @@ class PageRepository:
 
 @dataclass(frozen=True, slots=True)
 class DmChannel:
-    """A person's DM channel with the bot; `channel_id` is None until it is first opened."""
+    """A person's DM channel with the bot; `channel_id` is None until it is first opened.
+
+    `abandoned`: when the lease just taken had ended, if it was left to expire instead of
+    released (its holder died mid-turn): DMs posted under it may not be recorded."""
 
     user: str
     channel_id: str | None
+    abandoned: datetime | None = None
 
 
 class DmChannelRepository:
@@ -361,6 +365,9 @@ class DmChannelRepository:
     async def take_lease(self, *, user: str, now: datetime, until: datetime) -> DmChannel | None:
         """Take the person's send lease until `until`; None while someone else holds it."""
         await insert_or_ignore(self.session, DmChannelRow, {"user_id": user})
+        before = await self.session.scalar(
+            select(DmChannelRow.lease_until).where(DmChannelRow.user_id == user).with_for_update()
+        )
         result = await self.session.execute(
             update(DmChannelRow)
             .where(
@@ -372,13 +379,25 @@ class DmChannelRepository:
             .execution_options(synchronize_session=False)
         )
         row = result.first()
-        return DmChannel(user=user, channel_id=row[0]) if row else None
+        if row is None:
+            return None
+        return DmChannel(user=user, channel_id=row[0], abandoned=before)
 
     async def release_lease(self, *, user: str) -> None:
         await self.session.execute(
             update(DmChannelRow)
             .where(DmChannelRow.user_id == user)
             .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def abandon_lease(self, *, user: str, now: datetime) -> None:
+        """End the lease as expired rather than released: the next holder looks for what
+        this one may have posted (`DmChannel.abandoned`)."""
+        await self.session.execute(
+            update(DmChannelRow)
+            .where(DmChannelRow.user_id == user)
+            .values(lease_until=now)
             .execution_options(synchronize_session=False)
         )
 

@@ -215,6 +215,18 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def undelivered_before(self, *, incident_id: int, row_id: int) -> int:
+        """How many of the incident's rows recorded before `row_id` are still undelivered
+        (claimed by any worker, or waiting for a retry)."""
+        count = await self.session.scalar(
+            select(func.count()).where(
+                OutboxRow.incident_id == incident_id,
+                OutboxRow.id < row_id,
+                OutboxRow.status == "pending",
+            )
+        )
+        return int(count or 0)
+
     async def depth(self) -> tuple[int, datetime | None]:
         """Number of undelivered rows and the creation time of the oldest."""
         row = (

@@ -264,6 +264,9 @@ class OutboxWorker:
                 )
             except Exception as exc:  # a bug or a database blip: keep the row, try later
                 log.exception("outbox delivery crashed", extra={"incident_id": item.incident_id})
+                # a Slack call may have succeeded before the crash without being recorded
+                # (a channel created, a message posted): the next delivery looks first
+                item.progress[UNSURE] = True
                 await self._reschedule(item, None, f"{type(exc).__name__}: {exc}")
             else:
                 self.metrics.outbox_delivered.labels(kind=item.kind).inc()

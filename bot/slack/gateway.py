@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -317,6 +318,10 @@ class SlackGateway:
         """(channel, ts) of the message carrying `mark` in the channel's recent history (or
         in the thread `thread_ts`)."""
         return await lookup.find_post(self.call, channel, mark, thread_ts=thread_ts)
+
+    async def find_page_posts(self, channel: str, *, since: datetime) -> dict[int, str]:
+        """Page id -> ts of each page DM posted in `channel` since `since` (by its mark)."""
+        return await lookup.find_page_posts(self.call, channel, since=since)
 
     async def update_message(
         self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]]

@@ -11,7 +11,7 @@ creator (the bot) and not being archived.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -167,20 +167,11 @@ async def find_file(call: Call, channel: str, mark: FileMark, *, user: str) -> s
     return None
 
 
-async def find_post(
-    call: Call, channel: str, mark: PostMark, *, thread_ts: str | None = None
-) -> tuple[str, str] | None:
-    """(channel, ts) of the message carrying `mark` in the channel's recent history, or
-    among the replies of the thread `thread_ts` (history holds no thread replies).
-
-    None when there is none, or when the bot cannot read the channel (it may post in a
-    public channel with chat:write.public without being a member): nothing can be checked.
-
-    Raises:
-        SlackRetryable: the history could not be read now (look again later).
-        SlackFatal: any other refusal.
-    """
-    oldest = mark.since.timestamp() - LOOK_BACK_SECONDS
+async def _history(
+    call: Call, channel: str, *, oldest: float, step: str, thread_ts: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The channel's messages since `oldest` (or the thread's replies), newest first, at most
+    MAX_PAGES pages; none when the bot cannot read the channel."""
     cursor: str | None = None
     for _ in range(MAX_PAGES):
         try:
@@ -198,16 +189,51 @@ async def find_post(
                 raise
             log.warning(
                 "cannot look for an earlier post before posting again",
-                extra={"channel": channel, "error": exc.error, "step": mark.step},
+                extra={"channel": channel, "error": exc.error, "step": step},
             )
-            return None
+            return
         for message in data.get("messages", []):
-            if mark.matches(message.get("metadata")):
-                return channel, str(message["ts"])
+            yield message
         cursor = _cursor(data)
         if cursor is None:
-            return None
+            return
+
+
+async def find_post(
+    call: Call, channel: str, mark: PostMark, *, thread_ts: str | None = None
+) -> tuple[str, str] | None:
+    """(channel, ts) of the message carrying `mark` in the channel's recent history, or
+    among the replies of the thread `thread_ts` (history holds no thread replies).
+
+    None when there is none, or when the bot cannot read the channel (it may post in a
+    public channel with chat:write.public without being a member): nothing can be checked.
+
+    Raises:
+        SlackRetryable: the history could not be read now (look again later).
+        SlackFatal: any other refusal.
+    """
+    oldest = mark.since.timestamp() - LOOK_BACK_SECONDS
+    async for message in _history(
+        call, channel, oldest=oldest, step=mark.step, thread_ts=thread_ts
+    ):
+        if mark.matches(message.get("metadata")):
+            return channel, str(message["ts"])
     return None
+
+
+async def find_page_posts(call: Call, channel: str, *, since: datetime) -> dict[int, str]:
+    """The page DMs posted in `channel` since `since`: page id -> the ts of the DM carrying
+    it (newest wins). Raises as `find_post` does."""
+    found: dict[int, str] = {}
+    oldest = since.timestamp() - LOOK_BACK_SECONDS
+    async for message in _history(call, channel, oldest=oldest, step="page"):
+        payload = _mark_payload(message.get("metadata"))
+        if payload is None or payload.get("step") != "page":
+            continue
+        for page_id in payload.get("pages") or ():
+            if isinstance(page_id, int):
+                found.setdefault(page_id, str(message["ts"]))
+    return found
 
 
 async def find_channel(

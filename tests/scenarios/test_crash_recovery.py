@@ -6,24 +6,17 @@ the outbox drains within seconds of the restart.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.sandbox.emulator import BOT_USER_ID, Emulator
 from store.models import IncidentRow, OutboxRow
-from tests.conftest import BOT_TOKEN, CONFIG_YAML, SIGNING_SECRET, alertmanager_payload
-from tests.sandbox_process import ROOT, free_port
+from tests.conftest import alertmanager_payload
+from tests.serve_process import Service, engine_for, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -32,77 +25,6 @@ ALERTS = 150
 CONNECTIONS = 25
 KILL_AFTER_POSTS = 40  # chat.postMessage calls Slack has received when the process dies
 DRAINED_WITHIN = 15.0  # seconds after the restart (SPEC: every pending Slack call within 30 s)
-
-
-class Service:
-    """`pulseops serve` as a child process against the emulator and one database."""
-
-    def __init__(self, tmp_path: Path, emu: Emulator, database_url: str) -> None:
-        config = tmp_path / "pulseops.yml"
-        config.write_text(CONFIG_YAML)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / "serve.log"
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": emu.api_url,
-            "PULSEOPS_DATABASE_URL": database_url,
-            "PULSEOPS_CONFIG": str(config),
-            "PULSEOPS_HOST": "127.0.0.1",
-            "PULSEOPS_PORT": str(self.port),
-            "PULSEOPS_LOG_LEVEL": "ERROR",
-        }
-        self.cwd = tmp_path
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        with self.log.open("a") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "serve",
-                env=self.env,
-                cwd=self.cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.process.returncode is None, self.log.read_text()
-            with suppress(aiohttp.ClientError):
-                async with http.get(f"{self.url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            assert time.monotonic() < deadline, self.log.read_text()
-            await asyncio.sleep(0.1)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
-@asynccontextmanager
-async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def send_alerts(http: aiohttp.ClientSession, url: str, accepted: list[int]) -> None:
@@ -131,15 +53,6 @@ async def send_alerts(http: aiohttp.ClientSession, url: str, accepted: list[int]
     await asyncio.gather(*(sender() for _ in range(CONNECTIONS)))
 
 
-async def wait_until(probe: Any, *, within: float, what: str) -> float:
-    """Poll the async `probe` until it is true; return the seconds it took."""
-    start = time.monotonic()
-    while not await probe():
-        assert time.monotonic() - start < within, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-    return time.monotonic() - start
-
-
 @BOTH
 async def test_kill_9_mid_delivery_loses_nothing_repeats_nothing_and_recovers_at_once(
     tmp_path: Path, emulator: Emulator, database_url: str
@@ -148,7 +61,7 @@ async def test_kill_9_mid_delivery_loses_nothing_repeats_nothing_and_recovers_at
     # every Slack call takes a while, so many are in flight when the process dies: Slack
     # carries them out although nobody is left to record the answer
     emu.set_faults(latency_ms=150)
-    service = Service(tmp_path, emu, database_url)
+    service = Service(tmp_path, emu.api_url, database_url)
     accepted: list[int] = []
     async with aiohttp.ClientSession() as http, engine_for(database_url) as engine:
         await service.start(http)

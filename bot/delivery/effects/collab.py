@@ -10,6 +10,7 @@ from bot.delivery.effects.base import (
     Effects,
     Handler,
     LeaseBusy,
+    Postpone,
     outcome_unknown,
     post_mark,
 )
@@ -19,12 +20,15 @@ from bot.domain.records import Followup, Incident
 from bot.errors import SlackFatal
 from store.collab import FollowupRepository
 from store.incidents import IncidentRepository
-from store.outbox import OutboxItem
+from store.outbox import OutboxItem, OutboxRepository
 
 log = logging.getLogger(__name__)
 
 # a row waiting for its incident's channel stops waiting after this (its creation failed)
 GIVE_UP_WITHOUT_CHANNEL = timedelta(days=1)
+# seconds an archive waits, again and again, while the incident's earlier effects (the resolve's
+# line, the postmortem draft: perhaps on another replica) are still to be delivered
+ARCHIVE_WAIT = 2.0
 
 
 class CollabEffects(Effects):
@@ -187,12 +191,22 @@ class CollabEffects(Effects):
         )
 
     async def _archive(self, item: OutboxItem) -> None:
-        """Say why in the channel, then archive it (an archived channel keeps its name)."""
+        """Say why in the channel, then archive it (an archived channel keeps its name).
+
+        Not before the incident's earlier rows are delivered: another replica may still be
+        posting the resolve's line or the postmortem draft, which an archived channel refuses.
+        """
         assert item.incident_id is not None
         async with self.db.read() as session:
             incident = await IncidentRepository(session).get(incident_id=item.incident_id)
         if incident.channel_id is None or incident.is_open:
             return  # reopened since, or it never had a channel
+        async with self.db.read() as session:
+            earlier = await OutboxRepository(session).undelivered_before(
+                incident_id=incident.id, row_id=item.id
+            )
+        if earlier:  # another replica may still be posting the resolve, the postmortem, …
+            raise Postpone(ARCHIVE_WAIT, f"INC-{incident.id}: {earlier} effect(s) to deliver first")
         if not item.progress.get("told"):
             text = self.renderer.replies.archiving(
                 number=incident.number, resolved_at=incident.resolved_at

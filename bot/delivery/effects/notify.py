@@ -197,8 +197,9 @@ class NotifyEffects(Effects):
     async def _sent_before(self, n: Notification, incident: Incident) -> str | None:
         """The Twilio SID of this SMS or call if an interrupted try made it (found in the
         account's log: to this number since it was due, not recorded for another
-        notification, and for an SMS with this incident's text); None otherwise. E-mail and
-        push cannot be looked up: they are sent again."""
+        notification, and for an SMS with this incident's text); None otherwise, and None for a
+        call when another call to the number may be in flight. E-mail and push cannot be
+        looked up: they are sent again."""
         twilio = self.providers.twilio
         if twilio is None or n.method_type not in ("sms", "voice"):
             return None
@@ -206,13 +207,21 @@ class NotifyEffects(Effects):
         found = await twilio.sent_to(resource, to=n.destination, since=n.due_at)
         async with self.db.read() as session:
             repo = NotificationRepository(session)
+            unclaimed = []
             for item in found:
                 sid = str(item.get("sid", ""))
                 if n.method_type == "sms" and f"{incident.number} " not in str(item.get("body")):
                     continue
                 if sid and await repo.by_provider_id(provider_id=sid) is None:
-                    return sid
-        return None
+                    unclaimed.append(sid)
+            # a call says nothing of its incident: another replica's call to this number, in
+            # flight and not yet recorded, would look the same. Then it is sent again (a
+            # repeated call) rather than taken for this one (a call never made).
+            if n.method_type == "voice" and (
+                len(unclaimed) > 1 or await repo.others_sending(notification=n)
+            ):
+                return None
+        return unclaimed[0] if unclaimed else None
 
     async def _send(
         self, n: Notification, incident: Incident, held_back: list[Notification]

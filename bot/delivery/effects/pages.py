@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from bot.clock import Clock
 from bot.delivery.effects.base import LeaseBusy
 from bot.domain.records import Incident
-from bot.errors import SlackError, SlackFatal, SlackRetryable
+from bot.errors import NotFound, SlackError, SlackFatal, SlackRetryable
 from bot.render import Message, Renderer
 from bot.render.renderer import MAX_BUNDLED_PAGES
 from bot.slack.gateway import SlackGateway
@@ -294,7 +294,12 @@ class PageDMs:
             if dm is None:
                 raise LeaseBusy()
             turn = _Turn(dm=dm, channel=dm.channel_id)
+            if dm.abandoned is not None:
+                await self._adopt(turn, since=dm.abandoned - LEASE)
             try:
+                if page_id is not None and page_id in self._covered:
+                    yield None  # posted by the turn that died
+                    return
                 yield turn
             except SlackRetryable as exc:
                 if page_id is not None:
@@ -313,6 +318,45 @@ class PageDMs:
                 if len(self._covered) > 10_000:
                     self._covered.clear()
                 self._covered.update(turn.sent)
+
+    async def _adopt(self, turn: _Turn, *, since: datetime) -> None:
+        """The last sender to this person died mid-turn: record the page DMs it posted but
+        could not record (found by their marks), so none is posted again.
+
+        If Slack cannot be asked now, the lease is given up still marked as left to expire,
+        so the next sender looks again.
+        """
+        user = turn.dm.user
+        try:
+            channel = turn.channel or await self._open(turn)
+            posted = await self.gateway.find_page_posts(channel, since=since)
+            async with self.db.write() as session:
+                pages = PageRepository(session)
+                adopted = []
+                for page_id, ts in posted.items():
+                    try:
+                        page = await pages.get(page_id=page_id)
+                    except NotFound:  # its incident was deleted since
+                        continue
+                    if page.target == user and page.dm_ts is None:
+                        # version 0: the next sync edits it to the incident's state now
+                        await pages.set_dm(page_id=page_id, channel=channel, ts=ts, version=0)
+                        adopted.append(page_id)
+                for write in turn.writes:  # the channel, if it was opened just now
+                    await write(session)
+            turn.writes.clear()
+        except BaseException:
+            now = self.clock.now()
+            await self.db.write_grouped(
+                lambda session: DmChannelRepository(session).abandon_lease(user=user, now=now)
+            )
+            raise
+        if adopted:
+            log.warning(
+                "adopted page DMs a sender that died had posted",
+                extra={"user": user, "pages": adopted},
+            )
+        self._covered.update(adopted)
 
     def _note_failure(self, user: str, exc: SlackRetryable) -> None:
         wait = exc.retry_after if exc.retry_after is not None else 1.0
