@@ -377,7 +377,8 @@ async def slack_work_done(db_url: str, within: float = 300) -> float:
             async with db.read() as session:
                 due = await session.scalar(
                     select(func.count()).where(
-                        OutboxRow.status == "pending", OutboxRow.next_attempt_at <= datetime.now(UTC)
+                        OutboxRow.status == "pending",
+                        OutboxRow.next_attempt_at <= datetime.now(UTC),
                     )
                 )
             if not due:

@@ -309,7 +309,7 @@ class IngestRequest:
     integration: IntegrationConfig
     alerts: tuple[Alert, ...]
     idempotency_key: str | None
-    body_sha256: str
+    body_sha256: str  # "" without an idempotency key (nothing compares it then)
 
     @classmethod
     def of(
@@ -320,7 +320,9 @@ class IngestRequest:
         idempotency_key: str | None,
         body: bytes,
     ) -> IngestRequest:
-        return cls(integration, alerts, idempotency_key, hashlib.sha256(body).hexdigest())
+        # only a delivery with a key is ever compared with another
+        digest = hashlib.sha256(body).hexdigest() if idempotency_key is not None else ""
+        return cls(integration, alerts, idempotency_key, digest)
 
 
 @dataclass(frozen=True, slots=True)
