@@ -61,6 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
+
 from tests.bench_ingest import (  # noqa: E402
     INTEGRATION,
     git_revision,
@@ -71,6 +73,7 @@ from tests.bench_ingest import (  # noqa: E402
 )
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, TOKENS, reset_postgres  # noqa: E402
 
+Servers = list[tuple[str, int]]  # each server process's URL and pid
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 WRK_INSTALL = "install wrk: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk (macOS)"
 
@@ -209,8 +212,8 @@ def started(
 
 
 @contextmanager
-def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[list[str]]:
-    """The emulator (a process of its own) and `replicas` `pulseops serve` processes; their URLs."""
+def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[Servers]:
+    """The emulator (a process of its own) and `replicas` `pulseops serve` processes."""
     emulator_port = free_port()
     config = tmp / "pulseops.yml"
     config.write_text(unlimited_yaml())
@@ -245,19 +248,22 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
                 )
                 # one at a time: the first migrates the database
                 wait_ready(f"http://127.0.0.1:{port}/healthz", processes[-1], "pulseops serve")
-            yield [f"http://127.0.0.1:{port}" for port in ports]
+            yield [
+                (f"http://127.0.0.1:{port}", p.pid)
+                for port, p in zip(ports, processes, strict=True)
+            ]
         finally:
             for process in processes:
                 stop(process)
 
 
 @contextmanager
-def bare(db_url: str, tmp: Path) -> Iterator[list[str]]:
+def bare(db_url: str, tmp: Path) -> Iterator[Servers]:
     port = free_port()
     cmd = [sys.executable, str(ROOT / "tests" / "bench_bare.py"), "--database-url", db_url]
     with started([*cmd, "--port", str(port)], env=dict(os.environ), log=tmp / "bare.log") as p:
         wait_ready(f"http://127.0.0.1:{port}/", p, "the bare server")
-        yield [f"http://127.0.0.1:{port}"]
+        yield [(f"http://127.0.0.1:{port}", p.pid)]
 
 
 def run_emulator(port: int, latency_ms: float) -> None:
@@ -353,11 +359,17 @@ def one_run(cfg: WrkConfig, tmp: Path, script: Path, server: str, replicas: int)
         servers = bare(db_url, tmp)
     else:
         servers = pulseops(cfg, db_url, tmp, replicas)
-    with servers as urls:
+    with servers as running:
+        urls = [url for url, _ in running]
         if cfg.warmup:
             wrk(urls, script, cfg, cfg.warmup)
         drained = asyncio.run(slack_work_done(db_url)) if server == "pulseops" else 0.0
-        return {**wrk(urls, script, cfg, cfg.duration), "slack work drained s": drained}
+        processes = [psutil.Process(pid) for _, pid in running]
+        cpu = [sum(p.cpu_times()[:2]) for p in processes]
+        figures = wrk(urls, script, cfg, cfg.duration)
+        used = sum(sum(p.cpu_times()[:2]) for p in processes) - sum(cpu)
+    per_request = round(used / figures["requests"] * 1e6) if figures["requests"] else None
+    return {**figures, "server CPU us/request": per_request, "slack work drained s": drained}
 
 
 async def slack_work_done(db_url: str, within: float = 300) -> float:
@@ -434,7 +446,8 @@ def run(cfg: WrkConfig) -> dict[str, Any]:
     for server in dict.fromkeys(r["server"] for r in runs):
         mine = [r for r in runs if r["server"] == server]
         by_server[server] = {
-            key: summary([r[key] for r in mine]) for key in ("req/s", "p50 ms", "p99 ms")
+            key: summary([r[key] for r in mine])
+            for key in ("req/s", "p50 ms", "p99 ms", "server CPU us/request")
         }
         by_server[server]["errors"] = sum(sum(r["errors"].values()) for r in mine)
     ratios = {}
@@ -456,7 +469,7 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"  round {r['round']} {r['server']:<12} {r['req/s']:>8.1f} req/s  "
             f"p50 {r['p50 ms']:>6.1f} ms  p99 {r['p99 ms']:>6.1f} ms  max {r['max ms']:>7.1f} ms  "
-            f"errors: {errors}"
+            f"CPU {r['server CPU us/request']} us/request  errors: {errors}"
         )
     print("== summary (min / median / max over the rounds)")
     for server, figures in result["summary"].items():
