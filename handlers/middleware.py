@@ -40,6 +40,8 @@ def error_body(
 
 
 def http_middleware(metrics: Metrics) -> Any:
+    latency: dict[tuple[str, str, int], Any] = {}  # each labelled histogram, looked up once
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
@@ -81,9 +83,13 @@ def http_middleware(metrics: Metrics) -> Any:
             duration = time.perf_counter() - started
             route = request.match_info.route.resource
             route_name = route.canonical if route is not None else "unmatched"
-            metrics.http_latency.labels(
-                route=route_name, method=request.method, status=str(status)
-            ).observe(duration)
+            key = (route_name, request.method, status)
+            histogram = latency.get(key)
+            if histogram is None:
+                histogram = latency[key] = metrics.http_latency.labels(
+                    route=route_name, method=request.method, status=str(status)
+                )
+            histogram.observe(duration)
             fields: dict[str, Any] = {
                 "request_id": request_id,
                 "method": request.method,

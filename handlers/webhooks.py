@@ -27,6 +27,11 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
         )
         if request.content_length is not None and request.content_length > limit:
             raise too_large
+        if request.content.is_eof():  # all there already (a small body): no timer needed
+            body = request.content.read_nowait()
+            if len(body) > limit:
+                raise too_large
+            return body
         chunks: list[bytes] = []
         size = 0
         try:

@@ -6,14 +6,27 @@ raises `IncidentNotFound`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.alerts import Alert, AlertStatus
@@ -352,6 +365,44 @@ _COUNT_REPEAT = (
     )
     .returning(_alerts.c.id, _alerts.c.incident_id, _alerts.c.occurrences, _alerts.c.last_note_at)
 )
+REPEATS_PER_STATEMENT = 256  # 3 parameters each, well under SQLite's limit of 32,766
+
+
+@functools.cache
+def _count_repeats(size: int) -> Update:
+    """`_COUNT_REPEAT` for `size` alerts at once: parameters k0, p0, s0 (dedup key,
+    fingerprint, severity sent or ""), k1, p1, s1 … and seen_at."""
+    sent = union_all(  # not VALUES: SQLAlchemy caches the compiled form of this one
+        *(
+            select(*(bindparam(f"{p}{i}", type_=String).label(p) for p in ("k", "p", "s")))
+            for i in range(size)
+        )
+    ).cte("sent")
+    firing_on_open = select(_incidents.c.id, sent.c.p, sent.c.s).join(
+        _incidents, and_(_incidents.c.dedup_key == sent.c.k, _incidents.c.status != "resolved")
+    )
+    return (
+        update(_alerts)
+        .where(
+            tuple_(
+                _alerts.c.incident_id, _alerts.c.fingerprint, func.coalesce(_alerts.c.severity, "")
+            ).in_(firing_on_open),
+            _alerts.c.status == "firing",
+        )
+        .values(
+            occurrences=_alerts.c.occurrences + 1,
+            last_seen_at=bindparam("seen_at", type_=_alerts.c.last_seen_at.type),
+        )
+        .returning(
+            _alerts.c.id,
+            _alerts.c.incident_id,
+            _alerts.c.fingerprint,
+            _alerts.c.occurrences,
+            _alerts.c.last_note_at,
+        )
+    )
+
+
 _COUNT_ON_INCIDENT = (
     update(_incidents)
     .where(_incidents.c.id == bindparam("incident"))
@@ -443,6 +494,34 @@ class AlertRepository:
             occurrences=row.occurrences,
             last_note_at=row.last_note_at,
         )
+
+    async def record_repeats(
+        self, alerts: Sequence[tuple[str, str, Severity | None]], *, now: datetime
+    ) -> dict[str, RepeatRecorded]:
+        """`record_repeat` for many alerts in one statement: (dedup key, fingerprint, severity)
+        each, no fingerprint twice. The ones counted, by fingerprint; the others take the
+        general path.
+
+        One UPDATE for a whole batch of a storm's repeats instead of one per alert.
+        """
+        found: dict[str, RepeatRecorded] = {}
+        for start in range(0, len(alerts), REPEATS_PER_STATEMENT):
+            chunk = alerts[start : start + REPEATS_PER_STATEMENT]
+            size = 1 << (len(chunk) - 1).bit_length()  # a few statement shapes, each compiled once
+            params: dict[str, object] = {"seen_at": now}
+            for i in range(size):
+                key, fingerprint, severity = chunk[min(i, len(chunk) - 1)]  # padded: IN ignores
+                params[f"k{i}"], params[f"p{i}"] = key, fingerprint
+                params[f"s{i}"] = severity.value if severity else ""
+            rows = await self.session.execute(_count_repeats(size), params)
+            for row in rows:
+                found[row.fingerprint] = RepeatRecorded(
+                    alert_id=row.id,
+                    incident_id=row.incident_id,
+                    occurrences=row.occurrences,
+                    last_note_at=row.last_note_at,
+                )
+        return found
 
     async def set_last_note(self, *, alert_id: int, at: datetime) -> None:
         await self.session.execute(

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.incidents import IncidentRepository
+from store.incidents import IncidentRepository, RepeatRecorded
 from store.outbox import OutboxRepository
 
 
@@ -24,6 +24,8 @@ class UnitOfWork:
     callbacks: list[Callable[[], None]] = field(default_factory=list)
     repeats: Counter[int] = field(default_factory=Counter)
     enqueued: bool = False
+    # repeats a batch counted up front, by (dedup key, fingerprint): None = checked, not one
+    counted: dict[tuple[str, str], RepeatRecorded | None] = field(default_factory=dict)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction commits (metrics count only what happened)."""

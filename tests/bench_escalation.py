@@ -35,17 +35,12 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.sandbox.emulator import Emulator  # noqa: E402
 from store.models import PageRow  # noqa: E402
+from tests.bench_ingest import database_url, start_emulator  # noqa: E402
 from tests.conftest import (  # noqa: E402
-    BOT_TOKEN,
-    CHANNELS,
     CONFIG_YAML,
-    SIGNING_SECRET,
-    USERS,
     Harness,
     alertmanager_payload,
-    reset_postgres,
 )
 
 
@@ -66,18 +61,8 @@ def pct(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db == "postgres":
-            url = os.environ.get(
-                "PULSEOPS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-            )
-            await reset_postgres(url)
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        emulator = Emulator(
-            bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
-        )
-        await emulator.start(host="127.0.0.1", port=0)
-        emulator.set_faults(latency_ms=args.slack_latency_ms)
+        url = await database_url(args.db, Path(tmp))
+        emulator = await start_emulator(args.slack_latency_ms)
         config = parse_config(config_yaml(args.delay, args.levels), source="bench.yml", environ={})
         harness = Harness(
             emulator=emulator, database_url=url, config=config, clock=SystemClock(), run_jobs=True

@@ -257,6 +257,23 @@ def unlimited_yaml(config_yaml: str = CONFIG_YAML, extra: str = "") -> str:
     return config_yaml.replace(limits, limits + lifted + extra)
 
 
+async def start_emulator(
+    slack_latency_ms: float, *, rate_limits: bool = False, port: int = 0
+) -> Emulator:
+    """The Slack emulator of the tests' workspace, started on `port` (0: a free one), adding
+    `slack_latency_ms` to every Web API call (and Slack's rate limits if asked)."""
+    emu = Emulator(
+        bot_token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        users=USERS,
+        channels=CHANNELS,
+        rate_limits=rate_limits,
+    )
+    await emu.start(host="127.0.0.1", port=port)
+    emu.set_faults(latency_ms=slack_latency_ms)
+    return emu
+
+
 async def start_stack(
     db_url: str,
     slack_latency_ms: float,
@@ -266,15 +283,7 @@ async def start_stack(
 ) -> Stack:
     """The emulator (with per-call latency, and Slack's rate limits if asked) and the real app
     with its jobs, on free ports; the configuration is `unlimited_yaml()` unless given."""
-    emu = Emulator(
-        bot_token=BOT_TOKEN,
-        signing_secret=SIGNING_SECRET,
-        users=USERS,
-        channels=CHANNELS,
-        rate_limits=rate_limits,
-    )
-    await emu.start(host="127.0.0.1", port=0)
-    emu.set_faults(latency_ms=slack_latency_ms)
+    emu = await start_emulator(slack_latency_ms, rate_limits=rate_limits)
     settings = Settings(
         slack_bot_token=SecretStr(BOT_TOKEN),
         slack_signing_secret=SecretStr(SIGNING_SECRET),

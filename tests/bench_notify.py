@@ -38,17 +38,12 @@ from aiohttp import web  # noqa: E402
 
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
-from bot.sandbox.emulator import Emulator  # noqa: E402
 from bot.sandbox.twilio import TwilioEmulator  # noqa: E402
+from tests.bench_ingest import database_url, start_emulator  # noqa: E402
 from tests.conftest import (  # noqa: E402
-    BOT_TOKEN,
-    CHANNELS,
     CONFIG_YAML,
-    SIGNING_SECRET,
-    USERS,
     Harness,
     alertmanager_payload,
-    reset_postgres,
 )
 
 SID, TOKEN = "AC" + "0" * 32, "bench-token"
@@ -113,18 +108,8 @@ async def run(args: argparse.Namespace) -> int:
     twilio = TwilioEmulator(account_sid=SID, auth_token=TOKEN)
     await twilio.start()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db == "postgres":
-            url = os.environ.get(
-                "PULSEOPS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-            )
-            await reset_postgres(url)
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        emulator = Emulator(
-            bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
-        )
-        await emulator.start(host="127.0.0.1", port=0)
-        emulator.set_faults(latency_ms=50)
+        url = await database_url(args.db, Path(tmp))
+        emulator = await start_emulator(50)
         config = parse_config(
             config_yaml(twilio.api_url, push_port), source="bench.yml", environ=ENVIRON
         )

@@ -40,14 +40,10 @@ from sqlalchemy import func, select  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.domain.anomaly import LATENCY_MIN_STD_MS, LATENCY_MIN_STD_SHARE, first_detection  # noqa: E402
-from bot.sandbox.emulator import Emulator  # noqa: E402
 from store.models import ProbeResultRow  # noqa: E402
+from tests.bench_ingest import start_emulator  # noqa: E402
 from tests.conftest import (  # noqa: E402
-    BOT_TOKEN,
-    CHANNELS,
     CONFIG_YAML,
-    SIGNING_SECRET,
-    USERS,
     Harness,
 )
 
@@ -90,10 +86,7 @@ async def probe_run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "bench.db"
         url = f"sqlite+aiosqlite:///{db_path}"
-        emulator = Emulator(
-            bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, users=USERS, channels=CHANNELS
-        )
-        await emulator.start(host="127.0.0.1", port=0)
+        emulator = await start_emulator(0)
         config = parse_config(
             config_yaml(args.probes, args.interval, port), source="bench.yml", environ={}
         )

@@ -55,7 +55,7 @@ from bot.services.stats import StatsService  # noqa: E402
 from store import migrate  # noqa: E402
 from store.models import AlertRow, IncidentRow, PageRow  # noqa: E402
 from store.session import Database  # noqa: E402
-from tests.conftest import reset_postgres  # noqa: E402
+from tests.bench_ingest import database_url  # noqa: E402
 
 TEAMS = 5
 SERVICES_PER_TEAM = 4
@@ -190,13 +190,7 @@ async def timed(runs: int, work: Callable[[], Awaitable[object]]) -> list[float]
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db == "postgres":
-            url = os.environ.get(
-                "PULSEOPS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-            )
-            await reset_postgres(url)
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        url = await database_url(args.db, Path(tmp))
         db = Database(url)
         try:
             await migrate.upgrade(db)

@@ -80,6 +80,7 @@ class StormConfig:
     poll_ms: float
     drain: bool
     as_json: bool
+    silences: int = 0  # none here; bench_ingest.machine() reports it
 
 
 def parse_args(argv: list[str] | None = None) -> StormConfig:

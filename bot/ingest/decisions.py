@@ -6,7 +6,7 @@ carries it out in the delivery's transaction and answers an `IngestOutcome`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -40,10 +40,12 @@ class IngestOutcome:
     incident_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["outcome"] = self.outcome.value
-        data["incident"] = f"INC-{self.incident_id}" if self.incident_id else None
-        return data
+        return {
+            "fingerprint": self.fingerprint,
+            "outcome": self.outcome.value,
+            "incident_id": self.incident_id,
+            "incident": f"INC-{self.incident_id}" if self.incident_id else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -104,9 +105,12 @@ class Authenticate:
     def __init__(self, config: PulseOpsConfig, tokens: Mapping[str, str]) -> None:
         self.config = config
         self.tokens = tokens
+        # a plain dict: the configuration's lookup goes through pydantic's private attributes,
+        # several times slower, and this runs for every delivery
+        self.integrations = {i.name: i for i in config.integrations}
 
     async def __call__(self, received: Received) -> Received:
-        integration = self.config.integration(received.name)
+        integration = self.integrations.get(received.name)
         if integration is None:
             raise Rejected(
                 "not_found",
@@ -308,7 +312,7 @@ class IngestRequest:
     integration: IntegrationConfig
     alerts: tuple[Alert, ...]
     idempotency_key: str | None
-    body_sha256: str
+    body_sha256: str  # "" without an idempotency key (nothing compares it then)
 
     @classmethod
     def of(
@@ -319,7 +323,9 @@ class IngestRequest:
         idempotency_key: str | None,
         body: bytes,
     ) -> IngestRequest:
-        return cls(integration, alerts, idempotency_key, hashlib.sha256(body).hexdigest())
+        # only a delivery with a key is ever compared with another
+        digest = hashlib.sha256(body).hexdigest() if idempotency_key is not None else ""
+        return cls(integration, alerts, idempotency_key, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,23 +470,62 @@ def raise_for(ctx: AlertContext, incident: Incident) -> Raise | None:
     )
 
 
+async def count_batch_repeats(
+    uow: UnitOfWork, requests: Sequence[IngestRequest], now: datetime
+) -> None:
+    """Count a batch's plain repeats up front, in one statement; `Dedup` then finds them in
+    `uow.counted` instead of making a round trip per alert.
+
+    Only alerts whose order in the batch cannot matter are counted: firing, in a delivery
+    without an Idempotency-Key (which may yet be refused and rolled back), and whose dedup key
+    and fingerprint appear nowhere else in the batch (a fingerprint under two dedup keys
+    neither). The others go through `Dedup` one by one, in order.
+    """
+    keys: dict[str, set[str]] = {}  # fingerprint -> dedup keys
+    seen: Counter[tuple[str, str]] = Counter()
+    for request in requests:
+        for alert in request.alerts:
+            key = dedup_key(request.integration.name, alert.group_key)
+            keys.setdefault(alert.fingerprint, set()).add(key)
+            seen[key, alert.fingerprint] += 1
+    candidates: list[tuple[str, str, Severity | None]] = []
+    for request in requests:
+        if request.idempotency_key is not None:
+            continue
+        for alert in request.alerts:
+            key = dedup_key(request.integration.name, alert.group_key)
+            alone = seen[key, alert.fingerprint] == 1 and len(keys[alert.fingerprint]) == 1
+            if alert.status is AlertStatus.FIRING and alone:
+                candidates.append((key, alert.fingerprint, alert.severity))
+    if not candidates:
+        return
+    found = await AlertRepository(uow.session).record_repeats(candidates, now=now)
+    for key, fingerprint, _ in candidates:
+        uow.counted[key, fingerprint] = found.get(fingerprint)
+
+
 class Dedup:
     """The same alert again on its open incident is a repeat.
 
-    First the storm fast path: one prebuilt UPDATE counts a firing repeat. Otherwise it looks
-    up the open incident of the alert's group and the alert on it, for the stages after.
+    First the storm fast path: a repeat counted with its batch (`count_batch_repeats`), else
+    one prebuilt UPDATE counts a firing repeat. Otherwise it looks up the open incident of the
+    alert's group and the alert on it, for the stages after.
     """
 
     async def __call__(self, ctx: AlertContext) -> Decision | None:
         alerts = AlertRepository(ctx.uow.session)
         firing = ctx.alert.status is AlertStatus.FIRING
         if firing:
-            counted = await alerts.record_repeat(
-                dedup_key=ctx.dedup_key,
-                fingerprint=ctx.alert.fingerprint,
-                now=ctx.now,
-                severity=ctx.alert.severity,
-            )
+            batched = (ctx.dedup_key, ctx.alert.fingerprint)
+            if batched in ctx.uow.counted:
+                counted = ctx.uow.counted.pop(batched)
+            else:
+                counted = await alerts.record_repeat(
+                    dedup_key=ctx.dedup_key,
+                    fingerprint=ctx.alert.fingerprint,
+                    now=ctx.now,
+                    severity=ctx.alert.severity,
+                )
             if counted is not None:
                 return Repeat(
                     alert=ctx.alert,

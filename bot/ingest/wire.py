@@ -109,7 +109,10 @@ OptionalTime = Annotated[datetime | None, BeforeValidator(_unset_time), AfterVal
 
 def _first(*values: str | None) -> str:
     """The first non-empty value, or ""."""
-    return next((v for v in values if v), "")
+    for value in values:  # a loop, not a generator: this runs several times for every alert
+        if value:
+            return value
+    return ""
 
 
 def _labels_key(labels: Mapping[str, str]) -> str:

@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.errors import StoreUnavailable, UserError
 from bot.ingest.decisions import IngestOutcome
 from bot.ingest.pipeline import Pipeline
-from bot.ingest.stages import Delivery, IngestRequest
+from bot.ingest.stages import Delivery, IngestRequest, count_batch_repeats
 from bot.metrics import Metrics
 from bot.services.incidents import IncidentService
 from store.batching import Batcher
@@ -51,7 +51,7 @@ class AlertIngest:
         incidents: IncidentService,
         clock: Clock,
         metrics: Metrics,
-        max_batch: int = 32,
+        max_batch: int = 256,
         commit_timeout: float = 5.0,
     ) -> None:
         self.pipeline = pipeline
@@ -100,6 +100,7 @@ class AlertIngest:
 
         async def work(uow: UnitOfWork) -> list[Delivery | UserError]:
             now = self.clock.now()
+            await count_batch_repeats(uow, requests, now)
             results: list[Delivery | UserError] = []
             for request in requests:
                 if request.idempotency_key is None:
