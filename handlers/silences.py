@@ -20,7 +20,7 @@ from bot.domain.silences import split_matchers
 from bot.errors import SlackError, UserError
 from bot.render.silences import SilenceRenderer
 from bot.services.collab import slack_unescape
-from bot.slack.ids import Action, Block, Callback, SilenceInput
+from bot.slack.ids import Action, Block, Callback, SilenceInput, bundled_pattern
 from handlers.middleware import deps_of
 from handlers.refs import parse_incident_ref
 
@@ -248,7 +248,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     """Register "Silence…", Expire and the modal's submission (listeners read `deps` from the
     context); the `/incident silence(s)` subcommands live in `handlers.commands`."""
     app.action(Action.SILENCE)(silence_button)
-    app.action(Action.EXPIRE_SILENCE)(expire_button)
+    app.action(Action.EXPIRE_SILENCE)(expire_button)  # lists posted before ids were per row
+    app.action(bundled_pattern(Action.EXPIRE_SILENCE))(expire_button)
     app.view(Callback.SILENCE)(silence_submitted)
 
 

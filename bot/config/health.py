@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bot.config.checks import _check_env_name, _check_secret, _Frozen
+from bot.config.checks import EnvName, Secret, _Frozen
 from bot.config.types import Duration
 from bot.errors import ConfigError
 
@@ -57,8 +57,8 @@ class WatchdogConfig(_Frozen):
     method: Literal["GET", "POST", "HEAD"] = "POST"
     interval: Duration = timedelta(seconds=60)
     timeout: Duration = timedelta(seconds=5)
-    token: SecretStr | None = None
-    token_env: str | None = None
+    token: Secret | None = None
+    token_env: EnvName | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -75,16 +75,6 @@ class WatchdogConfig(_Frozen):
                 f"https://hc-ping.com/<uuid> (got a {parts.scheme or 'scheme-less'} URL)"
             )
         return value
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_secret(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _token_env(cls, value: str | None) -> str | None:
-        return _check_env_name(value)
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from bot.domain.silences import Silence
 from bot.render.blocks import MAX_BLOCKS, button, fit_blocks, plain, section
 from bot.render.renderer import Renderer
-from bot.slack.ids import Action, Block, Callback, SilenceInput
+from bot.slack.ids import Action, Block, Callback, SilenceInput, bundled
 
 _T = "silences.j2"
 MAX_LISTED = 40  # silences listed with an Expire button each (a message holds 50 blocks)
@@ -114,7 +114,9 @@ class SilenceRenderer:
                 str(self.word("line", silence=silence, held=held, now=now)),
                 block_id=f"{Block.SILENCE_LIST}_{silence.id}",
             )
-            block["accessory"] = button("Expire", Action.EXPIRE_SILENCE, str(silence.id))
+            block["accessory"] = button(
+                "Expire", bundled(Action.EXPIRE_SILENCE, silence.id), str(silence.id)
+            )
             blocks.append(block)
         if len(silences) > MAX_LISTED:
             more = str(self.word("more", count=len(silences) - MAX_LISTED))

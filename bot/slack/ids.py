@@ -16,7 +16,7 @@ class Action(StrEnum):
     ROLES = "incident_roles"  # opens the Roles form
     DECLARE = "incident_declare"  # the App Home's Declare button: opens the declare form
     SILENCE = "incident_silence"  # "Silence…" on an incident message: the silence modal
-    EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: expire that silence
+    EXPIRE_SILENCE = "silence_expire"  # in `/incident silences`: `_<id>` expires that silence
     FOLLOWUP_DONE = "followup_done"  # in `/incident followups`: `_<id>` marks that one done
     RUN_WORKFLOW = "incident_run_workflow"  # `:<workflow id>` follows, one button per workflow
 

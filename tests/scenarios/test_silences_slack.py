@@ -145,7 +145,7 @@ async def test_silence_command_modal_creates_a_silence_that_mutes(
 
     ephemeral = [e for e in harness.emu.ephemerals if e["user"] == ALICE][-1]
     clicked = await harness.emu.click(
-        user=ALICE, channel="C0PAYMENTS", ts=ephemeral["ts"], action_id="silence_expire"
+        user=ALICE, channel="C0PAYMENTS", ts=ephemeral["ts"], action_id="silence_expire_1"
     )
     assert clicked["status"] == 200
     for _ in range(100):
@@ -223,7 +223,10 @@ async def test_permissions_apply_to_creating_and_expiring(
     assert "silence_expire" in all_text(listed["body"])
     ephemeral = [e for e in harness.emu.ephemerals if e["user"] == CAROL][-1]
     await harness.emu.click(
-        user=CAROL, channel="C0SEARCH1", ts=ephemeral["ts"], action_id="silence_expire"
+        user=CAROL,
+        channel="C0SEARCH1",
+        ts=ephemeral["ts"],
+        action_id=f"silence_expire_{made['id']}",
     )
     for _ in range(100):
         notes = [e for e in harness.emu.ephemerals if e["user"] == CAROL]
@@ -238,13 +241,50 @@ async def test_permissions_apply_to_creating_and_expiring(
     )
     ephemeral = [e for e in harness.emu.ephemerals if e["user"] == ALICE][-1]
     await harness.emu.click(
-        user=ALICE, channel="C0PAYMENTS", ts=ephemeral["ts"], action_id="silence_expire"
+        user=ALICE,
+        channel="C0PAYMENTS",
+        ts=ephemeral["ts"],
+        action_id=f"silence_expire_{made['id']}",
     )
     for _ in range(100):
         if not await silences(harness):
             break
         await asyncio.sleep(0.02)
     assert await silences(harness) == []
+
+
+async def test_several_silences_each_have_their_own_expire_button(
+    harness: Harness, clock: ManualClock
+) -> None:
+    made = []
+    for service in ("payment-api", "search-api"):
+        status, silence = await harness.call(
+            "POST",
+            "/api/v1/silences",
+            {
+                "matchers": [f'service="{service}"'],
+                "ends_at": (clock.now() + timedelta(hours=1)).isoformat(),
+                "comment": "deploy",
+            },
+        )
+        assert status == 201
+        made.append(silence["id"])
+    await harness.emu.command(
+        user=ALICE, channel="C0PAYMENTS", command="/incident", text="silences"
+    )
+    ephemeral = [e for e in harness.emu.ephemerals if e["user"] == ALICE][-1]
+    buttons = [
+        b["accessory"]["action_id"] for b in ephemeral["blocks"] if "accessory" in b
+    ]  # the emulator refused a message whose action ids repeat
+    assert sorted(buttons) == sorted(f"silence_expire_{i}" for i in made)
+    await harness.emu.click(
+        user=ALICE, channel="C0PAYMENTS", ts=ephemeral["ts"], action_id=f"silence_expire_{made[0]}"
+    )
+    for _ in range(100):
+        if len(await silences(harness)) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [s["id"] for s in await silences(harness)] == [made[1]]
 
 
 async def test_help_and_empty_list(harness: Harness) -> None:

@@ -1,7 +1,7 @@
 """alerts: an index on (integration, fingerprint), for the Opsgenie drop-in's get alert
 
-Revision ID: 0019
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-01 10:00:00.000000
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0019"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

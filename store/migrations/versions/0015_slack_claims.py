@@ -1,8 +1,8 @@
 """slack_requests: a claimed delivery's holder and lease, so that a replica that dies while
 handling one does not make the other replicas drop Slack's retry of it
 
-Revision ID: 0018
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-01 10:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import store.types
 
-revision = "0018"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
