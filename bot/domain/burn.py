@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.incident import Severity
 
@@ -111,3 +111,37 @@ def describe(burn: Burn, objective: float) -> str:
         f"Error budget burning at {parts} (threshold {rule.rate:g}× over both; objective "
         f"{objective * 100:g} %)."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SloView:
+    """An SLO's state for the API, Slack and the Home tab."""
+
+    id: str
+    integration: str | None
+    matchers: tuple[str, ...]
+    service: str | None
+    objective: float
+    window_seconds: float
+    evaluated_at: datetime | None
+    bad_seconds: float  # over the SLO window
+    availability: float | None  # share of the SLO window without an alert firing
+    budget_left: float | None
+    burn_rates: dict[str, float]  # per burn window ("1h", "5m", …)
+    burning: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "matchers": list(self.matchers),
+            "service": self.service,
+            "objective": self.objective,
+            "window_seconds": self.window_seconds,
+            "evaluated_at": self.evaluated_at,
+            "bad_seconds": round(self.bad_seconds, 3),
+            "availability": self.availability,
+            "budget_left": self.budget_left,
+            "burn_rates": self.burn_rates,
+            "burning": self.burning,
+        }

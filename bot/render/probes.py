@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bot.domain.burn import SloView
 from bot.domain.probes import ProbeView
 from bot.render.blocks import escape_mrkdwn
-from bot.services.slos import SloView
 
 MAX_LISTED = 40  # a slash command answer stays well under Slack's 4,000 characters
 ICONS = {"up": ":large_green_circle:", "down": ":red_circle:", "unknown": ":white_circle:"}

@@ -14,14 +14,14 @@ once per level and resolves when no rule holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.clock import Clock
 from bot.config import IntegrationConfig, PulseOpsConfig
 from bot.config.slos import SLO_INTEGRATION, SourceSloConfig
 from bot.domain import burn
 from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.burn import SloView
 from bot.domain.matchers import matches_all
 from bot.ingest.stages import IngestRequest
 from bot.metrics import Metrics
@@ -42,40 +42,6 @@ SLO_SOURCE = IntegrationConfig.model_construct(
     token_env=None,
     max_requests_per_second=None,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SloView:
-    """An SLO's state for the API, Slack and the Home tab."""
-
-    id: str
-    integration: str | None
-    matchers: tuple[str, ...]
-    service: str | None
-    objective: float
-    window_seconds: float
-    evaluated_at: datetime | None
-    bad_seconds: float  # over the SLO window
-    availability: float | None  # share of the SLO window without an alert firing
-    budget_left: float | None
-    burn_rates: dict[str, float]  # per burn window ("1h", "5m", …)
-    burning: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "integration": self.integration,
-            "matchers": list(self.matchers),
-            "service": self.service,
-            "objective": self.objective,
-            "window_seconds": self.window_seconds,
-            "evaluated_at": self.evaluated_at,
-            "bad_seconds": round(self.bad_seconds, 3),
-            "availability": self.availability,
-            "budget_left": self.budget_left,
-            "burn_rates": self.burn_rates,
-            "burning": self.burning,
-        }
 
 
 def window_name(w: timedelta) -> str:

@@ -38,9 +38,13 @@ async def test_kill_9_between_a_failed_call_and_its_retry_completes_the_step_onc
 ) -> None:
     receiver = Receiver(secret=SECRET, statuses=[503, 200])
     await receiver.start()
-    service = Service(tmp_path, emulator, database_url)
-    (tmp_path / "pulseops.yml").write_text(CONFIG_YAML + WORKFLOW.format(url=receiver.url))
-    service.env["RESTART_HMAC"] = SECRET
+    service = Service(
+        tmp_path,
+        emulator.api_url,
+        database_url,
+        config=CONFIG_YAML + WORKFLOW.format(url=receiver.url),
+        env={"RESTART_HMAC": SECRET},
+    )
     try:
         async with aiohttp.ClientSession() as http, engine_for(database_url) as engine:
 
