@@ -74,6 +74,7 @@ from handlers import (
     heartbeats,
     home,
     ics,
+    listener_runs,
     notify,
     oncall,
     openapi,
@@ -318,6 +319,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
     )
     register_bolt_errors(bolt)
+    listener_runs.register(bolt)  # event listeners' runs, watched for Socket Mode acks
     bolt.use(provide_deps(deps))  # first: the listeners and later middleware read it
     for module in (
         commands,

@@ -12,7 +12,10 @@ replica; the same envelope has also been seen delivered twice
 retried: the person sees an error and may try again, which is a new envelope.
 `ClaimingSocketModeHandler` therefore claims every envelope in the replay log all replicas
 share (`handlers.slack_http.ReplayLog`) before Bolt runs it: by `event_id` for events, by
-`envelope_id` for the rest.
+`envelope_id` for the rest. An event is acknowledged only once its listener has finished, so
+that Slack sends it again when the replica dies (or the listener fails) before the work is
+done; commands and interactions are acknowledged as soon as their listener acknowledges,
+since Slack shows the person the answer the ack carries.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import logging
 import signal
 import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -36,6 +41,7 @@ from bot.app import BOLT, SLACK, create_app
 from bot.config import PulseOpsConfig, Settings
 from bot.errors import ConfigError
 from bot.slowclients import GuardedAppRunner, SlowClientGuard
+from handlers import listener_runs
 from handlers.slack_http import ReplayLog, envelope_key
 from store.slack_requests import Claim
 
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds a connection has to send a request's headers
 MAX_PENDING_CONNECTIONS = 256  # connections still sending headers; past it, new ones close
 KEEPALIVE_TIMEOUT = 75.0  # an idle kept-alive connection is closed after this
+DRAIN_TIMEOUT = 10.0  # seconds a stopping replica gives the envelopes it is handling
 
 
 async def start(
@@ -116,19 +123,36 @@ _FATAL_CONNECT_ERRORS = frozenset(
 class ClaimingSocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode handler, each envelope claimed in the shared replay log first.
 
-    A new envelope runs through Bolt, which answers as soon as the listener acknowledges (an
-    event listener runs after its automatic ack), and is settled once the ack is sent. A
-    repeat of one already handled is acknowledged and dropped. A repeat of one another replica
-    still holds is left unacknowledged: Slack retries events later, by when the holder has
-    settled it (dropped then) or its lease has run out because it died (handled then).
+    A new Events API envelope runs through Bolt, and is settled and acknowledged once its
+    listener has finished; if the listener fails, or is still running when the claim's lease
+    ends (it is then cancelled), the envelope is not acknowledged, so that Slack retries it:
+    a failed one is released for the retry to run at once, a lapsed one is taken over by the
+    retry that finds its lease over. Any other envelope is answered as soon as its listener
+    acknowledges (the ack carries what the person sees), and settled once the ack is sent. A
+    repeat of one already handled is acknowledged and dropped. A repeat of one another
+    replica still holds is left unacknowledged: Slack retries events later, by when the
+    holder has settled it (dropped then) or its lease has run out because it died (handled
+    then).
     """
 
     def __init__(self, app: AsyncApp, app_token: str, *, replays: ReplayLog) -> None:
         super().__init__(app, app_token)
         self.replays = replays
+        self.handling: set[asyncio.Task[object]] = set()  # envelopes being handled
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.handling.add(task)
+        try:
+            await self._handle(client, req)
+        finally:
+            if task is not None:
+                self.handling.discard(task)
+
+    async def _handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         started = time.time()
+        lease_ends = time.monotonic() + self.replays.lease  # measured before the claim
         key = envelope_key(req.type, req.envelope_id, req.payload)
         claim = await self.replays.claim(key)
         if claim is not Claim.NEW:
@@ -138,6 +162,9 @@ class ClaimingSocketModeHandler(AsyncSocketModeHandler):
                 await client.send_socket_mode_response(
                     SocketModeResponse(envelope_id=req.envelope_id)
                 )
+            return
+        if req.type == "events_api":
+            await self._run_event(client, req, key=key, lease_ends=lease_ends, started=started)
             return
         try:
             response = await run_async_bolt_app(self.app, req)
@@ -149,6 +176,46 @@ class ClaimingSocketModeHandler(AsyncSocketModeHandler):
         finally:
             # the listener has run (or runs on) whether or not the ack got through
             await self.replays.settle(key)
+
+    async def _run_event(
+        self,
+        client: AsyncBaseSocketModeClient,
+        req: SocketModeRequest,
+        *,
+        key: str,
+        lease_ends: float,
+        started: float,
+    ) -> None:
+        """Run an Events API envelope; acknowledge it once its listener has finished."""
+        headers: dict[str, str | Sequence[str]] = {}
+        if req.retry_attempt is not None:  # as over HTTP (and as Bolt's own adapter does)
+            headers["x-slack-retry-num"] = str(req.retry_attempt)
+        request = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=headers)
+        run = listener_runs.watch(request)
+        try:
+            response = await self.app.async_dispatch(request)
+            finished = await run.wait(lease_ends - time.monotonic())
+        except BaseException:
+            run.cancel()
+            await self.replays.release(key)
+            raise
+        event_id = str(req.payload.get("event_id") or "")[:64]
+        about = {"event_id": event_id, "retry": req.retry_attempt}
+        if not finished:
+            run.cancel()  # a retry takes the event over now: it must not run twice at once
+            log.warning("event listener outlived its claim; left for Slack to retry", extra=about)
+            return
+        if run.failed or response.status >= 500:
+            await self.replays.release(key)
+            log.warning("event listener failed; left for Slack to retry", extra=about)
+            return
+        await self.replays.settle(key)
+        await send_async_response(client, req, response, started)
+
+    async def drain(self, within: float) -> None:
+        """Wait (at most `within` seconds) for the envelopes being handled to be done."""
+        if self.handling:
+            await asyncio.wait(set(self.handling), timeout=within)
 
 
 async def connect_socket_mode(
@@ -198,6 +265,9 @@ async def close_socket_mode(handler: AsyncSocketModeHandler | None) -> None:
     """Close a Socket Mode connection made by `connect_socket_mode` (None: nothing to do)."""
     if handler is None:
         return
+    if isinstance(handler, ClaimingSocketModeHandler):
+        # settled and acknowledged, or released: not left to the lease
+        await handler.drain(DRAIN_TIMEOUT)
     await handler.close_async()  # type: ignore[no-untyped-call]
     # close() cancels the client's tasks without awaiting them; let them finish cancelling
     tasks = [

@@ -7,4 +7,6 @@ Listeners and routes are top-level functions that `register` only wires, so each
 imported and called alone: Bolt listeners read `Deps` from their context (`deps_of(context)`,
 put there by `middleware.provide_deps`), routes from `request.app[DEPS]`.
 `middleware` also holds the aiohttp request-id/logging/error middleware and the Bolt error handler.
+`listener_runs` watches event listeners' runs (`on_event` registers one), so that a Socket Mode
+event is acknowledged once its listener has finished.
 """

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from bot.deps import Deps
 from bot.errors import SlackError
 from bot.slack.ids import PIN_REACTIONS
+from handlers.listener_runs import on_event
 from handlers.middleware import deps_of
 from handlers.timeline_ops import add_message, tell
 
@@ -43,4 +44,4 @@ async def reaction_added(event: dict[str, Any], context: AsyncBoltContext) -> No
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register reaction_added (the listener reads `deps` from the context)."""
-    app.event("reaction_added")(reaction_added)
+    on_event(app, "reaction_added", reaction_added)

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.deps import Deps
 from bot.services.home import HomeService
+from handlers.listener_runs import on_event
 from handlers.middleware import deps_of
 
 
@@ -52,5 +53,5 @@ async def home_respond(
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register app_home_opened and the Home tab's respond() middleware (after provide_deps)."""
-    app.event("app_home_opened")(home_opened)
+    on_event(app, "app_home_opened", home_opened)
     app.middleware(home_respond)

@@ -22,6 +22,7 @@ from bot.deps import Deps
 from bot.errors import AuthError, StoreUnavailable, UserError
 from bot.logs import request_id_var
 from bot.metrics import Metrics
+from handlers.listener_runs import mark_failed
 
 log = logging.getLogger("pulseops.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -150,7 +151,9 @@ async def on_bolt_error(
     context: AsyncBoltContext,
 ) -> BoltResponse | None:
     """The one Bolt error handler: a UserError becomes an ephemeral hint, anything else an
-    error id the person can quote (logged with the error)."""
+    error id the person can quote (logged with the error). A watched event listener's failure
+    is recorded, so that its Socket Mode envelope is not acknowledged and Slack retries it."""
+    mark_failed(context)
     deps = context.get(DEPS_CONTEXT_KEY)
     if not isinstance(deps, Deps):  # failed in Bolt's own middleware, before ours ran
         log.error("error before a Slack request reached PulseOps", exc_info=error)

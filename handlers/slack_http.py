@@ -65,11 +65,6 @@ log = logging.getLogger("pulseops.slack")
 SIGNATURE_WINDOW = 300  # seconds: Slack's (and slack_sdk's) tolerance for a request's age
 CLOCK_SKEW = 60  # seconds replicas' clocks may disagree; a key is kept this much longer
 EVENT_MEMORY = timedelta(hours=1)  # Slack retries an event three times within ~5 minutes
-# How long a replica's claim on a delivery holds before another replica may take it over:
-# longer than Slack's 3 s acknowledgement deadline (a slow replica is not doubled by the
-# immediate retry), shorter than the minute before Slack's next retry (a dead replica's
-# delivery is handled by that retry).
-CLAIM_LEASE = 30.0  # seconds
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only (int() takes more)
 Wall = Callable[[], float]
 
@@ -230,9 +225,10 @@ def bolt_can_read(body: dict[str, Any]) -> bool:
 
 class ReplayLog:
     """The handled requests' keys in the database, so that every replica refuses a replay;
-    and the deliveries this replica claimed while it handles them."""
+    and the deliveries this replica claimed while it handles them, each for `lease` seconds
+    (PULSEOPS_SLACK_CLAIM_LEASE)."""
 
-    def __init__(self, db: Database, *, wall: Wall = time.time, lease: float = CLAIM_LEASE) -> None:
+    def __init__(self, db: Database, *, lease: float, wall: Wall = time.time) -> None:
         self.db = db
         self.wall = wall
         self.lease = lease
@@ -442,7 +438,7 @@ def register(bolt: AsyncApp, deps: Deps, *, body_timeout: float) -> SlackEndpoin
     secret = deps.settings.slack_signing_secret
     endpoint = SlackEndpoint(
         bolt,
-        replays=ReplayLog(deps.db),
+        replays=ReplayLog(deps.db, lease=deps.settings.slack_claim_lease),
         signing_secret=secret.get_secret_value() if secret is not None else "",
         body_timeout=body_timeout,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.config.yaml import clean_message
 from bot.errors import ConfigError
+
+MIN_CLAIM_LEASE, MAX_CLAIM_LEASE = 1, 3600  # seconds: PULSEOPS_SLACK_CLAIM_LEASE's range
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,12 @@ class Settings(BaseSettings):
     slack_timeout: float = Field(
         default=10.0, gt=0, le=300, validation_alias="PULSEOPS_SLACK_TIMEOUT"
     )
+    # How long a replica's claim on a Slack delivery holds before another replica may take it
+    # over (`slack_requests`): longer than Slack's 3 s acknowledgement deadline, so that the
+    # immediate retry of a slow delivery does not run it twice, and shorter than the minute
+    # before Slack's next retry, so that a dead replica's delivery is handled by that retry.
+    # Over Socket Mode it also bounds how long an event's listener may run before its ack.
+    slack_claim_lease: float = Field(default=30.0, validation_alias="PULSEOPS_SLACK_CLAIM_LEASE")
     database_url: str = Field(
         default="sqlite+aiosqlite:///pulseops.db", validation_alias="PULSEOPS_DATABASE_URL"
     )
@@ -47,6 +56,20 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("must not be empty")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_claim_lease", mode="before")
+    @classmethod
+    def _lease_seconds(cls, value: object) -> float:
+        try:
+            seconds = float(str(value).strip())
+        except ValueError:
+            seconds = math.nan
+        if not MIN_CLAIM_LEASE <= seconds <= MAX_CLAIM_LEASE:  # NaN fails too
+            raise ValueError(
+                f"must be a number of seconds from {MIN_CLAIM_LEASE} to {MAX_CLAIM_LEASE} "
+                f"(got {str(value)[:40]!r})"
+            )
+        return seconds
 
     @field_validator("log_level")
     @classmethod

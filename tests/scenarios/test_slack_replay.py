@@ -179,7 +179,7 @@ async def test_an_event_retried_by_slack_is_handled_once(harness: Harness) -> No
 
 async def test_the_replay_log_forgets_what_no_replay_can_match(harness: Harness) -> None:
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    log = ReplayLog(harness.deps.db, wall=lambda: now.timestamp())
+    log = ReplayLog(harness.deps.db, lease=30, wall=lambda: now.timestamp())
     assert await log.first("r:old", expires_at=now - timedelta(seconds=1))
     assert await log.first("r:new", expires_at=now + timedelta(seconds=1))
     assert not await log.first("r:new", expires_at=now + timedelta(seconds=1))

@@ -200,6 +200,9 @@ def register(app: web.Application, emu: Emulator) -> None:
     async def socket_disconnect(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return {"told": await emu.socket_disconnect(**body)}
 
+    async def send_next_to(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+        return emu.socket_send_next_to(**body)
+
     async def redeliver(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return await emu.redeliver_event(request.match_info["event_id"], **body)
 
@@ -224,6 +227,7 @@ def register(app: web.Application, emu: Emulator) -> None:
     router.add_post("/_emulator/shortcuts", _driving(shortcut, emu.changes))
     router.add_post("/_emulator/events/{event_id}/redeliver", _driving(redeliver, emu.changes))
     router.add_post("/_emulator/socket/disconnect", _driving(socket_disconnect, emu.changes))
+    router.add_post("/_emulator/socket/send_next_to", _driving(send_next_to, emu.changes))
 
 
 def register_page(app: web.Application, emu: Emulator) -> None:

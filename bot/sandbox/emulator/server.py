@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.sandbox.emulator import control, live, socket_mode, webapi
 from bot.sandbox.emulator.driver import ACK_TIMEOUT, Driver
 from bot.sandbox.emulator.faults import Faults, apply_settings, decide, error_for_status
+from bot.sandbox.emulator.payloads import EmulatorError
 from bot.sandbox.emulator.ratelimit import RateLimiter
 from bot.sandbox.emulator.state import Channel, ChannelSeed, EmulatorUser, Workspace
 
@@ -249,6 +250,20 @@ class Emulator:
         """Send Slack's `disconnect` message to every Socket Mode client; return how many."""
         return await self.socket.disconnect(reason)
 
+    def socket_send_next_to(self, connection: str) -> dict[str, Any]:
+        """Send the next Socket Mode envelope to the open connection `connection` (an id of
+        `socket.connections`, each with the client's `peer` address); return that connection.
+
+        Raises:
+            EmulatorError: no such connection is open.
+        """
+        try:
+            self.socket.send_next_to(connection)
+        except ValueError as exc:
+            raise EmulatorError(str(exc)) from None
+        conn = self.socket.connection(connection)
+        return {"connection": conn.id, "peer": conn.peer, "user_agent": conn.user_agent}
+
     async def redeliver_envelope(self, envelope_id: str) -> dict[str, Any]:
         """Send a Socket Mode envelope already sent again, same envelope_id, to the next
         connection (Slack has been seen to deliver an envelope twice)."""
@@ -403,6 +418,7 @@ class Emulator:
             "status": None,
             "response": None,
             "at": now,
+            "peer": socket_mode.client_address(request),  # which process called
         }
         self.calls.append(record)
         self.changes.bump()

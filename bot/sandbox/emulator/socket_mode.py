@@ -27,10 +27,15 @@ The protocol, as Slack speaks it and slack_sdk's aiohttp client expects it:
   (`retry_delays`), each time in a new envelope with the same `event_id`, `retry_attempt`
   1, 2, 3 and `retry_reason` "timeout", on whichever connection is next: so on another
   replica's. Interactions and slash commands are not retried: the person sees the error.
-- Every envelope sent (`log`: its connection, attempt and outcome) and every ack received
-  (`acks`) is recorded. `fail_next("drop")` closes the connection the next envelope goes to
-  right after sending it, as when its replica dies having received it; `fail_next("lose_ack")`
-  drops that envelope's ack and the connection, as when the replica dies as it acknowledges.
+- Each connection records the client's address (`peer`, "host:port" as the emulator sees
+  it) and `User-Agent`, so a test can tell which process holds it (the process with that
+  local port). `send_next_to(connection_id)` sends the next envelope to that connection
+  instead of the next in turn.
+- Every envelope sent (`log`: its connection, the client's address, attempt and outcome) and
+  every ack received (`acks`) is recorded. `fail_next("drop")` closes the connection the next
+  envelope goes to right after sending it, as when its replica dies having received it;
+  `fail_next("lose_ack")` drops that envelope's ack and the connection, as when the replica
+  dies as it acknowledges.
   Acks arriving on a connection so dropped are recorded and not honoured.
 - Ping frames are answered with pong frames carrying the same data (aiohttp's autoping);
   slack_sdk sends "sdk-ping-pong:<time>" pings and treats a missing pong as a dead link.
@@ -95,6 +100,8 @@ class Connection:
     id: str
     ws: web.WebSocketResponse
     opened_at: float
+    peer: str | None = None  # the client's address, "host:port"
+    user_agent: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
     dropped: bool = False  # the emulator cut it: what arrives on it any more is not honoured
 
@@ -131,6 +138,7 @@ class SocketModeServer:
         self.acks: list[dict[str, Any]] = []
         self._sent: dict[str, dict[str, Any]] = {}  # envelope bodies by id, to send again
         self._faults: deque[str] = deque()
+        self._next_to: str | None = None  # the connection the next envelope goes to
         self._lose_ack_on: set[str] = set()  # connections whose next ack is lost
         self._retries: set[asyncio.Future[Any]] = set()  # retries and closings under way
 
@@ -201,7 +209,13 @@ class SocketModeServer:
         ws = web.WebSocketResponse(autoping=True)  # pong every ping with its own data
         await ws.prepare(request)
         self.opened += 1
-        conn = Connection(id=f"conn-{self.opened}", ws=ws, opened_at=time.time())
+        conn = Connection(
+            id=f"conn-{self.opened}",
+            ws=ws,
+            opened_at=time.time(),
+            peer=client_address(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
         self.connections.append(conn)
         try:
             await ws.send_json(
@@ -266,6 +280,11 @@ class SocketModeServer:
 
     def _pick(self) -> Connection | None:
         live = [c for c in self.connections if c.live]
+        chosen, self._next_to = self._next_to, None
+        if chosen is not None:
+            for conn in live:
+                if conn.id == chosen:
+                    return conn
         if not live:
             return None
         self._next = (self._next + 1) % len(live)
@@ -281,6 +300,28 @@ class SocketModeServer:
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
         self._changed.set()
+
+    def connection(self, connection_id: str) -> Connection:
+        """The live connection `connection_id`.
+
+        Raises:
+            ValueError: no such connection is open.
+        """
+        for conn in self.connections:
+            if conn.id == connection_id and conn.live:
+                return conn
+        live = ", ".join(c.id for c in self.connections if c.live) or "none"
+        raise ValueError(f"no open Socket Mode connection {connection_id!r} (open: {live})")
+
+    def send_next_to(self, connection_id: str) -> None:
+        """Send the next envelope (a new one or a retry, whichever comes first) to the open
+        connection `connection_id` rather than to the next in turn; if that connection has
+        closed by then, the envelope goes to the next in turn.
+
+        Raises:
+            ValueError: no such connection is open.
+        """
+        self._next_to = self.connection(connection_id).id
 
     def fail_next(self, fault: str) -> None:
         """Make the next envelope sent fail: "drop" cuts its connection right after sending
@@ -358,6 +399,7 @@ class SocketModeServer:
             "envelope_id": envelope_id,
             "type": body["type"],
             "connection": conn.id if conn is not None else None,
+            "peer": conn.peer if conn is not None else None,
             "retry_attempt": body.get("retry_attempt"),
             "event_id": body["payload"].get("event_id"),
             "at": time.time(),
@@ -425,13 +467,20 @@ class SocketModeServer:
         self.acks.clear()
         self._sent.clear()
         self._faults.clear()
+        self._next_to = None
 
     def snapshot(self) -> dict[str, Any]:
         """The Socket Mode state for /_emulator/state."""
         return {
             "enabled": self._app_token() is not None,
             "connections": [
-                {"id": c.id, "opened_at": c.opened_at, "received": len(c.received)}
+                {
+                    "id": c.id,
+                    "opened_at": c.opened_at,
+                    "peer": c.peer,
+                    "user_agent": c.user_agent,
+                    "received": len(c.received),
+                }
                 for c in self.connections
                 if c.live
             ],
@@ -440,3 +489,12 @@ class SocketModeServer:
             "sent": len(self.log),
             "acks": len(self.acks),
         }
+
+
+def client_address(request: web.Request) -> str | None:
+    """The client's "host:port" (the TCP peer), or None when the transport does not say."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return request.remote
