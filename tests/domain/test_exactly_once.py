@@ -81,3 +81,16 @@ def test_slack_timeout_setting() -> None:
         with pytest.raises(ConfigError) as info:
             load_settings({"PULSEOPS_SLACK_TIMEOUT": bad})
         assert info.value.problems[0].startswith("PULSEOPS_SLACK_TIMEOUT")
+
+
+def test_slack_claim_lease_setting() -> None:
+    assert load_settings({}).slack_claim_lease == 30
+    assert load_settings({"PULSEOPS_SLACK_CLAIM_LEASE": "2.5"}).slack_claim_lease == 2.5
+    assert load_settings({"PULSEOPS_SLACK_CLAIM_LEASE": " 3600 "}).slack_claim_lease == 3600
+    for bad in ("0", "0.5", "3601", "-1", "soon", "nan", "inf", ""):
+        with pytest.raises(ConfigError) as info:
+            load_settings({"PULSEOPS_SLACK_CLAIM_LEASE": bad})
+        (problem,) = info.value.problems
+        assert problem.startswith(
+            "PULSEOPS_SLACK_CLAIM_LEASE: must be a number of seconds from 1 to 3600"
+        ), problem

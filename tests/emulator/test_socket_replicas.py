@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from bot.app import SLACK, create_app
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig
-from bot.sandbox.emulator import Emulator
+from bot.sandbox.emulator import Emulator, EmulatorError
 from bot.server import close_socket_mode, connect_socket_mode, start
 from handlers.slack_http import ReplayLog, event_key
 from store.models import SlackRequestRow
@@ -187,6 +187,78 @@ async def test_a_dropped_connection_or_a_lost_ack_is_not_honoured() -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await emu.stop()
+
+
+async def test_the_next_envelope_goes_to_a_chosen_connection_known_by_its_client_address() -> None:
+    emu = Emulator(
+        bot_token=BOT_TOKEN, users=USERS, channels=CHANNELS, app_token=APP_TOKEN, ack_timeout=1.0
+    )
+    await emu.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            sockets = [await http.ws_connect(await open_url(emu)) for _ in range(3)]
+            for ws in sockets:
+                await ws.receive_json(timeout=2)
+            await emu.wait_for_socket(count=3)
+            # each connection knows its client's address: the client's own end of the socket
+            ends = {f"127.0.0.1:{ws.get_extra_info('sockname')[1]}": ws for ws in sockets}
+            client_of = {c.id: ends[str(c.peer)] for c in emu.socket.connections}
+            assert sorted(map(id, client_of.values())) == sorted(map(id, sockets))
+            peers = {c["id"]: c["peer"] for c in emu.socket.snapshot()["connections"]}
+            assert set(peers.values()) == set(ends)
+            # Web API calls record theirs too (apps.connections.open came from this process)
+            assert all(c["peer"].startswith("127.0.0.1:") for c in emu.calls)
+
+            received: dict[int, list[str]] = {id(ws): [] for ws in sockets}
+
+            async def answer_all(ws: aiohttp.ClientWebSocketResponse) -> None:
+                async for message in ws:
+                    if message.type == aiohttp.WSMsgType.TEXT and "envelope_id" in message.json():
+                        received[id(ws)].append(message.json()["envelope_id"])
+                        await ws.send_json({"envelope_id": message.json()["envelope_id"]})
+
+            tasks = [asyncio.ensure_future(answer_all(ws)) for ws in sockets]
+            chosen = next(c for c, ws in client_of.items() if ws is sockets[1])
+            for n in range(3):
+                assert emu.socket_send_next_to(chosen)["peer"] == peers[chosen]
+                sent = await emu.command(
+                    user="U0ALICE01", channel="C0INCIDENT", command="/x", text=str(n)
+                )
+                assert (sent["status"], sent["connection"]) == (200, chosen), sent
+            assert len(received[id(sockets[1])]) == 3
+            assert [e["peer"] for e in emu.socket.log] == [peers[chosen]] * 3
+            # then in turn again: each connection once
+            turn = [
+                (await emu.command(user="U0ALICE01", channel="C0INCIDENT", command="/x"))
+                for _ in range(3)
+            ]
+            assert len({t["connection"] for t in turn}) == 3, turn
+
+            with pytest.raises(EmulatorError, match="no open Socket Mode connection 'conn-99'"):
+                emu.socket_send_next_to("conn-99")
+            async with http.post(
+                emu.base_url + "_emulator/socket/send_next_to", json={"connection": "conn-99"}
+            ) as r:
+                assert r.status == 400 and "conn-99" in (await r.json())["error"]
+            # a chosen connection that closes first: the envelope goes to the next in turn
+            gone = next(c for c, ws in client_of.items() if ws is sockets[0])
+            async with http.post(
+                emu.base_url + "_emulator/socket/send_next_to", json={"connection": gone}
+            ) as r:
+                assert r.status == 200 and (await r.json())["connection"] == gone
+            await sockets[0].close()
+            await until(lambda: _true(emu.socket.live_count() == 2))
+            sent = await emu.command(user="U0ALICE01", channel="C0INCIDENT", command="/x")
+            assert sent["status"] == 200 and sent["connection"] not in (gone, None), sent
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await emu.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 # -- the replay log's claims -------------------------------------------------------------
