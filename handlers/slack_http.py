@@ -13,9 +13,11 @@ Socket Mode: a new envelope with `retry_attempt`, possibly on another replica's 
 events are also deduplicated by `event_id`: a Bolt middleware over HTTP, and
 `bot.server.ClaimingSocketModeHandler` over Socket Mode, which also deduplicates every other
 envelope by its `envelope_id` (Socket Mode requests are not signed: the socket is the
-authentication). A delivery is *claimed* in the shared table before it runs and *settled* once
-it is answered; a retry that finds a live claim is not answered, so that Slack tries again
-later, and one that finds a claim whose lease ran out (its replica died) takes it over.
+authentication). A delivery is *claimed* in the shared table before it runs, for the lease
+PULSEOPS_SLACK_CLAIM_LEASE sets, and *settled* once it is answered (a Socket Mode event: once
+its listener has finished); a retry that finds a live claim is not answered, so that Slack
+tries again later, and one that finds a claim whose lease ran out (its replica died) takes it
+over.
 
 Signatures are checked against the wall clock, as Slack and Bolt do, whatever clock the app's
 services run on; the log's expiry times come from the same clock.
