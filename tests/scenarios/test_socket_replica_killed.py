@@ -144,6 +144,8 @@ async def run_the_kill(
     handler = connections[tries[-1]["connection"]]
     assert handler is not None and handler is not victim, tries
     assert all(connections[t["connection"]] is not victim for t in tries[1:]), tries
+    # ... and only once the dead replica's claim had lapsed
+    assert tries[-1]["at"] - tries[0]["at"] >= LEASE, tries
 
     async def settled() -> bool:
         async with engine.connect() as conn:
