@@ -21,9 +21,11 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from bot.domain.burn import SloPeriod
 from bot.domain.durations import human_seconds
 from bot.render.blocks import MAX_CONTEXT_TEXT, MAX_TEXT, clip, escape_mrkdwn, fit_blocks, section
 from bot.render.renderer import Message, Renderer
+from bot.render.slos import report_lines as slo_report_lines
 
 
 class FiguresView(Protocol):
@@ -75,6 +77,9 @@ class ReportView(Protocol):
     def probes(self) -> Sequence[tuple[str, float | None]]: ...  # (probe id, uptime)
 
     @property
+    def slos(self) -> Sequence[SloPeriod]: ...  # each SLO over the period
+
+    @property
     def scope(self) -> ScopeView: ...
 
     @property
@@ -121,6 +126,7 @@ class ReportBlock(StrEnum):
     NOISIEST = "report_noisiest"
     ONCALL = "report_oncall"
     PROBES = "report_probes"
+    SLOS = "report_slos"
     FOOTER = "report_footer"
 
 
@@ -194,7 +200,8 @@ class ReportRenderer:
     # ---- the weekly report --------------------------------------------------------------
 
     def weekly_report(self, report: ReportView) -> Message:
-        """The report message: summary, breakdown, slowest, noisiest, on call, footer."""
+        """The report message: summary, breakdown, slowest, noisiest, on call, probe uptime,
+        SLOs, footer."""
         scope, stats = report.scope, report.stats
         figures, previous = stats.overall, report.previous
         zone = scope.time_zone
@@ -255,6 +262,12 @@ class ReportRenderer:
             more = f" … and {len(probes) - MAX_PROBES} more" if len(probes) > MAX_PROBES else ""
             blocks.append(
                 section(clip(f"*Probe uptime:* {shown}{more}", 3000), block_id=ReportBlock.PROBES)
+            )
+        if report.slos:
+            blocks.append(
+                section(
+                    slo_report_lines(report.slos, budget=SECTION_BUDGET), block_id=ReportBlock.SLOS
+                )
             )
         footer = self.renderer.text("report_footer.j2", next_at=report.next_at)
         blocks.append(
