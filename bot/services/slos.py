@@ -10,6 +10,9 @@ one (the whole SLO window the first time), sums each burn window's bad seconds i
 applies the multi-window rules of `bot.domain.burn`. A burn alert goes through the alert
 pipeline (source `slo`, integration `slos`), so routes, silences and paging apply: it fires
 once per level and resolves when no rule holds.
+
+`overview()` is each SLO as of now (`/incident slos`, the API, App Home); `periods()` each SLO
+over a past period (the weekly report), its bad time read by the same rule (`bad_spans`).
 """
 
 from __future__ import annotations
