@@ -110,6 +110,11 @@ class ReportView(Protocol):
 SECTION_BUDGET = 2000
 """Characters one list section may take: five of them stay under Slack's message total."""
 
+MESSAGE_BUDGET = 11_000
+"""Characters of block text the whole report may take (Slack refuses ~13,000); the SLO
+section takes what the sections before it left, up to SECTION_BUDGET."""
+FOOTER_ROOM = 500  # kept for the footer
+
 MAX_GROUPS = 10  # groups listed in a breakdown
 MAX_SCHEDULES = 10  # schedules listed under "On call"
 
@@ -264,10 +269,10 @@ class ReportRenderer:
                 section(clip(f"*Probe uptime:* {shown}{more}", 3000), block_id=ReportBlock.PROBES)
             )
         if report.slos:
+            used = sum(len(b["text"]["text"]) for b in blocks if b.get("text"))
+            room = min(SECTION_BUDGET, MESSAGE_BUDGET - FOOTER_ROOM - used)
             blocks.append(
-                section(
-                    slo_report_lines(report.slos, budget=SECTION_BUDGET), block_id=ReportBlock.SLOS
-                )
+                section(slo_report_lines(report.slos, budget=room), block_id=ReportBlock.SLOS)
             )
         footer = self.renderer.text("report_footer.j2", next_at=report.next_at)
         blocks.append(

@@ -5,6 +5,7 @@ recorded views.publish and the report from the message posted in Slack."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,14 +13,15 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, parse_config
+from bot.domain.burn import SloPeriod, SloView
 from bot.render.home import HomeBlock
+from bot.render.slos import home_lines, report_lines
 from bot.sandbox.emulator import rules
 from tests.conftest import Harness
 from tests.helpers import ONCALL_YAML, WEDNESDAY
 from tests.scenarios.test_home import block, open_home, text
 from tests.scenarios.test_slos import SLOS_YAML, alert, step
 
-pytestmark = pytest.mark.asyncio
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 ALICE, BOB = "U0ALICE01", "U0BOB0001"
@@ -186,3 +188,61 @@ async def test_a_late_report_counts_budget_spent_before_the_slos_current_window(
         f"budget left {budget:.0f} % at the end of the week · no burn alerts"
     )
     assert f"{budget:.0f}" == "95"
+
+
+def view(n: int, *, burning: bool = False, budget: float | None = 1.0) -> SloView:
+    return SloView(
+        id=f"slo-{n:03d}-" + "x" * 60,
+        integration="prometheus",
+        matchers=(),
+        service=None,
+        objective=99.9,
+        window_seconds=WINDOW,
+        evaluated_at=WEDNESDAY,
+        bad_seconds=0.0,
+        availability=1.0,
+        budget_left=budget,
+        burn_rates={"1h": 20.0, "6h": 3.0, "5m": 0.0, "30m": 0.0},
+        burning=burning,
+    )
+
+
+def test_many_slos_fit_slacks_limits_burning_first_the_rest_counted() -> None:
+    views = [view(n, budget=1.0 - n / 100) for n in range(60)] + [view(99, burning=True)]
+    lines = home_lines(views, budget=3000)
+    assert len(lines) <= 3000
+    shown = lines.splitlines()
+    assert (
+        shown[0].startswith(":fire: *slo-099-")
+        and "*burning* 20.0× (1 h) · 3.0× (6 h)" in (shown[0])
+    )
+    assert shown[1].startswith(":large_green_circle: *slo-059-")  # the least budget left next
+    hidden = len(views) - (len(shown) - 1)
+    assert shown[-1] == f"… and {hidden} more: `/incident slos`" and hidden > 36
+    periods = [
+        SloPeriod(
+            id=f"slo-{n:03d}-" + "x" * 60,
+            probe=n % 2 == 1,
+            objective=99.9,
+            window_seconds=WINDOW,
+            service=None,
+            availability=0.9995,
+            budget_left=0.5,
+            burn_alerts=n % 3,
+        )
+        for n in range(60)
+    ]
+    section = report_lines(periods, budget=2000)
+    assert len(section) <= 2000
+    rows = section.splitlines()
+    assert rows[0] == "*SLOs*" and rows[-1] == f"… and {60 - (len(rows) - 2)} more"
+    assert (
+        rows[2].startswith("• *slo-001-")
+        and "(probe) 99.9 % over 30d: 99.950 % this week" in (rows[2])
+    )
+    assert rows[2].endswith("budget left 50 % at the end of the week · 1 burn alert")
+    assert rows[1].endswith("· no burn alerts") and rows[3].endswith("· 2 burn alerts")
+    # ids are checked by the configuration; the wording escapes them all the same
+    evil = replace(view(1, burning=True), id="<!channel> & co")
+    assert "*&lt;!channel&gt; &amp; co*" in home_lines([evil])
+    assert "<!channel>" not in report_lines([replace(periods[0], id="<!channel>")])
