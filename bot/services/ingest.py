@@ -59,7 +59,9 @@ class AlertIngest:
         self.clock = clock
         self.metrics = metrics
         self.commit_timeout = commit_timeout
-        self._batcher: Batcher[Queued, Delivery] = Batcher(self._batch, max_batch=max_batch)
+        self._batcher: Batcher[Queued, Delivery] = Batcher(
+            self._batch, max_batch=max_batch, late=self._late
+        )
 
     async def submit(self, request: IngestRequest) -> Delivery:
         """Queue one delivery for the next commit and wait for its answer.
@@ -70,7 +72,7 @@ class AlertIngest:
         answered 503 is not committed later).
         """
         deadline = asyncio.get_running_loop().time() + self.commit_timeout
-        return await self.within(self._batcher.submit(Queued(request, deadline)), deadline)
+        return await self._batcher.submit(Queued(request, deadline), deadline=deadline)
 
     async def within(self, work: Awaitable[T], deadline: float | None = None) -> T:
         """Await `work` until `deadline` (event loop time; default `commit_timeout` from now);
