@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -85,13 +86,16 @@ class AccessLog:
     Through the logging machinery the line costs more than a webhook's own work, so while the
     JSON handler of `configure_logging` is the only one that would see the record, the line is
     built here and written to its stream: the same text `JsonFormatter` would make (see
-    `access_line`). Otherwise (text logs, another handler or a filter anywhere, as in tests
-    capturing records) the record goes through `logger.info` with the fields as extras.
+    `access_line`), the lines of one turn of the event loop in one write. Otherwise (text
+    logs, another handler or a filter anywhere, as in tests capturing records) the record
+    goes through `logger.info` with the fields as extras.
     """
 
     def __init__(self, logger: logging.Logger, *, clock: Callable[[], float] = time.time) -> None:
         self.logger = logger
         self.clock = clock  # a record's `created`
+        self._lines: list[str] = []  # written at the end of the event loop's turn
+        self._flush_scheduled = False
 
     def write(
         self,
@@ -129,13 +133,33 @@ class AccessLog:
             duration_ms=duration_ms,
             api_token=api_token,
         )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: write it now
+            self._emit(handler, [line])
+            return
+        # the lines of one turn of the event loop are written together, once it has handled
+        # what was ready: one write to the stream instead of one per request
+        self._lines.append(line)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush, handler)
+
+    def _flush(self, handler: logging.StreamHandler[Any]) -> None:
+        self._flush_scheduled = False
+        lines, self._lines = self._lines, []
+        self._emit(handler, lines)
+
+    @staticmethod
+    def _emit(handler: logging.StreamHandler[Any], lines: list[str]) -> None:
+        text = handler.terminator.join(lines) + handler.terminator
         handler.acquire()
         try:
             stream = handler.stream
-            stream.write(line + handler.terminator)
+            stream.write(text)
             stream.flush()
         except Exception:  # as StreamHandler.emit: a broken stream must not fail the request
-            handler.handleError(logging.makeLogRecord({"msg": line}))
+            handler.handleError(logging.makeLogRecord({"msg": text}))
         finally:
             handler.release()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from aiohttp import web
 
 from bot.deps import DEPS, Deps
@@ -64,7 +65,13 @@ async def receive(request: web.Request) -> web.Response:
         )
     )
     delivery = await deps.ingest.submit(accepted)
-    return web.json_response(delivery.body, status=delivery.status)
+    # as web.json_response, with orjson's encoder (several times faster than json.dumps)
+    return web.Response(
+        body=orjson.dumps(delivery.body),
+        status=delivery.status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def register(app: web.Application, deps: Deps) -> None:

@@ -36,10 +36,15 @@ class Batcher(Generic[T, R]):
         *,
         max_batch: int,
         late: Callable[[], BaseException] = TimeoutError,
+        linger: float = 0.0,
     ) -> None:
         self.process = process
         self.max_batch = max_batch
         self.late = late
+        # under load (the last batch held more than one item), how long the next batch waits
+        # for more items, unless `max_batch` are pending first: fewer, fuller batches
+        self.linger = linger
+        self._waiting: asyncio.Future[None] | None = None  # a lingering batch's wake-up
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self._deadlines: list[tuple[float, int, asyncio.Future[R]]] = []  # a heap
@@ -58,6 +63,9 @@ class Batcher(Generic[T, R]):
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run_pending())
+        elif self._waiting is not None and len(self._pending) >= self.max_batch:
+            if not self._waiting.done():
+                self._waiting.set_result(None)
         if deadline is not None:
             heap = self._deadlines
             while heap and heap[0][2].done():  # the oldest are mostly answered by now
@@ -74,6 +82,17 @@ class Batcher(Generic[T, R]):
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
+    async def _linger(self) -> None:
+        """Wait `linger` seconds, or until `max_batch` items are pending."""
+        loop = asyncio.get_running_loop()
+        self._waiting = loop.create_future()
+        timer = loop.call_later(self.linger, _wake, self._waiting)
+        try:
+            await self._waiting
+        finally:
+            timer.cancel()
+            self._waiting = None
+
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Fail the futures whose deadline has passed; arm the timer for the next one."""
         self._timer = None
@@ -87,8 +106,12 @@ class Batcher(Generic[T, R]):
             self._timer = loop.call_at(heap[0][0], self._expire, loop)
 
     async def _run_pending(self) -> None:
+        last = 0  # items in the last batch
         while self._pending:
+            if self.linger > 0 and last > 1 and len(self._pending) < self.max_batch:
+                await self._linger()
             batch = self._pending[: self.max_batch]
+            last = len(batch)
             del self._pending[: self.max_batch]
             try:
                 results = await self.process([item for item, _ in batch])
@@ -104,3 +127,8 @@ class Batcher(Generic[T, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -3,6 +3,7 @@ the same record, and written to the JSON handler only when nothing else would se
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -126,6 +127,19 @@ def test_written_directly_to_the_json_handler() -> None:
         formatted(TIMES[4], CASES[1]),
         formatted(TIMES[4], CASES[0]),
     ]
+
+
+async def test_in_an_event_loop_one_turns_lines_are_written_together() -> None:
+    access = AccessLog(logging.getLogger("pulseops.http"), clock=lambda: TIMES[1])
+    with json_logging() as out:
+        for fields in CASES:
+            access.write(**fields)
+        assert out.getvalue() == ""  # not yet: at the end of the loop's turn
+        await asyncio.sleep(0)
+        assert out.getvalue().splitlines() == [formatted(TIMES[1], f) for f in CASES]
+        access.write(**CASES[0])
+        await asyncio.sleep(0)
+    assert out.getvalue().splitlines()[-1] == formatted(TIMES[1], CASES[0])
 
 
 def test_through_logging_when_another_handler_listens() -> None:
