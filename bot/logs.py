@@ -55,9 +55,19 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+_IDS_AT_ONCE = 64
+_ids: list[str] = []  # request ids drawn ahead, used last first
+
+
 def new_request_id() -> str:
-    """A fresh request id: 32 random hex digits (as long as a UUID's hex, cheaper to make)."""
-    return secrets.token_hex(16)
+    """A fresh request id: 32 random hex digits (as long as a UUID's hex, cheaper to make).
+
+    The randomness is read 64 ids at a time: one system call instead of one per request.
+    """
+    if not _ids:
+        block = secrets.token_hex(16 * _IDS_AT_ONCE)
+        _ids.extend(block[i : i + 32] for i in range(0, len(block), 32))
+    return _ids.pop()
 
 
 def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:

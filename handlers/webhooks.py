@@ -23,15 +23,17 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
     `timeout` seconds."""
 
     async def read(limit: int) -> bytes:
-        too_large = PayloadTooLarge(
-            f"body is larger than {limit} bytes", fields={"body": "too large"}
-        )
+        def too_large() -> PayloadTooLarge:
+            return PayloadTooLarge(
+                f"body is larger than {limit} bytes", fields={"body": "too large"}
+            )
+
         if request.content_length is not None and request.content_length > limit:
-            raise too_large
+            raise too_large()
         if request.content.is_eof():  # all there already (a small body): no timer needed
             body = request.content.read_nowait()
             if len(body) > limit:
-                raise too_large
+                raise too_large()
             return body
         chunks: list[bytes] = []
         size = 0
@@ -40,7 +42,7 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     size += len(chunk)
                     if size > limit:
-                        raise too_large
+                        raise too_large()
                     chunks.append(chunk)
         except TimeoutError:
             raise RequestTimeout(

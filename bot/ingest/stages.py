@@ -343,6 +343,10 @@ class Delivery:
 
 
 class DeliveryStage(Protocol):
+    def wraps(self, request: IngestRequest) -> bool:
+        """Whether this stage has anything to do for `request` (else it is skipped)."""
+        ...
+
     async def __call__(
         self,
         uow: UnitOfWork,
@@ -357,6 +361,10 @@ class Idempotency:
 
     def __init__(self, ttl: timedelta) -> None:
         self.ttl = ttl
+
+    def wraps(self, request: IngestRequest) -> bool:
+        """Only a delivery with a key has anything to look up or keep."""
+        return request.idempotency_key is not None
 
     async def __call__(
         self,
