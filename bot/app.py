@@ -59,6 +59,7 @@ from bot.services.postmortem import Postmortems
 from bot.services.probes import ProbeService
 from bot.services.report import ReportService
 from bot.services.silences import SilenceService
+from bot.services.slos import SloService
 from bot.services.stats import StatsService
 from bot.services.watchdog import Watchdog
 from bot.services.workflows import WorkflowService, offered
@@ -206,7 +207,10 @@ def create_app(
         commit_timeout=config.health.commit_timeout.total_seconds(),
     )
     stats = StatsService(db=db, config=config, clock=clock)
-    reports = ReportService(db=db, config=config, clock=clock, stats=stats, on_commit=outbox.kick)
+    slos = SloService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest)
+    reports = ReportService(
+        db=db, config=config, clock=clock, stats=stats, slos=slos, on_commit=outbox.kick
+    )
     # the report effect delivers with the same service that records reports
     outbox.register(
         ReportEffects(
@@ -300,7 +304,9 @@ def create_app(
         inactivity=InactivityService(
             db=db, config=config, clock=clock, metrics=metrics, incidents=incidents
         ),
-        probes=ProbeService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest),
+        probes=ProbeService(
+            db=db, config=config, clock=clock, metrics=metrics, ingest=ingest, slos=slos
+        ),
         health=health,
     )
     watchdog = (
@@ -311,6 +317,8 @@ def create_app(
 
     if config.probes:
         dashboard.probe_lines = deps.probes.home_lines
+    if config.slos:
+        dashboard.slo_views = slos.overview
 
     bolt = AsyncApp(
         signing_secret=_secret(settings.slack_signing_secret) or "",

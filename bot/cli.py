@@ -31,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service against Slack (HTTP mode, or Socket Mode with SLACK_APP_TOKEN)."""
     from bot.config import load_config, load_settings
     from bot.logs import configure_logging
-    from bot.server import serve
+    from bot.server import run_serve
 
     try:
         settings = load_settings()
@@ -45,10 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(exc.problems)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     try:
-        asyncio.run(
-            serve(
-                settings, config, host=args.host or settings.host, port=args.port or settings.port
-            )
+        run_serve(
+            settings, config, host=args.host or settings.host, port=args.port or settings.port
         )
     except ConfigError as exc:  # e.g. Slack refused the app-level token
         return _fail(exc.problems)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any, Self
+
+import prometheus_client
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
@@ -10,7 +13,7 @@ from apscheduler.events import (
     JobEvent,
 )
 from apscheduler.schedulers.base import BaseScheduler
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 # Seconds from trigger to acknowledgement / resolution: 10 s … 3 days.
 RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
@@ -22,6 +25,56 @@ _JOB_RESULTS = {
     EVENT_JOB_MISSED: "missed",
     EVENT_JOB_MAX_INSTANCES: "skipped",
 }
+
+
+class _CachedLabels:
+    """`.labels(...)` answered from a dict keyed by the label values as given.
+
+    prometheus_client checks the names, converts every value to text and takes a lock on
+    each call; the webhook path asks for the same few children on every delivery.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_position: dict[tuple[object, ...], Self] = {}
+        self._by_name: dict[tuple[tuple[str, object], ...], Self] = {}
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
+        child: Self | None
+        if labelkwargs:
+            named = tuple(labelkwargs.items())
+            child = self._by_name.get(named)
+            if child is None:
+                child = super().labels(**labelkwargs)  # type: ignore[misc]
+                self._by_name[named] = child
+            return child
+        child = self._by_position.get(labelvalues)
+        if child is None:
+            child = super().labels(*labelvalues)  # type: ignore[misc]
+            self._by_position[labelvalues] = child
+        return child
+
+    def remove(self, *labelvalues: object) -> None:
+        self._by_position.clear()
+        self._by_name.clear()
+        super().remove(*labelvalues)  # type: ignore[misc]
+
+    def clear(self) -> None:
+        self._by_position.clear()
+        self._by_name.clear()
+        super().clear()  # type: ignore[misc]
+
+
+class Counter(_CachedLabels, prometheus_client.Counter):
+    """A counter whose labelled children are cached (`_CachedLabels`)."""
+
+
+class Gauge(_CachedLabels, prometheus_client.Gauge):
+    """A gauge whose labelled children are cached (`_CachedLabels`)."""
+
+
+class Histogram(_CachedLabels, prometheus_client.Histogram):
+    """A histogram whose labelled children are cached (`_CachedLabels`)."""
 
 
 class Metrics:

@@ -25,7 +25,7 @@ import logging
 import signal
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -283,6 +283,41 @@ async def close_socket_mode(handler: AsyncSocketModeHandler | None) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+EventLoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def event_loop_factory(name: str) -> EventLoopFactory | None:
+    """The factory of the event loop `PULSEOPS_EVENT_LOOP` names: uvloop's (the default), or
+    None for asyncio's own. Without an importable uvloop, asyncio's, with a warning."""
+    if name == "asyncio":
+        return None
+    if name != "uvloop":
+        raise ConfigError([f"PULSEOPS_EVENT_LOOP: {name!r} is not one of uvloop, asyncio"])
+    try:
+        import uvloop
+    except ImportError as exc:
+        log.warning(
+            "PULSEOPS_EVENT_LOOP is uvloop but uvloop cannot be imported (%s): "
+            "running on asyncio's own event loop (pip install uvloop)",
+            exc,
+        )
+        return None
+    factory: EventLoopFactory = uvloop.new_event_loop
+    return factory
+
+
+def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """ "uvloop" or "asyncio": which event loop `loop` is (for the startup log line)."""
+    return "uvloop" if type(loop).__module__.split(".")[0] == "uvloop" else "asyncio"
+
+
+def run_serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM on the event loop the settings choose."""
+    factory = event_loop_factory(settings.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings, config, host=host, port=port))
+
+
 async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM."""
     context = None
@@ -296,9 +331,12 @@ async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: 
         await runner.cleanup()
         raise
     scheme = "https" if context is not None else "http"
-    log.info("PulseOps listening", extra={"host": host, "port": bound, "scheme": scheme})
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info(
+        "PulseOps listening",
+        extra={"host": host, "port": bound, "scheme": scheme, "event_loop": event_loop_name(loop)},
+    )
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

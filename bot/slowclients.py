@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from aiohttp import web
+
+from bot.logs import new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,17 @@ class SlowClientGuard:
 class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's request handler, closing connections that send their headers too slowly."""
 
-    __slots__ = ("_guard", "_deadline", "_handled")
+    __slots__ = ("_guard", "_started", "_timer", "_handled")
 
     def __init__(self, *args: Any, guard: SlowClientGuard, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guard = guard
-        self._deadline: asyncio.TimerHandle | None = None
+        # when the headers being waited for started (loop time), None while none are awaited
+        self._started: float | None = None
+        # the connection's one timer, armed for the deadline of the oldest wait it knows of:
+        # a request whose headers come in time leaves it be, and when it fires it re-arms for
+        # the wait in progress then, if any (no timer made and cancelled per request)
+        self._timer: asyncio.TimerHandle | None = None
         self._handled = 0  # requests whose headers were complete when last checked
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,7 +58,7 @@ class GuardedRequestHandler(web.RequestHandler):
         self._start_deadline()
 
     def data_received(self, data: bytes) -> None:
-        if self._deadline is None and self._request_in_progress is False and not self._messages:
+        if self._started is None and self._request_in_progress is False and not self._messages:
             self._start_deadline()  # the first byte of the next request on a kept-alive link
         super().data_received(data)
         if self._request_count > self._handled:
@@ -61,6 +67,9 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def handle_error(
@@ -81,7 +90,7 @@ class GuardedRequestHandler(web.RequestHandler):
             log.info("refused a malformed request (%s): %s", status, message or exc)
             text = (message or str(exc or "") or "bad request").splitlines()[0][:200]
         # no middleware ran: the request id is made here, as http_middleware would
-        request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
         response = web.json_response(
             {"error": text, "request_id": request_id},
             status=status,
@@ -91,19 +100,30 @@ class GuardedRequestHandler(web.RequestHandler):
         return response
 
     def _start_deadline(self) -> None:
-        if self._deadline is None:
+        if self._started is None:
             self._guard.pending += 1
             loop = asyncio.get_running_loop()
-            self._deadline = loop.call_later(self._guard.header_timeout, self._too_slow)
+            self._started = loop.time()
+            if self._timer is None:
+                self._timer = loop.call_at(
+                    self._started + self._guard.header_timeout, self._check, loop
+                )
 
     def _stop_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        if self._started is not None:
+            self._started = None
             self._guard.pending -= 1
 
-    def _too_slow(self) -> None:
-        self._deadline = None
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer fired: close the connection if the headers awaited now are late."""
+        self._timer = None
+        if self._started is None:  # none awaited: the next wait arms the timer again
+            return
+        deadline = self._started + self._guard.header_timeout
+        if loop.time() < deadline:  # a later request's wait: not late yet
+            self._timer = loop.call_at(deadline, self._check, loop)
+            return
+        self._started = None
         self._guard.pending -= 1
         self._guard.closed_slow += 1
         log.info("closed a connection that did not send its request headers in time")

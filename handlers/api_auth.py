@@ -37,9 +37,12 @@ def is_api(request: web.Request) -> bool:
     """Whether the request is for the token-protected API, by path or by the route it matched."""
     resource = request.match_info.route.resource
     canonical = resource.canonical if resource is not None else ""
+    path = request.path
+    if not (path.startswith(API_PREFIX) or canonical.startswith(API_PREFIX)):
+        return False  # the common case for webhooks: nothing more to compare
     return any(
-        p == API_PREFIX or p.startswith(API_PREFIX + "/") for p in (request.path, canonical)
-    ) and not (request.path in OPEN_ROUTES and canonical in OPEN_ROUTES | {""})
+        p == API_PREFIX or p.startswith(API_PREFIX + "/") for p in (path, canonical)
+    ) and not (path in OPEN_ROUTES and canonical in OPEN_ROUTES | {""})
 
 
 def bearer(request: web.Request) -> str:

@@ -13,8 +13,9 @@ from bot.domain import Status
 from bot.domain.durations import parse_duration
 from bot.domain.incident import Role
 from bot.errors import SlackError, UserError
-from bot.render.probes import MAX_LISTED, probe_detail, probe_list, slo_list
+from bot.render.probes import MAX_LISTED, probe_detail, probe_list
 from bot.render.report import ReportRenderer, period_label
+from bot.render.slos import slo_list
 from bot.services.collab import UPDATE_STATUSES
 from bot.slack.ids import SlashCommand
 from handlers import collab_ops

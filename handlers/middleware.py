@@ -20,11 +20,12 @@ from slack_bolt.response import BoltResponse
 
 from bot.deps import Deps
 from bot.errors import AuthError, StoreUnavailable, UserError
-from bot.logs import request_id_var
+from bot.logs import AccessLog, new_request_id, request_id_var
 from bot.metrics import Metrics
 from handlers.listener_runs import mark_failed
 
 log = logging.getLogger("pulseops.http")
+access_log = AccessLog(log)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_TOKEN_NAME = web.RequestKey("api_token", str)
 """Where the API middleware puts the caller's token name, for the access log (never the secret)."""
@@ -45,7 +46,7 @@ def http_middleware(metrics: Metrics) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -91,17 +92,15 @@ def http_middleware(metrics: Metrics) -> Any:
                     route=route_name, method=request.method, status=str(status)
                 )
             histogram.observe(duration)
-            fields: dict[str, Any] = {
-                "request_id": request_id,
-                "method": request.method,
+            access_log.write(
+                request_id=request_id,
+                method=request.method,
                 # a path holding a token is logged as its route, never with the secret
-                "path": route_name if "{token}" in route_name else request.path,
-                "status": status,
-                "duration_ms": round(duration * 1000, 2),
-            }
-            if API_TOKEN_NAME in request:
-                fields["api_token"] = request[API_TOKEN_NAME]
-            log.info("request", extra=fields)
+                path=route_name if "{token}" in route_name else request.path,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                api_token=request.get(API_TOKEN_NAME),
+            )
             request_id_var.reset(token)
 
     return middleware

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from aiohttp import web
 
 from bot.deps import DEPS, Deps
@@ -22,15 +23,17 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
     `timeout` seconds."""
 
     async def read(limit: int) -> bytes:
-        too_large = PayloadTooLarge(
-            f"body is larger than {limit} bytes", fields={"body": "too large"}
-        )
+        def too_large() -> PayloadTooLarge:
+            return PayloadTooLarge(
+                f"body is larger than {limit} bytes", fields={"body": "too large"}
+            )
+
         if request.content_length is not None and request.content_length > limit:
-            raise too_large
+            raise too_large()
         if request.content.is_eof():  # all there already (a small body): no timer needed
             body = request.content.read_nowait()
             if len(body) > limit:
-                raise too_large
+                raise too_large()
             return body
         chunks: list[bytes] = []
         size = 0
@@ -39,7 +42,7 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     size += len(chunk)
                     if size > limit:
-                        raise too_large
+                        raise too_large()
                     chunks.append(chunk)
         except TimeoutError:
             raise RequestTimeout(
@@ -64,7 +67,13 @@ async def receive(request: web.Request) -> web.Response:
         )
     )
     delivery = await deps.ingest.submit(accepted)
-    return web.json_response(delivery.body, status=delivery.status)
+    # as web.json_response, with orjson's encoder (several times faster than json.dumps)
+    return web.Response(
+        body=orjson.dumps(delivery.body),
+        status=delivery.status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def register(app: web.Application, deps: Deps) -> None:

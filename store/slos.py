@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.dialect import elapsed_seconds
@@ -128,21 +128,51 @@ class SloRepository:
         self, slo_id: str, *, now: datetime, windows: Sequence[timedelta]
     ) -> dict[timedelta, float]:
         """Seconds of bad time in each window ending `now` (one query)."""
+        found = await self.bad_seconds_in(slo_id, [(now - w, now) for w in windows])
+        return dict(zip(windows, found, strict=True))
+
+    async def bad_seconds_in(
+        self, slo_id: str, ranges: Sequence[tuple[datetime, datetime]]
+    ) -> list[float]:
+        """Seconds of stored bad time within each [start, end) of `ranges` (one query)."""
+        if not ranges:
+            return []
         columns = []
-        for w in windows:
-            lo = now - w
+        for lo, hi in ranges:
             start = case((SloBadPeriodRow.start > lo, SloBadPeriodRow.start), else_=lo)
-            end = case((SloBadPeriodRow.end < now, SloBadPeriodRow.end), else_=now)
-            inside = SloBadPeriodRow.end > lo
+            end = case((SloBadPeriodRow.end < hi, SloBadPeriodRow.end), else_=hi)
+            inside = and_(SloBadPeriodRow.end > lo, SloBadPeriodRow.start < hi)
             columns.append(func.sum(case((inside, elapsed_seconds(start, end)), else_=0.0)))
         row = (
             await self.session.execute(
                 select(*columns).where(
-                    SloBadPeriodRow.slo_id == slo_id, SloBadPeriodRow.end > now - max(windows)
+                    SloBadPeriodRow.slo_id == slo_id,
+                    SloBadPeriodRow.end > min(lo for lo, _ in ranges),
+                    SloBadPeriodRow.start < max(hi for _, hi in ranges),
                 )
             )
         ).one()
-        return {w: max(float(row[i] or 0.0), 0.0) for i, w in enumerate(windows)}
+        return [max(float(row[i] or 0.0), 0.0) for i in range(len(ranges))]
+
+    async def burn_alerts(
+        self, *, since: datetime, until: datetime, fingerprints: Mapping[str, Sequence[str]]
+    ) -> dict[str, int]:
+        """How many burn alerts first fired in [since, until), by fingerprint: `fingerprints`
+        maps an integration (`slos`, `probes`) to the fingerprints asked about. A burn that
+        opens an incident is a new alert; a more urgent rule repeating it is not counted."""
+        wanted = [
+            and_(AlertRow.integration == integration, AlertRow.fingerprint.in_(list(prints)))
+            for integration, prints in fingerprints.items()
+            if prints
+        ]
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            select(AlertRow.fingerprint, func.count())
+            .where(AlertRow.first_seen_at >= since, AlertRow.first_seen_at < until, or_(*wanted))
+            .group_by(AlertRow.fingerprint)
+        )
+        return {str(fingerprint): int(count) for fingerprint, count in rows}
 
     async def forget(self, slo_id: str, *, before: datetime) -> None:
         """Drop bad periods that ended before `before` (outside every window)."""
@@ -164,4 +194,13 @@ def union(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, da
     return merged
 
 
-__all__ = ["Firing", "SloRepository", "union"]
+def overlap(spans: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime) -> float:
+    """Seconds of the disjoint `spans` that fall within [start, end) (0 when it is empty)."""
+    if end <= start:
+        return 0.0
+    return sum(
+        (min(e, end) - max(s, start)).total_seconds() for s, e in spans if e > start and s < end
+    )
+
+
+__all__ = ["Firing", "SloRepository", "overlap", "union"]

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default="json", validation_alias="PULSEOPS_LOG_FORMAT"
     )
     log_level: str = Field(default="INFO", validation_alias="PULSEOPS_LOG_LEVEL")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", validation_alias="PULSEOPS_EVENT_LOOP"
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -145,3 +145,19 @@ class SloView:
             "burn_rates": self.burn_rates,
             "burning": self.burning,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SloPeriod:
+    """An SLO over a past period (the weekly report's week): its availability over the
+    period, the error budget left over its window ending with the period, and the burn
+    alerts that first fired in the period."""
+
+    id: str
+    probe: bool  # a probe's `slo` (availability: successful checks) or an alert source's
+    objective: float  # percent
+    window_seconds: float
+    service: str | None
+    availability: float | None  # None: nothing observed (a probe without runs)
+    budget_left: float | None
+    burn_alerts: int

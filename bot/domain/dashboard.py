@@ -1,4 +1,5 @@
-"""What the App Home dashboard shows: open incidents in order, whose they are, the week."""
+"""What the App Home dashboard shows: open incidents in order, whose they are, the week,
+probes and SLOs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.burn import SloView
 from bot.domain.incident import Status
 from bot.domain.insight import Figures
 from bot.domain.oncall import TeamOnCall
@@ -67,6 +69,7 @@ class Dashboard:
     oncall: tuple[TeamOnCall, ...]
     week: WeekStats
     probes: tuple[ProbeLine, ...] = ()
+    slos: tuple[SloView, ...] = ()  # SLOs over alert sources, as of `read_at`
     silences: tuple[tuple[Silence, int], ...] = ()  # active or pending, with alerts held
     read_at: datetime | None = None
 

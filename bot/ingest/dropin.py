@@ -9,7 +9,6 @@ event is validated here too (`parse_change_event`): it is not an alert and opens
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -67,7 +66,9 @@ class RoutingKey:
                     fields={"routing_key": "not the token of a pagerduty integration"},
                 ),
             )
-        return replace(received, name=integration.name, integration=integration)
+        received.name = integration.name
+        received.integration = integration
+        return received
 
 
 class GenieKey:
@@ -90,7 +91,9 @@ class GenieKey:
                     "opsgenie integration>"
                 ),
             )
-        return replace(received, name=integration.name, integration=integration)
+        received.name = integration.name
+        received.integration = integration
+        return received
 
 
 class EmptyIsObject:
@@ -99,7 +102,8 @@ class EmptyIsObject:
     async def __call__(self, received: Received) -> Received:
         if received.body.strip():
             return received
-        return replace(received, body=b"{}")
+        received.body = b"{}"
+        return received
 
 
 class OpsgenieAlias:
@@ -116,7 +120,8 @@ class OpsgenieAlias:
             raise Rejected("invalid", exc) from None
 
     async def __call__(self, received: Received) -> Received:
-        return replace(received, params={**received.params, "alias": self.read(received)})
+        received.params = {**received.params, "alias": self.read(received)}
+        return received
 
 
 class OpsgenieAction:
@@ -139,7 +144,8 @@ class OpsgenieAction:
                 "invalid",
                 UserError("body is not a valid opsgenie request", fields=validation_problems(exc)),
             ) from None
-        return replace(received, alerts=(alert,))
+        received.alerts = (alert,)
+        return received
 
 
 # ---- PagerDuty change events --------------------------------------------------------------

@@ -181,12 +181,16 @@ class Pipeline:
         now: datetime,
         apply: Callable[[], Awaitable[Delivery]],
     ) -> Delivery:
-        """Apply one delivery through the delivery stages, outermost first."""
+        """Apply one delivery through the delivery stages, outermost first (those that have
+        nothing to do for it skipped: without an Idempotency-Key, it is applied directly)."""
+        stages = [stage for stage in self.deliver if stage.wraps(request)]
+        if not stages:
+            return await apply()
 
         async def run(index: int) -> Delivery:
-            if index == len(self.deliver):
+            if index == len(stages):
                 return await apply()
-            return await self.deliver[index](uow, request, now, lambda: run(index + 1))
+            return await stages[index](uow, request, now, lambda: run(index + 1))
 
         return await run(0)
 

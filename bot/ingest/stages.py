@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -79,9 +79,10 @@ class Rejected(Exception):
         self.error = error
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Received:
-    """One webhook delivery as the receiving stages fill it in."""
+    """One webhook delivery as the receiving stages fill it in (each stage sets its part in
+    place: copying it at every stage cost more than the stage's own work)."""
 
     name: str  # the integration named in the URL ("" on drop-in routes until located)
     headers: Mapping[str, str]
@@ -130,14 +131,16 @@ class Authenticate:
                         "only; others send Authorization: Bearer <token>)"
                     ),
                 )
-            return replace(received, integration=integration)
+            received.integration = integration
+            return received
         scheme, _, token = received.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
             raise Rejected(
                 "unauthorized",
                 AuthError("missing or wrong bearer token in the Authorization header"),
             )
-        return replace(received, integration=integration)
+        received.integration = integration
+        return received
 
 
 SLACK_WEBHOOK = "slack-webhook"  # the one type whose token may be the URL's last segment
@@ -200,7 +203,8 @@ class BoundBody:
         except UserError as exc:
             reason = "too_slow" if exc.status == RequestTimeout.status else "too_large"
             raise Rejected(reason, exc) from None
-        return replace(received, body=body)
+        received.body = body
+        return received
 
 
 class DecodeJson:
@@ -224,7 +228,8 @@ class DecodeJson:
                 raise Rejected(
                     "invalid", UserError(f"{path or 'body'} {why}", fields={path or "body": why})
                 )
-        return replace(received, document=document)
+        received.document = document
+        return received
 
 
 class Parse:
@@ -261,7 +266,8 @@ class Parse:
                     fields={"alerts": f"more than {self.max_alerts}"},
                 ),
             )
-        return replace(received, alerts=tuple(alerts))
+        received.alerts = tuple(alerts)
+        return received
 
 
 # JSON escapes of NUL and of UTF-16 surrogates: only a body holding one needs the full walk
@@ -337,6 +343,10 @@ class Delivery:
 
 
 class DeliveryStage(Protocol):
+    def wraps(self, request: IngestRequest) -> bool:
+        """Whether this stage has anything to do for `request` (else it is skipped)."""
+        ...
+
     async def __call__(
         self,
         uow: UnitOfWork,
@@ -351,6 +361,10 @@ class Idempotency:
 
     def __init__(self, ttl: timedelta) -> None:
         self.ttl = ttl
+
+    def wraps(self, request: IngestRequest) -> bool:
+        """Only a delivery with a key has anything to look up or keep."""
+        return request.idempotency_key is not None
 
     async def __call__(
         self,

@@ -27,6 +27,8 @@ from bot.render.blocks import (
 )
 from bot.render.renderer import Renderer
 from bot.render.silences import SilenceRenderer
+from bot.render.slos import home_lines as slo_lines
+from bot.render.slos import home_title as slo_title
 from bot.slack.ids import Action, Block
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ class HomeBlock(StrEnum):
     WEEK = "home_week"
     PROBES_TITLE = "home_probes_title"
     PROBES = "home_probes"
+    SLOS_TITLE = "home_slos_title"
+    SLOS = "home_slos"
 
 
 def header(text: str, *, block_id: str) -> dict[str, Any]:
@@ -112,6 +116,7 @@ class HomeRenderer:
             header("This week", block_id=HomeBlock.WEEK_TITLE),
             section(self._week(dashboard.week, dashboard.open_total), block_id=HomeBlock.WEEK),
             *self._probes(dashboard),
+            *self._slos(dashboard),
         ]
         title = header("Open incidents by severity", block_id=HomeBlock.OPEN_TITLE)
         budget = MAX_VIEW_BLOCKS - len(top) - len(mine) - len(tail) - 2  # divider and title
@@ -143,6 +148,16 @@ class HomeRenderer:
             divider(),
             header(title, block_id=HomeBlock.PROBES_TITLE),
             section(clip("\n".join(lines), 3000), block_id=HomeBlock.PROBES),
+        ]
+
+    def _slos(self, dashboard: Dashboard) -> list[dict[str, Any]]:
+        """SLOs over alert sources, burning ones first (none configured: no section)."""
+        if not dashboard.slos:
+            return []
+        return [
+            divider(),
+            header(slo_title(dashboard.slos), block_id=HomeBlock.SLOS_TITLE),
+            section(slo_lines(dashboard.slos, budget=3000), block_id=HomeBlock.SLOS),
         ]
 
     def _mine(self, dashboard: Dashboard, user: str) -> list[dict[str, Any]]:

@@ -1,11 +1,10 @@
-"""Slack text for probes: `/incident probes` (all) and `/incident probe <id>` (one); and for
-SLOs over alert sources: `/incident slos`."""
+"""Slack text for probes: `/incident probes` (all) and `/incident probe <id>` (one). SLOs over
+alert sources (`/incident slos`) are worded in `bot.render.slos`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.domain.burn import SloView
 from bot.domain.probes import ProbeView
 from bot.render.blocks import escape_mrkdwn
 
@@ -66,25 +65,4 @@ def probe_detail(view: ProbeView, latency: tuple[float, float] | None) -> str:
     if view.cert_days is not None:
         lines.append(f"TLS certificate expires in {view.cert_days} days")
     lines.append("The latency chart of the last 24 hours follows in this channel.")
-    return "\n".join(lines)
-
-
-def slo_list(views: Sequence[SloView]) -> str:
-    """Each SLO over an alert source: objective, availability and budget left over its
-    window, and the burn rates over 1 h and 5 min."""
-    if not views:
-        return "No SLOs over alert sources are configured (see `slos` in the configuration)."
-    lines = [f"*SLOs* ({len(views)})"]
-    for v in views[:MAX_LISTED]:
-        days = v.window_seconds / 86400
-        left = "–" if v.budget_left is None else f"{v.budget_left * 100:.0f} %"
-        hour, five = v.burn_rates.get("1h", 0.0), v.burn_rates.get("5m", 0.0)
-        rates = f"burn {hour:.1f}× (1 h) · {five:.1f}× (5 min)"
-        fire = " · :fire: burning" if v.burning else ""
-        lines.append(
-            f"*{escape_mrkdwn(v.id)}* {v.objective:g} % over {days:g}d · "
-            f"availability {_share(v.availability)} · budget left {left} · {rates}{fire}"
-        )
-    if len(views) > MAX_LISTED:
-        lines.append(f"… and {len(views) - MAX_LISTED} more (`GET /api/v1/slos` lists all)")
     return "\n".join(lines)

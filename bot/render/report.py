@@ -21,9 +21,11 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from bot.domain.burn import SloPeriod
 from bot.domain.durations import human_seconds
 from bot.render.blocks import MAX_CONTEXT_TEXT, MAX_TEXT, clip, escape_mrkdwn, fit_blocks, section
 from bot.render.renderer import Message, Renderer
+from bot.render.slos import report_lines as slo_report_lines
 
 
 class FiguresView(Protocol):
@@ -75,6 +77,9 @@ class ReportView(Protocol):
     def probes(self) -> Sequence[tuple[str, float | None]]: ...  # (probe id, uptime)
 
     @property
+    def slos(self) -> Sequence[SloPeriod]: ...  # each SLO over the period
+
+    @property
     def scope(self) -> ScopeView: ...
 
     @property
@@ -105,6 +110,11 @@ class ReportView(Protocol):
 SECTION_BUDGET = 2000
 """Characters one list section may take: five of them stay under Slack's message total."""
 
+MESSAGE_BUDGET = 11_000
+"""Characters of block text the whole report may take (Slack refuses ~13,000); the SLO
+section takes what the sections before it left, up to SECTION_BUDGET."""
+FOOTER_ROOM = 500  # kept for the footer
+
 MAX_GROUPS = 10  # groups listed in a breakdown
 MAX_SCHEDULES = 10  # schedules listed under "On call"
 
@@ -121,6 +131,7 @@ class ReportBlock(StrEnum):
     NOISIEST = "report_noisiest"
     ONCALL = "report_oncall"
     PROBES = "report_probes"
+    SLOS = "report_slos"
     FOOTER = "report_footer"
 
 
@@ -194,7 +205,8 @@ class ReportRenderer:
     # ---- the weekly report --------------------------------------------------------------
 
     def weekly_report(self, report: ReportView) -> Message:
-        """The report message: summary, breakdown, slowest, noisiest, on call, footer."""
+        """The report message: summary, breakdown, slowest, noisiest, on call, probe uptime,
+        SLOs, footer."""
         scope, stats = report.scope, report.stats
         figures, previous = stats.overall, report.previous
         zone = scope.time_zone
@@ -255,6 +267,12 @@ class ReportRenderer:
             more = f" … and {len(probes) - MAX_PROBES} more" if len(probes) > MAX_PROBES else ""
             blocks.append(
                 section(clip(f"*Probe uptime:* {shown}{more}", 3000), block_id=ReportBlock.PROBES)
+            )
+        if report.slos:
+            used = sum(len(b["text"]["text"]) for b in blocks if b.get("text"))
+            room = min(SECTION_BUDGET, MESSAGE_BUDGET - FOOTER_ROOM - used)
+            blocks.append(
+                section(slo_report_lines(report.slos, budget=room), block_id=ReportBlock.SLOS)
             )
         footer = self.renderer.text("report_footer.j2", next_at=report.next_at)
         blocks.append(

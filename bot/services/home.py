@@ -20,12 +20,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
+from bot.domain.burn import SloView
 from bot.domain.dashboard import Dashboard, ProbeLine, WeekStats, order_open
 from bot.domain.incident import Status
 from bot.errors import SlackFatal, SlackRetryable
@@ -102,6 +103,8 @@ class HomeService:
         self.oncall = oncall
         # the probes section's lines (set by the app factory when probes are configured)
         self.probe_lines: Callable[[], Awaitable[tuple[ProbeLine, ...]]] | None = None
+        # the SLOs section's views (set by the app factory when `slos` are configured)
+        self.slo_views: Callable[[], Awaitable[Sequence[SloView]]] | None = None
         self.viewer_ttl = viewer_ttl
         self.max_viewers = max_viewers
         self.debounce = debounce
@@ -118,6 +121,7 @@ class HomeService:
         self._followup_at: float | None = None  # one more look after the changes settle
         self._dashboard: Dashboard | None = None
         self._week: tuple[float, WeekStats] | None = None
+        self._slos: tuple[float, tuple[SloView, ...]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -351,6 +355,7 @@ class HomeService:
             oncall=oncall,
             week=await self._week_stats(),
             probes=await self.probe_lines() if self.probe_lines is not None else (),
+            slos=await self._slo_views(),
             silences=tuple((s, held.get(s.id, 0)) for s in silences),
             read_at=now,
         )
@@ -371,6 +376,18 @@ class HomeService:
         stats = WeekStats.of(figures)
         self._week = (now, stats)
         return stats
+
+    async def _slo_views(self) -> tuple[SloView, ...]:
+        """The SLOs as `/incident slos` shows them, read at most once per `stats_ttl` seconds
+        (an SLO changes when it is evaluated, every 30 s)."""
+        if self.slo_views is None:
+            return ()
+        now = self._monotonic()
+        if self._slos is not None and now - self._slos[0] < self.stats_ttl:
+            return self._slos[1]
+        views = tuple(await self.slo_views())
+        self._slos = (now, views)
+        return views
 
 
 __all__ = ["HomeService"]

@@ -159,6 +159,7 @@ class ProbeService:
         ingest: AlertIngest,
         checker: Checker | None = None,
         on_result: Callable[[str, datetime], None] | None = None,
+        slos: SloService | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -172,7 +173,9 @@ class ProbeService:
         self._intervals = {p.id: p.interval for p in config.probes}
         self._ensured = False
         # SLOs over alert sources: evaluated by their own job (`slos.tick`)
-        self.slos = SloService(db=db, config=config, clock=clock, metrics=metrics, ingest=ingest)
+        self.slos = slos or SloService(
+            db=db, config=config, clock=clock, metrics=metrics, ingest=ingest
+        )
 
     # ---- scheduling ----------------------------------------------------------------------
 

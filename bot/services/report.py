@@ -30,6 +30,7 @@ from bot.clock import Clock
 from bot.config import PulseOpsConfig, ScheduleConfig
 from bot.config.models import parse_cron
 from bot.delivery.kinds import OutboxKind
+from bot.domain.burn import SloPeriod
 from bot.domain.insight import Figures, SlowIncident
 from bot.domain.rotation import Override, local_to_utc, shifts_between
 from bot.errors import NotFound, UserError
@@ -42,6 +43,7 @@ from bot.services.report_schedule import (
     next_fire,
     period_at,
 )
+from bot.services.slos import SloService
 from bot.services.stats import PeriodStats, StatsService, WeekStats
 from store.oncall import OverrideRepository
 from store.outbox import OutboxRepository
@@ -98,6 +100,7 @@ class WeeklyReport:
     late: bool = False
     missed: int = 0  # earlier periods skipped while PulseOps was down
     probes: tuple[tuple[str, float | None], ...] = ()  # (probe id, uptime over the period)
+    slos: tuple[SloPeriod, ...] = ()  # each SLO over the period, the budget left at its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +123,14 @@ class ReportService:
         config: PulseOpsConfig,
         clock: Clock,
         stats: StatsService,
+        slos: SloService | None = None,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.config = config
         self.clock = clock
         self.stats = stats
+        self.slos = slos
         self.on_commit = on_commit
         self._scopes = {s.id: s for s in _scopes(config)}
         # scope -> when its next period completes: until then a sweep has nothing to check
@@ -338,19 +343,38 @@ class ReportService:
             late=late,
             missed=missed,
             probes=await self._probe_uptime(scope, period),
+            slos=await self._slo_periods(scope, period),
         )
+
+    def _owned(self, scope: ReportScope, service: str | None) -> bool:
+        """Whether the report of `scope` covers what `service` owns: the overall one covers
+        everything; a team's covers its services."""
+        if scope.team is None:
+            return True
+        owner = self.config.team_for_service(service) if service else None
+        return owner is not None and owner.id == scope.team.id
+
+    async def _slo_periods(self, scope: ReportScope, period: Period) -> tuple[SloPeriod, ...]:
+        """The scope's SLOs over the period (a team's: those of its services; an SLO without
+        a service is in the overall report only), alert sources' first, then probes'."""
+        if self.slos is None:
+            return ()
+        slos = [s for s in self.config.slos if self._owned(scope, s.service)]
+        probes = [
+            p for p in self.config.probes if p.slo is not None and self._owned(scope, p.service)
+        ]
+        if not slos and not probes:
+            return ()
+        found = await self.slos.periods(
+            start=period.start, end=period.end, slos=slos, probes=probes
+        )
+        return tuple(found)
 
     async def _probe_uptime(
         self, scope: ReportScope, period: Period
     ) -> tuple[tuple[str, float | None], ...]:
         """Uptime over the period of the scope's probes (a team's: those of its services)."""
-        team = scope.team
-
-        def owned(service: str) -> bool:
-            owner = self.config.team_for_service(service)
-            return team is None or (owner is not None and owner.id == team.id)
-
-        probes = [p for p in self.config.probes if owned(p.service)]
+        probes = [p for p in self.config.probes if self._owned(scope, p.service)]
         if not probes:
             return ()
         async with self.db.read() as session:

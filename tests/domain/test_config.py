@@ -116,6 +116,14 @@ def test_example_config_loads() -> None:
         ("uptime-kuma", "slack-webhook"),
     ]
     assert config.slack.incidents_channel == "C0INCIDENT"
+    (slo,) = config.slos  # README section 26 runs its SLO commands against it
+    assert (slo.id, slo.integration, slo.objective, slo.service) == (
+        "checkout-availability",
+        "prometheus",
+        99.9,
+        "checkout-web",
+    )
+    assert [str(m) for m in slo.matchers] == ['service="checkout-web"']
     assert config.team("search") is not None and config.team("search").members == (  # type: ignore[union-attr]
         "U0CAROL01",
         "U0DAVE001",
@@ -666,7 +674,8 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_check(EXAMPLE_CONFIG_PATH, {}) == 0
     assert capsys.readouterr().out == (
-        "OK: 2 teams, 3 services, 7 integrations, 2 schedules, 2 escalation policies, 1 workflow\n"
+        "OK: 2 teams, 3 services, 7 integrations, 2 schedules, 2 escalation policies, "
+        "1 workflow, 1 SLO\n"
     )
 
 

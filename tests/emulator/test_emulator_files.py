@@ -4,6 +4,7 @@ the message is), as Slack answers them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -114,3 +115,32 @@ async def test_a_lost_answer_is_carried_out_then_answered_504(
     assert [m["text"] for m in emu.messages(INCIDENTS)] == ["hello"]  # it happened
     await client.chat_postMessage(channel=INCIDENTS, text="again")  # the next one is answered
     assert emu.calls_to("chat.postMessage")[-1]["status"] == 200
+
+
+async def test_a_held_answer_comes_after_the_call_is_carried_out(
+    emu: Emulator, client: AsyncWebClient
+) -> None:
+    plan = emu.set_faults(answer_delay_ms=400, methods=["files.completeUploadExternal"])
+    assert plan["answer_delay_ms"] == 400
+    uploading = asyncio.create_task(upload(client, "chart.png", PNG, INCIDENTS))
+    # the file is shared in the channel while its answer is still held
+    for _ in range(100):
+        if [m for m in emu.messages(INCIDENTS) if m.get("files")]:
+            break
+        await asyncio.sleep(0.01)
+    (held,) = emu.calls_to("files.completeUploadExternal")
+    assert not uploading.done() and held["status"] is None
+    assert held["fault"] == "answer_delay" and held["carried_out"]["ok"] is True
+    file_id = await uploading
+    assert held["status"] == 200 and held["response"]["files"][0]["id"] == file_id
+    # a caller that gives up waiting never learns its call was carried out
+    impatient = AsyncWebClient(
+        token="xoxb-test", base_url=emu.api_url, retry_handlers=[], timeout=0.1
+    )
+    emu.set_faults(answer_delay_ms=2000, methods=None)
+    with pytest.raises(asyncio.TimeoutError):
+        await impatient.chat_postMessage(channel=INCIDENTS, text="shown though unanswered")
+    assert emu.messages(INCIDENTS)[-1]["text"] == "shown though unanswered"
+    assert emu.set_faults(clear=True)["answer_delay_ms"] == 0
+    with pytest.raises(ValueError, match="unknown fault keys"):
+        emu.set_faults(answer_delay=1)

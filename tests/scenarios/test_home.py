@@ -124,6 +124,7 @@ async def test_home_shows_your_incidents_all_open_ones_oncall_and_the_week(
     view = await open_home(harness, BOB)
     assert view["type"] == "home"
     assert not rules.validate_view(view, allowed_types=frozenset({"home"}))
+    assert not has_block(view, HomeBlock.SLOS_TITLE)  # no `slos` configured: no section
     # BOB was paged (he is on call): the incident is his, with the channel message's buttons
     mine = text(view, f"{HomeBlock.MINE}_{incident_id}")
     assert f"*INC-{incident_id}*" in mine and "SEV1" in mine and "_you were paged_" in mine

@@ -656,7 +656,23 @@ async def test_a_fast_burn_pages_with_the_rates_and_resolves_when_it_stops(
             await step(harness)
         assert (await harness.incident(listed["id"]))["status"] == "resolved"
         status, body = await harness.get("/api/v1/probes")
-        assert [p["burning"] for p in body["probes"] if p["id"] == "api"] == [False]
+        (api,) = [p for p in body["probes"] if p["id"] == "api"]
+        assert api["burning"] is False
+        # the payments report of the week lists the probe's SLO: the week's uptime, the
+        # budget left at its end (every run is in both) and the one burn alert
+        harness.clock.set(datetime(2026, 11, 30, 12, 0, tzinfo=UTC))  # type: ignore[attr-defined]
+        await harness.deps.reports.post(team_id="payments")
+        await harness.settle()
+        (report,) = [
+            m for m in harness.emu.messages("C0PAYMENTS") if m["text"].startswith("Weekly report")
+        ]
+        (slos,) = [b for b in report["blocks"] if b.get("block_id") == "report_slos"]
+        assert slos["text"]["text"] == (
+            f"*SLOs*\n• *api* (probe) 99.9 % over 30d: {api['uptime_7d'] * 100:.3f} % this week"
+            f" · budget left {api['budget_left'] * 100:.0f} % at the end of the week"
+            " · 1 burn alert"
+        )
+        assert api["budget_left"] < 0  # overspent: a negative share is shown as such
 
 
 # ---- routes and silences apply to probe alerts ---------------------------------------------

@@ -86,6 +86,42 @@ async def test_a_prompt_kept_alive_client_is_not_cut_off(guarded: tuple[Harness,
     writer.close()
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One response's status line, its headers and body read."""
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def test_slow_headers_after_prompt_requests_on_one_connection_are_cut_off(
+    guarded: tuple[Harness, int],
+) -> None:
+    """Each request's headers have their own deadline, though the connection has one timer:
+    prompt requests first (the timer set by the first still pending), then one too slow."""
+    _, port = guarded
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(3):  # 0.15 s apart: the third starts 0.3 s after the first's deadline began
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        assert b" 200 " in await read_response(reader)
+        await asyncio.sleep(0.15)
+    writer.write(b"GET /healthz HTTP/1.1\r\n")  # then its headers, too slowly
+    await writer.drain()
+    started = asyncio.get_running_loop().time()
+    for _ in range(2):  # still sending at the first request's deadline: not cut off then
+        await asyncio.sleep(0.2)
+        writer.write(b"X-Slow: 1\r\n")
+        await writer.drain()
+    assert await closed_by_server(reader, within=1.0)
+    # its own 0.5 s, not the first request's deadline (which passed before it began)
+    assert asyncio.get_running_loop().time() - started >= 0.45
+    writer.close()
+
+
 async def test_a_body_that_does_not_arrive_in_time_is_a_408(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

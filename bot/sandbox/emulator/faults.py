@@ -1,4 +1,5 @@
-"""Injected failures: outages, error statuses, latency, hangs and rate-limit overrides."""
+"""Injected failures: outages, error statuses, latency, hangs, lost or held answers and
+rate-limit overrides."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ FAULT_KEYS = frozenset(
         "rate_limits",
         "methods",
         "lost_answers",
+        "answer_delay_ms",
     }
 )
 HANG_EXTRA_SECONDS = 30.0
@@ -46,6 +48,7 @@ class Faults:
     hang_until: float | None = None
     methods: frozenset[str] | None = None
     lost_answers: int = 0  # calls carried out whose answer is then lost (a 504)
+    answer_delay_ms: float = 0.0  # calls carried out at once, their answer held this long
     rate_limits: dict[str, int] = field(default_factory=dict)
 
     def applies_to(self, method: str) -> bool:
@@ -62,6 +65,7 @@ class Faults:
             "hang_for": max(0.0, self.hang_until - now) if self.hang_until else 0.0,
             "methods": sorted(self.methods) if self.methods is not None else None,
             "lost_answers": self.lost_answers,
+            "answer_delay_ms": self.answer_delay_ms,
             "rate_limits": dict(self.rate_limits),
         }
 
@@ -75,6 +79,7 @@ class FaultDecision:
     status: int | None = None
     kind: str | None = None
     lose_answer: bool = False  # carry the call out, then answer 504 request_timeout
+    answer_delay: float = 0.0  # carry the call out, then hold its answer this many seconds
 
     @property
     def blocks_call(self) -> bool:
@@ -115,6 +120,8 @@ def apply_settings(faults: Faults, settings: Mapping[str, Any], *, now: float) -
         plan.methods = frozenset(methods) if methods else None
     if "lost_answers" in settings:
         plan.lost_answers = max(0, int(settings["lost_answers"] or 0))
+    if "answer_delay_ms" in settings:
+        plan.answer_delay_ms = max(0.0, float(settings["answer_delay_ms"] or 0))
     if "rate_limits" in settings:
         limits = settings["rate_limits"] or {}
         if not isinstance(limits, Mapping):
@@ -142,4 +149,8 @@ def decide(faults: Faults, method: str, *, now: float) -> FaultDecision:
     if faults.lost_answers > 0:
         faults.lost_answers -= 1
         return FaultDecision(latency=latency, status=504, kind="lost_answer", lose_answer=True)
+    if faults.answer_delay_ms > 0:
+        return FaultDecision(
+            latency=latency, kind="answer_delay", answer_delay=faults.answer_delay_ms / 1000.0
+        )
     return FaultDecision(latency=latency)

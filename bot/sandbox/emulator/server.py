@@ -473,6 +473,12 @@ class Emulator:
             record["fault"] = decision.kind
             record["carried_out"] = body
             return self._answer(record, 504, {"ok": False, "error": "request_timeout"})
+        if decision.answer_delay > 0 and body.get("ok"):
+            # done; the caller learns it only later (or never, if it gives up or dies first)
+            record["fault"] = decision.kind
+            record["carried_out"] = copy.deepcopy(dict(body))
+            self.changes.bump()
+            await self._sleep(decision.answer_delay)
         return self._answer(record, 200, body)
 
     def _rate_key(self, args: Mapping[str, Any]) -> str | None:

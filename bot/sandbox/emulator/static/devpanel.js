@@ -162,6 +162,8 @@ function faultLines(faults) {
   if (faults.latency_ms > 0) lines.push(`${faults.latency_ms} ms latency on every call`);
   if (faults.error_status) lines.push(`next ${faults.error_count} calls answer HTTP ${faults.error_status}`);
   if (faults.hang_for > 0) lines.push(`calls hang for ${duration(faults.hang_for)} more`);
+  if (faults.lost_answers > 0) lines.push(`next ${faults.lost_answers} answers lost after the call is made`);
+  if (faults.answer_delay_ms > 0) lines.push(`answers held ${faults.answer_delay_ms} ms after the call is made`);
   if (faults.methods) lines.push(`only for ${faults.methods.join(", ")}`);
   return lines;
 }
