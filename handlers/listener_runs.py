@@ -1,13 +1,14 @@
-"""The run of an Events API listener, watched, so that its Socket Mode envelope is acknowledged
-only once the listener has finished (`bot.server.ClaimingSocketModeHandler`).
+"""The run of an Events API listener, watched, so that its delivery is acknowledged only once
+the listener has finished (`bot.server.ClaimingSocketModeHandler` over Socket Mode,
+`handlers.slack_http.SlackEndpoint` over HTTP).
 
 Bolt acknowledges an event before its listener starts and runs the listener in a task of its
 own, so the ack says nothing about the work. Here the envelope's Bolt context carries a
 `ListenerRun`: a listener registered with `on_event` marks it as about to run (a listener
 middleware, called while Bolt dispatches, so the mark is there when dispatching returns), and
 Bolt's listener start and completion hooks record the listener's task and its end; the one Bolt
-error handler records a failure (`mark_failed`). Over HTTP no `ListenerRun` is in the context
-and nothing changes.
+error handler records a failure (`mark_failed`). A request that is not watched (an
+interaction, a command) carries no `ListenerRun` and nothing changes.
 """
 
 from __future__ import annotations

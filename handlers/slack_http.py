@@ -10,14 +10,15 @@ answered 200 with an empty body (what Slack expects of a retry) and no listener 
 
 Slack retries an Events API delivery with a new signature and `X-Slack-Retry-Num` (over
 Socket Mode: a new envelope with `retry_attempt`, possibly on another replica's connection), so
-events are also deduplicated by `event_id`: a Bolt middleware over HTTP, and
+events are also deduplicated by `event_id`: here over HTTP, and by
 `bot.server.ClaimingSocketModeHandler` over Socket Mode, which also deduplicates every other
 envelope by its `envelope_id` (Socket Mode requests are not signed: the socket is the
 authentication). A delivery is *claimed* in the shared table before it runs, for the lease
-PULSEOPS_SLACK_CLAIM_LEASE sets, and *settled* once it is answered (a Socket Mode event: once
-its listener has finished); a retry that finds a live claim is not answered, so that Slack
-tries again later, and one that finds a claim whose lease ran out (its replica died) takes it
-over.
+PULSEOPS_SLACK_CLAIM_LEASE sets, and *settled* once it is answered; an event is answered only
+once its listener has finished (`handlers.listener_runs`), so a replica killed mid-work leaves
+it to Slack's retry. A retry that finds a live claim is not answered with success (503 over
+HTTP), so that Slack tries again later, and one that finds a claim whose lease ran out (its
+replica died) takes it over.
 
 Signatures are checked against the wall clock, as Slack and Bolt do, whatever clock the app's
 services run on; the log's expiry times come from the same clock.
@@ -33,7 +34,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,11 +55,11 @@ from slack_bolt.request.payload_utils import (
     to_step,
     to_view,
 )
-from slack_bolt.response import BoltResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.deps import Deps
 from bot.errors import AuthError, RequestTimeout, UserError
+from handlers import listener_runs
 from store.session import Database
 from store.slack_requests import Claim, SlackRequestRepository
 
@@ -358,6 +359,10 @@ class SlackEndpoint:
                 extra={"type": signed.body.get("type"), "retry": headers.get("x-slack-retry-num")},
             )
             return web.Response(status=200)
+        body = signed.body
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str):
+            return await self._run_event(event_id, bolt_request)
         return await self._dispatch(bolt_request)
 
     @staticmethod
@@ -396,34 +401,42 @@ class SlackEndpoint:
     async def _dispatch(self, bolt_request: AsyncBoltRequest) -> web.StreamResponse:
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
-    async def dedupe_events(
-        self,
-        body: dict[str, Any],
-        request: AsyncBoltRequest,
-        next_: Callable[[], Awaitable[None]],
-    ) -> BoltResponse | None:
-        """Bolt middleware for HTTP deliveries: an Events API event already handled is
-        acknowledged and dropped; one another replica is still handling is answered 503, so
-        that Slack retries it later (Socket Mode envelopes are claimed before Bolt runs)."""
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if request.mode == "socket_mode" or not isinstance(event_id, str):
-            await next_()
-            return None
+    async def _run_event(self, event_id: str, bolt_request: AsyncBoltRequest) -> web.StreamResponse:
+        """An Events API delivery over HTTP: claimed across replicas, answered once its listener
+        has finished, so that a replica killed mid-work leaves the event to Slack's retry.
+
+        An event already handled is answered 200 and dropped; one another replica is still
+        handling is answered 503, as is one whose listener failed (released) or outlived the
+        claim's lease (stopped), so that Slack retries it later.
+        """
+        lease_ends = time.monotonic() + self.replays.lease  # measured before the claim
         key = event_key(event_id)
+        about = {"event_id": event_id[:64], "retry": bolt_request.headers.get("x-slack-retry-num")}
         claim = await self.replays.claim(key)
         if claim is Claim.DONE:
-            log.info("repeated Slack event ignored", extra={"event_id": event_id[:64]})
-            return BoltResponse(status=200, body="")
+            log.info("repeated Slack event ignored", extra=about)
+            return web.Response(status=200)
         if claim is Claim.BUSY:
-            log.info("Slack event still handled elsewhere", extra={"event_id": event_id[:64]})
-            return BoltResponse(status=503, body="")
+            log.info("Slack event still handled elsewhere", extra=about)
+            return web.Response(status=503)
+        run = listener_runs.watch(bolt_request)
         try:
-            await next_()  # returns once the listener acknowledged (it goes on in the background)
+            response = await self.bolt.async_dispatch(bolt_request)
+            finished = await run.wait(lease_ends - time.monotonic())
         except BaseException:
+            run.cancel()
             await self.replays.release(key)
             raise
+        if not finished:
+            run.cancel()  # a retry takes the event over now: it must not run twice at once
+            log.warning("event listener outlived its claim; left for Slack to retry", extra=about)
+            return web.Response(status=503)
+        if run.failed or response.status >= 500:
+            await self.replays.release(key)
+            log.warning("event listener failed; left for Slack to retry", extra=about)
+            return web.Response(status=503)
         await self.replays.settle(key)
-        return None
+        return await to_aiohttp_response(response)
 
     async def purge(self) -> int:
         """Scheduler job: forget the requests and events no replay or retry can match."""
@@ -431,7 +444,7 @@ class SlackEndpoint:
 
 
 def register(bolt: AsyncApp, deps: Deps, *, body_timeout: float) -> SlackEndpoint:
-    """Install the Events API deduplication in Bolt; return the endpoint for the HTTP route.
+    """The endpoint for the HTTP route, with its replay log.
 
     The caller adds `endpoint.handle` as `POST /slack/events` (HTTP mode), connects Socket
     Mode with `endpoint.replays` (`bot.server.connect_socket_mode`), and runs `endpoint.purge`
@@ -444,5 +457,4 @@ def register(bolt: AsyncApp, deps: Deps, *, body_timeout: float) -> SlackEndpoin
         signing_secret=secret.get_secret_value() if secret is not None else "",
         body_timeout=body_timeout,
     )
-    bolt.use(endpoint.dedupe_events)
     return endpoint
