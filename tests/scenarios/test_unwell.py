@@ -22,7 +22,7 @@ from bot.clock import ManualClock
 from bot.config import PulseOpsConfig, parse_config
 from bot.sandbox.emulator import Emulator
 from store.models import IncidentRow
-from tests.conftest import CONFIG_YAML, Harness
+from tests.conftest import CONFIG_YAML, Harness, alertmanager_payload
 from tests.helpers import WEDNESDAY, eventually, fire, oncall_config
 from tests.tcp_proxy import TcpProxy
 
@@ -364,9 +364,12 @@ async def test_a_stuck_or_stopped_pulseops_stops_pinging_and_its_watcher_opens_a
             # healthy: the watcher hears from it
             await eventually(lambda: pings() >= 1 and watchdog("ok") >= 1)
 
-            # stuck: Slack effects pile up and nothing delivers them; pings stop
-            watched.emu.set_faults(down_for=3600)
-            await fire(watched)
+            # stuck: its outbox worker hangs on a Slack call that never answers, and the
+            # effects it was to deliver wait; pings stop (a Slack outage alone would not do:
+            # an effect waiting for a retry after an error is not due)
+            watched.emu.set_faults(latency_ms=600_000)
+            status, body = await watched.post_alert(alertmanager_payload())
+            assert status == 202, body
             watched_clock.advance(timedelta(minutes=10))
             await eventually(lambda: watchdog("skipped_unhealthy") >= 1)
             heard = pings()
