@@ -354,7 +354,7 @@ def create_app(
         metrics_token=environ.get(metrics_env) or None if metrics_env else None,
     )
     app = web.Application(
-        middlewares=[http_middleware(metrics), api_auth], client_max_size=4 * 1024**2
+        middlewares=[http_middleware(metrics, api_auth)], client_max_size=4 * 1024**2
     )
     app[DEPS] = deps
     app[BOLT] = bolt

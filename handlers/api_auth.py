@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from bot.errors import Forbidden, TooManyRequests
 from bot.services.api_tokens import ApiIdentity, ApiTokens
 from bot.slack.ratelimit import TokenBucket
-from handlers.middleware import API_TOKEN_NAME, Handler, error_body
+from handlers.middleware import API_TOKEN_NAME, Guard, Handler, error_body
 
 API_PREFIX = "/api/v1"
 OPEN_ROUTES = frozenset({"/api/v1/openapi.json"})
@@ -83,8 +82,14 @@ def _unauthorized(message: str) -> web.Response:
 
 def api_auth_middleware(
     tokens: ApiTokens, limiter: RateLimiter, *, metrics_token: str | None
-) -> Any:
-    """The middleware: 401 without a valid token, 403 naming a missing scope, 429 over limit."""
+) -> Guard:
+    """The middleware: 401 without a valid token, 403 naming a missing scope, 429 over limit.
+
+    `http_middleware` runs it itself, only for the requests it `applies` to (the API and a
+    protected /metrics): one middleware layer fewer for every webhook delivery."""
+
+    def applies(request: web.Request) -> bool:
+        return (request.path == "/metrics" and metrics_token is not None) or is_api(request)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -113,4 +118,4 @@ def api_auth_middleware(
         limiter.check(identity.name)
         return await handler(request)
 
-    return middleware
+    return Guard(applies, middleware)

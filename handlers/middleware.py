@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -41,7 +42,16 @@ def error_body(
     return body
 
 
-def http_middleware(metrics: Metrics) -> Any:
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A middleware that `http_middleware` runs itself (no layer of its own in aiohttp's
+    chain), for the requests it `applies` to only."""
+
+    applies: Callable[[web.Request], bool]
+    run: Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def http_middleware(metrics: Metrics, guard: Guard | None = None) -> Any:
     latency: dict[tuple[str, str, int], Any] = {}  # each labelled histogram, looked up once
 
     @web.middleware
@@ -52,7 +62,10 @@ def http_middleware(metrics: Metrics) -> Any:
         status = 500
         try:
             try:
-                response = await handler(request)
+                if guard is not None and guard.applies(request):
+                    response = await guard.run(request, handler)
+                else:
+                    response = await handler(request)
             except UserError as exc:
                 response = web.json_response(
                     error_body(exc.message, fields=exc.fields),
