@@ -41,7 +41,6 @@ from bot.app import BOLT, SLACK, create_app
 from bot.config import PulseOpsConfig, Settings
 from bot.errors import ConfigError
 from bot.slowclients import GuardedAppRunner, SlowClientGuard
-from handlers import listener_runs
 from handlers.slack_http import ReplayLog, envelope_key
 from store.slack_requests import Claim
 
@@ -191,26 +190,13 @@ class ClaimingSocketModeHandler(AsyncSocketModeHandler):
         if req.retry_attempt is not None:  # as over HTTP (and as Bolt's own adapter does)
             headers["x-slack-retry-num"] = str(req.retry_attempt)
         request = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=headers)
-        run = listener_runs.watch(request)
-        try:
-            response = await self.app.async_dispatch(request)
-            finished = await run.wait(lease_ends - time.monotonic())
-        except BaseException:
-            run.cancel()
-            await self.replays.release(key)
-            raise
         event_id = str(req.payload.get("event_id") or "")[:64]
         about = {"event_id": event_id, "retry": req.retry_attempt}
-        if not finished:
-            run.cancel()  # a retry takes the event over now: it must not run twice at once
-            log.warning("event listener outlived its claim; left for Slack to retry", extra=about)
-            return
-        if run.failed or response.status >= 500:
-            await self.replays.release(key)
-            log.warning("event listener failed; left for Slack to retry", extra=about)
-            return
-        await self.replays.settle(key)
-        await send_async_response(client, req, response, started)
+        response = await self.replays.run_event(
+            self.app, request, key=key, lease_ends=lease_ends, about=about
+        )
+        if response is not None:  # otherwise left unacknowledged, for Slack's retry
+            await send_async_response(client, req, response, started)
 
     async def drain(self, within: float) -> None:
         """Wait (at most `within` seconds) for the envelopes being handled to be done."""

@@ -55,6 +55,7 @@ from slack_bolt.request.payload_utils import (
     to_step,
     to_view,
 )
+from slack_bolt.response import BoltResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.deps import Deps
@@ -299,6 +300,42 @@ class ReplayLog:
         except Exception:
             log.exception("could not release a Slack delivery; a retry waits for its lease")
 
+    async def run_event(
+        self,
+        bolt: AsyncApp,
+        request: AsyncBoltRequest,
+        *,
+        key: str,
+        lease_ends: float,
+        about: Mapping[str, Any],
+    ) -> BoltResponse | None:
+        """Dispatch an Events API delivery this replica claimed as `key` and wait for its
+        listener, until `lease_ends` (`time.monotonic()`).
+
+        Returns Bolt's answer once the listener has finished and the claim is settled; None
+        when the delivery is left for Slack's retry: the listener failed (the claim released)
+        or outlived the lease (stopped, so that the retry taking the claim over never runs
+        beside it). `about` goes into those log lines.
+        """
+        run = listener_runs.watch(request)
+        try:
+            response = await bolt.async_dispatch(request)
+            finished = await run.wait(lease_ends - time.monotonic())
+        except BaseException:
+            run.cancel()
+            await self.release(key)
+            raise
+        if not finished:
+            run.cancel()
+            log.warning("event listener outlived its claim; left for Slack to retry", extra=about)
+            return None
+        if run.failed or response.status >= 500:
+            await self.release(key)
+            log.warning("event listener failed; left for Slack to retry", extra=about)
+            return None
+        await self.settle(key)
+        return response
+
     async def purge(self) -> int:
         """Scheduler job: forget the keys no replay can match any more."""
         async with self.db.write() as session:
@@ -419,23 +456,11 @@ class SlackEndpoint:
         if claim is Claim.BUSY:
             log.info("Slack event still handled elsewhere", extra=about)
             return web.Response(status=503)
-        run = listener_runs.watch(bolt_request)
-        try:
-            response = await self.bolt.async_dispatch(bolt_request)
-            finished = await run.wait(lease_ends - time.monotonic())
-        except BaseException:
-            run.cancel()
-            await self.replays.release(key)
-            raise
-        if not finished:
-            run.cancel()  # a retry takes the event over now: it must not run twice at once
-            log.warning("event listener outlived its claim; left for Slack to retry", extra=about)
+        response = await self.replays.run_event(
+            self.bolt, bolt_request, key=key, lease_ends=lease_ends, about=about
+        )
+        if response is None:
             return web.Response(status=503)
-        if run.failed or response.status >= 500:
-            await self.replays.release(key)
-            log.warning("event listener failed; left for Slack to retry", extra=about)
-            return web.Response(status=503)
-        await self.replays.settle(key)
         return await to_aiohttp_response(response)
 
     async def purge(self) -> int:
