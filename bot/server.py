@@ -21,6 +21,7 @@ since Slack shows the person the answer the ack carries.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -297,6 +298,17 @@ def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.split(".")[0] == "uvloop" else "asyncio"
 
 
+def settle_heap() -> None:
+    """Move what start-up built (modules, configuration, the app: about 170,000 objects)
+    out of the garbage collector's way for good.
+
+    They live as long as the process, but each full collection would walk them all again:
+    about 0.1 s with the event loop stopped, the slowest requests' whole wait under load.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM on the event loop the settings choose."""
     factory = event_loop_factory(settings.event_loop)
@@ -318,6 +330,7 @@ async def serve(settings: Settings, config: PulseOpsConfig, *, host: str, port: 
         raise
     scheme = "https" if context is not None else "http"
     loop = asyncio.get_running_loop()
+    settle_heap()
     log.info(
         "PulseOps listening",
         extra={"host": host, "port": bound, "scheme": scheme, "event_loop": event_loop_name(loop)},

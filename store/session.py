@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.errors import StoreUnavailable
+from store import sqlite_driver
 from store.batching import Batcher
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ class Database:
                 pool_timeout=POOL_TIMEOUT,
                 connect_args={"timeout": CONNECT_TIMEOUT},
             )
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        engine_url = self.url
+        if self.url.drivername == "sqlite+aiosqlite":  # one trip to its thread a statement
+            engine_url = self.url.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+        self.engine: AsyncEngine = create_async_engine(engine_url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
