@@ -11,10 +11,16 @@ PostgreSQL asyncpg without SQLAlchemy.
 ``tests/bench_wrk.py`` runs it side by side with PulseOps in the same run, so PulseOps'
 figures can be given as a share of what this machine can do at that moment.
 
+``--http pulseops`` serves the same handler through PulseOps' own HTTP layer instead: its
+middleware (request id, error mapping, the latency histogram, the JSON access log line), its
+slow-client guard and keep-alive settings (``bot.server.start``), uvloop, and JSON logging as
+``pulseops serve`` sets it up. What PulseOps could reach if its alert pipeline cost nothing.
+
 Usage (from the repository root)::
 
     python tests/bench_bare.py --database-url sqlite:////tmp/bare.db --port 3100
     python tests/bench_bare.py --database-url postgresql://postgres@127.0.0.1:5432/bare --port 3100
+    python tests/bench_bare.py --database-url sqlite:////tmp/bare.db --port 3100 --http pulseops
 
 It creates its one table (``bare_deliveries``) if missing. Not named ``test_*``: pytest never
 collects it.
@@ -102,7 +108,7 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def make_app(store: Store) -> web.Application:
+def make_app(store: Store, *, middlewares: Sequence[Any] = ()) -> web.Application:
     batcher: Batcher[bytes, None] = Batcher(store, max_batch=MAX_BATCH)
     accepted = json.dumps({"status": "accepted"}).encode()
 
@@ -115,20 +121,29 @@ def make_app(store: Store) -> web.Application:
         await batcher.submit(body)
         return web.Response(body=accepted, status=202, content_type="application/json")
 
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app.router.add_post("/webhooks/{integration}", receive)
     return app
 
 
-async def serve(database_url: str, host: str, port: int) -> None:
+async def serve(database_url: str, host: str, port: int, http: str) -> None:
     path = sqlite_path(database_url)
     if path is not None:
         store, close = await sqlite_store(path)
     else:
         store, close = await postgres_store(database_url.replace("+asyncpg", ""))
-    runner = web.AppRunner(make_app(store), access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    runner: web.AppRunner
+    if http == "pulseops":
+        from bot.metrics import Metrics
+        from bot.server import start
+        from handlers.middleware import http_middleware
+
+        app = make_app(store, middlewares=[http_middleware(Metrics())])
+        runner, _ = await start(app, host=host, port=port)
+    else:
+        runner = web.AppRunner(make_app(store), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
     print(f"bare server listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,8 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True, help="sqlite:///FILE or postgresql://…")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3100)
+    parser.add_argument(
+        "--http",
+        choices=["plain", "pulseops"],
+        default="plain",
+        help="plain aiohttp (default), or PulseOps' HTTP layer around the same handler",
+    )
     args: Any = parser.parse_args(argv)
-    asyncio.run(serve(args.database_url, args.host, args.port))
+    if args.http == "pulseops":
+        import uvloop
+
+        from bot.logs import configure_logging
+
+        configure_logging(fmt="json", level="INFO")
+        uvloop.run(serve(args.database_url, args.host, args.port, args.http))
+    else:
+        asyncio.run(serve(args.database_url, args.host, args.port, args.http))
     return 0
 
 

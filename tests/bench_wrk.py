@@ -19,6 +19,11 @@ errors, then per server min/median/max of the rounds and the ratio PulseOps / ba
 medians (SPEC.md "Performance targets": >= 2,000/s with p99 <= 100 ms at 50 connections on
 each store, and >= 0.57 of the bare server in the same run).
 
+With ``--http-floor`` a third server runs in the turns: the bare server behind PulseOps' own
+HTTP layer (``tests/bench_bare.py --http pulseops``: middleware, access log, slow-client
+guard, uvloop), reported as "floor": what PulseOps could reach if its alert pipeline cost
+nothing, so the pipeline's share and the HTTP layer's share of the gap can be told apart.
+
 Needs wrk (Debian/Ubuntu: ``apt-get install -y wrk``; macOS: ``brew install wrk``).
 
 Usage (from the repository root)::
@@ -123,6 +128,7 @@ class WrkConfig:
     slack_latency_ms: float
     replicas: list[int]
     only: str | None
+    http_floor: bool
     keep_logs: bool
     as_json: bool
 
@@ -150,7 +156,13 @@ def parse_args(argv: list[str] | None = None) -> WrkConfig:
         help="PulseOps processes sharing the database (PostgreSQL only), e.g. 1 2 3",
     )
     parser.add_argument(
-        "--only", choices=["pulseops", "bare"], help="run one server only (profiling)"
+        "--only", choices=["pulseops", "bare", "floor"], help="run one server only (profiling)"
+    )
+    parser.add_argument(
+        "--http-floor",
+        action="store_true",
+        help="also run the bare server behind PulseOps' HTTP layer (bench_bare.py --http "
+        "pulseops): what PulseOps could reach if its alert pipeline cost nothing",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep PulseOps' logs (printed)")
     parser.add_argument("--json", action="store_true", dest="as_json")
@@ -258,10 +270,11 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
 
 
 @contextmanager
-def bare(db_url: str, tmp: Path) -> Iterator[Servers]:
+def bare(db_url: str, tmp: Path, http: str = "plain") -> Iterator[Servers]:
     port = free_port()
     cmd = [sys.executable, str(ROOT / "tests" / "bench_bare.py"), "--database-url", db_url]
-    with started([*cmd, "--port", str(port)], env=dict(os.environ), log=tmp / "bare.log") as p:
+    cmd += ["--port", str(port), "--http", http]
+    with started(cmd, env=dict(os.environ), log=tmp / f"bare-{http}.log") as p:
         wait_ready(f"http://127.0.0.1:{port}/", p, "the bare server")
         yield [(f"http://127.0.0.1:{port}", p.pid)]
 
@@ -357,6 +370,8 @@ def one_run(cfg: WrkConfig, tmp: Path, script: Path, server: str, replicas: int)
     db_url = fresh_database(cfg, tmp, server)
     if server == "bare":
         servers = bare(db_url, tmp)
+    elif server == "floor":
+        servers = bare(db_url, tmp, http="pulseops")
     else:
         servers = pulseops(cfg, db_url, tmp, replicas)
     with servers as running:
@@ -430,6 +445,8 @@ def run(cfg: WrkConfig) -> dict[str, Any]:
         tmp = Path(tmpdir)
         script = write_script(tmp, cfg.fingerprints)
         servers = [f"pulseops x{n}" for n in cfg.replicas] + ["bare"]
+        if cfg.http_floor or cfg.only == "floor":
+            servers.append("floor")
         if cfg.only is not None:
             servers = [s for s in servers if s.startswith(cfg.only)]
         for round_ in range(cfg.rounds):
