@@ -4,9 +4,9 @@ A minimal aiohttp server that answers ``POST /webhooks/{integration}`` as PulseO
 the least work a durable receiver can do: it reads the body (at most 64 KiB), checks that it
 is JSON, stores it with group commit (bodies that arrive while a transaction is in flight
 share the next one) and answers ``202`` only after the commit. No authentication, no
-parsing into alerts, no incidents, no logging, no metrics. On SQLite it uses aiosqlite's plain
-API (two trips to its thread a statement; PulseOps' ``store.sqlite_driver`` makes one) with
-PulseOps' settings (WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``); on PostgreSQL asyncpg
+parsing into alerts, no incidents, no logging, no metrics. On SQLite it uses aiosqlite's own
+``Connection.execute`` (one trip to its thread a statement, as PulseOps' ``store.sqlite_driver``)
+with PulseOps' settings (WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``); on PostgreSQL asyncpg
 without SQLAlchemy.
 
 ``tests/bench_wrk.py`` runs it side by side with PulseOps in the same run, so PulseOps'
