@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from handlers.slack_http import event_key
-from store.models import SlackRequestRow, TimelineRow
+from store.models import SlackRequestRow
 from tests.conftest import emulated
-from tests.scenarios.test_socket_replica_killed import open_incident_channel
+from tests.scenarios.test_socket_replica_killed import assert_pinned_once, open_incident_channel
 from tests.serve_process import Service, engine_for, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -94,22 +94,9 @@ async def test_a_replica_killed_mid_event_leaves_it_to_slacks_retry_handled_once
                 return lease is None
 
             await wait_until(settled, within=10, what="the event's claim settled")
-            async with engine.connect() as conn:
-                added = (
-                    await conn.execute(
-                        select(TimelineRow.data).where(
-                            TimelineRow.incident_id == incident_id,
-                            TimelineRow.kind == "message_added",
-                        )
-                    )
-                ).all()
-            assert [row.data["ts"] for row in added] == [said["ts"]], added
-            told = [
-                c
-                for c in emu.calls_to("chat.postEphemeral")
-                if c["args"].get("user") == "U0ALICE01" and c["args"].get("channel") == channel
-            ]
-            assert [c["status"] for c in told] == [200], told
+            await assert_pinned_once(
+                engine, emu, incident_id=incident_id, ts=said["ts"], channel=channel
+            )
         finally:
             for service in (victim, survivor):
                 await service.stop()

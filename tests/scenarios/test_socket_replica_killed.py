@@ -15,6 +15,7 @@ import aiohttp
 import psutil
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.sandbox.emulator import Emulator
 from handlers.slack_http import event_key
@@ -69,6 +70,28 @@ async def open_incident_channel(http: aiohttp.ClientSession, service: Service) -
 
     await wait_until(posted, within=30, what="the incident's channel and message")
     return incident_id, channel["id"]
+
+
+async def assert_pinned_once(
+    engine: AsyncEngine, emu: Emulator, *, incident_id: int, ts: str, channel: str
+) -> None:
+    """The message `ts` is on the incident's timeline once, and the person who pinned it
+    (U0ALICE01) was told once that it was added."""
+    async with engine.connect() as conn:
+        added = (
+            await conn.execute(
+                select(TimelineRow.data).where(
+                    TimelineRow.incident_id == incident_id, TimelineRow.kind == "message_added"
+                )
+            )
+        ).all()
+    assert [row.data["ts"] for row in added] == [ts], added
+    told = [
+        c
+        for c in emu.calls_to("chat.postEphemeral")
+        if c["args"].get("user") == "U0ALICE01" and c["args"].get("channel") == channel
+    ]
+    assert [c["status"] for c in told] == [200], told
 
 
 @BOTH
@@ -161,19 +184,4 @@ async def run_the_kill(
     await wait_until(settled, within=10, what="the event's claim settled")
     await asyncio.sleep(LEASE)  # time for any repeat to show
 
-    # once on the timeline, and the person who pinned it told once (that it was added)
-    async with engine.connect() as conn:
-        added = (
-            await conn.execute(
-                select(TimelineRow.data).where(
-                    TimelineRow.incident_id == incident_id, TimelineRow.kind == "message_added"
-                )
-            )
-        ).all()
-    assert [row.data["ts"] for row in added] == [said["ts"]], added
-    told = [
-        c
-        for c in emu.calls_to("chat.postEphemeral")
-        if c["args"].get("user") == "U0ALICE01" and c["args"].get("channel") == channel
-    ]
-    assert [c["status"] for c in told] == [200], told
+    await assert_pinned_once(engine, emu, incident_id=incident_id, ts=said["ts"], channel=channel)
