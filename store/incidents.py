@@ -12,22 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
-    String,
     Table,
     and_,
     bindparam,
     func,
     or_,
     select,
-    tuple_,
-    union_all,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
-from sqlalchemy.sql.dml import Update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.incident import IncidentState, Severity, Status
@@ -268,11 +267,12 @@ class IncidentRepository:
         )
 
     async def count_repeats(self, repeats: Mapping[int, int]) -> None:
-        """Add repeated notifications to incidents' alert counts: {incident id: repeats}."""
+        """Add repeated notifications to incidents' alert counts: {incident id: repeats}, in
+        one statement however many incidents."""
         if repeats:
+            counts = orjson.dumps(list(repeats.items())).decode()
             await self.session.execute(
-                _COUNT_ON_INCIDENT,
-                [{"incident": incident, "repeats": n} for incident, n in repeats.items()],
+                _count_on_incidents(self.session.get_bind().dialect.name), {"counts": counts}
             )
 
     async def set_announcement(
@@ -365,35 +365,33 @@ _COUNT_REPEAT = (
     )
     .returning(_alerts.c.id, _alerts.c.incident_id, _alerts.c.occurrences, _alerts.c.last_note_at)
 )
-REPEATS_PER_STATEMENT = 256  # 3 parameters each, well under SQLite's limit of 32,766
 
 
 @functools.cache
-def _count_repeats(size: int) -> Update:
-    """`_COUNT_REPEAT` for `size` alerts at once: parameters k0, p0, s0 (dedup key,
-    fingerprint, severity sent or ""), k1, p1, s1 … and seen_at."""
-    sent = union_all(  # not VALUES: SQLAlchemy caches the compiled form of this one
-        *(
-            select(*(bindparam(f"{p}{i}", type_=String).label(p) for p in ("k", "p", "s")))
-            for i in range(size)
-        )
-    ).cte("sent")
-    firing_on_open = select(_incidents.c.id, sent.c.p, sent.c.s).join(
-        _incidents, and_(_incidents.c.dedup_key == sent.c.k, _incidents.c.status != "resolved")
-    )
+def _rows_of(dialect: str, param: str) -> str:
+    """The SQL rows of the JSON array bound to `param`, each in a column `value`."""
+    if dialect == "postgresql":
+        return f"json_array_elements(CAST(:{param} AS json))"
+    return f"json_each(:{param})"
+
+
+@functools.cache
+def _count_repeats(dialect: str) -> TextualSelect:
+    """`_COUNT_REPEAT` for many alerts at once, in one statement whatever their number: `sent`
+    is a JSON array of [dedup key, fingerprint, severity sent or ""]. One parameter instead of
+    three an alert: binding them cost more than the update itself."""
     return (
-        update(_alerts)
-        .where(
-            tuple_(
-                _alerts.c.incident_id, _alerts.c.fingerprint, func.coalesce(_alerts.c.severity, "")
-            ).in_(firing_on_open),
-            _alerts.c.status == "firing",
+        text(
+            "UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = :seen_at"
+            " WHERE status = 'firing'"
+            " AND (incident_id, fingerprint, coalesce(severity, '')) IN ("
+            "SELECT incidents.id, sent.value ->> 1, sent.value ->> 2"
+            f" FROM {_rows_of(dialect, 'sent')} AS sent JOIN incidents"
+            " ON incidents.dedup_key = sent.value ->> 0 AND incidents.status != 'resolved')"
+            " RETURNING id, incident_id, fingerprint, occurrences, last_note_at"
         )
-        .values(
-            occurrences=_alerts.c.occurrences + 1,
-            last_seen_at=bindparam("seen_at", type_=_alerts.c.last_seen_at.type),
-        )
-        .returning(
+        .bindparams(bindparam("seen_at", type_=_alerts.c.last_seen_at.type))
+        .columns(
             _alerts.c.id,
             _alerts.c.incident_id,
             _alerts.c.fingerprint,
@@ -403,11 +401,14 @@ def _count_repeats(size: int) -> Update:
     )
 
 
-_COUNT_ON_INCIDENT = (
-    update(_incidents)
-    .where(_incidents.c.id == bindparam("incident"))
-    .values(alert_count=_incidents.c.alert_count + bindparam("repeats"))
-)
+@functools.cache
+def _count_on_incidents(dialect: str) -> TextClause:
+    """Add repeats to incidents' alert counts: `counts` is a JSON array of [id, repeats]."""
+    return text(
+        "UPDATE incidents SET alert_count = alert_count + CAST(counts.value ->> 1 AS INTEGER)"
+        f" FROM {_rows_of(dialect, 'counts')} AS counts"
+        " WHERE incidents.id = CAST(counts.value ->> 0 AS INTEGER)"
+    )
 
 
 class AlertRepository:
@@ -504,24 +505,19 @@ class AlertRepository:
 
         One UPDATE for a whole batch of a storm's repeats instead of one per alert.
         """
-        found: dict[str, RepeatRecorded] = {}
-        for start in range(0, len(alerts), REPEATS_PER_STATEMENT):
-            chunk = alerts[start : start + REPEATS_PER_STATEMENT]
-            size = 1 << (len(chunk) - 1).bit_length()  # a few statement shapes, each compiled once
-            params: dict[str, object] = {"seen_at": now}
-            for i in range(size):
-                key, fingerprint, severity = chunk[min(i, len(chunk) - 1)]  # padded: IN ignores
-                params[f"k{i}"], params[f"p{i}"] = key, fingerprint
-                params[f"s{i}"] = severity.value if severity else ""
-            rows = await self.session.execute(_count_repeats(size), params)
-            for row in rows:
-                found[row.fingerprint] = RepeatRecorded(
-                    alert_id=row.id,
-                    incident_id=row.incident_id,
-                    occurrences=row.occurrences,
-                    last_note_at=row.last_note_at,
-                )
-        return found
+        sent = orjson.dumps([(k, p, s.value if s else "") for k, p, s in alerts]).decode()
+        rows = await self.session.execute(
+            _count_repeats(self.session.get_bind().dialect.name), {"seen_at": now, "sent": sent}
+        )
+        return {
+            row.fingerprint: RepeatRecorded(
+                alert_id=row.id,
+                incident_id=row.incident_id,
+                occurrences=row.occurrences,
+                last_note_at=row.last_note_at,
+            )
+            for row in rows
+        }
 
     async def set_last_note(self, *, alert_id: int, at: datetime) -> None:
         await self.session.execute(
