@@ -229,7 +229,7 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
     emulator_port = free_port()
     config = tmp / "pulseops.yml"
     config.write_text(unlimited_yaml())
-    base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     emulator_cmd = [
         sys.executable,
         str(Path(__file__)),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from bot.config import IntegrationConfig, PulseOpsConfig
@@ -212,7 +213,7 @@ class DecodeJson:
 
     async def __call__(self, received: Received) -> Received:
         try:
-            document = json.loads(received.body)
+            document = _loads(received.body)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             # ValueError: malformed JSON, or an integer beyond Python's digit limit;
             # RecursionError: nesting deeper than the decoder's stack
@@ -230,6 +231,17 @@ class DecodeJson:
                 )
         received.document = document
         return received
+
+
+def _loads(body: bytes) -> object:
+    """`json.loads`, by orjson where it can: several times faster for the valid UTF-8 JSON
+    that monitors send. What orjson refuses (a lone surrogate, an integer beyond 64 bits, NaN,
+    another encoding, deep nesting) goes to `json.loads`, so the document or the error is
+    exactly the standard library's."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 class Parse:
