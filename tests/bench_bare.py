@@ -17,11 +17,19 @@ middleware (request id, error mapping, the latency histogram, the JSON access lo
 slow-client guard and keep-alive settings (``bot.server.start``), uvloop, and JSON logging as
 ``pulseops serve`` sets it up. What PulseOps could reach if its alert pipeline cost nothing.
 
+``--receive CONFIG`` (with ``--http pulseops``) also runs PulseOps' receiving stages of that
+configuration on each request instead of the JSON check: authentication, rate limit, body
+limit, JSON, the integration's parser (``bot.ingest.pipeline``), refusing bad deliveries as
+PulseOps does; then the body is stored as above. What PulseOps could reach if deciding and
+recording each alert cost nothing.
+
 Usage (from the repository root)::
 
     python tests/bench_bare.py --database-url sqlite:////tmp/bare.db --port 3100
     python tests/bench_bare.py --database-url postgresql://postgres@127.0.0.1:5432/bare --port 3100
     python tests/bench_bare.py --database-url sqlite:////tmp/bare.db --port 3100 --http pulseops
+    python tests/bench_bare.py --database-url sqlite:////tmp/bare.db --port 3100 --http pulseops \\
+        --receive pulseops.yml
 
 It creates its one table (``bare_deliveries``) if missing. Not named ``test_*``: pytest never
 collects it.
@@ -109,16 +117,25 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def make_app(store: Store, *, middlewares: Sequence[Any] = ()) -> web.Application:
+def make_app(
+    store: Store, *, middlewares: Sequence[Any] = (), receive_with: Any = None
+) -> web.Application:
+    """The one route; `receive_with` is a PulseOps `Pipeline` whose receiving stages run
+    first (their refusals raise, for PulseOps' middleware to answer)."""
     batcher: Batcher[bytes, None] = Batcher(store, max_batch=MAX_BATCH)
     accepted = json.dumps({"status": "accepted"}).encode()
 
     async def receive(request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            json.loads(body)
-        except ValueError:
-            return web.json_response({"error": "body is not valid JSON"}, status=400)
+        if receive_with is not None:
+            received = received_of(request)
+            await receive_with.accept(received)  # the stages fill `received` in as they go
+            body = received.body
+        else:
+            body = await request.read()
+            try:
+                json.loads(body)
+            except ValueError:
+                return web.json_response({"error": "body is not valid JSON"}, status=400)
         await batcher.submit(body)
         return web.Response(body=accepted, status=202, content_type="application/json")
 
@@ -127,7 +144,37 @@ def make_app(store: Store, *, middlewares: Sequence[Any] = ()) -> web.Applicatio
     return app
 
 
-async def serve(database_url: str, host: str, port: int, http: str) -> None:
+def received_of(request: web.Request) -> Any:
+    """The request as PulseOps' webhook route hands it to the receiving stages."""
+    from datetime import UTC, datetime
+
+    from bot.ingest.stages import Received
+    from handlers.webhooks import bounded_reader
+
+    return Received(
+        name=request.match_info["integration"],
+        headers=request.headers,
+        read=bounded_reader(request),
+        now=datetime.now(UTC),
+    )
+
+
+def receiving_stages(config_path: str, metrics: Any) -> Any:
+    """The alert pipeline of the PulseOps configuration at `config_path` (its receiving
+    stages are what this server runs)."""
+    import os
+
+    from bot.config import parse_config
+    from bot.ingest.pipeline import build_pipeline
+
+    config = parse_config(Path(config_path).read_text(), source=config_path, environ=os.environ)
+    tokens = {i.name: i.resolve_token(os.environ) for i in config.integrations}
+    return build_pipeline(config, tokens=tokens, metrics=metrics)
+
+
+async def serve(
+    database_url: str, host: str, port: int, http: str, receive: str | None = None
+) -> None:
     path = sqlite_path(database_url)
     if path is not None:
         store, close = await sqlite_store(path)
@@ -139,7 +186,9 @@ async def serve(database_url: str, host: str, port: int, http: str) -> None:
         from bot.server import start
         from handlers.middleware import http_middleware
 
-        app = make_app(store, middlewares=[http_middleware(Metrics())])
+        metrics = Metrics()
+        pipeline = receiving_stages(receive, metrics) if receive else None
+        app = make_app(store, middlewares=[http_middleware(metrics)], receive_with=pipeline)
         runner, _ = await start(app, host=host, port=port)
     else:
         runner = web.AppRunner(make_app(store), access_log=None, handle_signals=False)
@@ -166,14 +215,22 @@ def main(argv: list[str] | None = None) -> int:
         default="plain",
         help="plain aiohttp (default), or PulseOps' HTTP layer around the same handler",
     )
+    parser.add_argument(
+        "--receive",
+        metavar="CONFIG",
+        help="with --http pulseops: run PulseOps' receiving stages of this configuration file "
+        "(authentication, limits, JSON, the integration's parser) before storing the body",
+    )
     args: Any = parser.parse_args(argv)
+    if args.receive and args.http != "pulseops":
+        parser.error("--receive needs --http pulseops (its middleware answers the refusals)")
     if args.http == "pulseops":
         import uvloop
 
         from bot.logs import configure_logging
 
         configure_logging(fmt="json", level="INFO")
-        uvloop.run(serve(args.database_url, args.host, args.port, args.http))
+        uvloop.run(serve(args.database_url, args.host, args.port, args.http, args.receive))
     else:
         asyncio.run(serve(args.database_url, args.host, args.port, args.http))
     return 0

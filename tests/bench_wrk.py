@@ -23,6 +23,9 @@ With ``--http-floor`` a third server runs in the turns: the bare server behind P
 HTTP layer (``tests/bench_bare.py --http pulseops``: middleware, access log, slow-client
 guard, uvloop), reported as "floor": what PulseOps could reach if its alert pipeline cost
 nothing, so the pipeline's share and the HTTP layer's share of the gap can be told apart.
+With ``--receive-floor`` another: the floor that also runs PulseOps' receiving stages
+(authentication, limits, JSON, the Alertmanager parser) before storing the body, reported as
+"receiving": what PulseOps could reach if deciding and recording each alert cost nothing.
 
 Needs wrk (Debian/Ubuntu: ``apt-get install -y wrk``; macOS: ``brew install wrk``).
 
@@ -129,6 +132,7 @@ class WrkConfig:
     replicas: list[int]
     only: str | None
     http_floor: bool
+    receive_floor: bool
     keep_logs: bool
     as_json: bool
 
@@ -156,13 +160,22 @@ def parse_args(argv: list[str] | None = None) -> WrkConfig:
         help="PulseOps processes sharing the database (PostgreSQL only), e.g. 1 2 3",
     )
     parser.add_argument(
-        "--only", choices=["pulseops", "bare", "floor"], help="run one server only (profiling)"
+        "--only",
+        choices=["pulseops", "bare", "floor", "receiving"],
+        help="run one server only (profiling)",
     )
     parser.add_argument(
         "--http-floor",
         action="store_true",
         help="also run the bare server behind PulseOps' HTTP layer (bench_bare.py --http "
         "pulseops): what PulseOps could reach if its alert pipeline cost nothing",
+    )
+    parser.add_argument(
+        "--receive-floor",
+        action="store_true",
+        help="also run the bare server behind PulseOps' HTTP layer and its receiving stages "
+        "(bench_bare.py --http pulseops --receive): what PulseOps could reach if deciding "
+        "and recording each alert cost nothing",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep PulseOps' logs (printed)")
     parser.add_argument("--json", action="store_true", dest="as_json")
@@ -229,7 +242,7 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
     emulator_port = free_port()
     config = tmp / "pulseops.yml"
     config.write_text(unlimited_yaml())
-    base_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    base_env = {**os.environ, "PYTHONPATH": python_path()}
     emulator_cmd = [
         sys.executable,
         str(Path(__file__)),
@@ -269,12 +282,24 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
                 stop(process)
 
 
+def python_path() -> str:
+    """The repository first, then any PYTHONPATH this run was given."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
 @contextmanager
-def bare(db_url: str, tmp: Path, http: str = "plain") -> Iterator[Servers]:
+def bare(db_url: str, tmp: Path, http: str = "plain", receive: bool = False) -> Iterator[Servers]:
+    """The bare server; `receive`: also PulseOps' receiving stages, of the configuration
+    PulseOps runs with here."""
     port = free_port()
     cmd = [sys.executable, str(ROOT / "tests" / "bench_bare.py"), "--database-url", db_url]
     cmd += ["--port", str(port), "--http", http]
-    with started(cmd, env=dict(os.environ), log=tmp / f"bare-{http}.log") as p:
+    if receive:
+        config = tmp / "receiving.yml"
+        config.write_text(unlimited_yaml())
+        cmd += ["--receive", str(config)]
+    name = "receiving" if receive else http
+    with started(cmd, env=dict(os.environ), log=tmp / f"bare-{name}.log") as p:
         wait_ready(f"http://127.0.0.1:{port}/", p, "the bare server")
         yield [(f"http://127.0.0.1:{port}", p.pid)]
 
@@ -372,6 +397,8 @@ def one_run(cfg: WrkConfig, tmp: Path, script: Path, server: str, replicas: int)
         servers = bare(db_url, tmp)
     elif server == "floor":
         servers = bare(db_url, tmp, http="pulseops")
+    elif server == "receiving":
+        servers = bare(db_url, tmp, http="pulseops", receive=True)
     else:
         servers = pulseops(cfg, db_url, tmp, replicas)
     with servers as running:
@@ -447,6 +474,8 @@ def run(cfg: WrkConfig) -> dict[str, Any]:
         servers = [f"pulseops x{n}" for n in cfg.replicas] + ["bare"]
         if cfg.http_floor or cfg.only == "floor":
             servers.append("floor")
+        if cfg.receive_floor or cfg.only == "receiving":
+            servers.append("receiving")
         if cfg.only is not None:
             servers = [s for s in servers if s.startswith(cfg.only)]
         for round_ in range(cfg.rounds):
