@@ -14,8 +14,9 @@ figures can be given as a share of what this machine can do at that moment.
 
 ``--http pulseops`` serves the same handler through PulseOps' own HTTP layer instead: its
 middleware (request id, error mapping, the latency histogram, the JSON access log line), its
-slow-client guard and keep-alive settings (``bot.server.start``), uvloop, and JSON logging as
-``pulseops serve`` sets it up. What PulseOps could reach if its alert pipeline cost nothing.
+slow-client guard and keep-alive settings (``bot.server.start``), uvloop, JSON logging and
+the frozen start-up heap (``bot.server.settle_heap``) as ``pulseops serve`` sets them up.
+What PulseOps could reach if its alert pipeline cost nothing.
 
 ``--receive CONFIG`` (with ``--http pulseops``) also runs PulseOps' receiving stages of that
 configuration on each request instead of the JSON check: authentication, rate limit, body
@@ -183,13 +184,14 @@ async def serve(
     runner: web.AppRunner
     if http == "pulseops":
         from bot.metrics import Metrics
-        from bot.server import start
+        from bot.server import settle_heap, start
         from handlers.middleware import http_middleware
 
         metrics = Metrics()
         pipeline = receiving_stages(receive, metrics) if receive else None
         app = make_app(store, middlewares=[http_middleware(metrics)], receive_with=pipeline)
         runner, _ = await start(app, host=host, port=port)
+        settle_heap()  # as `pulseops serve`: no full collection walks start-up's objects
     else:
         runner = web.AppRunner(make_app(store), access_log=None, handle_signals=False)
         await runner.setup()
