@@ -59,6 +59,7 @@ from store.batching import Batcher  # noqa: E402
 MAX_BODY = 64 * 1024
 MAX_BATCH = 256
 Store = Callable[[list[bytes]], Awaitable[Sequence[None]]]
+Receive = Callable[[web.Request], Awaitable[bytes]]  # PulseOps' receiving stages: the body
 
 
 async def sqlite_store(path: str) -> tuple[Store, Callable[[], Awaitable[None]]]:
@@ -119,18 +120,16 @@ def sqlite_path(url: str) -> str | None:
 
 
 def make_app(
-    store: Store, *, middlewares: Sequence[Any] = (), receive_with: Any = None
+    store: Store, *, middlewares: Sequence[Any] = (), receive_with: Receive | None = None
 ) -> web.Application:
-    """The one route; `receive_with` is a PulseOps `Pipeline` whose receiving stages run
-    first (their refusals raise, for PulseOps' middleware to answer)."""
+    """The one route; `receive_with` runs PulseOps' receiving stages first (their refusals
+    raise, for PulseOps' middleware to answer)."""
     batcher: Batcher[bytes, None] = Batcher(store, max_batch=MAX_BATCH)
     accepted = json.dumps({"status": "accepted"}).encode()
 
     async def receive(request: web.Request) -> web.Response:
         if receive_with is not None:
-            received = received_of(request)
-            await receive_with.accept(received)  # the stages fill `received` in as they go
-            body = received.body
+            body = await receive_with(request)
         else:
             body = await request.read()
             try:
@@ -145,32 +144,32 @@ def make_app(
     return app
 
 
-def received_of(request: web.Request) -> Any:
-    """The request as PulseOps' webhook route hands it to the receiving stages."""
-    from datetime import UTC, datetime
-
-    from bot.ingest.stages import Received
-    from handlers.webhooks import bounded_reader
-
-    return Received(
-        name=request.match_info["integration"],
-        headers=request.headers,
-        read=bounded_reader(request),
-        now=datetime.now(UTC),
-    )
-
-
-def receiving_stages(config_path: str, metrics: Any) -> Any:
-    """The alert pipeline of the PulseOps configuration at `config_path` (its receiving
-    stages are what this server runs)."""
+def receiving_stages(config_path: str, metrics: Any) -> Receive:
+    """Run the receiving stages of the PulseOps configuration at `config_path` on a request,
+    as PulseOps' webhook route does; the body once they have passed."""
     import os
+    from datetime import UTC, datetime
 
     from bot.config import parse_config
     from bot.ingest.pipeline import build_pipeline
+    from bot.ingest.stages import Received
+    from handlers.webhooks import bounded_reader
 
     config = parse_config(Path(config_path).read_text(), source=config_path, environ=os.environ)
     tokens = {i.name: i.resolve_token(os.environ) for i in config.integrations}
-    return build_pipeline(config, tokens=tokens, metrics=metrics)
+    pipeline = build_pipeline(config, tokens=tokens, metrics=metrics)
+
+    async def receive(request: web.Request) -> bytes:
+        received = Received(
+            name=request.match_info["integration"],
+            headers=request.headers,
+            read=bounded_reader(request),
+            now=datetime.now(UTC),
+        )
+        await pipeline.accept(received)  # the stages fill `received` in as they go
+        return received.body
+
+    return receive
 
 
 async def serve(
@@ -188,8 +187,8 @@ async def serve(
         from handlers.middleware import http_middleware
 
         metrics = Metrics()
-        pipeline = receiving_stages(receive, metrics) if receive else None
-        app = make_app(store, middlewares=[http_middleware(metrics)], receive_with=pipeline)
+        receiving = receiving_stages(receive, metrics) if receive else None
+        app = make_app(store, middlewares=[http_middleware(metrics)], receive_with=receiving)
         runner, _ = await start(app, host=host, port=port)
         settle_heap()  # as `pulseops serve`: no full collection walks start-up's objects
     else:
