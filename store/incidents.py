@@ -367,12 +367,24 @@ _COUNT_REPEAT = (
 )
 
 
-@functools.cache
-def _rows_of(dialect: str, param: str) -> str:
-    """The SQL rows of the JSON array bound to `param`, each in a column `value`."""
-    if dialect == "postgresql":
-        return f"json_array_elements(CAST(:{param} AS json))"
-    return f"json_each(:{param})"
+@dataclass(frozen=True)
+class _JsonRows:
+    """A JSON array of arrays bound as one parameter, read as rows on the dialect given (on
+    SQLite with `json_extract`: its `->>` needs SQLite 3.38)."""
+
+    dialect: str
+
+    def rows(self, param: str) -> str:
+        """The array bound to `param` as rows, each array in a column `value`."""
+        if self.dialect == "postgresql":
+            return f"json_array_elements(CAST(:{param} AS json))"
+        return f"json_each(:{param})"
+
+    def item(self, alias: str, index: int) -> str:
+        """Item `index` of the array in row `alias`, as text or a number."""
+        if self.dialect == "postgresql":
+            return f"{alias}.value ->> {index}"
+        return f"json_extract({alias}.value, '$[{index}]')"
 
 
 @functools.cache
@@ -380,14 +392,16 @@ def _count_repeats(dialect: str) -> TextualSelect:
     """`_COUNT_REPEAT` for many alerts at once, in one statement whatever their number: `sent`
     is a JSON array of [dedup key, fingerprint, severity sent or ""]. One parameter instead of
     three an alert: binding them cost more than the update itself."""
+    json = _JsonRows(dialect)
+    key, fingerprint, severity = (json.item("sent", i) for i in range(3))
     return (
         text(
             "UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = :seen_at"
             " WHERE status = 'firing'"
             " AND (incident_id, fingerprint, coalesce(severity, '')) IN ("
-            "SELECT incidents.id, sent.value ->> 1, sent.value ->> 2"
-            f" FROM {_rows_of(dialect, 'sent')} AS sent JOIN incidents"
-            " ON incidents.dedup_key = sent.value ->> 0 AND incidents.status != 'resolved')"
+            f"SELECT incidents.id, {fingerprint}, {severity}"
+            f" FROM {json.rows('sent')} AS sent JOIN incidents"
+            f" ON incidents.dedup_key = {key} AND incidents.status != 'resolved')"
             " RETURNING id, incident_id, fingerprint, occurrences, last_note_at"
         )
         .bindparams(bindparam("seen_at", type_=_alerts.c.last_seen_at.type))
@@ -404,10 +418,12 @@ def _count_repeats(dialect: str) -> TextualSelect:
 @functools.cache
 def _count_on_incidents(dialect: str) -> TextClause:
     """Add repeats to incidents' alert counts: `counts` is a JSON array of [id, repeats]."""
+    json = _JsonRows(dialect)
+    incident, repeats = json.item("counts", 0), json.item("counts", 1)
     return text(
-        "UPDATE incidents SET alert_count = alert_count + CAST(counts.value ->> 1 AS INTEGER)"
-        f" FROM {_rows_of(dialect, 'counts')} AS counts"
-        " WHERE incidents.id = CAST(counts.value ->> 0 AS INTEGER)"
+        f"UPDATE incidents SET alert_count = alert_count + CAST({repeats} AS INTEGER)"
+        f" FROM {json.rows('counts')} AS counts"
+        f" WHERE incidents.id = CAST({incident} AS INTEGER)"
     )
 
 
