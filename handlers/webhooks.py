@@ -7,6 +7,7 @@ Every rejection (401, 400, 404, 409, 413) happens before anything is written.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import orjson
 from aiohttp import web
@@ -53,19 +54,23 @@ def bounded_reader(request: web.Request, *, timeout: float = BODY_TIMEOUT) -> Bo
     return read
 
 
+def received_of(request: web.Request, now: datetime) -> Received:
+    """The delivery as the receiving stages take it: the integration and token the URL
+    names, the headers, and the body still to be read."""
+    token = request.match_info.get("token")
+    return Received(
+        name=request.match_info["integration"],
+        headers=request.headers,
+        read=bounded_reader(request),
+        now=now,
+        params={"token": token} if token is not None else {},
+    )
+
+
 async def receive(request: web.Request) -> web.Response:
     """Accept one delivery (the receiving stages), then apply it (committed before 2xx)."""
     deps = request.app[DEPS]
-    token = request.match_info.get("token")
-    accepted = await deps.ingest.pipeline.accept(
-        Received(
-            name=request.match_info["integration"],
-            headers=request.headers,
-            read=bounded_reader(request),
-            now=deps.clock.now(),
-            params={"token": token} if token is not None else {},
-        )
-    )
+    accepted = await deps.ingest.pipeline.accept(received_of(request, deps.clock.now()))
     delivery = await deps.ingest.submit(accepted)
     # as web.json_response, with orjson's encoder (several times faster than json.dumps)
     return web.Response(

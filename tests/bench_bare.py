@@ -152,20 +152,14 @@ def receiving_stages(config_path: str, metrics: Any) -> Receive:
 
     from bot.config import parse_config
     from bot.ingest.pipeline import build_pipeline
-    from bot.ingest.stages import Received
-    from handlers.webhooks import bounded_reader
+    from handlers.webhooks import received_of
 
     config = parse_config(Path(config_path).read_text(), source=config_path, environ=os.environ)
     tokens = {i.name: i.resolve_token(os.environ) for i in config.integrations}
     pipeline = build_pipeline(config, tokens=tokens, metrics=metrics)
 
     async def receive(request: web.Request) -> bytes:
-        received = Received(
-            name=request.match_info["integration"],
-            headers=request.headers,
-            read=bounded_reader(request),
-            now=datetime.now(UTC),
-        )
+        received = received_of(request, datetime.now(UTC))
         await pipeline.accept(received)  # the stages fill `received` in as they go
         return received.body
 

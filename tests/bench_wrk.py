@@ -240,8 +240,7 @@ def started(
 def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[Servers]:
     """The emulator (a process of its own) and `replicas` `pulseops serve` processes."""
     emulator_port = free_port()
-    config = tmp / "pulseops.yml"
-    config.write_text(unlimited_yaml())
+    config = config_file(tmp)
     base_env = {**os.environ, "PYTHONPATH": python_path()}
     emulator_cmd = [
         sys.executable,
@@ -282,6 +281,13 @@ def pulseops(cfg: WrkConfig, db_url: str, tmp: Path, replicas: int) -> Iterator[
                 stop(process)
 
 
+def config_file(tmp: Path) -> Path:
+    """The configuration PulseOps runs with here (the receiving server reads the same)."""
+    config = tmp / "pulseops.yml"
+    config.write_text(unlimited_yaml())
+    return config
+
+
 def python_path() -> str:
     """The repository first, then any PYTHONPATH this run was given."""
     return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -295,9 +301,7 @@ def bare(db_url: str, tmp: Path, http: str = "plain", receive: bool = False) -> 
     cmd = [sys.executable, str(ROOT / "tests" / "bench_bare.py"), "--database-url", db_url]
     cmd += ["--port", str(port), "--http", http]
     if receive:
-        config = tmp / "receiving.yml"
-        config.write_text(unlimited_yaml())
-        cmd += ["--receive", str(config)]
+        cmd += ["--receive", str(config_file(tmp))]
     name = "receiving" if receive else http
     with started(cmd, env=dict(os.environ), log=tmp / f"bare-{name}.log") as p:
         wait_ready(f"http://127.0.0.1:{port}/", p, "the bare server")
